@@ -1,0 +1,5 @@
+import sys
+
+from genanalysis.cli import main
+
+sys.exit(main())
