@@ -1,0 +1,75 @@
+"""``genanalysis defect``: relax one point defect in a periodic n-cell with a reference potential.
+
+Prints one JSON object (``--json``) or a short table. Exit codes: 0 converged, 3 the solver
+did not converge (the JSON says why), 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "defect",
+        help="relax a point defect with a reference potential; formation energy, forces, stability",
+        description=__doc__,
+    )
+    p.add_argument("--potential", required=True, help="EAM file (eam, eam/alloy, eam/fs), builtin:NAME or python:MODULE:CALLABLE")
+    p.add_argument("--format", choices=["eam", "eam/alloy", "eam/fs"], help="EAM file format (default: detected from the file)")
+    p.add_argument("--element", help="element of a multi-element potential file")
+    p.add_argument("--lattice", required=True, help="bcc, fcc or triangular")
+    p.add_argument("--a", type=float, help="lattice constant, Å (default: the potential's equilibrium value)")
+    p.add_argument("--defect", required=True, help="vacancy, interstitial, interstitial:KIND or perfect")
+    p.add_argument("--size", type=int, required=True, help="cell size n: n×n×n conventional cells (3D) or n×n (2D)")
+    p.add_argument("--fmax", type=float, default=1e-8, help="force tolerance, eV/Å (default 1e-8)")
+    p.add_argument("--max-iter", type=int, default=200, help="Newton iterations at most (default 200)")
+    p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from genanalysis.defect import solve_defect
+    from genanalysis.exceptions import InputError
+    from genanalysis.potentials import load_potential
+
+    if args.fmax is not None and not args.fmax > 0:
+        raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
+    pot = load_potential(args.potential, format=args.format, element=args.element)
+    res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
+                       stability=args.stability, max_iter=args.max_iter, element=args.element)
+    rel = res.relaxation
+    out = {
+        "potential": args.potential,
+        "lattice": args.lattice,
+        "a": float(res.reference.info["a"]),
+        "defect": res.reference.info["defect"],
+        "size": args.size,
+        "n_atoms": len(res.reference),
+        "formation_energy": res.formation_energy,
+        "energy": rel.energy,
+        "perfect_energy_per_atom": res.perfect_energy_per_atom,
+        "max_force": rel.max_force,
+        "fmax": args.fmax,
+        "status": rel.status,
+        "iterations": rel.iterations,
+        "force_evaluations": rel.force_evaluations,
+        "hvp_evaluations": rel.hvp_evaluations,
+        "preconditioner": rel.preconditioner,
+        "wall_time": rel.wall_time,
+        "units": {"a": "Å", "formation_energy": "eV", "energy": "eV", "max_force": "eV/Å",
+                  "stability_constant": "eV/Å²", "wall_time": "s"},
+    }
+    if args.stability:
+        out["stability_constant"] = res.stability_constant
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for k, v in out.items():
+            if k != "units":
+                unit = out["units"].get(k, "")
+                print(f"{k:>24}  {v}{' ' + unit if unit else ''}")
+    return 0 if rel.converged else 3

@@ -1,0 +1,451 @@
+"""Defect equilibria: the relaxation solver, the stability constant, formation energies.
+
+Units: Å, eV, eV/Å; the stability constant is in eV/Å² (Hessian over the dimensionless
+stencil Laplacian). Cells are fixed (periodic boundary conditions in a fixed cell, the
+supercell approximation of THEORY.md §2); 2D cells (``info['dim'] == 2``) relax in-plane.
+
+The solver (docs/reference.md §5) is a Newton–Krylov method: each Newton step solves
+``H d = −∇E`` by preconditioned conjugate gradients, matrix-free (Hessian-vector products
+from ``Potential.linearise``), to an Eisenstat–Walker-type relative tolerance
+``η = min(0.25, ‖∇E‖^{1/2})``, stopping early on negative curvature; a backtracking line
+search on the energy (on ‖∇E‖ once energy differences reach round-off) globalises it. The
+preconditioner is the Hessian of the *perfect* lattice in the same periodic cell, which is
+block-circulant and so inverted exactly by FFT (``LatticePreconditioner``): its cost per
+application is O(N log N) and the number of CG iterations does not grow with the cell.
+Convergence is declared when the largest atomic force |F_i| (Euclidean norm per atom) is
+at most ``fmax``; otherwise the result says why, never silently.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from ase import Atoms
+
+from genanalysis.exceptions import InputError
+from genanalysis.lattice import defect_cell, perfect_cell, site_grid
+
+__all__ = [
+    "Relaxation",
+    "DefectResult",
+    "relax",
+    "solve_defect",
+    "formation_energy",
+    "stability_constant",
+    "LatticePreconditioner",
+    "max_force",
+]
+
+
+def _potential(potential):
+    from genanalysis.potentials import load_potential
+
+    return load_potential(potential)
+
+
+def max_force(forces: np.ndarray) -> float:
+    """Largest atomic force |F_i| (eV/Å), the convergence measure of :func:`relax`."""
+    f = np.asarray(forces, float).reshape(-1, 3)
+    return float(np.sqrt(np.einsum("ij,ij->i", f, f).max())) if len(f) else 0.0
+
+
+@dataclass
+class Relaxation:
+    """Outcome of :func:`relax`. ``status`` is ``"converged"`` or the reason it is not."""
+
+    atoms: Atoms
+    status: str
+    converged: bool
+    iterations: int
+    force_evaluations: int
+    hvp_evaluations: int
+    max_force: float
+    energy: float
+    wall_time: float
+    preconditioner: str
+    history: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "status": self.status,
+            "converged": self.converged,
+            "iterations": self.iterations,
+            "force_evaluations": self.force_evaluations,
+            "hvp_evaluations": self.hvp_evaluations,
+            "max_force": self.max_force,
+            "energy": self.energy,
+            "wall_time": self.wall_time,
+            "preconditioner": self.preconditioner,
+        }
+
+
+# --------------------------------------------------------------------------- preconditioners
+
+
+class LatticePreconditioner:
+    """Pseudo-inverse of the perfect-lattice Hessian of an n-cell, applied by FFT.
+
+    The perfect cell is block-circulant over its grid of conventional (bcc, fcc) or
+    primitive (triangular) cells: one row of blocks ``C(R) = ∂²E/∂u_R ∂u_0`` — obtained from
+    ``nb·dim`` Hessian-vector products — determines it, and its symbol Ĉ(k) is a
+    (nb·dim)² Hermitian matrix per wave vector. The acoustic zero modes at k = 0
+    (translations) are dropped; negative eigenvalues (a lattice under stress) enter with
+    their modulus so that the preconditioner stays positive definite.
+
+    Applied to a defect cell through ``arrays['site_index']``: vacant sites get zero
+    residual, added (interstitial) atoms are scaled by the mean diagonal stiffness.
+    """
+
+    def __init__(self, potential, lattice: str, a: float, n: int, symbol: str = "X"):
+        pot = _potential(potential)
+        perfect = perfect_cell(lattice, a, n, symbol)
+        self.dim = int(perfect.info["dim"])
+        self.shape, self.nb = site_grid(lattice, n)
+        self.n_sites = len(perfect)
+        self.cell = np.array(perfect.cell)
+        dim, nb = self.dim, self.nb
+        m = nb * dim
+        op = pot.linearise(perfect)
+        cols = np.zeros(self.shape + (m, m))
+        for b in range(nb):
+            for alpha in range(dim):
+                v = np.zeros((self.n_sites, 3))
+                v[b, alpha] = 1.0  # atom b of grid cell 0
+                col = np.asarray(op @ v.ravel()).reshape(-1, 3)[:, :dim]
+                cols[..., :, b * dim + alpha] = col.reshape(self.shape + (m,))
+        self.hvp_evaluations = m
+        self.kappa = float(np.trace(cols[(0,) * len(self.shape)]) / m)
+        axes = tuple(range(len(self.shape)))
+        symbol_k = np.fft.fftn(cols, axes=axes)
+        symbol_k = 0.5 * (symbol_k + np.conj(np.swapaxes(symbol_k, -1, -2)))
+        w, v = np.linalg.eigh(symbol_k)
+        scale = np.abs(w).max()
+        winv = np.where(np.abs(w) > 1e-10 * scale, 1.0 / np.maximum(np.abs(w), 1e-300), 0.0)
+        self._pinv = np.einsum("...ij,...j,...kj->...ik", v, winv, np.conj(v))
+        self._axes = axes
+
+    def apply(self, r: np.ndarray, site_index: np.ndarray) -> np.ndarray:
+        """P⁺ r for a field r (n_atoms, dim) on a cell whose atoms map to sites by ``site_index``."""
+        dim = self.dim
+        on_site = site_index >= 0
+        full = np.zeros((self.n_sites, dim))
+        full[site_index[on_site]] = r[on_site]
+        rhat = np.fft.fftn(full.reshape(self.shape + (self.nb * dim,)), axes=self._axes)
+        xhat = np.einsum("...ij,...j->...i", self._pinv, rhat)
+        x = np.fft.ifftn(xhat, axes=self._axes).real.reshape(self.n_sites, dim)
+        out = np.empty_like(r)
+        out[on_site] = x[site_index[on_site]]
+        out[~on_site] = r[~on_site] / self.kappa
+        return out - out.mean(axis=0)
+
+
+@lru_cache(maxsize=8)
+def _lattice_preconditioner(pot, lattice, a, n, symbol):
+    return LatticePreconditioner(pot, lattice, a, n, symbol)
+
+
+def _matches_perfect_cell(atoms: Atoms) -> bool:
+    info = atoms.info
+    if not {"lattice", "a", "n"} <= set(info) or "site_index" not in atoms.arrays:
+        return False
+    ref = perfect_cell(info["lattice"], info["a"], info["n"])
+    return bool(np.allclose(np.array(atoms.cell), np.array(ref.cell), atol=1e-9)) and bool(
+        np.all(atoms.arrays["site_index"] < len(ref))
+    )
+
+
+class _LaplacianPreconditioner:
+    """Fallback for cells that are not (defective) perfect n-cells: κ·L + μ·I with the
+    nearest-neighbour stencil Laplacian L, κ a Rayleigh-quotient estimate of the stiffness."""
+
+    def __init__(self, atoms: Atoms, hop, dim: int):
+        from ase.neighborlist import neighbor_list
+
+        n = len(atoms)
+        d = neighbor_list("d", atoms, 6.0)
+        r1 = d.min() if len(d) else 1.0
+        i, j = neighbor_list("ij", atoms, 1.15 * r1)
+        keep = i != j
+        a = sp.coo_array((np.ones(keep.sum()), (i[keep], j[keep])), shape=(n, n)).tocsr()
+        lap = sp.diags_array(np.asarray(a.sum(axis=1)).ravel()) - a
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal((n, dim))
+        v -= v.mean(axis=0)
+        hv = hop(v)
+        lv = lap @ v
+        kappa = abs(float(np.sum(v * hv)) / max(float(np.sum(v * lv)), 1e-300))
+        mu = 1e-3 * kappa * max(float(lap.diagonal().mean()), 1.0)
+        self._lu = spla.splu((kappa * lap + mu * sp.eye_array(n)).tocsc())
+
+    def apply(self, r: np.ndarray, site_index=None) -> np.ndarray:
+        out = self._lu.solve(np.ascontiguousarray(r))
+        return out - out.mean(axis=0)
+
+
+# --------------------------------------------------------------------------- the solver
+
+
+def _pcg(hop, b, precond, rtol, maxiter):
+    """Preconditioned CG on H x = b; stops at negative curvature (returns the iterate so far,
+    or the preconditioned residual if there is none). Returns (x, cg_iterations, flag)."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    z = precond(r)
+    p = z.copy()
+    rz = float(np.sum(r * z))
+    bnorm = float(np.linalg.norm(b))
+    for k in range(1, maxiter + 1):
+        ap = hop(p)
+        pap = float(np.sum(p * ap))
+        if pap <= 0.0:
+            return (x if k > 1 else z), k, "negative curvature"
+        alpha = rz / pap
+        x += alpha * p
+        r -= alpha * ap
+        if np.linalg.norm(r) <= rtol * bnorm:
+            return x, k, "ok"
+        z = precond(r)
+        rz_new = float(np.sum(r * z))
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, maxiter, "max iterations"
+
+
+def relax(
+    atoms: Atoms,
+    potential,
+    *,
+    fmax: float = 1e-8,
+    max_iter: int = 200,
+    max_step: float = 0.3,
+    preconditioner: str = "auto",
+    cg_max_iter: int = 500,
+) -> Relaxation:
+    """Relax atomic positions in a fixed cell until max_i |F_i| ≤ ``fmax`` (eV/Å).
+
+    ``potential`` is a Potential, an ASE calculator or a spec string. ``preconditioner`` is
+    ``"auto"`` (the perfect-lattice FFT preconditioner when ``atoms`` is an n-cell from
+    :mod:`genanalysis.lattice`, else a stencil-Laplacian one), ``"lattice"``,
+    ``"laplacian"`` or ``"none"``. ``max_step`` (Å) caps any atom's displacement per step.
+    Returns a :class:`Relaxation`; the input is not modified.
+    """
+    if not (fmax > 0 and math.isfinite(fmax)):
+        raise InputError(f"fmax={fmax} eV/Å must be positive")
+    if max_iter < 1:
+        raise InputError(f"max_iter={max_iter} must be ≥ 1")
+    t0 = time.perf_counter()
+    pot = _potential(potential)
+    work = atoms.copy()
+    work.calc = None
+    dim = int(work.info.get("dim", 3))
+    n = len(work)
+    x0 = work.positions.copy()
+    counts = {"fe": 0, "hvp": 0}
+
+    def evaluate(x):
+        work.positions[:, :dim] = x
+        ev = pot.evaluate(work)
+        counts["fe"] += 1
+        return float(ev.energy), -np.asarray(ev.forces)[:, :dim].copy()
+
+    x = x0[:, :dim].copy()
+    energy, grad = evaluate(x)
+
+    site_index = work.arrays.get("site_index", -np.ones(n, int))
+    kind = preconditioner
+    setup_hvp = 0
+    if kind == "auto":
+        kind = "lattice" if _matches_perfect_cell(work) else "laplacian"
+    if kind == "lattice":
+        if not _matches_perfect_cell(work):
+            raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice (fixed cell)")
+        sym = work.get_chemical_symbols()[0]
+        pre = _lattice_preconditioner(pot, work.info["lattice"], float(work.info["a"]), int(work.info["n"]), sym)
+        setup_hvp = pre.hvp_evaluations
+        precond = lambda r: pre.apply(r, site_index)  # noqa: E731
+    elif kind in ("laplacian", "none"):
+        precond = None  # built lazily: needs a Hessian operator
+    else:
+        raise InputError(f"preconditioner={preconditioner!r}; choose auto, lattice, laplacian or none")
+
+    history = []
+    status = f"not converged after {max_iter} iterations"
+    it = 0
+    for it in range(max_iter + 1):
+        fnow = max_force(np.pad(grad, ((0, 0), (0, 3 - dim))))
+        history.append(fnow)
+        if not math.isfinite(energy) or not np.all(np.isfinite(grad)):
+            status = "energy or forces not finite"
+            break
+        if fnow <= fmax:
+            status = "converged"
+            break
+        if it == max_iter:
+            break
+        work.positions[:, :dim] = x
+        op = pot.linearise(work)
+
+        def hop(v, op=op):
+            counts["hvp"] += 1
+            full = np.zeros((n, 3))
+            full[:, :dim] = v
+            return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
+
+        if precond is None:
+            if kind == "laplacian":
+                lp = _LaplacianPreconditioner(work, hop, dim)
+                precond = lambda r, lp=lp: lp.apply(r)  # noqa: E731
+            else:
+                precond = lambda r: r - r.mean(axis=0)  # noqa: E731
+        b = -grad + grad.mean(axis=0)
+        gnorm = float(np.linalg.norm(grad))
+        eta = min(0.25, math.sqrt(gnorm))
+        d, _, flag = _pcg(hop, b, precond, eta, cg_max_iter)
+        slope = float(np.sum(grad * d))
+        if slope >= 0:  # not a descent direction: fall back to the preconditioned gradient
+            d = precond(b)
+            slope = float(np.sum(grad * d))
+        step_len = float(np.sqrt(np.einsum("ij,ij->i", d, d).max()))
+        alpha = min(1.0, max_step / step_len) if step_len > 0 else 1.0
+        accepted = False
+        for _ in range(40):
+            e_new, g_new = evaluate(x + alpha * d)
+            if math.isfinite(e_new) and np.all(np.isfinite(g_new)):
+                resolvable = abs(alpha * slope) > 1e-11 * (abs(energy) + 1.0)
+                if resolvable:
+                    ok = e_new <= energy + 1e-4 * alpha * slope
+                else:  # energy differences at round-off: judge by the residual
+                    ok = np.linalg.norm(g_new) < gnorm
+                if ok:
+                    accepted = True
+                    break
+            alpha *= 0.5
+        if not accepted:
+            status = f"line search failed at iteration {it} (max force {fnow:.3e} eV/Å)"
+            break
+        x = x + alpha * d
+        energy, grad = e_new, g_new
+
+    work.positions[:, :dim] = x
+    fmax_final = history[-1] if history else math.nan
+    return Relaxation(
+        atoms=work,
+        status=status,
+        converged=status == "converged",
+        iterations=it,
+        force_evaluations=counts["fe"],
+        hvp_evaluations=counts["hvp"] + setup_hvp,
+        max_force=float(fmax_final),
+        energy=float(energy),
+        wall_time=time.perf_counter() - t0,
+        preconditioner=kind,
+        history=history,
+    )
+
+
+# --------------------------------------------------------------------------- energies, stability
+
+
+def formation_energy(defect_energy: float, n_atoms: int, perfect_energy_per_atom: float) -> float:
+    """E_f = E_def − N_def · (E_perfect / N_perfect), eV."""
+    return float(defect_energy - n_atoms * perfect_energy_per_atom)
+
+
+def perfect_energy_per_atom(potential, lattice: str, a: float, n: int = 1, symbol: str = "X") -> float:
+    """Energy per atom (eV) of the perfect lattice at lattice constant ``a`` (Å).
+
+    Periodic images are exact, so any n gives the same value to round-off."""
+    pot = _potential(potential)
+    cell = perfect_cell(lattice, a, n, symbol)
+    return float(pot.evaluate(cell).energy) / len(cell)
+
+
+def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, *, r_stencil=None,
+                       dense_limit: int = 3000, tol: float = 1e-8) -> float:
+    """Smallest generalised eigenvalue of H v = λ L v with translations removed (eV/Å²).
+
+    H is the Hessian at ``atoms`` (restricted to the in-plane components in 2D), L the
+    Riesz map of the energy norm on the stencil of ``reference`` (default: ``atoms``).
+    Translations are removed by adding σ·TTᵀ to H and TTᵀ to L (T the orthonormal
+    translation modes): both operators preserve the complement of T, so the other
+    eigenpairs are unchanged and the translations move to λ = σ ≫ the spectrum.
+    Dense for up to ``dense_limit`` unknowns, LOBPCG beyond.
+    """
+    from genanalysis.norms import riesz_matrix, stencil
+
+    pot = _potential(potential)
+    dim = int(atoms.info.get("dim", 3))
+    n = len(atoms)
+    idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
+    h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
+    st = stencil(reference if reference is not None else atoms, r_stencil)
+    lap = riesz_matrix(st)
+    t = np.zeros((n * dim, dim))
+    for c in range(dim):
+        t[c::dim, c] = 1.0 / math.sqrt(n)
+    sigma = 10.0 * float(abs(h).sum(axis=1).max()) / max(float(lap.diagonal().min()), 1e-12) + 1.0
+    if n * dim <= dense_limit:
+        a_mat = h.toarray() + sigma * (t @ t.T)
+        b_mat = lap.toarray() + t @ t.T
+        w = sla.eigh(a_mat, b_mat, eigvals_only=True, subset_by_index=[0, 0])
+        return float(w[0])
+    a_op = spla.LinearOperator(h.shape, matvec=lambda v: h @ v + sigma * (t @ (t.T @ v)), dtype=float)
+    b_op = spla.LinearOperator(h.shape, matvec=lambda v: lap @ v + t @ (t.T @ v), dtype=float)
+    shift = 1e-8 * float(lap.diagonal().mean())
+    lu = spla.splu(sp.csc_array(lap + shift * sp.eye_array(lap.shape[0])))
+    m_op = spla.LinearOperator(h.shape, matvec=lambda v: lu.solve(np.ascontiguousarray(v)), dtype=float)
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((n * dim, 3))
+    x0 -= t @ (t.T @ x0)
+    w, _ = spla.lobpcg(a_op, x0, B=b_op, M=m_op, Y=t, largest=False, tol=tol, maxiter=1000)
+    return float(np.min(w))
+
+
+# --------------------------------------------------------------------------- the defect problem
+
+
+@dataclass
+class DefectResult:
+    """A relaxed defect in an n-cell: reference (unrelaxed) and relaxed geometry and energies."""
+
+    reference: Atoms
+    relaxation: Relaxation
+    formation_energy: float
+    perfect_energy_per_atom: float
+    stability_constant: float | None = None
+
+    @property
+    def atoms(self) -> Atoms:
+        return self.relaxation.atoms
+
+    @property
+    def displacement(self) -> np.ndarray:
+        """ū (n, 3), Å: relaxed minus reference positions (minimum image)."""
+        d = self.relaxation.atoms.positions - self.reference.positions
+        cell = np.array(self.reference.cell)
+        dim = int(self.reference.info.get("dim", 3))
+        frac = np.linalg.solve(cell[:dim, :dim].T, d[:, :dim].T).T
+        d[:, :dim] = (frac - np.round(frac)) @ cell[:dim, :dim]
+        return d
+
+
+def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = 1e-8,
+                 stability: bool = False, max_iter: int = 200, element: str | None = None) -> DefectResult:
+    """Build, relax and measure one defect cell (the ``genanalysis defect`` command)."""
+    pot = _potential(potential)
+    symbol = element or (pot.species[0] if getattr(pot, "species", None) else "X")
+    if a is None:
+        a = pot.equilibrium_lattice_constant(lattice)
+    ref = defect_cell(lattice, a, n, defect, symbol)
+    rel = relax(ref, pot, fmax=fmax, max_iter=max_iter)
+    e_atom = perfect_energy_per_atom(pot, lattice, a, 1, symbol)
+    ef = formation_energy(rel.energy, len(ref), e_atom)
+    c = stability_constant(rel.atoms, pot, ref) if stability else None
+    return DefectResult(ref, rel, ef, e_atom, c)
