@@ -1,0 +1,320 @@
+"""The training-set specification: which cells, which configurations, which observations.
+
+Units: lattice constant ``a`` and ``rattle`` in Å, strain amplitude dimensionless,
+finite-difference step ``fd_step`` in Å, relaxation tolerance ``fmax`` in eV/Å.
+
+A spec is a frozen dataclass read from / written to TOML (docs/trainingset.md lists every
+key with its unit and default). All validation that needs no potential happens on
+construction, so a bad spec is refused before any work is done; the checks that need the
+potential (element present, Hessian available) happen in :func:`build` before the first
+reference evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import tomli_w
+
+from genanalysis.data import OBSERVATION_TYPES
+from genanalysis.exceptions import InputError
+from genanalysis.lattice import LATTICES, parse_defect, smallest_size
+
+__all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations"]
+
+#: bump when the meaning of a spec field changes, so that old hashes no longer match
+SPEC_VERSION = 1
+
+#: largest admissible strain amplitude (dimensionless); beyond it cells invert or collapse
+MAX_STRAIN = 0.2
+
+
+def parse_observations(codes, where: str = "observations") -> str:
+    """Canonical observation string (subset of ``EFVH`` in that order) from ``"EFV"``,
+    ``"E,F"`` or ``["E", "F"]``; :class:`InputError` names any unknown code."""
+    if isinstance(codes, str):
+        items = [ch for token in codes.replace(",", " ").replace("+", " ").split() for ch in token]
+    elif isinstance(codes, (list, tuple)):
+        items = []
+        for c in codes:
+            if not isinstance(c, str):
+                raise InputError(f"{where}: observation {c!r} is not one of {', '.join(OBSERVATION_TYPES)}")
+            items.extend(c.strip())
+    else:
+        raise InputError(f"{where}: expected a string such as 'EFV' or a list of codes, got {codes!r}")
+    bad = sorted({c for c in items if c.upper() not in OBSERVATION_TYPES})
+    if bad:
+        raise InputError(
+            f"{where}: unknown observation type(s) {', '.join(map(repr, bad))}; "
+            f"choose from {', '.join(OBSERVATION_TYPES)} (energy, forces, virial, force constants)"
+        )
+    have = {c.upper() for c in items}
+    out = "".join(c for c in OBSERVATION_TYPES if c in have)
+    if not out:
+        raise InputError(f"{where}: no observation type requested; choose a subset of {''.join(OBSERVATION_TYPES)}")
+    return out
+
+
+def _whole(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise InputError(f"{name}={value!r} must be a whole number ≥ {minimum}")
+    value = int(value)
+    if value < minimum:
+        raise InputError(f"{name}={value} is not admissible; use {name} ≥ {minimum}")
+    return value
+
+
+def _real(value, name: str, unit: str, *, minimum: float = 0.0, maximum: float = math.inf,
+          strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name}={value!r} must be a number ({unit})")
+    value = float(value)
+    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum) and value <= maximum
+    if not ok:
+        rng = f"{'>' if strict else '≥'} {minimum:g}" + (f" and ≤ {maximum:g}" if math.isfinite(maximum) else "")
+        raise InputError(f"{name}={value!r} {unit} is out of range; use a finite value {rng}")
+    return value
+
+
+@dataclass(frozen=True)
+class StrainSpec:
+    """Random homogeneous strains: ``count`` strained copies of each relaxed cell, the
+    symmetric strain ε having independent entries uniform in ``[-amplitude, amplitude]``
+    (dimensionless; only the in-plane entries for 2D lattices)."""
+
+    amplitude: float = 0.0
+    count: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "count", _whole(self.count, "strains.count", 0))
+        object.__setattr__(
+            self, "amplitude",
+            _real(self.amplitude, "strains.amplitude", "(dimensionless strain)", maximum=MAX_STRAIN),
+        )
+        if self.count > 0 and self.amplitude == 0.0:
+            raise InputError(
+                f"strains.count={self.count} with strains.amplitude=0 gives unstrained copies; "
+                f"set 0 < amplitude ≤ {MAX_STRAIN} or count = 0"
+            )
+
+
+@dataclass(frozen=True)
+class TrainingSetSpec:
+    """A training set: defect (and perfect) cells of linear sizes ``sizes``, relaxed with the
+    reference potential, then rattled and strained, with the observations of each group.
+
+    Keys (units, defaults) — see docs/trainingset.md:
+
+    * ``potential`` (str): ``builtin:NAME``, an EAM file path or ``python:MODULE:CALLABLE``.
+    * ``lattice`` (str): ``bcc``, ``fcc`` or ``triangular``.
+    * ``element`` (str | None): element of a multi-element potential file.
+    * ``a`` (Å | None): lattice constant; None = the potential's equilibrium value.
+    * ``defects`` (tuple of str): ``perfect``, ``vacancy``, ``interstitial[:VARIANT]``;
+      each is a group (``config_type``), named canonically (``interstitial:dumbbell110``).
+    * ``sizes`` (tuple of int ≥ 1): cell sizes N (N×N×N conventional cells, N×N in 2D).
+    * ``configs_per_size`` (int ≥ 0): rattled configurations per group and size.
+    * ``rattle`` (Å ≥ 0): standard deviation of the Gaussian displacements about ū_N.
+    * ``strains`` (:class:`StrainSpec`): amplitude (dimensionless) and count.
+    * ``include_relaxed`` (bool): also include ū_N itself (default True).
+    * ``observations`` (group → codes): subset of ``EFVH`` per group; in TOML either one
+      string for all groups or a table with optional ``default`` key.
+    * ``seed`` (int ≥ 0): seed of all random displacements and strains.
+    * ``fd_step`` (Å | None): finite-difference step for force constants when the
+      potential has no analytic Hessian; None = the observation module's default; 0 =
+      finite differences disabled (then H needs an analytic Hessian).
+    * ``fmax`` (eV/Å > 0): relaxation tolerance on the largest force; ``max_iter``: its
+      iteration cap.
+    """
+
+    potential: str
+    lattice: str
+    defects: tuple[str, ...] = ("perfect", "vacancy")
+    sizes: tuple[int, ...] = (2, 3)
+    element: str | None = None
+    a: float | None = None
+    configs_per_size: int = 2
+    rattle: float = 0.01
+    strains: StrainSpec = field(default_factory=StrainSpec)
+    include_relaxed: bool = True
+    observations: tuple[tuple[str, str], ...] = ()
+    seed: int = 0
+    fd_step: float | None = None
+    fmax: float = 1e-8
+    max_iter: int = 200
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        if not isinstance(self.potential, str) or not self.potential.strip():
+            raise InputError(f"potential={self.potential!r} must name a potential (builtin:NAME, a file, python:MODULE:CALLABLE)")
+        if self.lattice not in LATTICES:
+            raise InputError(f"lattice={self.lattice!r} is not supported; choose one of {', '.join(LATTICES)}")
+        if self.element is not None and (not isinstance(self.element, str) or not self.element):
+            raise InputError(f"element={self.element!r} must be a chemical symbol such as 'W'")
+        if self.a is not None:
+            set_("a", _real(self.a, "a", "Å", strict=True))
+        # defects: canonical names, order kept, duplicates refused
+        defects = self.defects
+        if isinstance(defects, str):
+            defects = (defects,)
+        if not defects:
+            raise InputError("defects=[] names no group; use e.g. ['perfect', 'vacancy']")
+        canon = tuple(str(parse_defect(self.lattice, d)) for d in defects)
+        if len(set(canon)) != len(canon):
+            raise InputError(f"defects={list(defects)} lists a group twice (canonical names {list(canon)})")
+        set_("defects", canon)
+        sizes = self.sizes
+        if isinstance(sizes, (int, float)):
+            sizes = (sizes,)
+        if not len(sizes):
+            raise InputError("sizes=[] gives no cells; use e.g. sizes = [2, 3, 4]")
+        sizes = tuple(sorted({_whole(n, "size N", 1) for n in sizes}))
+        set_("sizes", sizes)
+        for d in canon:
+            if d == "perfect":
+                continue
+            n_min = smallest_size(self.lattice, 1.0, d)  # a defect's fit is scale-free
+            small = [n for n in sizes if n < n_min]
+            if small:
+                raise InputError(
+                    f"size N={small[0]} is too small for a {d} on the {self.lattice} lattice; use N ≥ {n_min}"
+                )
+        set_("configs_per_size", _whole(self.configs_per_size, "configs_per_size", 0))
+        set_("rattle", _real(self.rattle, "rattle", "Å"))
+        strains = self.strains
+        if isinstance(strains, dict):
+            unknown = set(strains) - {"amplitude", "count"}
+            if unknown:
+                raise InputError(f"strains: unknown key(s) {sorted(unknown)}; accepted: amplitude, count")
+            strains = StrainSpec(**strains)
+        if not isinstance(strains, StrainSpec):
+            raise InputError(f"strains={strains!r} must be a table {{amplitude = ..., count = ...}}")
+        set_("strains", strains)
+        if not isinstance(self.include_relaxed, bool):
+            raise InputError(f"include_relaxed={self.include_relaxed!r} must be true or false")
+        if self.configs_per_size > 0 and self.rattle == 0.0:
+            raise InputError(
+                f"configs_per_size={self.configs_per_size} with rattle=0 Å gives identical copies of the "
+                "relaxed cell; set rattle > 0 Å or configs_per_size = 0"
+            )
+        if self.configs_per_group == 0:
+            raise InputError(
+                "the spec gives zero configurations per group and size (configs_per_size=0, "
+                "strains.count=0, include_relaxed=false); ask for at least one"
+            )
+        set_("observations", _resolve_observations(self.observations, canon))
+        set_("seed", _whole(self.seed, "seed", 0))
+        if self.fd_step is not None:
+            set_("fd_step", _real(self.fd_step, "fd_step", "Å", maximum=0.1))
+        set_("fmax", _real(self.fmax, "fmax", "eV/Å", strict=True))
+        set_("max_iter", _whole(self.max_iter, "max_iter", 1))
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def configs_per_group(self) -> int:
+        """Configurations per group and size: relaxed + rattled + strained."""
+        return int(self.include_relaxed) + self.configs_per_size + self.strains.count
+
+    @property
+    def n_configurations(self) -> int:
+        return self.configs_per_group * len(self.sizes) * len(self.defects)
+
+    def observations_of(self, group: str) -> str:
+        """Observation codes (e.g. ``"EFV"``) requested for a group."""
+        return dict(self.observations)[group]
+
+    @property
+    def needs_hessian(self) -> bool:
+        return any("H" in codes for _, codes in self.observations)
+
+    # ------------------------------------------------------------------ I/O
+
+    def to_dict(self) -> dict:
+        """Plain dict (TOML-ready: None values omitted)."""
+        d = asdict(self)
+        d["defects"] = list(self.defects)
+        d["sizes"] = list(self.sizes)
+        d["observations"] = dict(self.observations)
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingSetSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"training-set spec: unknown key(s) {unknown}; accepted keys: {sorted(known)}")
+        for key in ("potential", "lattice"):
+            if key not in data:
+                raise InputError(f"training-set spec: the key {key!r} is required")
+        data = dict(data)
+        for key in ("defects", "sizes"):
+            if key in data and isinstance(data[key], list):
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path) -> "TrainingSetSpec":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read training-set spec {str(path)!r}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"training-set spec {str(path)!r} is not valid TOML: {exc}") from None
+        if "trainingset" in data and isinstance(data["trainingset"], dict) and len(data) == 1:
+            data = data["trainingset"]
+        return cls.from_dict(data)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of the resolved spec: independent of TOML key
+        order, of how defects/observations were spelled, and of the run."""
+        payload = {"version": SPEC_VERSION, **self.to_dict()}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_default(obj):
+    if isinstance(obj, float):  # pragma: no cover - json handles floats itself
+        return repr(obj)
+    raise TypeError(f"cannot hash {type(obj).__name__}")
+
+
+def _resolve_observations(obs, groups: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(group, codes) for every group, from a string, a mapping or (group, codes) pairs."""
+    if obs is None or (not isinstance(obs, str) and len(obs) == 0):
+        return tuple((g, "EF") for g in groups)
+    if isinstance(obs, (str, list)) and not (isinstance(obs, list) and obs and isinstance(obs[0], (list, tuple))):
+        codes = parse_observations(obs)
+        return tuple((g, codes) for g in groups)
+    mapping = dict(obs)
+    default = mapping.pop("default", None)
+    resolved: dict[str, str] = {}
+    for key, codes in mapping.items():
+        # accept e.g. "interstitial" for "interstitial:dumbbell110"
+        match = [g for g in groups if g == key or g.split(":")[0] == key]
+        if not match:
+            raise InputError(
+                f"observations: group {key!r} is not among the defects {list(groups)} (or 'default')"
+            )
+        for g in match:
+            if g == key or g not in resolved:
+                resolved[g] = parse_observations(codes, f"observations.{key}")
+    out = []
+    for g in groups:
+        if g in resolved:
+            out.append((g, resolved[g]))
+        elif default is not None:
+            out.append((g, parse_observations(default, "observations.default")))
+        else:
+            out.append((g, "EF"))
+    return tuple(out)
