@@ -1,0 +1,325 @@
+"""Invariant many-body features of an atomic environment (the ACE construction).
+
+Units: distances Å; the features themselves are dimensionless (the radial functions are
+dimensionless polynomials of r/r_cut), so a linear model's coefficients are in eV.
+
+The construction (docs/models.md §1), for a centre atom i with neighbours j, r_ij < r_cut:
+
+* one-particle basis φ_{n,a}(r_ij) = R_n(r_ij) · Y_a(r̂_ij), with
+  R_n(r) = T_n(x(r)) · (1 − r/r_cut)^3, T_n the Chebyshev polynomials,
+  x(r) = 1 − 2 (r − r_in)/(r_cut − r_in); the envelope's triple zero at r_cut makes every
+  feature, its gradient and its Hessian continuous when a neighbour crosses the cutoff (C²).
+  Y_a: real spherical harmonics (d = 3, channel λ = l with 2l+1 components) or the
+  orthonormal real Fourier basis 1, cos mθ, sin mθ of the plane (d = 2, channel λ = m).
+* density projections A_{n,a} = Σ_j φ_{n,a}(r_ij);
+* invariants ("correlation order" ν = body order − 1):
+  ν = 1: A_{n,0} (pair terms);
+  ν = 2: Σ_{a ∈ λ} A_{n1,a} A_{n2,a} = ∫ ρ_{n1,λ} ρ_{n2,λ} (three-body);
+  ν = 3: Σ G_{abc} A_{n1,a} A_{n2,b} A_{n3,c}, G_{abc} = ∫ Y_a Y_b Y_c over the sphere
+  (circle) — the Gaunt coupling (four-body).
+  Every invariant is an integral over the sphere of products of channel projections of the
+  neighbour density, hence invariant under rotations and reflections (O(d)), translations
+  and permutations of neighbours.
+* size knob: total degree D; a product of factors (n_t, λ_t) is kept when
+  Σ_t (n_t + 1 + w_λ·λ_t) ≤ D and λ_t ≤ λ_max.
+
+Every feature is stored as a sparse polynomial in the A's (a list of monomials), which
+gives exact first and second derivatives without autograd through the products.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["ACESpec", "ACEBasis"]
+
+torch.set_default_dtype(torch.float64)
+
+
+@dataclass(frozen=True)
+class ACESpec:
+    """Hyper-parameters of the invariant features.
+
+    cutoff (Å) > r_in (Å) ≥ 0; degree D ≥ 1 (the size knob: larger D → more features);
+    body_order 2…4; l_max ≥ 0 the largest angular channel; w_l > 0 the weight of an
+    angular channel in the total degree; dim 3 (spherical harmonics) or 2 (Fourier, atoms
+    in the plane z = 0).
+    """
+
+    cutoff: float = 5.0
+    degree: int = 8
+    body_order: int = 4
+    l_max: int = 3
+    w_l: float = 1.0
+    r_in: float = 0.0
+    dim: int = 3
+
+    def __post_init__(self):
+        if not (math.isfinite(self.cutoff) and self.cutoff > 0):
+            raise InputError(f"cutoff={self.cutoff} Å must be a positive finite number")
+        if not (0.0 <= self.r_in < self.cutoff):
+            raise InputError(f"r_in={self.r_in} Å must lie in [0, cutoff={self.cutoff})")
+        if isinstance(self.degree, bool) or int(self.degree) != self.degree or self.degree < 1:
+            raise InputError(f"degree={self.degree!r} must be a whole number ≥ 1")
+        if self.body_order not in (2, 3, 4):
+            raise InputError(f"body_order={self.body_order!r} is not supported; use 2, 3 or 4")
+        if isinstance(self.l_max, bool) or int(self.l_max) != self.l_max or not 0 <= self.l_max <= 8:
+            raise InputError(f"l_max={self.l_max!r} must be a whole number in 0…8")
+        if not (self.w_l > 0):
+            raise InputError(f"w_l={self.w_l} must be > 0")
+        if self.dim not in (2, 3):
+            raise InputError(f"dim={self.dim!r} must be 2 or 3")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------
+# angular bases
+# ---------------------------------------------------------------------------------------
+
+
+def _channel_components(dim: int, l_max: int) -> list[list[int]]:
+    """Component indices of each angular channel λ = 0…l_max."""
+    if dim == 3:
+        return [list(range(l * l, l * l + 2 * l + 1)) for l in range(l_max + 1)]
+    return [[0]] + [[2 * m - 1, 2 * m] for m in range(1, l_max + 1)]
+
+
+def real_sph_harm(u: torch.Tensor, l_max: int) -> torch.Tensor:
+    """Orthonormal real spherical harmonics Y_{lm}(u) of unit vectors ``u`` (..., 3),
+    index l² + l + m. Written as polynomials in (x, y, z) — no angles, so smooth at the
+    poles and exact under autograd."""
+    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    # C_m + i S_m = (x + i y)^m
+    C, S = [torch.ones_like(x)], [torch.zeros_like(x)]
+    for m in range(1, l_max + 1):
+        Cm, Sm = x * C[m - 1] - y * S[m - 1], x * S[m - 1] + y * C[m - 1]
+        C.append(Cm)
+        S.append(Sm)
+    # P~_l^m(z): associated Legendre without the (1 − z²)^{m/2} factor
+    P = {}
+    for m in range(l_max + 1):
+        P[(m, m)] = torch.full_like(z, float(np.prod(np.arange(1, 2 * m, 2))) if m else 1.0)
+        if m + 1 <= l_max:
+            P[(m + 1, m)] = (2 * m + 1) * z * P[(m, m)]
+        for l in range(m + 2, l_max + 1):
+            P[(l, m)] = ((2 * l - 1) * z * P[(l - 1, m)] - (l + m - 1) * P[(l - 2, m)]) / (l - m)
+    out = []
+    for l in range(l_max + 1):
+        comps = [None] * (2 * l + 1)
+        for m in range(l + 1):
+            norm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - m) / math.factorial(l + m))
+            if m == 0:
+                comps[l] = norm * P[(l, 0)]
+            else:
+                comps[l + m] = math.sqrt(2.0) * norm * P[(l, m)] * C[m]
+                comps[l - m] = math.sqrt(2.0) * norm * P[(l, m)] * S[m]
+        out.extend(comps)
+    return torch.stack(out, dim=-1)
+
+
+def real_fourier(u: torch.Tensor, m_max: int) -> torch.Tensor:
+    """Orthonormal real Fourier basis of the circle at in-plane unit vectors ``u`` (..., ≥2):
+    1/√(2π), cos mθ/√π, sin mθ/√π as polynomials in (x, y)."""
+    x, y = u[..., 0], u[..., 1]
+    out = [torch.full_like(x, 1.0 / math.sqrt(2 * math.pi))]
+    C, S = torch.ones_like(x), torch.zeros_like(x)
+    for _ in range(m_max):
+        C, S = x * C - y * S, x * S + y * C
+        out.extend([C / math.sqrt(math.pi), S / math.sqrt(math.pi)])
+    return torch.stack(out, dim=-1)
+
+
+def _coupling_tensor(dim: int, l_max: int) -> np.ndarray:
+    """G_abc = ∫ Y_a Y_b Y_c by a quadrature exact for polynomials of degree 3·l_max."""
+    if dim == 3:
+        nz = (3 * l_max) // 2 + 2
+        zq, wz = np.polynomial.legendre.leggauss(nz)
+        nphi = 3 * l_max + 2
+        phi = 2 * np.pi * np.arange(nphi) / nphi
+        Z, PHI = np.meshgrid(zq, phi, indexing="ij")
+        s = np.sqrt(1 - Z**2)
+        u = np.stack([s * np.cos(PHI), s * np.sin(PHI), Z], -1).reshape(-1, 3)
+        w = (wz[:, None] * np.full(nphi, 2 * np.pi / nphi)[None, :]).ravel()
+        Y = real_sph_harm(torch.tensor(u), l_max).numpy()
+    else:
+        nt = 3 * l_max + 2
+        th = 2 * np.pi * np.arange(nt) / nt
+        u = np.stack([np.cos(th), np.sin(th)], -1)
+        w = np.full(nt, 2 * np.pi / nt)
+        Y = real_fourier(torch.tensor(u), l_max).numpy()
+    G = np.einsum("q,qa,qb,qc->abc", w, Y, Y, Y)
+    G[np.abs(G) < 1e-12] = 0.0
+    return G
+
+
+# ---------------------------------------------------------------------------------------
+# the basis
+# ---------------------------------------------------------------------------------------
+
+
+class ACEBasis:
+    """The features of an :class:`ACESpec`: one-particle basis φ (torch), and every
+    invariant as a sparse polynomial of the density projections A.
+
+    Attributes: ``n_rad`` radial functions, ``n_comp`` angular components,
+    ``n_A = n_rad·n_comp``; ``names`` one label per feature (the constant one-body term is
+    *not* a feature here — models add it); ``S`` (K, S_max) the A-indices feature k depends
+    on (padded with ``n_A``, a dummy slot that holds the constant 1); monomials
+    ``mono_k`` (T,), ``mono_coef`` (T,), ``mono_slot`` (T, 3) slots into the row S[k].
+    """
+
+    def __init__(self, spec: ACESpec):
+        self.spec = spec
+        D, lm, w = spec.degree, spec.l_max, spec.w_l
+        self.channels = _channel_components(spec.dim, lm)
+        self.n_comp = sum(len(c) for c in self.channels)
+        self.n_rad = D
+        self.n_A = self.n_rad * self.n_comp
+        deg = lambda n, lam: n + 1 + w * lam  # noqa: E731
+        fidx = lambda n, a: n * self.n_comp + a  # noqa: E731
+        feats: list[tuple[str, list[tuple[float, tuple[int, ...]]]]] = []
+        for n in range(D):
+            feats.append((f"2b n={n}", [(1.0, (fidx(n, 0),))]))
+        if spec.body_order >= 3:
+            for lam, comps in enumerate(self.channels):
+                for n1 in range(D):
+                    for n2 in range(n1, D):
+                        if deg(n1, lam) + deg(n2, lam) <= D + 1e-9:
+                            feats.append((f"3b n={n1},{n2} l={lam}",
+                                          [(1.0, (fidx(n1, a), fidx(n2, a))) for a in comps]))
+        if spec.body_order >= 4:
+            G = _coupling_tensor(spec.dim, lm)
+            factors = [(n, lam) for lam in range(lm + 1) for n in range(D) if deg(n, lam) <= D]
+            for t in itertools.combinations_with_replacement(factors, 3):
+                if sum(deg(n, lam) for n, lam in t) > D + 1e-9:
+                    continue
+                (n1, l1), (n2, l2), (n3, l3) = t
+                mons = []
+                for a in self.channels[l1]:
+                    for b in self.channels[l2]:
+                        for c in self.channels[l3]:
+                            if G[a, b, c] != 0.0:
+                                mons.append((float(G[a, b, c]), (fidx(n1, a), fidx(n2, b), fidx(n3, c))))
+                if mons and self._nonzero(mons):
+                    feats.append((f"4b n={n1},{n2},{n3} l={l1},{l2},{l3}", mons))
+        self.names = [f[0] for f in feats]
+        self.K = len(feats)
+        # local slot tables
+        S_rows, mk, mc, ms = [], [], [], []
+        for k, (_, mons) in enumerate(feats):
+            idx = sorted({i for _, m in mons for i in m})
+            pos = {i: s for s, i in enumerate(idx)}
+            S_rows.append(idx)
+            for c, m in mons:
+                slots = [pos[i] for i in m]
+                mk.append(k)
+                mc.append(c)
+                ms.append(slots + [-1] * (3 - len(slots)))  # -1: the constant slot
+        self.S_max = max(len(r) for r in S_rows)
+        S = np.full((self.K, self.S_max), self.n_A, dtype=np.int64)
+        for k, r in enumerate(S_rows):
+            S[k, : len(r)] = r
+        ms = np.array(ms, dtype=np.int64)
+        ms[ms < 0] = self.S_max  # constant slot sits after the real ones
+        self.S = torch.tensor(S)
+        self.mono_k = torch.tensor(mk, dtype=torch.int64)
+        self.mono_coef = torch.tensor(mc)
+        self.mono_slot = torch.tensor(ms)
+        self.body_orders = np.array([int(n[0]) for n in self.names])
+
+    @staticmethod
+    def _nonzero(mons) -> bool:
+        """Drop a coupled triple whose symmetrised polynomial vanishes identically."""
+        acc: dict[tuple[int, ...], float] = {}
+        for c, m in mons:
+            key = tuple(sorted(m))
+            acc[key] = acc.get(key, 0.0) + c
+        return any(abs(v) > 1e-12 for v in acc.values())
+
+    # -- one-particle basis ---------------------------------------------------------------
+
+    def phi(self, D: torch.Tensor) -> torch.Tensor:
+        """φ_{n,a}(D) for pair vectors D (..., 3) in Å → (..., n_A), dimensionless."""
+        spec = self.spec
+        if spec.dim == 2:
+            D = D[..., :2]
+        r = torch.linalg.norm(D, dim=-1)
+        u = D / r[..., None]
+        x = 1.0 - 2.0 * (r - spec.r_in) / (spec.cutoff - spec.r_in)
+        env = (1.0 - r / spec.cutoff) ** 3
+        T = [torch.ones_like(x), x]
+        for _ in range(2, self.n_rad):
+            T.append(2.0 * x * T[-1] - T[-2])
+        R = torch.stack(T[: self.n_rad], dim=-1) * env[..., None]
+        Y = real_sph_harm(u, spec.l_max) if spec.dim == 3 else real_fourier(u, spec.l_max)
+        return (R[..., :, None] * Y[..., None, :]).reshape(*D.shape[:-1], self.n_A)
+
+    def phi_derivatives(self, D: torch.Tensor, order: int = 1):
+        """∇φ (P, n_A, 3) in 1/Å and, for order 2, ∇²φ (P, n_A, 3, 3) in 1/Å²."""
+        from torch.func import jacfwd, vmap
+
+        def f(d):
+            return self.phi(d)
+
+        J = vmap(jacfwd(f))(D)
+        if order == 1:
+            return J
+        return J, vmap(jacfwd(jacfwd(f)))(D)
+
+    # -- invariants as polynomials of A ----------------------------------------------------
+
+    def local(self, A: torch.Tensor) -> torch.Tensor:
+        """Gather A (n, n_A) into the per-feature slots (n, K, S_max + 1), last slot = 1."""
+        A1 = torch.cat([A, torch.ones(A.shape[0], 1, dtype=A.dtype)], dim=1)
+        loc = A1[:, self.S]
+        return torch.cat([loc, torch.ones(A.shape[0], self.K, 1, dtype=A.dtype)], dim=2)
+
+    def _terms(self, A: torch.Tensor):
+        loc = self.local(A)  # (n, K, S+1)
+        v = loc[:, self.mono_k[:, None], self.mono_slot]  # (n, T, 3)
+        return v
+
+    def features(self, A: torch.Tensor) -> torch.Tensor:
+        """B (n, K): the invariants of every site, from its projections A (n, n_A)."""
+        v = self._terms(A)
+        vals = self.mono_coef * v.prod(dim=-1)
+        B = torch.zeros(A.shape[0], self.K, dtype=A.dtype)
+        return B.index_add_(1, self.mono_k, vals)
+
+    def feature_derivatives(self, A: torch.Tensor, second: bool = True):
+        """g (n, K, S_max) = ∂B_k/∂A_{S[k,s]} and, if ``second``, M (n, K, S_max, S_max)
+        = ∂²B_k/∂A∂A in local slots. Exact: every B_k is a polynomial of degree ≤ 3."""
+        n = A.shape[0]
+        v = self._terms(A)  # (n, T, 3)
+        c = self.mono_coef
+        Sx = self.S_max + 1
+        g = torch.zeros(n, self.K * Sx, dtype=A.dtype)
+        base = self.mono_k * Sx
+        others = [(1, 2), (0, 2), (0, 1)]
+        for s in range(3):
+            o1, o2 = others[s]
+            g.index_add_(1, base + self.mono_slot[:, s], c * v[:, :, o1] * v[:, :, o2])
+        g = g.view(n, self.K, Sx)[:, :, : self.S_max]
+        if not second:
+            return g, None
+        M = torch.zeros(n, self.K * Sx * Sx, dtype=A.dtype)
+        base2 = self.mono_k * Sx * Sx
+        for s, t in itertools.permutations(range(3), 2):
+            rest = 3 - s - t
+            M.index_add_(1, base2 + self.mono_slot[:, s] * Sx + self.mono_slot[:, t], c * v[:, :, rest])
+        M = M.view(n, self.K, Sx, Sx)[:, :, : self.S_max, : self.S_max]
+        return g, M

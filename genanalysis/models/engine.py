@@ -1,0 +1,241 @@
+"""Energies, forces, virials and exact force constants of site-energy models on A-features.
+
+Units: positions Å, energies eV, forces eV/Å, virials eV, Hessians eV/Å².
+
+Every model here has the form E = Σ_i ε(A_i), with A_i = Σ_{j ∈ N(i)} φ(D_ij) the density
+projections of :mod:`genanalysis.models.basis` and D_ij = x_j − x_i (+ lattice shift). The
+chain rule then separates a cheap per-site part (∂ε/∂A, ∂²ε/∂A², from the model) from a
+per-pair geometric part (∇φ, ∇²φ, from the basis), so that
+
+* ∂E/∂D_p = g_{i(p)} · ∇φ(D_p)                      (forces and virials, one pass over pairs)
+* ∂²E/∂D_p∂D_q = ∇φ(D_p)ᵀ M_i ∇φ(D_q) + δ_pq g_i · ∇²φ(D_p)   (p, q neighbours of the same i)
+
+with g_i = ∂ε/∂A_i and M_i = ∂²ε/∂A_i². Only pairs with a common centre couple, so the
+position Hessian couples atoms closer than 2·r_cut and is assembled sparsely. The same
+routines, called with one "output" per feature, give the design-matrix rows of the linear
+fit (docs/models.md §2). Everything is vectorised over neighbour-list arrays; loops run
+over memory-bounded chunks only.
+
+Sign conventions: forces F = −∂E/∂x; virial W = −∂E/∂ε = −Σ_p D_p ⊗ ∂E/∂D_p
+(= −stress·volume, ASE's stress sign); Hessian H = ∂²E/∂x∂x, atom-major (3n × 3n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from ase import Atoms
+from matscipy.neighbours import neighbour_list
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["Geometry", "geometry", "projections", "pair_gradients", "forces_virial",
+           "hessian_sparse", "hessian_dense_rows", "translation_orbit"]
+
+#: elements per chunk of the largest temporary array (float64) — bounds memory to ~200 MB
+_BUDGET = 2.5e7
+
+
+@dataclass
+class Geometry:
+    """Neighbour-list arrays of a configuration (pairs sorted by centre i).
+
+    ``D`` (P, 3) Å pair vectors x_j − x_i + shift; ``pad`` (n, z_max) pair indices of each
+    centre, padded with P (a dummy pair whose derivatives are zero).
+    """
+
+    n: int
+    i: np.ndarray
+    j: np.ndarray
+    D: torch.Tensor
+    pad: np.ndarray
+    dim: int
+
+    @property
+    def P(self) -> int:
+        return len(self.i)
+
+    @property
+    def zmax(self) -> int:
+        return self.pad.shape[1]
+
+
+def atoms_dim(atoms: Atoms) -> int:
+    return int(atoms.info.get("dim", 3))
+
+
+def geometry(atoms: Atoms, cutoff: float) -> Geometry:
+    """Neighbour list within ``cutoff`` (Å) of a (periodic or not) configuration."""
+    n = len(atoms)
+    if n == 0:
+        raise InputError("configuration has no atoms")
+    i, j, D = neighbour_list("ijD", atoms, float(cutoff))
+    order = np.argsort(i, kind="stable")
+    i, j, D = i[order].astype(np.int64), j[order].astype(np.int64), D[order]
+    counts = np.bincount(i, minlength=n)
+    zmax = max(int(counts.max()) if len(i) else 0, 1)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(len(i)) - start[i]
+    pad = np.full((n, zmax), len(i), dtype=np.int64)
+    pad[i, slot] = np.arange(len(i))
+    return Geometry(n=n, i=i, j=j, D=torch.tensor(D, dtype=torch.float64), pad=pad, dim=atoms_dim(atoms))
+
+
+def _chunks(total: int, size: int):
+    size = max(int(size), 1)
+    for a in range(0, total, size):
+        yield a, min(a + size, total)
+
+
+def projections(basis, geom: Geometry) -> torch.Tensor:
+    """A (n, n_A): Σ_j φ(D_ij) for every site (dimensionless)."""
+    A = torch.zeros(geom.n, basis.n_A)
+    step = _BUDGET // (4 * basis.n_A)
+    it = torch.tensor(geom.i)
+    with torch.no_grad():
+        for a, b in _chunks(geom.P, step):
+            A.index_add_(0, it[a:b], basis.phi(geom.D[a:b]))
+    return A
+
+
+def pair_gradients(basis, geom: Geometry, G: torch.Tensor) -> torch.Tensor:
+    """∂E/∂D_p (P, 3) in eV/Å for E = Σ_i ε(A_i) with G = ∂ε/∂A (n, n_A) in eV: one
+    vector–Jacobian product of φ per pair chunk (no (P, n_A, 3) array is formed)."""
+    out = torch.zeros(geom.P, 3)
+    step = _BUDGET // (8 * basis.n_A)
+    it = torch.tensor(geom.i)
+    G = G.detach()
+    for a, b in _chunks(geom.P, step):
+        d = geom.D[a:b].clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad((basis.phi(d) * G[it[a:b]]).sum(), d)
+        out[a:b] = grad
+    return out
+
+
+def forces_virial(geom: Geometry, dEdD: torch.Tensor):
+    """Forces (n, 3) eV/Å and virial (3, 3) eV from ∂E/∂D (P, 3, ...). Trailing axes of
+    ``dEdD`` beyond the first two are carried along (used for design rows)."""
+    it, jt = torch.tensor(geom.i), torch.tensor(geom.j)
+    F = torch.zeros((geom.n,) + tuple(dEdD.shape[1:]), dtype=dEdD.dtype)
+    F.index_add_(0, it, dEdD)
+    F.index_add_(0, jt, -dEdD)
+    W = -torch.einsum("pa,pb...->ab...", geom.D, dEdD)
+    return F, W
+
+
+def translation_orbit(atoms: Atoms, tol: float = 1e-6) -> bool:
+    """True when every atom is mapped onto atom 0 by a translation that maps the periodic
+    configuration onto itself (a perfect Bravais crystal): then every row block of its
+    force-constant matrix is a translate of atom 0's, and ‖H‖²_F = n · ‖H[atom 0]‖²_F."""
+    dim = atoms_dim(atoms)
+    if len(atoms) < 2 or not all(atoms.pbc[:dim]):
+        return False
+    cell = np.array(atoms.cell)[:dim, :dim]
+    frac = atoms.positions[:, :dim] @ np.linalg.inv(cell)
+    grid = int(round(1.0 / tol))
+
+    def keys(f):
+        return {tuple(r) for r in np.round((f % 1.0) * grid).astype(np.int64) % grid}
+
+    ref = keys(frac)
+    if len(ref) != len(atoms):
+        return False
+    return all(keys(frac - frac[a] + frac[0]) == ref for a in range(1, len(atoms)))
+
+
+def _hessian_chunks(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.ndarray | None):
+    """Yield (row_atom (E,), col_atom (E, z+1), values (E, z+1, K, 3, 3)) such that
+    H_k[3 r + α, 3 c + β] += values[e, q, k, α, β] with r = row_atom[e], c = col_atom[e, q].
+
+    ``site_fn(centres) -> (g (c, K, S_max), M (c, K, S_max, S_max))`` gives the site
+    derivatives in the local slots ``S`` (K, S_max) (index n_A = zero padding).
+    ``rows``: atom indices whose Hessian rows are wanted (None = all).
+    """
+    n, zmax, nA = geom.n, geom.zmax, basis.n_A
+    K, Smax = S.shape
+    want = np.ones(n, bool) if rows is None else np.isin(np.arange(n), rows)
+    jpad = np.concatenate([geom.j, [0]])
+    valid = geom.pad < geom.P
+    # entry (i, q): q = 0 the centre itself, q = 1 + p the neighbour in slot p
+    row_atom = np.concatenate([np.arange(n)[:, None], jpad[geom.pad]], axis=1)
+    entry_ok = np.concatenate([np.ones((n, 1), bool), valid], axis=1) & want[row_atom]
+    centres = np.flatnonzero(entry_ok.any(axis=1))
+    per_centre = zmax * K * Smax * 3 * 3
+    csize = max(1, int(_BUDGET // per_centre))
+    esize = max(1, int(_BUDGET // (K * 9 * (zmax + 1) + zmax * K * Smax * 3)))
+    for a, b in _chunks(len(centres), csize):
+        C = centres[a:b]
+        c = len(C)
+        pidx = geom.pad[C]  # (c, z)
+        flat = pidx.reshape(-1)
+        real = flat < geom.P
+        Jp = torch.zeros(len(flat), nA + 1, 3)
+        Hp = torch.zeros(len(flat), nA + 1, 3, 3)
+        if real.any():
+            J_, H_ = basis.phi_derivatives(geom.D[flat[real]], order=2)
+            Jp[torch.tensor(real), :nA] = J_
+            Hp[torch.tensor(real), :nA] = H_
+        Jp = Jp.view(c, zmax, nA + 1, 3)
+        Hp = Hp.view(c, zmax, nA + 1, 3, 3)
+        g, M = site_fn(C)  # (c, K, Smax), (c, K, Smax, Smax)
+        JS = Jp[:, :, S]  # (c, z, K, Smax, 3)
+        gd = torch.zeros(c, K, nA + 1)
+        gd.scatter_add_(2, S.expand(c, K, Smax), g)
+        T = torch.einsum("ckf,cpfab->ckpab", gd[:, :, :nA], Hp[:, :, :nA])  # (c, K, z, 3, 3)
+        del Hp
+        V = torch.cat([-JS.sum(dim=1, keepdim=True), JS], dim=1)  # (c, z+1, K, Smax, 3)
+        ok = entry_ok[C]
+        ce, qe = np.nonzero(ok)
+        for e0, e1 in _chunks(len(ce), esize):
+            cc, qq = ce[e0:e1], qe[e0:e1]
+            ct, qt = torch.tensor(cc), torch.tensor(qq)
+            VM = torch.einsum("eksa,ekst->ekat", V[ct, qt], M[ct])
+            R = torch.einsum("ekat,epktb->epkab", VM, JS[ct])  # (E, z, K, 3, 3)
+            # the δ_pq term: + for the neighbour row q = 1 + p, − for the centre row q = 0
+            Tc = T[ct].permute(0, 2, 1, 3, 4)  # (E, z, K, 3, 3)
+            is_self = qt == 0
+            R[is_self] -= Tc[is_self]
+            nb = ~is_self
+            if nb.any():
+                en = torch.nonzero(nb).squeeze(1)
+                R[en, qt[en] - 1] += Tc[en, qt[en] - 1]
+            vals = torch.cat([-R.sum(dim=1, keepdim=True), R], dim=1)  # column: centre, then neighbours
+            cols = np.concatenate([C[cc][:, None], jpad[pidx[cc]]], axis=1)
+            yield row_atom[C[cc], qq], cols, vals
+
+
+def hessian_dense_rows(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
+    """Hessian rows of every output: (K, 3·len(rows), 3n) eV/Å² per unit output coefficient."""
+    n = geom.n
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    pos = np.full(n, -1)
+    pos[rows] = np.arange(len(rows))
+    K = S.shape[0]
+    out = torch.zeros(len(rows), n, K, 3, 3)
+    for r, cols, vals in _hessian_chunks(basis, geom, site_fn, S, rows):
+        rr = torch.tensor(pos[r])[:, None].expand(cols.shape)
+        out.index_put_((rr.reshape(-1), torch.tensor(cols).reshape(-1)), vals.reshape(-1, K, 3, 3), accumulate=True)
+    return out.permute(2, 0, 3, 1, 4).reshape(K, 3 * len(rows), 3 * n)
+
+
+def hessian_sparse(basis, geom: Geometry, site_fn, S: torch.Tensor) -> sp.csr_array:
+    """The (3n × 3n) Hessian (eV/Å²) of a single-output model as a sparse matrix."""
+    n = geom.n
+    R, Cc, Vv = [], [], []
+    blk = np.arange(3)
+    for r, cols, vals in _hessian_chunks(basis, geom, site_fn, S, None):
+        v = vals[:, :, 0].numpy()  # (E, z+1, 3, 3)
+        rr = np.broadcast_to(r[:, None], cols.shape)
+        R.append(np.broadcast_to(3 * rr[..., None, None] + blk[None, None, :, None], v.shape).reshape(-1))
+        Cc.append(np.broadcast_to(3 * cols[..., None, None] + blk[None, None, None, :], v.shape).reshape(-1))
+        Vv.append(v.reshape(-1))
+    if not R:
+        return sp.csr_array((3 * n, 3 * n))
+    H = sp.coo_array((np.concatenate(Vv), (np.concatenate(R), np.concatenate(Cc))), shape=(3 * n, 3 * n)).tocsr()
+    H.sum_duplicates()
+    H.eliminate_zeros()
+    return H
