@@ -1,0 +1,29 @@
+"""``genanalysis plot DIR``: convergence plots of a study's results into DIR/plots/."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot", help="draw convergence plots of a results directory",
+        description="Log-log plots of each declared rate (or of --metric against --against): mean ± standard "
+                    "error over seeds, fitted slope and predicted slope. Files go to DIR/plots/.")
+    p.add_argument("dir", metavar="DIR", help="a directory written by `genanalysis run`")
+    p.add_argument("--metric", help="plot this metric ...")
+    p.add_argument("--against", help="... against this swept field (dotted, e.g. trainingset.size)")
+    p.add_argument("--pdf", action="store_true", help="also write PDF files")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from genanalysis.sweep.outputs import load_output, plot_study
+
+    out = load_output(args.dir)
+    files = plot_study(out, quantity=args.metric, against=args.against,
+                       formats=("png", "pdf") if args.pdf else ("png",))
+    for f in files:
+        print(f)
+    if not files:
+        print(f"no plot drawn: no finished task has a positive value of the metric in {args.dir}")
+        return 1
+    return 0

@@ -1,0 +1,96 @@
+"""Reading a study directory back: results table, rate report, plots.
+
+Used by ``genanalysis report`` and ``genanalysis plot``; everything here reads only
+``DIR/results.sqlite`` (the spec that was run is stored in it), so a directory copied
+off a cluster can be reported anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from genanalysis.exceptions import InputError
+from genanalysis.results import DB_NAME, ResultsStore, TaskRow, markdown_table, results_table, write_csv
+from genanalysis.sweep.rates import RateResult, default_rates, evaluate_rates
+from genanalysis.sweep.spec import Rate, Study, parse_study
+
+__all__ = ["StudyOutput", "load_output", "rate_report", "write_tables", "plot_study"]
+
+
+@dataclass
+class StudyOutput:
+    """A study directory read back: its spec, task rows (current points) and declared units."""
+
+    path: Path
+    study: Study
+    rows: list[TaskRow]
+    units: dict[str, str]
+    n_points: int
+
+
+def load_output(path: str | Path) -> StudyOutput:
+    """Read ``DIR/results.sqlite``; InputError if DIR holds no study results."""
+    path = Path(path)
+    if not (path / DB_NAME).is_file():
+        raise InputError(f"{str(path)!r} holds no {DB_NAME}; run `genanalysis run STUDY.toml --out {path}` first")
+    with ResultsStore(path) as store:
+        raw = store.get_meta("study")
+        if raw is None:
+            raise InputError(f"{str(path / DB_NAME)!r} records no study spec; rerun the study into it")
+        study = parse_study(raw, default_name=path.name)
+        rows = store.tasks()
+        units = store.get_meta("units", {}) or {}
+        n_points = len(store.points())
+    return StudyOutput(path, study, rows, units, n_points)
+
+
+def _rates(out: StudyOutput, quantity: str | None, against: str | None) -> list[Rate]:
+    if quantity or against:
+        if not (quantity and against):
+            raise InputError("--metric and --against go together: name a metric and a swept field")
+        if against not in out.study.axis_paths:
+            raise InputError(f"--against {against!r} is not a swept field; swept: {', '.join(out.study.axis_paths)}")
+        return [Rate(quantity, against)]
+    return list(out.study.rates) or default_rates(out.study, out.rows)
+
+
+def rate_report(out: StudyOutput, *, quantity: str | None = None, against: str | None = None) -> list[RateResult]:
+    """Evaluate the study's rates (or the one named) on its finished tasks."""
+    return evaluate_rates(out.study, out.rows, _rates(out, quantity, against))
+
+
+def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]:
+    """Write ``DIR/results.csv``, ``DIR/results.md`` (tasks and rates); return the paths."""
+    cols, values = results_table(out.rows, list(out.study.axis_paths))
+    csv_path, md_path = out.path / "results.csv", out.path / "results.md"
+    write_csv(csv_path, cols, values)
+    done = sum(r.state == "done" for r in out.rows)
+    lines = [f"# {out.study.name}: results\n",
+             f"{out.n_points} sweep points; {len(out.rows)} in the database ({done} done, "
+             f"{len(out.rows) - done} failed). Produced by `genanalysis report {out.path.name}`.\n"]
+    if results:
+        rcols = ["quantity", "against", "group", "fitted slope", "CI", "fit range", "n", "predicted", "verdict"]
+        rvals = []
+        for res in results:
+            d = res.as_dict()
+            ci = "" if None in d["ci"] else f"[{d['ci'][0]:.3g}, {d['ci'][1]:.3g}]"
+            fr = "" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
+            slope = "" if d["fitted_slope"] is None else f"{d['fitted_slope']:.3g}"
+            group = ", ".join(f"{k}={v}" for k, v in d["group"].items()) or "all"
+            rvals.append([d["quantity"], d["against"], group, slope, ci, fr, d["n_points"], d["predicted"],
+                          d["verdict"]])
+        lines += ["## Rates\n", "Slopes of log-log least-squares fits to the mean over replicates "
+                  f"({results[0].fit.method}).\n", markdown_table(rcols, rvals)]
+    lines += ["## Tasks\n", markdown_table(cols, values)]
+    md_path.write_text("\n".join(lines), encoding="utf-8")
+    return {"csv": csv_path, "markdown": md_path}
+
+
+def plot_study(out: StudyOutput, *, quantity: str | None = None, against: str | None = None,
+               formats=("png",)) -> list[Path]:
+    """Draw the convergence plots of ``out`` into ``DIR/plots/``."""
+    from genanalysis.plots import save_rate_plots
+
+    results = rate_report(out, quantity=quantity, against=against)
+    return save_rate_plots(results, out.path / "plots", units=out.units, study_name=out.study.name, formats=formats)

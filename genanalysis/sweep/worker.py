@@ -1,0 +1,170 @@
+"""What runs inside a worker process: one task or one piece of shared work, never a crash.
+
+:func:`execute` calls the kind's function, catches every exception (the task is then
+``failed`` with its reason) and returns a small record the coordinating process writes to
+the results database. Shared-work results are pickled to their cache file atomically
+(temporary file + ``os.replace``), so a reader sees either nothing or the whole file.
+
+Timings are wall-clock seconds (``wall_s``) and CPU seconds of the worker process
+(``cpu_s``); ``started``/``finished`` are Unix times in seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import math
+import os
+import pickle
+import platform
+import socket
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TaskContext", "Outcome", "Payload", "execute", "atomic_write_bytes", "load_shared", "versions",
+           "jsonable"]
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a task knows about itself: its content hash, kind, attempt (1, 2, ...) and a
+    directory where it may write artifacts (created on first use by the task)."""
+
+    hash: str
+    kind: str
+    attempt: int = 1
+    artifacts: str = ""
+
+
+@dataclass
+class Outcome:
+    """A task's result when it has more than metrics: ``metrics`` (JSON) and a ``fit_report``."""
+
+    metrics: Mapping[str, Any]
+    fit_report: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Everything a worker needs to run one node of the sweep graph (picklable)."""
+
+    role: str  # "task" | "shared"
+    fn: Callable
+    params: Any
+    inputs: Mapping[str, str] = field(default_factory=dict)  # alias -> cache file
+    ctx: TaskContext = TaskContext("", "")
+    output: str | None = None  # cache file of a shared result
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Versions of the software that produced a result (read from package metadata, cheap)."""
+    out = {"python": platform.python_version()}
+    for dist in ("numpy", "torch", "genanalysis"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def jsonable(obj: Any, where: str = "value") -> Any:
+    """``obj`` with NumPy scalars/arrays turned into Python numbers/lists; TypeError otherwise."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist(), where)
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where} is a {type(obj).__name__}, not a JSON value")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+_SHARED_CACHE: OrderedDict[str, Any] = OrderedDict()
+_SHARED_CACHE_SIZE = 4
+
+
+def load_shared(path: str) -> Any:
+    """Load a cached shared result; the last few stay in memory (tasks sharing them run back to back)."""
+    if path in _SHARED_CACHE:
+        _SHARED_CACHE.move_to_end(path)
+        return _SHARED_CACHE[path]
+    with open(path, "rb") as fh:
+        value = pickle.load(fh)
+    _SHARED_CACHE[path] = value
+    while len(_SHARED_CACHE) > _SHARED_CACHE_SIZE:
+        _SHARED_CACHE.popitem(last=False)
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    first = msg[0] if msg else ""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {first}{where}"[:500]
+
+
+def execute(payload: Payload) -> dict[str, Any]:
+    """Run one node; return its record (``status`` is ``"done"`` or ``"failed"``)."""
+    started = time.time()
+    cpu0 = time.process_time()
+    record: dict[str, Any] = {"started": started, "host": socket.gethostname(), "pid": os.getpid(),
+                              "attempt": payload.ctx.attempt, "versions": versions()}
+    try:
+        shared = {alias: load_shared(path) for alias, path in payload.inputs.items()}
+        result = payload.fn(payload.params, shared, payload.ctx)
+        if payload.role == "shared":
+            atomic_write_bytes(payload.output, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+            record.update(status="done", reason="")
+        else:
+            if isinstance(result, Outcome):
+                metrics, fit_report = result.metrics, result.fit_report
+            else:
+                metrics, fit_report = result, None
+            if not isinstance(metrics, Mapping):
+                raise TypeError(f"task returned {type(metrics).__name__}; expected a mapping of metrics")
+            metrics = jsonable(metrics, "metrics")
+            fit_report = jsonable(fit_report, "fit_report")
+            json.dumps(metrics, allow_nan=True)
+            record.update(status="done", reason="", metrics=metrics, fit_report=fit_report)
+    except Exception as exc:  # noqa: BLE001 - a failing task must never lose the sweep
+        record.update(status="failed", reason=_reason(exc))
+    record["finished"] = time.time()
+    record["wall_s"] = record["finished"] - started
+    record["cpu_s"] = time.process_time() - cpu0
+    if not math.isfinite(record["wall_s"]):  # pragma: no cover - clock jumps
+        record["wall_s"] = 0.0
+    return record
