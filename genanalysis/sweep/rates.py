@@ -4,30 +4,24 @@ Aggregation: the finished tasks of a study are grouped by the rate's ``group_by`
 (plus every other swept field except the x axis and the replicate axis ``seed``, so no two
 different experiments are ever averaged); within a group, the values of ``quantity`` at one
 x are summarised by their **mean ± standard error of the mean** (``std(ddof=1)/√n``; 0 for a
-single replicate) and their range (min, max). Slopes are fitted to the means.
+single replicate) and their range (min, max). Slopes are fitted to the means (unweighted).
 
-Slope fitting and the verdict use the ``theory`` package (``theory.compare.fit_slope`` and
-``theory.compare.compare``) when it is importable, and otherwise the plain least-squares
-fallback of this module: ordinary least squares of ``log y`` on ``log x`` over the fit
-range, a Student-t confidence interval on the slope, and the verdict
-
-- *inconclusive* if fewer than 3 points, an x range shorter than a factor 2, a confidence
-  half-width above 0.5, or no prediction;
-- *agree* if ``|slope − predicted| ≤ max(half-width, tolerance)``;
-- *disagree* otherwise.
-
-Named predictions (``predicted = "supercell_geometry"``) are read from
-``python -m theory --json`` (its documented output: name → ``{"d2": …, "d3": …}``).
-Slopes are dimensionless (d log y / d log x).
+Slope fits, predicted exponents and verdicts come from the ``theory`` package
+(``theory.compare.fit_slope``, ``compare`` / ``compare_bound`` / ``compare_up_to`` /
+``judge``, ``theory.rates.predicted``) — this module is a thin adapter. If ``theory`` is not
+importable it falls back to ordinary least squares of ``log y`` on ``log x`` with a
+Student-t interval and the two-sided rule of ``theory.compare``: *inconclusive* with fewer
+than 3 points, an x range under a factor 2 or an unbounded interval; *disagree* if the
+interval misses ``[e − τ, e + τ]``; else *agree* if its half-width is ≤ τ; else
+*inconclusive*. Verdicts are ``agree`` / ``disagree`` / ``inconclusive``, plus ``faster``
+(faster than a bound) and ``slower`` (slower than a "rate up to") for one-sided rules.
+Slopes and tolerances are dimensionless (d log y / d log x).
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import importlib
 import math
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +34,26 @@ from genanalysis.sweep.plan import canonical_json
 from genanalysis.sweep.registry import lookup
 from genanalysis.sweep.spec import Rate, Study
 
-__all__ = ["SlopeFit", "Series", "RateResult", "fit_slope", "verdict", "theory_exponents", "aggregate",
-           "evaluate_rates", "default_rates"]
+__all__ = ["SlopeFit", "Series", "RateResult", "fit_slope", "verdict", "predicted_exponent", "aggregate",
+           "evaluate_rates", "default_rates", "theory_available"]
 
 MIN_POINTS = 3
 MIN_SPAN = 2.0
-MAX_HALF_WIDTH = 0.5
+
+
+def _theory():
+    # by module path: the ``theory`` package re-exports functions under the same names
+    try:
+        tc = importlib.import_module("theory.compare")
+        tr = importlib.import_module("theory.rates")
+    except ImportError:
+        return None
+    return tc, tr
+
+
+def theory_available() -> bool:
+    """Whether fits and verdicts come from the ``theory`` package (else the numpy fallback)."""
+    return _theory() is not None
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class SlopeFit:
     confidence: float
     method: str
     raw: Any = None
+    note: str = ""
 
     @property
     def half_width(self) -> float:
@@ -69,106 +78,98 @@ class SlopeFit:
         return np.exp(self.intercept) * np.asarray(x, dtype=np.float64) ** self.slope
 
 
-def _theory_compare():
-    try:
-        from theory import compare as tc  # noqa: PLC0415 - optional, written separately
-    except ImportError:
-        return None
-    return tc if hasattr(tc, "fit_slope") else None
+def _nan_fit(n: int, confidence: float, method: str, note: str) -> SlopeFit:
+    return SlopeFit(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan), n, confidence, method, None, note)
 
 
 def _numpy_fit(x: np.ndarray, y: np.ndarray, confidence: float) -> SlopeFit:
     lx, ly = np.log(x), np.log(y)
     n = lx.size
-    if n < 2:
-        return SlopeFit(math.nan, (math.nan, math.nan), math.nan, (float(x.min()), float(x.max())), n, confidence,
-                        "numpy-ols")
     xm = lx.mean()
     sxx = float(np.sum((lx - xm) ** 2))
+    if n < 2 or sxx == 0.0:
+        return _nan_fit(n, confidence, "numpy-ols", "a slope needs at least 2 distinct x")
     slope = float(np.sum((lx - xm) * (ly - ly.mean())) / sxx)
     intercept = float(ly.mean() - slope * xm)
     if n > 2:
         resid = ly - (intercept + slope * lx)
-        se = math.sqrt(float(np.sum(resid**2)) / (n - 2) / sxx)
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * se
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * math.sqrt(float(np.sum(resid**2)) / (n - 2) / sxx)
     else:
         half = math.inf
     return SlopeFit(slope, (slope - half, slope + half), intercept, (float(x.min()), float(x.max())), n, confidence,
                     "numpy-ols")
 
 
-def _from_theory(raw: Any, x: np.ndarray, y: np.ndarray, confidence: float) -> SlopeFit:
-    get = (lambda k, d=None: raw.get(k, d)) if isinstance(raw, Mapping) else (lambda k, d=None: getattr(raw, k, d))
-    slope = float(get("slope"))
-    ci = get("ci") or get("confidence_interval") or (get("ci_low"), get("ci_high"))
-    ci = (float(ci[0]), float(ci[1]))
-    rng = get("range") or get("range_used") or get("x_range") or (x.min(), x.max())
-    lo, hi = float(rng[0]), float(rng[1])
-    sel = (x >= lo) & (x <= hi)
-    intercept = get("intercept")
-    if intercept is None:  # the line through the fitted points' centroid
-        intercept = float(np.mean(np.log(y[sel])) - slope * np.mean(np.log(x[sel])))
-    return SlopeFit(slope, ci, float(intercept), (lo, hi), int(sel.sum()), confidence, "theory.compare", raw)
-
-
-def fit_slope(x: Sequence[float], y: Sequence[float], *, fit_range: tuple[float, float] | None = None,
+def fit_slope(x: Sequence[float], y: Sequence[float], *, fit_range: tuple[float, float] | str | None = None,
               confidence: float = 0.95) -> SlopeFit:
-    """Fit ``log y = intercept + slope·log x`` on the positive finite points in ``fit_range``.
+    """Fit ``log y = intercept + slope·log x`` to the positive finite points.
 
-    Uses ``theory.compare.fit_slope`` when importable, else ordinary least squares with a
-    Student-t interval at ``confidence`` (the module docstring says which).
+    ``fit_range``: ``(lo, hi)`` (inclusive, units of x), ``"auto"`` (theory's asymptotic-range
+    search) or None (all points). Uses ``theory.compare.fit_slope`` when importable.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if fit_range is not None:
+    if isinstance(fit_range, tuple):
         keep &= (x >= fit_range[0]) & (x <= fit_range[1])
     x, y = x[keep], y[keep]
-    if x.size == 0:
-        return SlopeFit(math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan), 0, confidence, "none")
-    tc = _theory_compare()
-    if tc is not None and x.size >= 2:
-        try:
-            return _from_theory(tc.fit_slope(x, y), x, y, confidence)
-        except Exception:  # noqa: BLE001 - an API mismatch must not lose the report
-            pass
-    return _numpy_fit(x, y, confidence)
-
-
-def verdict(fit: SlopeFit, predicted: float | None, *, tolerance: float = 0.1) -> str:
-    """``agree`` / ``disagree`` / ``inconclusive`` (rules in the module docstring)."""
-    tc = _theory_compare()
-    if tc is not None and fit.method == "theory.compare" and predicted is not None and hasattr(tc, "compare"):
-        try:
-            out = tc.compare(fit.raw, predicted)
-            out = out if isinstance(out, str) else (out.get("verdict") if isinstance(out, Mapping)
-                                                    else getattr(out, "verdict"))
-            if out in ("agree", "disagree", "inconclusive"):
-                return out
-        except Exception:  # noqa: BLE001
-            pass
-    if predicted is None or not math.isfinite(fit.slope) or fit.n < MIN_POINTS:
-        return "inconclusive"
-    if fit.x_range[1] / fit.x_range[0] < MIN_SPAN or not fit.half_width <= MAX_HALF_WIDTH:
-        return "inconclusive"
-    return "agree" if abs(fit.slope - predicted) <= max(fit.half_width, tolerance) else "disagree"
-
-
-@functools.lru_cache(maxsize=1)
-def theory_exponents() -> dict[str, dict] | None:
-    """Named predicted exponents from ``python -m theory --json``; None if unavailable."""
+    th = _theory()
+    if th is None:
+        return _numpy_fit(x, y, confidence)
+    if x.size < 2:
+        return _nan_fit(int(x.size), confidence, "theory.compare.fit_slope",
+                        f"{x.size} point(s) with positive finite values; a slope needs 2")
     try:
-        proc = subprocess.run([sys.executable, "-m", "theory", "--json"], capture_output=True, text=True,
-                              timeout=300, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
+        raw = th[0].fit_slope(x, y, asymptotic="auto" if fit_range == "auto" else None, confidence=confidence)
+    except ValueError as exc:
+        return _nan_fit(int(x.size), confidence, "theory.compare.fit_slope", str(exc))
+    return SlopeFit(raw.slope, (raw.ci_low, raw.ci_high), raw.intercept, tuple(raw.x_range_used), raw.n_points,
+                    confidence, "theory.compare.fit_slope", raw)
+
+
+def verdict(fit: SlopeFit, predicted: float | None, *, tolerance: float = 0.2, sense: str | None = None,
+            name: str | None = None, d: int | None = None) -> tuple[str, str]:
+    """The verdict and its reason for ``fit`` against the exponent ``predicted``.
+
+    ``sense``: ``"two_sided"``, ``"bound"`` or ``"up_to"``; None means the named rate's own
+    sense (``theory.compare.judge``) for a named prediction, else two-sided.
+    """
+    if predicted is None:
+        return "inconclusive", "no predicted slope"
+    if not math.isfinite(fit.slope):
+        return "inconclusive", fit.note or "no slope could be fitted"
+    th = _theory()
+    if th is not None and fit.raw is not None:
+        tc = th[0]
+        if sense is None and name is not None:
+            v = tc.judge(fit.raw, name, d, tolerance=tolerance)
+        else:
+            rule = {"bound": tc.compare_bound, "up_to": tc.compare_up_to}.get(sense or "two_sided", tc.compare)
+            v = rule(fit.raw, predicted, tolerance=tolerance)
+        return v.value, v.reason
+    if fit.n < MIN_POINTS:
+        return "inconclusive", f"only {fit.n} points (need ≥ {MIN_POINTS})"
+    if fit.x_range[1] / fit.x_range[0] < MIN_SPAN:
+        return "inconclusive", f"x spans a factor {fit.x_range[1] / fit.x_range[0]:.3g} (need ≥ {MIN_SPAN:g})"
+    if not math.isfinite(fit.half_width):
+        return "inconclusive", "the confidence interval is unbounded"
+    lo, hi = predicted - tolerance, predicted + tolerance
+    if fit.ci[1] < lo or fit.ci[0] > hi:
+        return "disagree", f"the interval misses [{lo:.3g}, {hi:.3g}]"
+    if fit.half_width <= tolerance:
+        return "agree", f"the interval overlaps [{lo:.3g}, {hi:.3g}] and is resolved to ±τ"
+    return "inconclusive", f"half-width {fit.half_width:.3g} exceeds the tolerance {tolerance:g}"
+
+
+def predicted_exponent(name: str, d: int) -> float | None:
+    """The exponent ``theory`` predicts for ``name`` in dimension ``d``; None without theory."""
+    th = _theory()
+    if th is None:
         return None
     try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
+        return float(th[1].predicted(name, d))
+    except ValueError as exc:
+        raise InputError(f"rates: predicted={name!r} (d={d}): {exc}") from None
 
 
 @dataclass
@@ -212,8 +213,9 @@ class RateResult:
             "predicted_slope": num(self.predicted) if self.predicted is not None else None,
             "predicted": self.predicted_label,
             "verdict": self.verdict,
+            "tolerance": self.rate.tolerance,
             "method": f.method,
-            "aggregation": "mean ± standard error over " + "replicates",
+            "aggregation": "mean ± standard error of the mean over replicates",
             "note": self.note,
         }
 
@@ -263,42 +265,32 @@ def aggregate(rows, quantity: str, against: str, group_by: Sequence[str] = (), *
     return out, fields
 
 
-def _predicted(rate: Rate, series: Series) -> tuple[float | None, str, str]:
+def _predicted(rate: Rate, series: Series) -> tuple[float | None, str, int | None, str]:
     if rate.predicted is None:
-        return None, "none", "no predicted slope declared"
+        return None, "none", None, "no predicted slope declared"
     if isinstance(rate.predicted, float):
-        return rate.predicted, f"{rate.predicted:g}", ""
+        return rate.predicted, f"{rate.predicted:g}", None, ""
     d = rate.d if not isinstance(rate.d, str) else _value(series.params, rate.d)
     if d not in (2, 3):
-        return None, f"{rate.predicted} (d={d!r})", f"named predictions need d = 2 or 3, got {d!r}"
-    table = theory_exponents()
-    if table is None:
-        return None, f"{rate.predicted} (d={d})", "theory package unavailable (python -m theory --json failed)"
-    entry = table.get(rate.predicted)
-    if not isinstance(entry, Mapping):
-        raise InputError(f"rates: predicted={rate.predicted!r} is not a quantity of python -m theory --json; "
-                         f"known: {', '.join(sorted(table))}")
-    value = entry.get(f"d{d}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None, f"{rate.predicted} (d={d})", f"theory gives no numeric exponent for d={d}"
-    return value, f"{rate.predicted} (d={d}) = {value:g}", ""
+        return None, f"{rate.predicted} (d={d!r})", None, f"named predictions need d = 2 or 3, got {d!r}"
+    value = predicted_exponent(rate.predicted, d)
+    if value is None:
+        return None, f"{rate.predicted} (d={d})", d, "theory package not importable"
+    return value, f"{rate.predicted} (d={d}) = {value:g}", d, ""
 
 
 def evaluate_rates(study: Study, rows, rates: Sequence[Rate] | None = None) -> list[RateResult]:
     """Evaluate each declared rate (or ``rates``) on each of its groups."""
     out = []
     for rate in study.rates if rates is None else rates:
-        series, fields = aggregate(rows, rate.quantity, rate.against, rate.group_by, replicate=study.replicate,
-                                   axes=study.axis_paths)
+        series, _ = aggregate(rows, rate.quantity, rate.against, rate.group_by, replicate=study.replicate,
+                              axes=study.axis_paths)
         for s in series:
             fit = fit_slope(s.x, s.mean, fit_range=rate.fit_range, confidence=rate.confidence)
-            predicted, label, note = _predicted(rate, s)
-            v = verdict(fit, predicted, tolerance=rate.tolerance)
-            if fit.n < MIN_POINTS:
-                note = "; ".join(filter(None, [note, f"only {fit.n} points with positive finite values"]))
-            out.append(RateResult(rate, s, fit, predicted, label, v, note))
+            predicted, label, d, note = _predicted(rate, s)
+            name = rate.predicted if isinstance(rate.predicted, str) else None
+            v, reason = verdict(fit, predicted, tolerance=rate.tolerance, sense=rate.sense, name=name, d=d)
+            out.append(RateResult(rate, s, fit, predicted, label, v, "; ".join(filter(None, [note, reason]))))
     return out
 
 

@@ -20,9 +20,11 @@ A study spec holds the base parameters of every sweep point — the free-form ta
     predicted = -1.5             # a literal exponent, or a name of `python -m theory --json`
     d = 3                        # dimension for a named prediction (int or a dotted field)
     group_by = ["experiment.p"]  # one slope per value of these fields
-    fit_range = [4, 64]          # optional: the x range of the fit (inclusive)
+    fit_range = [4, 64]          # optional: x range of the fit (inclusive), or "auto"
     confidence = 0.95            # optional: level of the slope's confidence interval
-    tolerance = 0.1              # optional: |fitted − predicted| slope accepted as agreement
+    tolerance = 0.2              # optional: τ, the slope difference that counts as agreement
+    sense = "two_sided"          # optional: "two_sided", "bound" or "up_to" (theory.compare);
+                                 # default: the named rate's own sense, else two-sided
 
 Everything is checked here, before any work starts; every error names its key.
 Units: none of its own — the parameters carry the units their stages document.
@@ -46,7 +48,10 @@ __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "se
 
 _TOP = ("study", "sweep", "rates", "seed", *STAGES)
 _STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate")
-_RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "fit_range", "confidence", "tolerance", "label")
+_RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "fit_range", "confidence", "tolerance", "sense",
+              "label")
+#: comparison rules of theory.compare: two-sided, an upper bound, a "rate up to" hypothesis
+SENSES = ("two_sided", "bound", "up_to")
 _ROOTS = (*STAGES, "seed")
 
 
@@ -59,9 +64,10 @@ class Rate:
     predicted: float | str | None = None
     d: int | str | None = None
     group_by: tuple[str, ...] = ()
-    fit_range: tuple[float, float] | None = None
+    fit_range: tuple[float, float] | str | None = None
     confidence: float = 0.95
-    tolerance: float = 0.1
+    tolerance: float = 0.2
+    sense: str | None = None
     label: str | None = None
 
 
@@ -217,22 +223,25 @@ def _parse_rate(i: int, table: Any, axis_paths: tuple[str, ...], replicate: str)
         if g == against or g == replicate:
             raise _err(f"{where}.group_by", f"{g!r} is the rate's x axis or the replicate axis; drop it")
     fit_range = table.get("fit_range")
-    if fit_range is not None:
+    if fit_range is not None and fit_range != "auto":
         if (not isinstance(fit_range, list) or len(fit_range) != 2 or not all(map(_is_number, fit_range))
                 or not 0 < fit_range[0] < fit_range[1]):
-            raise _err(f"{where}.fit_range", f"must be [lo, hi] with 0 < lo < hi, got {fit_range!r}")
+            raise _err(f"{where}.fit_range", f"must be [lo, hi] with 0 < lo < hi, or \"auto\", got {fit_range!r}")
         fit_range = (float(fit_range[0]), float(fit_range[1]))
     confidence = table.get("confidence", 0.95)
     if not _is_number(confidence) or not 0.5 <= confidence < 1:
         raise _err(f"{where}.confidence", f"must lie in [0.5, 1), got {confidence!r}")
-    tolerance = table.get("tolerance", 0.1)
-    if not _is_number(tolerance) or not 0 <= tolerance <= 10:
-        raise _err(f"{where}.tolerance", f"must be a slope difference in [0, 10], got {tolerance!r}")
+    tolerance = table.get("tolerance", 0.2)
+    if not _is_number(tolerance) or not 0 < tolerance <= 10:
+        raise _err(f"{where}.tolerance", f"must be a slope difference in (0, 10], got {tolerance!r}")
+    sense = table.get("sense")
+    if sense is not None and sense not in SENSES:
+        raise _err(f"{where}.sense", f"{sense!r} is not a comparison rule; choose one of {', '.join(SENSES)}")
     label = table.get("label")
     if label is not None and not isinstance(label, str):
         raise _err(f"{where}.label", f"must be a string, got {label!r}")
     return Rate(table["quantity"], against, predicted if not _is_number(predicted) else float(predicted),
-                d, tuple(group_by), fit_range, float(confidence), float(tolerance), label)
+                d, tuple(group_by), fit_range, float(confidence), float(tolerance), sense, label)
 
 
 def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study:
