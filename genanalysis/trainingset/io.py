@@ -478,6 +478,9 @@ def write_db(path, configs: list[Configuration], *, spec_hash: str | None = None
                 data["atom_weights"] = np.asarray(c.atom_weights, dtype=np.float64)
             if c.hessian is not None:
                 data["hessian_indptr"], data["hessian_indices"], data["hessian_blocks"] = fcmod.to_blocks(c.hessian)
+            for name, arr in c.atoms.arrays.items():
+                if name not in ("numbers", "positions"):
+                    data[f"array_{name}"] = np.asarray(arr)
             kvp = {"config_type": c.group, "index": i}
             if spec_hash is not None:
                 kvp["spec_hash"] = spec_hash
@@ -519,6 +522,9 @@ def read_db(path) -> list[Configuration]:
             info = json.loads(data["info_json"]) if "info_json" in data else {}
             meta = json.loads(data["meta_json"]) if "meta_json" in data else {}
             atoms.info.update(info)
+            for key, arr in data.items():
+                if key.startswith("array_"):
+                    atoms.arrays[key[6:]] = np.asarray(arr)
             out.append(Configuration(
                 atoms=atoms, group=str(group), energy=energy,
                 forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(n, 3),
