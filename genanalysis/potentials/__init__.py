@@ -5,6 +5,9 @@ Units throughout: Å, eV, eV/Å, eV (virials), eV/Å² (Hessians). See docs/pote
 
 from __future__ import annotations
 
+import functools
+import os
+
 from genanalysis.exceptions import InputError
 from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
 
@@ -20,7 +23,9 @@ def load_potential(spec, *, format: str | None = None, element: str | None = Non
     * ``python:MODULE:CALLABLE`` — a callable returning an ASE calculator;
     * a :class:`Potential` (returned as is) or an ASE calculator (wrapped).
 
-    Raises :class:`InputError` naming the value and what is accepted.
+    Built-in and file potentials are loaded once and shared between calls (they carry the
+    lattice-constant and neighbour-list caches); an edited file is re-read. Raises
+    :class:`InputError` naming the value and what is accepted.
     """
     from ase.calculators.calculator import BaseCalculator
 
@@ -45,7 +50,7 @@ def load_potential(spec, *, format: str | None = None, element: str | None = Non
             )
         if format is not None:
             raise InputError(f"format={format!r} applies to EAM files, not to {spec}")
-        pot = BUILTINS[name]()
+        pot = _builtin(name)
         if element is not None and element not in pot.species:
             raise InputError(f"element {element!r} is not described by {spec}; it describes {', '.join(pot.species)}")
         return pot
@@ -53,6 +58,27 @@ def load_potential(spec, *, format: str | None = None, element: str | None = Non
         from genanalysis.potentials.wrapper import calculator_from_python_spec, ASECalculatorPotential
 
         return ASECalculatorPotential(calculator_from_python_spec(spec), name=spec)
+    return _eam_file(spec, format, element, _mtime(spec))
+
+
+# Loaded potentials are shared (they hold the lattice-constant and neighbour-list caches);
+# files are keyed on their modification time so an edited file is re-read.
+@functools.lru_cache(maxsize=None)
+def _builtin(name: str) -> Potential:
+    from genanalysis.potentials.builtin import BUILTINS
+
+    return BUILTINS[name]()
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _eam_file(path: str, format, element, mtime) -> Potential:
     from genanalysis.potentials.eamfile import load_eam_file
 
-    return load_eam_file(spec, format=format, element=element)
+    return load_eam_file(path, format=format, element=element)

@@ -102,7 +102,7 @@ def _equilibrium_lattice_constant(potential: Potential, lattice: str) -> float:
 
     if lattice not in LATTICES:
         raise InputError(f"lattice {lattice!r} is not supported; choose one of {', '.join(LATTICES)}")
-    symbol = potential.species[0]
+    symbol = potential.species[0] if potential.species else "X"
 
     def cell(a):
         return perfect_cell(lattice, a, 1, symbol)
