@@ -12,6 +12,7 @@ reference evaluation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -177,7 +178,7 @@ class TrainingSetSpec:
         for d in canon:
             if d == "perfect":
                 continue
-            n_min = smallest_size(self.lattice, 1.0, d)  # a defect's fit is scale-free
+            n_min = _smallest_size(self.lattice, d)
             small = [n for n in sizes if n < n_min]
             if small:
                 raise InputError(
@@ -281,6 +282,11 @@ class TrainingSetSpec:
         payload = {"version": SPEC_VERSION, **self.to_dict()}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _smallest_size(lattice: str, defect: str) -> int:
+    return smallest_size(lattice, 1.0, defect)  # whether a defect fits is scale-free
 
 
 def _json_default(obj):
