@@ -189,6 +189,7 @@ def test_finite_tail_sum_matches_lattice_shell_sums(name, excess, r_in, ratio):
 # --- symbolic properties -----------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(dim=st.integers(1, 8))
 def test_sphere_area_matches_ball_volume_identity(dim):
     # ω_d = d · |B_d|, |B_d| = π^{d/2}/Γ(d/2 + 1)
@@ -203,11 +204,13 @@ def test_symbolic_tail_sum_and_condition():
     assert sp.simplify(-sp.diff(S, R) - sphere_area(d) / v * R ** (d - 1 - q)) == 0
     assert sp.simplify(tail_exponent() - (d - q)) == 0
     cond = convergence_condition()
-    assert sp.simplify(cond.lhs - cond.rhs - (q - d)) == 0 or cond == (q > d)
+    assert isinstance(cond, sp.StrictGreaterThan)
+    assert sp.simplify(cond.lhs - cond.rhs - (q - d)) == 0
     assert sp.simplify(field_tail_exponent() - (d / 2 - tails.p)) == 0
-    assert convergence_condition(2 * tails.p) .subs({tails.p: 1, d: 2}) is sp.false
+    assert convergence_condition(2 * tails.p).subs({tails.p: 1, d: 2}) is sp.false
 
 
+@settings(deadline=None)
 @given(
     q_num=st.integers(1, 20), q_den=st.integers(1, 4), dim=st.integers(1, 4)
 )

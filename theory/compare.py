@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "SlopeFit",
@@ -167,6 +166,8 @@ def _wls(lx, ly, w, degree):
 def _scaled(cov, chi2, n, npar, weighted, confidence):
     """Covariance and two-sided quantile: unweighted fits use s² = RSS/dof and Student t;
     weighted fits trust σ unless the scatter exceeds it (reduced χ² > 1), then scale."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, rarely needed early
+
     dof = n - npar
     if dof <= 0:
         scaled = cov if weighted else np.full_like(cov, math.inf)

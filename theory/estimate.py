@@ -28,6 +28,7 @@ numbers::
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import asdict, dataclass
@@ -214,28 +215,27 @@ class Estimate:
         decay = sp.nsimplify(self.p)
         return residual_terms(self.d, decay, upper=upper)
 
-    def _values(self) -> dict:
-        vals = {
-            eps_core: self.eps_core, eps_sigma: self.eps_stress, n_sigma: self.n_stress,
-            eps_fc: self.eps_fc, eps_3: self.eps_3, c: self.c,
-            C: self.decay_constant, R: self.R, v: self.site_volume,
-        }
-        if self.domain_radius is not None:
-            vals[L] = self.domain_radius
-        return {k: sp.Float(val) for k, val in vals.items()}
+    @staticmethod
+    @functools.cache
+    def _tail_function(decay, dim: int, power: int, finite: bool):
+        # The symbolic tail (T7), compiled once per (p, d, k, finite domain) to a float
+        # function of (C, R, v, L): many estimates are evaluated in a sweep.
+        upper = L if finite else sp.oo
+        return sp.lambdify((C, R, v, L), field_tail_norm(decay, dim, power, upper=upper), "math")
 
     def tails(self) -> dict[str, float]:
         """``‖Dū‖_{ℓ²(|ℓ|>R)}`` (Å) and ``‖|Dū|²‖_{ℓ²(|ℓ|>R)}`` (Å²) used in (T9): the
         measured values when given, otherwise the decay model (T7)."""
-        upper = sp.oo if self.domain_radius is None else L
         decay = sp.nsimplify(self.p)
+        finite = self.domain_radius is not None
+        domain = self.domain_radius if finite else math.inf
         out = {}
         for key, power, given in (("fc", 1, self.tail_fc), ("third", 2, self.tail_3)):
             if given is not None:
                 out[key] = float(given)
             else:
-                expr = field_tail_norm(decay, self.d, power, upper=upper)
-                out[key] = float(sp.N(expr.subs(self._values())))
+                f = self._tail_function(decay, self.d, power, finite)
+                out[key] = float(f(self.decay_constant, self.R, self.site_volume, domain))
         return out
 
     def terms(self) -> dict[str, float]:
