@@ -14,17 +14,24 @@ from genanalysis.potentials import load_potential
 from genanalysis.potentials.builtin import ZHOU_W, tungsten_zhou
 from genanalysis.potentials.eam import EAMPotential
 from genanalysis.potentials.eamfile import detect_format, write_eam_file
-from genanalysis.potentials.functions import SmoothCutoff, UniformCubicTable, ZhouRadial
+from genanalysis.potentials.functions import SmoothCutoff, UniformCubicTable, ZhouEmbedding, ZhouRadial
 
-W = tungsten_zhou()
-A_W = W.equilibrium_lattice_constant("bcc")
-# ρ grid fine enough that the F‴ jump of the Zhou embedding at ρ_n (an O(h³) interpolation
-# error there) stays below the tolerances
-GRID = dict(n_r=3001, n_rho=20001, rho_max=120.0)
+BUILTIN_W = tungsten_zhou()
+A_W = BUILTIN_W.equilibrium_lattice_constant("bcc")
+GRID = dict(n_r=3001, n_rho=3001, rho_max=120.0)
+# The Zhou embedding is piecewise, with a jump of F‴ at ρ_n = 0.85 ρ_e that any cubic
+# interpolant resolves only to O(h³); the file tests use its smooth middle branch for all ρ,
+# so that the tolerances measure the reading of the files, not that kink.
+def SMOOTH_F(rho, order=0):
+    return tuple(ZhouEmbedding._poly(ZHOU_W["F"], np.asarray(rho) / ZHOU_W["rho_e"] - 1.0, ZHOU_W["rho_e"], order))
+
+
+W = EAMPotential(name="smooth-W", element="W", cutoff=6.0, phi=BUILTIN_W.phi, f=BUILTIN_W.f, F=SMOOTH_F,
+                 mass=ZHOU_W["mass"])
 
 
 def repulsive_w() -> EAMPotential:
-    """builtin:W with a purely repulsive pair term (funcfl stores Z(r)² ≥ 0)."""
+    """W with a purely repulsive pair term (funcfl stores Z(r)² ≥ 0)."""
     p = ZHOU_W
     cut = SmoothCutoff(5.5, 6.0)
     phi = ZhouRadial(p["r_e"], ((p["A"], p["alpha"], p["kappa"]),), cut)
@@ -76,14 +83,14 @@ def test_tabulated_reproduces_analytic(files, which, seed):
     assert table.species == ("W",)
     at = rattled(seed)
     ea, et = analytic.evaluate(at), table.evaluate(at)
-    # Interpolation error of the cubic spline on a 2 mÅ / 6e-3 grid; the tolerances are
-    # ~10x the worst case measured over 30 seeds (the largest errors sit at the ρ_n kink of
-    # the Zhou embedding, where F‴ jumps). A misread table gives O(1) errors.
-    assert abs(et.energy - ea.energy) <= 1e-8 * len(at)
-    assert np.abs(et.forces - ea.forces).max() < 1e-6
-    assert np.abs(et.virial - ea.virial).max() < 1e-5
+    # Interpolation error of the cubic spline on the 2 mÅ grid: tolerances ~10x the worst
+    # case measured over 40 seeds (5e-12 eV/atom, 4e-8 eV/Å, 2e-7 eV, 2e-4 eV/Å² for H·v);
+    # a misread table gives errors of order one.
+    assert abs(et.energy - ea.energy) <= 1e-10 * len(at)
+    assert np.abs(et.forces - ea.forces).max() < 4e-7
+    assert np.abs(et.virial - ea.virial).max() < 2e-6
     v = np.random.default_rng(seed).normal(size=3 * len(at))
-    assert np.abs(table.linearise(at) @ v - analytic.linearise(at) @ v).max() < 1e-3 * np.abs(v).max()
+    assert np.abs(table.linearise(at) @ v - analytic.linearise(at) @ v).max() < 2e-3 * np.abs(v).max()
 
 
 def test_format_override_and_mismatch(files):
