@@ -271,7 +271,7 @@ def test_potential_lacking_the_element_is_refused_before_any_work(tmp_path, monk
 
 
 def test_hessian_without_analytic_routine_and_fd_disabled_is_refused(tmp_path, monkeypatch, potential_w):
-    monkeypatch.setattr(type(potential_w), "has_hessian", False, raising=False)
+    monkeypatch.setattr(type(potential_w), "has_analytic_hessian", False, raising=False)
     count = Counter(monkeypatch, type(potential_w))
     with pytest.raises(InputError, match="fd_step"):
         build(_spec(fd_step=0.0), tmp_path / "x", workers=1)
@@ -284,7 +284,7 @@ def test_finite_difference_force_constants_match_analytic(tmp_path, monkeypatch,
     spec = _spec(sizes=(2,), a=3.1648, configs_per_size=1, strains={"amplitude": 0.01, "count": 1},
                  observations="H", fd_step=1e-4)
     exact = read_training_set(Path(build(spec, tmp_path / "exact", workers=1).out_dir))
-    monkeypatch.setattr(type(potential_w), "has_hessian", False, raising=False)
+    monkeypatch.setattr(type(potential_w), "has_analytic_hessian", False, raising=False)
     fd = read_training_set(Path(build(spec, tmp_path / "fd", workers=1).out_dir))
     for a, b in zip(exact, fd):
         scale = np.abs(a.hessian.toarray()).max()
@@ -335,3 +335,24 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rattle" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_ase_calculator_without_hessian(tmp_path):
+    """An ASE calculator (EMT) as reference: H by finite differences (one displaced atom on the
+    perfect lattice), refused before any work when finite differences are disabled."""
+    from genanalysis.observe import force_constants
+
+    base = dict(potential="python:ase.calculators.emt:EMT", element="Cu", lattice="fcc", a=3.61,
+                defects=("perfect",), sizes=(2,), configs_per_size=1, rattle=0.03,
+                strains={"amplitude": 0.01, "count": 1}, observations="EFVH")
+    with pytest.raises(InputError, match="no analytic Hessian"):
+        build(TrainingSetSpec(**base, fd_step=0.0), tmp_path / "no", workers=1)
+    assert not (tmp_path / "no").exists()
+    summary = build(TrainingSetSpec(**base), tmp_path / "fd", workers=1)
+    assert summary.failures == []
+    pot = load_potential(base["potential"])
+    for c in read_training_set(tmp_path / "fd"):
+        full = force_constants(c.atoms, pot, fd_step=1e-4).toarray()
+        assert np.abs(c.hessian.toarray() - full).max() <= 1e-6 * np.abs(full).max()
+        expect = "fd-row" if c.meta["kind"] != "rattle" else "fd"
+        assert c.meta["hessian_method"] == expect

@@ -64,9 +64,6 @@ CACHE_VERSION = 1
 #: cell is not the perfect lattice it claims to be, and the full matrix is kept
 ROW_CHECK_RTOL = 1e-9
 
-#: default central-difference step for force constants, Å
-DEFAULT_FD_STEP = 1e-3
-
 XYZ_NAME = "trainingset.xyz"
 FC_NAME = "force_constants.npz"
 DB_NAME = "trainingset.db"
@@ -166,12 +163,16 @@ def _load(spec: str, element: str | None):
 
 
 def _has_analytic_hessian(pot) -> bool:
-    flag = getattr(pot, "has_hessian", None)
-    if flag is None:
-        flag = getattr(pot, "analytic_hessian", None)
-    if callable(flag):
-        flag = flag()
-    return True if flag is None else bool(flag)
+    """Whether the potential has an analytic Hessian (every built-in and EAM potential; an
+    ASE calculator only with ``get_hessian``)."""
+    flag = getattr(pot, "has_analytic_hessian", True)
+    return bool(flag() if callable(flag) else flag)
+
+
+def _fd_step(pot, fd_step) -> float:
+    from genanalysis.potentials.wrapper import DEFAULT_FD_STEP
+
+    return float(fd_step) if fd_step else float(getattr(pot, "fd_step", DEFAULT_FD_STEP))
 
 
 def _check_potential(spec: TrainingSetSpec):
@@ -305,30 +306,32 @@ def _fd_rows(pot, atoms: Atoms, atom_indices, step: float):
 
 
 def _force_constants(pot, atoms: Atoms, fd_step, translation_invariant: bool):
-    """(3n × 3n) force constants (eV/Å²), the storage used and the reference calls made."""
+    """(3n × 3n) force constants (eV/Å²), how they were obtained, and the reference calls
+    made. Perfect-lattice cells need only their first block row: the analytic row, or 6
+    displaced force calls of atom 0 (phonopy's one symmetry-distinct atom of a Bravais
+    lattice), expanded by translation invariance. Other cells: the analytic Hessian, or
+    central differences (6n force calls) from :func:`genanalysis.observe.force_constants`."""
+    from genanalysis.observe import force_constants
+
     n = len(atoms)
     analytic = _has_analytic_hessian(pot)
-    step = DEFAULT_FD_STEP if fd_step is None else float(fd_step)
     if translation_invariant:
         if analytic:
-            h = sp.csr_array(pot.hessian(atoms))
+            h = sp.csr_array(force_constants(atoms, pot))
             cols, blocks = fcmod.block_row(h, 0)
             full = fcmod.expand_row(cols, blocks, atoms.positions, atoms.cell, atoms.pbc)
             scale = abs(h).max() if h.nnz else 1.0
             if (full - h).nnz == 0 or abs(full - h).max() <= ROW_CHECK_RTOL * scale:
                 return full, "analytic-row", 1
             return h, "analytic", 1
-        block = _fd_rows(pot, atoms, [0], step)[0]  # (3, n, 3)
+        block = _fd_rows(pot, atoms, [0], _fd_step(pot, fd_step))[0]  # (3, n, 3)
         blocks = block.transpose(1, 0, 2)  # (n, 3a, 3b): Φ(0, k)
         keep = np.flatnonzero(np.abs(blocks).reshape(n, -1).max(axis=1) > 0)
         full = fcmod.expand_row(keep, blocks[keep], atoms.positions, atoms.cell, atoms.pbc)
         return full, "fd-row", 6
     if analytic:
-        return sp.csr_array(pot.hessian(atoms)), "analytic", 1
-    rows = _fd_rows(pot, atoms, range(n), step)
-    dense = np.concatenate([r.reshape(3, 3 * n) for r in rows], axis=0)
-    dense = 0.5 * (dense + dense.T)  # central differences are symmetric only to O(h²)
-    return sp.csr_array(dense), "fd", 6 * n
+        return sp.csr_array(force_constants(atoms, pot)), "analytic", 1
+    return sp.csr_array(force_constants(atoms, pot, fd_step=_fd_step(pot, fd_step))), "fd", 6 * n
 
 
 def _evaluate_task(pot_spec, element, atoms, kinds, fd_step, translation_invariant, pot=None):
@@ -336,15 +339,18 @@ def _evaluate_task(pot_spec, element, atoms, kinds, fd_step, translation_invaria
     try:
         pot = pot if pot is not None else _load(pot_spec, element)
         out = {"ok": True, "calls": 0}
-        if any(k in kinds for k in "EFV"):
-            ev = pot.evaluate(atoms)
+        efv = "".join(k for k in kinds if k in "EFV")
+        if efv:
+            from genanalysis.observe import observe
+
+            obs = observe(atoms, pot, efv)  # one evaluation for E, F and V
             out["calls"] += 1
-            if "E" in kinds:
-                out["energy"] = float(ev.energy)
-            if "F" in kinds:
-                out["forces"] = np.array(ev.forces, dtype=np.float64).reshape(-1, 3)
-            if "V" in kinds:
-                out["virial"] = np.array(ev.virial, dtype=np.float64).reshape(3, 3)
+            if "energy" in obs:
+                out["energy"] = float(obs["energy"])
+            if "forces" in obs:
+                out["forces"] = np.array(obs["forces"], dtype=np.float64).reshape(-1, 3)
+            if "virial" in obs:
+                out["virial"] = np.array(obs["virial"], dtype=np.float64).reshape(3, 3)
         if "H" in kinds:
             h, how, calls = _force_constants(pot, atoms, fd_step, translation_invariant)
             out["hessian"] = h
@@ -352,7 +358,8 @@ def _evaluate_task(pot_spec, element, atoms, kinds, fd_step, translation_invaria
             out["calls"] += calls
         for key in ("energy", "forces", "virial"):
             if key in out and not np.all(np.isfinite(out[key])):
-                raise FloatingPointError(f"the reference returned a non-finite {key}")
+                hint = " (does the calculator implement stress?)" if key == "virial" else ""
+                raise FloatingPointError(f"the reference returned a non-finite {key}{hint}")
         return out
     except Exception as exc:  # reported, never dropped
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=4)}
