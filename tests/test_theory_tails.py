@@ -4,7 +4,7 @@ Lattices are built here with plain numpy (the theory package never sees genanaly
 square and triangular (d = 2), bcc and fcc (d = 3), each scaled to nearest-neighbour
 distance 1 Å. Sums over |ℓ| ≤ L_max are completed by the analytic remainder (T4) at L_max.
 
-Stated tolerances (measured worst cases over the sampled ranges are about half of these):
+Stated tolerances (docs/theory.md §2.4):
 
 * log-log slope of Σ_{|ℓ|>R} |ℓ|^{-q} over R ∈ [R_min, 4 R_min], R_min ≥ 4 Å, matches the
   derived exponent d − q to within 5 % of (q − d);

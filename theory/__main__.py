@@ -2,7 +2,7 @@
 
 The JSON object maps each rate name to ``{"exponent": "<sympy expression in d>", "d2":
 <value or null>, "d3": <value or null>, "status": "theorem|derived|hypothesis",
-"assumptions": "...", ...}`` (exponents dimensionless; see docs/theory.md §5).
+"assumptions": "...", ...}`` (exponents dimensionless; see docs/theory.md §6).
 """
 
 from __future__ import annotations

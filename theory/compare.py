@@ -3,7 +3,7 @@
 A measured quantity y (any unit: Å, eV, eV/Å …) against a size x (Å, or cells) is fitted
 by least squares as ``ln y = a + s ln x`` on its asymptotic range (T14); the slope s is
 dimensionless and comes with a confidence interval. The verdict rules (T15)–(T16) are
-stated in docs/theory.md §6 and below. Depends on numpy/scipy only.
+stated in docs/theory.md §5 and below. Depends on numpy/scipy only.
 
 Verdict rules, with ``[lo, hi]`` the confidence interval of the measured slope,
 ``h = (hi − lo)/2`` its half-width, ``e`` the predicted exponent and ``τ`` the tolerance

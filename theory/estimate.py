@@ -7,7 +7,7 @@ Laplacian of the stencil); the stability constant c in eV/Å²; the error terms
 error) in eV/Å², ``ε_3`` (third-derivative error) in eV/Å³; the decay constant C of
 ``|Dū(ℓ)| ≤ C |ℓ|^{-p}`` in Å^{1+p}. Equation numbers refer to docs/theory.md.
 
-Two statements (THEORY §3):
+Two statements (docs/theory.md §3):
 
 * (T8) a-posteriori bound (theorem): ``‖D(ū^ML − ū)‖ ≤ (2/c) ‖f^ML(ū)‖_{-1}``; its
   effectivity is ``η = ‖D(ū^ML − ū)‖ · c / ‖f^ML(ū)‖_{-1}`` (expected ≤ 2).

@@ -3,9 +3,9 @@
 A rate says ``quantity ≲ x^{exponent}`` (times ``log(x)^{log_power}`` in borderline cases)
 as the variable x (the distance |ℓ| in Å, the supercell size N in lattice constants, the
 core radius R in Å, the training-cell size N) grows. Exponents are dimensionless. Equation
-numbers (T…) refer to docs/theory.md; THEORY §n to the project's mathematical brief.
+numbers (T…) refer to docs/theory.md.
 
-Status, as in the brief:
+Status:
 
 * ``theorem`` — established in the literature (source named in ``source``);
 * ``derived`` — follows in a few lines from theorems; the exponent is computed here from the
@@ -155,7 +155,7 @@ def _rates() -> dict[str, Rate]:
             _TRAIN + "energies only (one scalar per N^d atoms): predicted the slowest of the "
             "five, possibly no convergence at all (a measured slope ≈ 0 is consistent with "
             "the hypothesis; −d/2 is the most it can reach)",
-            _OW + "; THEORY §4", "(T13)", floor=True,
+            _OW + "; docs/theory.md §4", "(T13)", floor=True,
         ),
         Rate(
             "training_size_EF", -d / 2, "N (training cell)", "‖D(ū^ML − ū)‖ − floor(ε)",
@@ -163,7 +163,7 @@ def _rates() -> dict[str, Rate]:
             _TRAIN + "energies + forces: the largest improvement over E; forces fix ε_core, "
             "ε_FC only through rattled cells (≈ ε_F/δ + O(δ)), so the far-field term "
             "ε_FC·(N/2)^(-d/2) is expected to set the rate N^(-d/2) before the floor",
-            _OW + "; THEORY §4", "(T13)", floor=True,
+            _OW + "; docs/theory.md §4", "(T13)", floor=True,
         ),
         Rate(
             "training_size_EFV", -d / 2, "N (training cell)", "‖D(ū^ML − ū)‖ − floor(ε)",
@@ -173,7 +173,7 @@ def _rates() -> dict[str, Rate]:
             "to remove most of the far-field term; defect-cell virials constrain the "
             "dipole P: the floor is expected at smaller N than for EF, the N-dependence "
             "(slope up to −d/2) with a smaller prefactor",
-            _OW + "; THEORY §4", "(T13)", floor=True,
+            _OW + "; docs/theory.md §4", "(T13)", floor=True,
         ),
         Rate(
             "training_size_EFH", -d / 2, "N (training cell)", "‖D(ū^ML − ū)‖ − floor(ε)",
@@ -182,14 +182,14 @@ def _rates() -> dict[str, Rate]:
             "the far-field term ε_FC R^(-d/2): small defect cells plus perfect-lattice "
             "force constants are predicted to match large defect cells, i.e. the error "
             "reaches the floor at small N (a flat curve at the floor is consistent)",
-            _OW + "; THEORY §4", "(T13)", floor=True,
+            _OW + "; docs/theory.md §4", "(T13)", floor=True,
         ),
         Rate(
             "training_size_EFVH", -d / 2, "N (training cell)", "‖D(ū^ML − ū)‖ − floor(ε)",
             "hypothesis", "up_to",
             _TRAIN + "all observations: as EFH (far-field term removed, floor reached at "
             "small N), with the lattice stress and dipole also constrained",
-            _OW + "; THEORY §4", "(T13)", floor=True,
+            _OW + "; docs/theory.md §4", "(T13)", floor=True,
         ),
         Rate(
             "decay_dislocation", sp.Integer(-1), "|ℓ| (Å)", "|Dū(ℓ)|", "theorem", "bound",
