@@ -356,3 +356,17 @@ def test_ase_calculator_without_hessian(tmp_path):
         assert np.abs(c.hessian.toarray() - full).max() <= 1e-6 * np.abs(full).max()
         expect = "fd-row" if c.meta["kind"] != "rattle" else "fd"
         assert c.meta["hessian_method"] == expect
+
+
+def test_adding_an_observation_type_evaluates_only_that_type(tmp_path, monkeypatch, potential_w):
+    ef = _spec(sizes=(2,), a=3.1648, observations="EF")
+    build(ef, tmp_path, workers=1)
+    count = Counter(monkeypatch, type(potential_w))
+    efh = _spec(sizes=(2,), a=3.1648, observations="EFH")
+    summary = build(efh, tmp_path, workers=1)
+    assert count.calls["evaluate"] == 0  # E and F come from the cache
+    assert count.calls["hessian"] == efh.n_configurations
+    assert summary.evaluations["observations_cached"] == 2 * efh.n_configurations
+    assert summary.evaluations["observations_evaluated"] == efh.n_configurations
+    frames = (tmp_path / XYZ_NAME).read_text().splitlines()
+    assert all(f"spec_hash={summary.spec_hash}" in line for line in frames if "Lattice=" in line)
