@@ -40,8 +40,9 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(70)
 
 
-def _worker_main(conn, parent_pid: int) -> None:
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+def _worker_main(conn) -> None:
+    # the parent is the coordinator (spawn) or the fork server, which exits with it
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     while True:
         try:
             msg = conn.recv()
@@ -58,9 +59,9 @@ def _worker_main(conn, parent_pid: int) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, parent_pid: int):
+    def __init__(self, ctx):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, parent_pid), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
         self.token: Any = None
@@ -82,17 +83,21 @@ def _thread_env(threads: int):
 
 
 class LocalPool:
-    """``workers`` spawned processes, each running one node at a time.
+    """``workers`` processes, each running one node at a time.
 
-    BLAS/OpenMP threads per worker default to ``cpu_count // workers`` (at least 1) unless
-    the environment already sets them, so K workers do not oversubscribe the cores.
+    Workers are forked from a fork server (``multiprocessing`` "forkserver": single-threaded,
+    so safe beside threads in the coordinator) that has imported NumPy once, so starting
+    or replacing a worker costs milliseconds. BLAS/OpenMP threads per worker default to
+    ``cpu_count // workers`` (at least 1) unless the environment sets them; they are fixed
+    when the fork server starts (the first pool of the process).
     """
 
-    def __init__(self, workers: int, *, start_method: str = "spawn"):
+    def __init__(self, workers: int, *, start_method: str = "forkserver"):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"--workers {workers!r}: need a whole number ≥ 1 (0 runs in-process)")
         self._ctx = mp.get_context(start_method)
-        self._pid = os.getpid()
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["genanalysis.sweep.worker"])
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._queue: deque = deque()
         self._workers = [self._spawn() for _ in range(workers)]
@@ -100,7 +105,7 @@ class LocalPool:
 
     def _spawn(self) -> _Worker:
         with _thread_env(self._threads):
-            return _Worker(self._ctx, self._pid)
+            return _Worker(self._ctx)
 
     def submit(self, token, payload: Payload) -> None:
         self._queue.append((token, payload))
@@ -190,29 +195,29 @@ class DaskExecutor:
         self._futures[fut] = token
 
     def wait(self, timeout: float) -> list[tuple[str, Any, Any]]:
-        from distributed import wait as dwait
+        from distributed.client import _wait
         from distributed.scheduler import KilledWorker
 
         if not self._futures:
             time.sleep(min(timeout, 0.1))
             return []
         try:
-            done, _ = dwait(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
+            # distributed.wait() would need a process-wide default client; use ours
+            done, _ = self.client.sync(_wait, list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return []
         events = []
         for fut in done:
             token = self._futures.pop(fut)
-            if fut.status == "finished":
-                events.append(("result", token, fut.result()))
-            elif fut.status == "error":
-                exc = fut.exception()
-                if isinstance(exc, KilledWorker):
-                    events.append(("died", token, f"dask worker died ({type(exc).__name__})"))
-                else:
+            try:
+                events.append(("result", token, fut.result(timeout=60)))
+            except KilledWorker as exc:
+                events.append(("died", token, f"dask worker died ({type(exc).__name__})"))
+            except Exception as exc:  # noqa: BLE001
+                if fut.status == "error":  # the node could not run (our worker wrapper never raises)
                     events.append(("error", token, f"{type(exc).__name__}: {exc}"[:500]))
-            else:
-                events.append(("died", token, f"future {fut.status}"))
+                else:  # e.g. the result was lost with its worker before we gathered it
+                    events.append(("died", token, f"result lost ({type(exc).__name__}: {exc})"[:500]))
             fut.release()
         return events
 

@@ -190,6 +190,9 @@ def _resolve(name: str, table: dict[str, Kind], what: str) -> Kind:
             return table[registered]
         if name in table:  # the import registered it under its reference
             return table[name]
+        for kind in table.values():  # a registered kind's function named by its module path
+            if kind.fn is obj:
+                return kind
         kind = _make_kind(name, obj, None, "1", None, None)
         table[name] = kind
         return kind

@@ -165,7 +165,7 @@ def _parse_axes(table: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str,
         if not values:
             raise _err(key, "an axis must have at least one value, got []")
         seen = []
-        for v in values:
+        for v in values if mode == "product" else ():  # zipped points are checked whole (by hash)
             if v in seen:
                 raise _err(key, f"value {v!r} appears twice; every axis value must be distinct")
             seen.append(v)
