@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from theory.compare import (
     MIN_RANGE,
+    SlopeFit,
     compare,
     compare_bound,
     compare_up_to,
@@ -211,3 +212,34 @@ def test_bad_tolerance():
     x, y = synthetic(-1.0)
     with pytest.raises(ValueError, match="tolerance"):
         compare(fit_slope(x, y), -1.0, tolerance=0.0)
+
+
+def fit_with(slope, half_width, n=10, x=(1.0, 100.0)):
+    return SlopeFit(slope=slope, intercept=0.0, ci_low=slope - half_width,
+                    ci_high=slope + half_width, stderr=half_width / 2, n_points=n,
+                    x_range_used=x, confidence=0.95, dof=n - 2, residual_rms=0.0,
+                    weighted=False, used=tuple(range(n)))
+
+
+@settings(deadline=None)
+@given(e=st.floats(-5, -0.2), delta=st.floats(-1.5, 1.5), h=st.floats(0.0, 1.0),
+       tau=st.floats(0.05, 0.5))
+def test_verdict_rules_as_documented(e, delta, h, tau):
+    fit = fit_with(e + delta, h)
+    lo, hi = fit.ci_low, fit.ci_high
+    delta, h = fit.slope - e, fit.half_width  # as the rule sees them after rounding
+    two, bound, up = compare(fit, e, tolerance=tau), compare_bound(fit, e, tolerance=tau), \
+        compare_up_to(fit, e, tolerance=tau)
+    disjoint = hi < e - tau or lo > e + tau
+    assert (two.value == "disagree") == disjoint
+    assert (two.value == "agree") == (not disjoint and abs(delta) <= tau and h <= tau)
+    assert (bound.value == "faster") == (hi < e - tau)
+    assert (bound.value == "disagree") == (lo > e + tau)
+    assert (up.value == "slower") == (lo > e + tau)
+    assert (up.value == "disagree") == (hi < e - tau)
+    if not disjoint:  # the one-sided rules reduce to the two-sided one
+        assert two.value == bound.value == up.value
+    # a more precise measurement with the same slope never becomes less decided
+    sharper = compare(fit_with(e + delta, h / 2), e, tolerance=tau)
+    if two.value != "inconclusive":
+        assert sharper.value == two.value

@@ -193,3 +193,15 @@ def test_predicted_rejects_bad_input():
         predicted("nope", 3)
     with pytest.raises(ValueError, match="d=1"):
         predicted("decay_point_defect", 1)
+
+
+@settings(deadline=None)
+@given(d=st.sampled_from([2, 3]), excess=st.floats(0.1, 4.0), R=st.floats(2.0, 50.0),
+       factor=st.floats(1.1, 10.0))
+def test_general_decay_exponent_sets_the_far_field_rate(d, excess, R, factor):
+    """|Dū| ≤ C|ℓ|^{-p} with 2p > d: force-constant term ∝ R^{d/2 − p} (T7)."""
+    p = (d + excess) / 2
+    base = dict(d=d, c=1.0, eps_core=0.0, eps_fc=1.0, decay_exponent=p)
+    ratio = (Estimate(R=R * factor, **base).terms()["force_constants"]
+             / Estimate(R=R, **base).terms()["force_constants"])
+    assert ratio == pytest.approx(factor ** (d / 2 - p), rel=1e-6)

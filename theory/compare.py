@@ -11,13 +11,14 @@ Verdict rules, with ``[lo, hi]`` the confidence interval of the measured slope,
 ``min_range`` in x, finite interval; otherwise *inconclusive*):
 
 * :func:`compare` (two-sided, (T15)): *disagree* if the interval misses ``[e − τ, e + τ]``;
-  else *agree* if ``h ≤ τ``; else *inconclusive* (interval too wide to decide).
+  else *agree* if the slope itself lies in that band and ``h ≤ τ``; else *inconclusive*
+  (interval too wide, or the slope outside the band with an interval still touching it).
 * :func:`compare_bound` (upper bound ``y ≲ x^e``, (T16)): *faster* ("faster than the
   bound": consistent, the bound is not sharp there) if ``hi < e − τ``; *disagree* (slower
-  than the bound allows) if ``lo > e + τ``; else *agree* if ``h ≤ τ``; else inconclusive.
+  than the bound allows) if ``lo > e + τ``; otherwise as :func:`compare`.
 * :func:`compare_up_to` (hypothesis "rate up to x^e"): *slower* if ``lo > e + τ``
   (allowed by the wording, reported as such); *disagree* (faster than the predicted
-  maximal rate) if ``hi < e − τ``; else *agree* if ``h ≤ τ``; else inconclusive.
+  maximal rate) if ``hi < e − τ``; otherwise as :func:`compare`.
 
 :func:`judge` picks the rule from the predicted rate's ``sense`` (:mod:`theory.rates`).
 """
@@ -198,7 +199,7 @@ def _select(x: np.ndarray, asymptotic) -> np.ndarray:
                 f"of data points)"
             )
         return order[-int(asymptotic):]
-    if isinstance(asymptotic, tuple) and len(asymptotic) == 2:
+    if isinstance(asymptotic, (tuple, list)) and len(asymptotic) == 2:
         lo = -np.inf if asymptotic[0] is None else float(asymptotic[0])
         hi = np.inf if asymptotic[1] is None else float(asymptotic[1])
         if lo > hi:
@@ -354,13 +355,18 @@ def _classify(fit, predicted, tolerance, min_points, min_range, rule, below, abo
         return verdict(below, f"{meas} lies entirely below the band {band}")
     if fit.ci_low > hi:
         return verdict(above, f"{meas} lies entirely above the band {band}")
-    if fit.half_width <= tolerance:
-        return verdict("agree", f"{meas} overlaps the band {band} and is resolved to ±τ")
-    return verdict(
-        "inconclusive",
-        f"{meas} overlaps the band {band} but its half-width {fit.half_width:.3g} exceeds "
-        f"the tolerance {tolerance:g}",
-    )
+    if fit.half_width > tolerance:
+        return verdict(
+            "inconclusive",
+            f"{meas} overlaps the band {band} but its half-width {fit.half_width:.3g} "
+            f"exceeds the tolerance {tolerance:g}",
+        )
+    if abs(fit.slope - predicted) > tolerance:
+        return verdict(
+            "inconclusive",
+            f"{meas}: the slope is outside the band {band} but its interval touches it",
+        )
+    return verdict("agree", f"{meas} lies in the band {band} and is resolved to ±τ")
 
 
 def compare(

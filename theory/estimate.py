@@ -212,7 +212,7 @@ class Estimate:
         """The terms (T9) with d, p and L fixed to this estimate's values (other symbols
         free); each in eV/Å."""
         upper = sp.oo if self.domain_radius is None else L
-        decay = sp.nsimplify(self.p)
+        decay = sp.nsimplify(self.p, rational=True)
         return residual_terms(self.d, decay, upper=upper)
 
     @staticmethod
@@ -226,7 +226,7 @@ class Estimate:
     def tails(self) -> dict[str, float]:
         """``‖Dū‖_{ℓ²(|ℓ|>R)}`` (Å) and ``‖|Dū|²‖_{ℓ²(|ℓ|>R)}`` (Å²) used in (T9): the
         measured values when given, otherwise the decay model (T7)."""
-        decay = sp.nsimplify(self.p)
+        decay = sp.nsimplify(self.p, rational=True)
         finite = self.domain_radius is not None
         domain = self.domain_radius if finite else math.inf
         out = {}
