@@ -114,15 +114,16 @@ def _equilibrium_lattice_constant(potential: Potential, lattice: str) -> float:
     def pressure_term(a):  # dE/da · a = −tr(virial)
         return -float(np.trace(potential.evaluate(cell(a)).virial))
 
-    # scan nearest-neighbour distances from 0.3 to 0.95 of the cutoff for the minimum
+    # scan nearest-neighbour distances from 0.1 to 0.95 of the cutoff (geometric grid, 1 %
+    # steps) for the lowest energy, then solve for the zero of the hydrostatic virial
     nn = nearest_neighbour_distance(lattice, 1.0)
-    a_grid = np.linspace(0.3, 0.95, 66) * potential.cutoff / nn
+    a_grid = np.geomspace(0.1, 0.95, 228) * potential.cutoff / nn
     e_grid = np.array([energy(a) for a in a_grid])
     k = int(np.argmin(e_grid))
     if k == 0 or k == len(a_grid) - 1:
         raise InputError(
             f"potential {potential.name}: no energy minimum of the {lattice} lattice for "
-            f"nearest-neighbour distances {0.3 * potential.cutoff:.3g}–{0.95 * potential.cutoff:.3g} Å"
+            f"nearest-neighbour distances {0.1 * potential.cutoff:.3g}–{0.95 * potential.cutoff:.3g} Å"
         )
     return float(brentq(pressure_term, a_grid[k - 1], a_grid[k + 1], xtol=1e-13, rtol=4 * np.finfo(float).eps))
 
