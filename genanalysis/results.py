@@ -180,7 +180,8 @@ class ResultsStore:
     # -- meta and the current study ------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         with self._txn():
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+            # key order kept: a spec's sweep axes are ordered
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
