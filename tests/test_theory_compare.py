@@ -243,3 +243,16 @@ def test_verdict_rules_as_documented(e, delta, h, tau):
     sharper = compare(fit_with(e + delta, h / 2), e, tolerance=tau)
     if two.value != "inconclusive":
         assert sharper.value == two.value
+
+
+def test_small_dipole_vacancy_is_reported_faster_than_the_bound():
+    """A published-style measurement: bcc W vacancy (EAM), fixed cell, E_f(n) − E_f(20) in
+    eV for n = 3…16 (LAMMPS). Its slope is steeper than the N^{-d} bound of
+    supercell_energy; the verdict must say 'faster', which is consistent with the theorem."""
+    n = np.array([3, 4, 5, 6, 7, 8, 10, 12, 16], dtype=float)
+    err = np.array([3.4e-2, 5.8e-3, 1.2e-3, 3.7e-4, 1.6e-4, 9.0e-5, 3.9e-5, 2.0e-5, 5.3e-6])
+    fit = fit_slope(n, err, asymptotic=(4, 12))
+    assert fit.x_range_used == (4.0, 12.0) and fit.n_points == 7
+    verdict = judge(fit, "supercell_energy", 3)
+    assert verdict.value == "faster" and verdict.consistent
+    assert compare(fit, predicted("supercell_energy", 3)).value == "disagree"
