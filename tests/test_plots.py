@@ -201,3 +201,14 @@ def test_run_command_bad_spec_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # validated before any work
     with ResultsStore(tmp_path / "x") as store:
         assert store.count() == 0
+
+
+def test_where_selects_points_and_each_rate_gets_its_own_prediction(tmp_path):
+    raw = series_spec(ps=(2.0, 3.0))
+    raw["rates"] = [{"quantity": "error", "against": "trainingset.size", "where": {"experiment": {"p": p}},
+                     "predicted": 1 - p} for p in (2.0, 3.0)]
+    run_study(parse_study(raw), tmp_path, workers=0, quiet=True)
+    results = rate_report(load_output(tmp_path))
+    assert [(r.series.group, r.predicted, r.verdict) for r in results] == [
+        ({"experiment.p": 2.0}, -1.0, "agree"), ({"experiment.p": 3.0}, -2.0, "agree")]
+    assert all(r.series.n.max() == 3 for r in results)  # three seeds per point, nothing else mixed in

@@ -283,9 +283,11 @@ def evaluate_rates(study: Study, rows, rates: Sequence[Rate] | None = None) -> l
     """Evaluate each declared rate (or ``rates``) on each of its groups."""
     out = []
     for rate in study.rates if rates is None else rates:
-        series, _ = aggregate(rows, rate.quantity, rate.against, rate.group_by, replicate=study.replicate,
-                              axes=study.axis_paths)
+        selected = [r for r in rows if all(_value(r.params, k) == v for k, v in rate.where)]
+        series, _ = aggregate(selected, rate.quantity, rate.against, rate.group_by, replicate=study.replicate,
+                              axes=[a for a in study.axis_paths if a not in dict(rate.where)])
         for s in series:
+            s.group = {**dict(rate.where), **s.group}
             fit = fit_slope(s.x, s.mean, fit_range=rate.fit_range, confidence=rate.confidence)
             predicted, label, d, note = _predicted(rate, s)
             name = rate.predicted if isinstance(rate.predicted, str) else None

@@ -20,6 +20,7 @@ A study spec holds the base parameters of every sweep point — the free-form ta
     predicted = -1.5             # a literal exponent, or a name of `python -m theory --json`
     d = 3                        # dimension for a named prediction (int or a dotted field)
     group_by = ["experiment.p"]  # one slope per value of these fields
+    where = { "fit.noise" = 0.0 }  # optional: only the points with these values
     fit_range = [4, 64]          # optional: x range of the fit (inclusive), or "auto"
     confidence = 0.95            # optional: level of the slope's confidence interval
     tolerance = 0.2              # optional: τ, the slope difference that counts as agreement
@@ -48,8 +49,8 @@ __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "se
 
 _TOP = ("study", "sweep", "rates", "seed", *STAGES)
 _STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate")
-_RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "fit_range", "confidence", "tolerance", "sense",
-              "label")
+_RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "where", "fit_range", "confidence", "tolerance",
+              "sense", "label")
 #: comparison rules of theory.compare: two-sided, an upper bound, a "rate up to" hypothesis
 SENSES = ("two_sided", "bound", "up_to")
 _ROOTS = (*STAGES, "seed")
@@ -69,6 +70,7 @@ class Rate:
     tolerance: float = 0.2
     sense: str | None = None
     label: str | None = None
+    where: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,15 @@ def _parse_rate(i: int, table: Any, axis_paths: tuple[str, ...], replicate: str)
     label = table.get("label")
     if label is not None and not isinstance(label, str):
         raise _err(f"{where}.label", f"must be a string, got {label!r}")
+    only = table.get("where", {})
+    if not isinstance(only, Mapping):
+        raise _err(f"{where}.where", f"must be a table of dotted field = value, got {only!r}")
+    only = flatten(only)
+    for path in only:
+        if path.split(".")[0] not in _ROOTS:
+            raise _err(f"{where}.where.{path}", f"not a field of {', '.join(_ROOTS)}")
     return Rate(table["quantity"], against, predicted if not _is_number(predicted) else float(predicted),
-                d, tuple(group_by), fit_range, float(confidence), float(tolerance), sense, label)
+                d, tuple(group_by), fit_range, float(confidence), float(tolerance), sense, label, tuple(only.items()))
 
 
 def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study:
