@@ -370,3 +370,16 @@ def test_adding_an_observation_type_evaluates_only_that_type(tmp_path, monkeypat
     assert summary.evaluations["observations_evaluated"] == efh.n_configurations
     frames = (tmp_path / XYZ_NAME).read_text().splitlines()
     assert all(f"spec_hash={summary.spec_hash}" in line for line in frames if "Lattice=" in line)
+
+
+def test_unconverged_relaxation_is_reported_and_its_cell_skipped(tmp_path, capsys):
+    spec = _spec(sizes=(3,), a=3.1648, observations="EF", fmax=1e-12, max_iter=1)
+    toml = tmp_path / "s.toml"
+    toml.write_text(spec.to_toml())
+    assert main(["trainingset", str(toml), "--out", str(tmp_path / "o"), "--json", "--workers", "1"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    (fail,) = summary["failures"]
+    assert fail["stage"] == "relax" and fail["group"] == "vacancy" and fail["size"] == 3
+    assert fail["configurations_skipped"] == spec.configs_per_group and fail["max_force"] > 1e-12
+    assert list(summary["counts"]) == ["perfect"]
+    assert json.loads((tmp_path / "o" / FAILURES_NAME).read_text()) == summary["failures"]

@@ -57,7 +57,7 @@ from genanalysis.trainingset.spec import TrainingSetSpec
 __all__ = ["BuildSummary", "build", "potential_identity", "derive_configurations", "CACHE_VERSION"]
 
 #: bump when the meaning of cached data changes
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: relative tolerance on the agreement between an analytic perfect-lattice Hessian and its
 #: expansion from one block row (translation invariance); a larger deviation means the
@@ -274,7 +274,10 @@ def _relax_task(pot_spec, element, lattice, a, defect, size, symbol, fmax, max_i
         pot = pot if pot is not None else _load(pot_spec, element)
         atoms = defect_cell(lattice, a, size, defect, symbol)
         r = relax(atoms, pot, fmax=fmax, max_iter=max_iter)
-        return {"ok": True, "positions": np.asarray(r.atoms.positions, float), "status": str(r.status),
+        return {"ok": True, "positions": np.asarray(r.atoms.positions, float), "numbers": atoms.numbers.copy(),
+                "cell": np.asarray(atoms.cell, float), "pbc": np.asarray(atoms.pbc, bool),
+                "site_index": np.asarray(atoms.arrays["site_index"]), "info": _plain(atoms.info),
+                "status": str(r.status),
                 "converged": bool(r.converged), "iterations": int(r.iterations),
                 "force_evaluations": int(r.force_evaluations),
                 "hvp_evaluations": int(getattr(r, "hvp_evaluations", 0)),
@@ -367,6 +370,22 @@ def _evaluate_task(pot_spec, element, atoms, kinds, fd_step, translation_invaria
 
 # --------------------------------------------------------------------------- cache
 
+_RELAX_ARRAYS = ("positions", "numbers", "cell", "pbc", "site_index")
+
+
+def _plain(obj):
+    """JSON-ready copy of atoms.info (numpy scalars and arrays as Python numbers and lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
 class _Cache:
     """Content-addressed store under ``root``: ``relax/<hash>.npz``, ``obs/<hash>.npz``,
     ``lattice/<hash>.json``. Writes are atomic (temporary file, then rename)."""
@@ -401,16 +420,15 @@ class _Cache:
             return None
         with np.load(p, allow_pickle=False) as z:
             rec = json.loads(str(z["record"]))
-            if "positions" in z:
-                rec["positions"] = np.array(z["positions"])
+            for name in _RELAX_ARRAYS:
+                if name in z:
+                    rec[name] = np.array(z[name])
         return rec
 
     def put_relax(self, key, rec):
         rec = dict(rec)
         rec.pop("traceback", None)
-        arrays = {}
-        if "positions" in rec:
-            arrays["positions"] = np.asarray(rec.pop("positions"), float)
+        arrays = {name: np.asarray(rec.pop(name)) for name in _RELAX_ARRAYS if name in rec}
         arrays["record"] = np.array(json.dumps(rec))
         self._write_npz(self._path("relax", key, "npz"), arrays)
 
@@ -570,8 +588,9 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
                                      spec.configs_per_group, "error": rec.get("status", "relaxation failed"),
                                      "max_force": rec.get("max_force")})
                     continue
-                at = defect_cell(spec.lattice, a, n, group, symbol)
-                at.positions = rec["positions"]
+                at = Atoms(numbers=rec["numbers"], positions=rec["positions"], cell=rec["cell"], pbc=rec["pbc"])
+                at.arrays["site_index"] = rec["site_index"]
+                at.info.update(rec["info"])
                 at.info["relaxation"] = {k: rec[k] for k in ("status", "iterations", "max_force", "energy")}
                 base = at
             items.extend(derive_configurations(spec, group, n, base, pkey, identity))
