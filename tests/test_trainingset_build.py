@@ -383,3 +383,45 @@ def test_unconverged_relaxation_is_reported_and_its_cell_skipped(tmp_path, capsy
     assert fail["configurations_skipped"] == spec.configs_per_group and fail["max_force"] > 1e-12
     assert list(summary["counts"]) == ["perfect"]
     assert json.loads((tmp_path / "o" / FAILURES_NAME).read_text()) == summary["failures"]
+
+
+def test_changing_the_potential_file_invalidates_the_cache(tmp_path, monkeypatch):
+    """The cache key holds the SHA-256 of an EAM file's content: the same path with other
+    content is another reference and is evaluated again."""
+    from genanalysis.potentials.eamfile import write_eam_file
+
+    path = tmp_path / "W.eam.alloy"
+    write_eam_file(str(path), load_potential("builtin:W"), "eam/alloy", n_r=2001, n_rho=2001, rho_max=120.0,
+                   atomic_numbers=[74])
+    spec = _spec(potential=str(path), element="W", defects=("perfect",), sizes=(2,), a=3.1648, observations="EF")
+    assert build(spec, tmp_path / "o", workers=1).evaluations["configs_evaluated"] == spec.n_configurations
+    assert build(spec, tmp_path / "o", workers=1).evaluations["configs_evaluated"] == 0
+    lines = path.read_text().splitlines()
+    lines[1] = "a different comment line"
+    path.write_text("\n".join(lines) + "\n")
+    assert build(spec, tmp_path / "o", workers=1).evaluations["configs_evaluated"] == spec.n_configurations
+
+
+def test_energy_differences_equal_the_work_of_the_forces(built, potential_w):
+    """E(rattled) − E(relaxed) = −∫ F · dx along the straight path (8-point Gauss–Legendre
+    on fresh reference forces), relative error ≤ 1e-6: the stored energies are consistent
+    with the forces of an independent recomputation, not only with each other."""
+    _, _, _, configs = built
+    t, w = np.polynomial.legendre.leggauss(8)
+    t, w = 0.5 * (t + 1.0), 0.5 * w
+    relaxed = {(c.group, c.meta["size"]): c for c in configs if c.meta["kind"] == "relaxed"}
+    checked = 0
+    for c in configs:
+        if c.meta["kind"] != "rattle":
+            continue
+        r = relaxed[(c.group, c.meta["size"])]
+        d = c.atoms.positions - r.atoms.positions
+        work = 0.0
+        for ti, wi in zip(t, w):
+            a = r.atoms.copy()
+            a.positions = r.atoms.positions + ti * d
+            work += wi * np.sum(np.asarray(potential_w.evaluate(a).forces) * d)
+        de = c.energy - r.energy
+        assert abs(de + work) <= RTOL * abs(de)
+        checked += 1
+    assert checked == 4
