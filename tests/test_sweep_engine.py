@@ -227,3 +227,42 @@ def test_dying_dask_worker_is_retried_then_recorded_failed(tmp_path, dask_cluste
     rows = {r.params["experiment"]["x"]: r for r in ResultsStore(tmp_path).tasks()}
     assert rows[1.0].status == "done" and rows[1.0].metrics["attempt"] == 2
     assert rows[2.0].status.startswith("failed: dask worker died (KilledWorker); gave up after 2 attempts")
+
+
+# -- progress bar --------------------------------------------------------------------------
+
+def _run_in_pty(argv):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execvp(sys.executable, [sys.executable, "-m", "genanalysis", *argv])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_and_not_elsewhere(tmp_path):
+    raw = probe([1.0, 2.0, 3.0], seeds=(0, 1))
+    spec = tmp_path / "p.toml"
+    spec.write_text(tomli_w.dumps(raw))
+    code, text = _run_in_pty(["run", str(spec), "--out", str(tmp_path / "a"), "--workers", "1"])
+    assert code == 0
+    assert "6/6" in text and "task/s" in text and "<00:00" in text  # counts, rate, ETA
+    code, text = _run_in_pty(["run", str(spec), "--out", str(tmp_path / "b"), "--workers", "0", "--quiet"])
+    assert code == 0 and "6/6" not in text and text.strip() == ""
+    proc = subprocess.run([sys.executable, "-m", "genanalysis", "run", str(spec), "--out", str(tmp_path / "c"),
+                           "--workers", "0"], capture_output=True, text=True, check=True)
+    assert "6/6" not in proc.stderr and "6 tasks: 6 done" in proc.stderr
