@@ -662,6 +662,8 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
     if db:
         tio.write_db(out / DB_NAME, configs, spec_hash=spec_hash)
         files.append(str(out / DB_NAME))
+    elif (out / DB_NAME).exists():
+        (out / DB_NAME).unlink()  # a stale export of an earlier spec would contradict the xyz
     (out / FAILURES_NAME).write_text(json.dumps(failures, indent=1, default=str) + "\n")
     files.append(str(out / FAILURES_NAME))
 
