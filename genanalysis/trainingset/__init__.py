@@ -19,7 +19,6 @@ from pathlib import Path
 from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.trainingset.build import (
-    FC_NAME,
     MANIFEST_NAME,
     XYZ_NAME,
     BuildSummary,
