@@ -269,16 +269,27 @@ class ACEBasis:
         return (R[..., :, None] * Y[..., None, :]).reshape(*D.shape[:-1], self.n_A)
 
     def phi_derivatives(self, D: torch.Tensor, order: int = 1):
-        """∇φ (P, n_A, 3) in 1/Å and, for order 2, ∇²φ (P, n_A, 3, 3) in 1/Å²."""
-        from torch.func import jacfwd, vmap
+        """∇φ (P, n_A, 3) in 1/Å and, for order 2, also ∇²φ (P, n_A, 3, 3) in 1/Å².
 
-        def f(d):
-            return self.phi(d)
+        Forward-mode autodiff of the batched φ along the three Cartesian tangents (each
+        pair's φ depends on its own D only), vmapped over tangents: exact, and one batched
+        pass instead of a per-pair Jacobian."""
+        from torch.func import jvp, vmap
 
-        J = vmap(jacfwd(f))(D)
+        P = D.shape[0]
+        T = torch.eye(3, dtype=D.dtype)[:, None, :].expand(3, P, 3)
+        J = vmap(lambda t: jvp(self.phi, (D,), (t,))[1])(T).permute(1, 2, 0)
         if order == 1:
             return J
-        return J, vmap(jacfwd(jacfwd(f)))(D)
+
+        def column(ta):
+            def f(d):
+                return jvp(self.phi, (d,), (ta,))[1]
+
+            return vmap(lambda tc: jvp(f, (D,), (tc,))[1])(T)
+
+        H = vmap(column)(T).permute(2, 3, 0, 1)
+        return J, H
 
     # -- invariants as polynomials of A ----------------------------------------------------
 

@@ -148,64 +148,80 @@ def translation_orbit(atoms: Atoms, tol: float = 1e-6) -> bool:
 
 
 def _hessian_chunks(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.ndarray | None):
-    """Yield (row_atom (E,), col_atom (E, z+1), values (E, z+1, K, 3, 3)) such that
-    H_k[3 r + α, 3 c + β] += values[e, q, k, α, β] with r = row_atom[e], c = col_atom[e, q].
+    """Yield (row_atom (c, R), col_atom (c, Q), values (c, R, Q, K, 3, 3)) such that
+    H_k[3 r + α, 3 col + β] += values[c, ρ, q, k, α, β] with r = row_atom[c, ρ] (−1: padding),
+    col = col_atom[c, q], for chunks of centres c.
 
-    ``site_fn(centres) -> (g (c, K, S_max), M (c, K, S_max, S_max))`` gives the site
-    derivatives in the local slots ``S`` (K, S_max) (index n_A = zero padding).
-    ``rows``: atom indices whose Hessian rows are wanted (None = all).
+    Per centre i the pair-space Hessian of output k is h = J_Sᵀ M J_S + diag_p(g·∇²φ(D_p)),
+    J_S the gradients of the A-components output k depends on (slots ``S``, index n_A =
+    zero padding); positions enter through D_p = x_{j_p} − x_i, i.e. row/column "centre"
+    (−Σ_p) and "neighbour p" (+). Only rows of atoms in ``rows`` (None = all) are formed.
+    ``site_fn(centres) -> (g (c, K, S_max), M (c, K, S_max, S_max))``.
     """
-    n, zmax, nA = geom.n, geom.zmax, basis.n_A
+    n, z, nA = geom.n, geom.zmax, basis.n_A
     K, Smax = S.shape
     want = np.ones(n, bool) if rows is None else np.isin(np.arange(n), rows)
-    jpad = np.concatenate([geom.j, [0]])
-    valid = geom.pad < geom.P
-    # entry (i, q): q = 0 the centre itself, q = 1 + p the neighbour in slot p
-    row_atom = np.concatenate([np.arange(n)[:, None], jpad[geom.pad]], axis=1)
-    entry_ok = np.concatenate([np.ones((n, 1), bool), valid], axis=1) & want[row_atom]
-    centres = np.flatnonzero(entry_ok.any(axis=1))
-    per_centre = zmax * K * Smax * 3 * 3
-    csize = max(1, int(_BUDGET // per_centre))
-    esize = max(1, int(_BUDGET // (K * 9 * (zmax + 1) + zmax * K * Smax * 3)))
-    for a, b in _chunks(len(centres), csize):
-        C = centres[a:b]
-        c = len(C)
-        pidx = geom.pad[C]  # (c, z)
-        flat = pidx.reshape(-1)
-        real = flat < geom.P
-        Jp = torch.zeros(len(flat), nA + 1, 3)
-        Hp = torch.zeros(len(flat), nA + 1, 3, 3)
+    jpad = np.concatenate([geom.j, [-1]])
+    # local row r of centre i: 0 = the centre itself, 1 + p = neighbour in slot p
+    local_atom = np.concatenate([np.arange(n)[:, None], jpad[geom.pad]], axis=1)  # (n, z+1), −1 = none
+    local_ok = (local_atom >= 0) & want[np.maximum(local_atom, 0)]
+    centres = np.flatnonzero(local_ok.any(axis=1))
+    Rn = local_ok.sum(axis=1)
+    # outer blocks: φ derivatives of the block's pairs; inner chunks: the per-output algebra
+    outer = max(1, int(_BUDGET // (z * (nA + 1) * 12)))
+    for a0, a1 in _chunks(len(centres), outer):
+        Cb = centres[a0:a1]
+        flat = geom.pad[Cb].reshape(-1)
+        real = torch.tensor(flat < geom.P)
+        Jb = torch.zeros(len(flat), nA + 1, 3)
+        Hb = torch.zeros(len(flat), nA + 1, 3, 3)
         if real.any():
-            J_, H_ = basis.phi_derivatives(geom.D[flat[real]], order=2)
-            Jp[torch.tensor(real), :nA] = J_
-            Hp[torch.tensor(real), :nA] = H_
-        Jp = Jp.view(c, zmax, nA + 1, 3)
-        Hp = Hp.view(c, zmax, nA + 1, 3, 3)
-        g, M = site_fn(C)  # (c, K, Smax), (c, K, Smax, Smax)
-        JS = Jp[:, :, S]  # (c, z, K, Smax, 3)
-        gd = torch.zeros(c, K, nA + 1)
-        gd.scatter_add_(2, S.expand(c, K, Smax), g)
-        T = torch.einsum("ckf,cpfab->ckpab", gd[:, :, :nA], Hp[:, :, :nA])  # (c, K, z, 3, 3)
-        del Hp
-        V = torch.cat([-JS.sum(dim=1, keepdim=True), JS], dim=1)  # (c, z+1, K, Smax, 3)
-        ok = entry_ok[C]
-        ce, qe = np.nonzero(ok)
-        for e0, e1 in _chunks(len(ce), esize):
-            cc, qq = ce[e0:e1], qe[e0:e1]
-            ct, qt = torch.tensor(cc), torch.tensor(qq)
-            VM = torch.einsum("eksa,ekst->ekat", V[ct, qt], M[ct])
-            R = torch.einsum("ekat,epktb->epkab", VM, JS[ct])  # (E, z, K, 3, 3)
-            # the δ_pq term: + for the neighbour row q = 1 + p, − for the centre row q = 0
-            Tc = T[ct].permute(0, 2, 1, 3, 4)  # (E, z, K, 3, 3)
-            is_self = qt == 0
-            R[is_self] -= Tc[is_self]
-            nb = ~is_self
-            if nb.any():
-                en = torch.nonzero(nb).squeeze(1)
-                R[en, qt[en] - 1] += Tc[en, qt[en] - 1]
-            vals = torch.cat([-R.sum(dim=1, keepdim=True), R], dim=1)  # column: centre, then neighbours
-            cols = np.concatenate([C[cc][:, None], jpad[pidx[cc]]], axis=1)
-            yield row_atom[C[cc], qq], cols, vals
+            J_, H_ = basis.phi_derivatives(geom.D[flat[real.numpy()]], order=2)
+            Jb[real, :nA], Hb[real, :nA] = J_, H_
+        Jb = Jb.view(len(Cb), z, nA + 1, 3)
+        Hb = Hb.view(len(Cb), z, nA + 1, 3, 3)
+        Rmax_b = int(Rn[Cb].max())
+        inner = max(1, int(_BUDGET // (K * (3 * Rmax_b * 3 * (z + 1) + Smax * 3 * z * 2))))
+        for b0, b1 in _chunks(len(Cb), inner):
+            C = Cb[b0:b1]
+            c = len(C)
+            ok = local_ok[C]
+            R = int(ok.sum(axis=1).max())
+            # the selected local rows of each centre, padded with row 0 (masked below)
+            order = np.argsort(~ok, axis=1, kind="stable")[:, :R]
+            rvalid = np.take_along_axis(ok, order, axis=1)
+            rsel = torch.tensor(order)
+            g, M = site_fn(C)  # (c, K, Smax), (c, K, Smax, Smax)
+            JS = Jb[b0:b1][:, :, S].permute(0, 2, 3, 1, 4)  # (c, K, Smax, z, 3)
+            # rows: neighbour slot p → J_p; the centre → −Σ_p J_p
+            V = torch.gather(JS, 3, (rsel - 1).clamp(min=0)[:, None, None, :, None].expand(c, K, Smax, R, 3))
+            if ok[:, 0].any():
+                cs = torch.tensor(np.flatnonzero(ok[:, 0]))
+                V[cs, :, :, 0] = -JS[cs].sum(dim=3)
+            Vt = V.reshape(c, K, Smax, 3 * R).transpose(2, 3)  # (c, K, 3R, Smax)
+            JSf = JS.reshape(c, K, Smax, 3 * z)
+            if 3 * R <= Smax:  # cheaper association for few rows
+                h = torch.matmul(torch.matmul(Vt, M), JSf)
+            else:
+                h = torch.matmul(Vt, torch.matmul(M, JSf))  # (c, K, 3R, 3z)
+            h = h.view(c, K, R, 3, z, 3)
+            # δ_pq term: T_p = Σ_s g_s ∇²φ_{S[s]}(D_p), + on row 1+p, − on the centre row
+            gd = torch.zeros(c, K, nA + 1)
+            gd.scatter_add_(2, S.expand(c, K, Smax), g)
+            T = torch.einsum("ckf,cpfab->ckpab", gd[:, :, :nA], Hb[b0:b1][:, :, :nA])  # (c, K, z, 3, 3)
+            # the centre's own row, when wanted, is local row 0 (ok[:, 0] sorts first)
+            cs = torch.tensor(np.flatnonzero(ok[:, 0]))
+            if len(cs):
+                h[cs, :, 0] -= T[cs].permute(0, 1, 3, 2, 4)
+            nb = rsel > 0
+            ci, ri = torch.nonzero(nb, as_tuple=True)
+            if len(ci):
+                p = rsel[ci, ri] - 1
+                h[ci, :, ri, :, p, :] += T[ci, :, p]
+            row_atom = np.where(rvalid, np.take_along_axis(local_atom[C], order, axis=1), -1)
+            # columns: neighbours (+), and the centre (−Σ_p), yielded as a separate column
+            yield row_atom, local_atom[C][:, 1:], h.permute(0, 2, 4, 1, 3, 5)  # (c, R, z, K, 3, 3)
+            yield row_atom, local_atom[C][:, :1], -h.sum(dim=4, keepdim=True).permute(0, 2, 4, 1, 3, 5)
 
 
 def hessian_dense_rows(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
@@ -215,11 +231,16 @@ def hessian_dense_rows(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np
     pos = np.full(n, -1)
     pos[rows] = np.arange(len(rows))
     K = S.shape[0]
-    out = torch.zeros(len(rows), n, K, 3, 3)
+    nr = len(rows)
+    dump = nr * n  # padding rows and columns land here
+    out = torch.zeros(nr * n + 1, K * 9)
     for r, cols, vals in _hessian_chunks(basis, geom, site_fn, S, rows):
-        rr = torch.tensor(pos[r])[:, None].expand(cols.shape)
-        out.index_put_((rr.reshape(-1), torch.tensor(cols).reshape(-1)), vals.reshape(-1, K, 3, 3), accumulate=True)
-    return out.permute(2, 0, 3, 1, 4).reshape(K, 3 * len(rows), 3 * n)
+        rp = np.where(r >= 0, pos[np.maximum(r, 0)], -1)
+        idx = rp[:, :, None] * n + cols[:, None, :]
+        idx = np.where((rp[:, :, None] >= 0) & (cols[:, None, :] >= 0), idx, dump)
+        out.index_add_(0, torch.tensor(idx.reshape(-1)), vals.reshape(-1, K * 9))  # one copy: (c,R,Q) first
+    out = out[:-1].view(nr, n, K, 3, 3)
+    return out.permute(2, 0, 3, 1, 4).reshape(K, 3 * nr, 3 * n)
 
 
 def hessian_sparse(basis, geom: Geometry, site_fn, S: torch.Tensor) -> sp.csr_array:
@@ -228,14 +249,16 @@ def hessian_sparse(basis, geom: Geometry, site_fn, S: torch.Tensor) -> sp.csr_ar
     R, Cc, Vv = [], [], []
     blk = np.arange(3)
     for r, cols, vals in _hessian_chunks(basis, geom, site_fn, S, None):
-        v = vals[:, :, 0].numpy()  # (E, z+1, 3, 3)
-        rr = np.broadcast_to(r[:, None], cols.shape)
-        R.append(np.broadcast_to(3 * rr[..., None, None] + blk[None, None, :, None], v.shape).reshape(-1))
-        Cc.append(np.broadcast_to(3 * cols[..., None, None] + blk[None, None, None, :], v.shape).reshape(-1))
+        v = vals[..., 0, :, :].numpy()  # (c, R, z+1, 3, 3)
+        keep = (r[:, :, None] >= 0) & (cols[:, None, :] >= 0)
+        rr = np.broadcast_to(r[:, :, None], keep.shape)[keep]
+        cc = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
+        v = v[keep]  # (m, 3, 3)
+        R.append((3 * rr[:, None, None] + blk[None, :, None] + 0 * blk[None, None, :]).reshape(-1))
+        Cc.append((3 * cc[:, None, None] + 0 * blk[None, :, None] + blk[None, None, :]).reshape(-1))
         Vv.append(v.reshape(-1))
     if not R:
         return sp.csr_array((3 * n, 3 * n))
     H = sp.coo_array((np.concatenate(Vv), (np.concatenate(R), np.concatenate(Cc))), shape=(3 * n, 3 * n)).tocsr()
     H.sum_duplicates()
-    H.eliminate_zeros()
     return H

@@ -122,14 +122,23 @@ class LinearACE:
         if "E" in kinds:
             out["E"] = np.concatenate([[float(n)], b.features(A).sum(0).numpy()])
         if "F" in kinds or "V" in kinds:
+            # ∂B_k/∂D_p = Σ_f ∂B_k/∂A_f ∇φ_f(D_p): one dense matmul per centre chunk
             g, _ = b.feature_derivatives(A, second=False)
-            dBdD = torch.zeros(geom.P, 3, K)
-            it = torch.tensor(geom.i)
-            step = max(1, int(engine._BUDGET // (K * b.S_max * 3 + 3 * b.n_A)))
-            for a, c in engine._chunks(geom.P, step):
-                J = b.phi_derivatives(geom.D[a:c])
-                J = torch.cat([J, torch.zeros(c - a, 1, 3)], dim=1)[:, b.S]  # (Pc, K, Smax, 3)
-                dBdD[a:c] = torch.einsum("pks,pksa->pak", g[it[a:c]], J)
+            gd = torch.zeros(n, K, b.n_A + 1)
+            gd.scatter_add_(2, b.S.expand(n, K, b.S_max), g)
+            gd = gd[:, :, : b.n_A]
+            dBdD = torch.zeros(geom.P + 1, 3, K)
+            z = geom.zmax
+            step = max(1, int(engine._BUDGET // (z * b.n_A * 3 + z * 3 * K)))
+            for a, c in engine._chunks(n, step):
+                flat = geom.pad[a:c].reshape(-1)
+                real = flat < geom.P
+                J = torch.zeros(len(flat), b.n_A, 3)
+                J[torch.tensor(real)] = b.phi_derivatives(geom.D[flat[real]])
+                J = J.view(c - a, z, b.n_A, 3).permute(0, 2, 1, 3).reshape(c - a, b.n_A, 3 * z)
+                d = torch.bmm(gd[a:c], J).view(c - a, K, z, 3).permute(0, 2, 3, 1).reshape(-1, 3, K)
+                dBdD[torch.tensor(flat[real])] = d[torch.tensor(real)]
+            dBdD = dBdD[: geom.P]
             F, W = engine.forces_virial(geom, dBdD)
             zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x.numpy()], axis=-1)  # noqa: E731
             if "F" in kinds:
