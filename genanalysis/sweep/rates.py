@@ -12,8 +12,8 @@ Slope fits, predicted exponents and verdicts come from the ``theory`` package
 importable it falls back to ordinary least squares of ``log y`` on ``log x`` with a
 Student-t interval and the two-sided rule of ``theory.compare``: *inconclusive* with fewer
 than 3 points, an x range under a factor 2 or an unbounded interval; *disagree* if the
-interval misses ``[e − τ, e + τ]``; else *agree* if its half-width is ≤ τ; else
-*inconclusive*. Verdicts are ``agree`` / ``disagree`` / ``inconclusive``, plus ``faster``
+interval misses ``[e − τ, e + τ]``; else *agree* if the slope lies in that band and the
+interval's half-width is ≤ τ; else *inconclusive*. Verdicts are ``agree`` / ``disagree`` / ``inconclusive``, plus ``faster``
 (faster than a bound) and ``slower`` (slower than a "rate up to") for one-sided rules.
 Slopes and tolerances are dimensionless (d log y / d log x).
 """
@@ -156,9 +156,11 @@ def verdict(fit: SlopeFit, predicted: float | None, *, tolerance: float = 0.2, s
     lo, hi = predicted - tolerance, predicted + tolerance
     if fit.ci[1] < lo or fit.ci[0] > hi:
         return "disagree", f"the interval misses [{lo:.3g}, {hi:.3g}]"
-    if fit.half_width <= tolerance:
-        return "agree", f"the interval overlaps [{lo:.3g}, {hi:.3g}] and is resolved to ±τ"
-    return "inconclusive", f"half-width {fit.half_width:.3g} exceeds the tolerance {tolerance:g}"
+    if fit.half_width > tolerance:
+        return "inconclusive", f"half-width {fit.half_width:.3g} exceeds the tolerance {tolerance:g}"
+    if abs(fit.slope - predicted) > tolerance:
+        return "inconclusive", f"the slope is outside [{lo:.3g}, {hi:.3g}] but its interval touches it"
+    return "agree", f"the slope lies in [{lo:.3g}, {hi:.3g}] and is resolved to ±τ"
 
 
 def predicted_exponent(name: str, d: int) -> float | None:
