@@ -198,15 +198,14 @@ def _defect_geometry(lattice: str, a: float, spec: DefectSpec) -> tuple[np.ndarr
     raise InputError(f"defect {spec} is not supported on the {lattice} lattice")  # pragma: no cover
 
 
-def _min_distance(atoms: Atoms) -> float:
-    """Smallest distance between two atoms, periodic images (of other atoms) included."""
+def _too_close(atoms: Atoms, r_min: float) -> bool:
+    """Whether two atoms (periodic images of other atoms included) are closer than r_min (Å)."""
     from ase.neighborlist import neighbor_list
 
     if len(atoms) < 2:
-        return math.inf
-    cutoff = 0.9 * min(np.linalg.norm(atoms.cell[: atoms.info.get("dim", 3)], axis=1))
-    d = neighbor_list("d", atoms, cutoff)
-    return float(d.min()) if len(d) else math.inf
+        return False
+    i, j = neighbor_list("ij", atoms, r_min)
+    return bool(np.any(i != j))
 
 
 def _build_defect(lattice: str, a: float, n: int, spec: DefectSpec, symbol: str) -> Atoms:
@@ -252,7 +251,7 @@ def _fits(atoms: Atoms, lattice: str, a: float) -> bool:
     n_defect = int(np.sum(atoms.arrays["site_index"] < 0))
     if len(atoms) - n_defect < 1:
         return False
-    return _min_distance(atoms) >= 0.5 * nearest_neighbour_distance(lattice, a)
+    return not _too_close(atoms, 0.5 * nearest_neighbour_distance(lattice, a))
 
 
 def smallest_size(lattice: str, a: float, defect: str | DefectSpec, symbol: str = "X") -> int:
