@@ -52,7 +52,9 @@ class ACESpec:
     cutoff (Å) > r_in (Å) ≥ 0; degree D ≥ 1 (the size knob: larger D → more features);
     body_order 2…4; l_max ≥ 0 the largest angular channel; w_l > 0 the weight of an
     angular channel in the total degree; dim 3 (spherical harmonics) or 2 (Fourier, atoms
-    in the plane z = 0).
+    in the plane z = 0); pair_degree: number of radial functions of the two-body
+    features (0: 2·``degree``) — pair terms are cheap, so they resolve finer radial detail
+    (the Zhou W EAM's pair and density functions switch over ~0.1 Å near 3.1 and 3.5 Å).
     """
 
     cutoff: float = 5.0
@@ -62,6 +64,7 @@ class ACESpec:
     w_l: float = 1.0
     r_in: float = 0.0
     dim: int = 3
+    pair_degree: int = 0
 
     def __post_init__(self):
         if not (math.isfinite(self.cutoff) and self.cutoff > 0):
@@ -76,6 +79,8 @@ class ACESpec:
             raise InputError(f"l_max={self.l_max!r} must be a whole number in 0…8")
         if not (self.w_l > 0):
             raise InputError(f"w_l={self.w_l} must be > 0")
+        if isinstance(self.pair_degree, bool) or int(self.pair_degree) != self.pair_degree or self.pair_degree < 0:
+            raise InputError(f"pair_degree={self.pair_degree!r} must be a whole number ≥ 0 (0: 2·degree)")
         if self.dim not in (2, 3):
             raise InputError(f"dim={self.dim!r} must be 2 or 3")
 
@@ -187,12 +192,13 @@ class ACEBasis:
         D, lm, w = spec.degree, spec.l_max, spec.w_l
         self.channels = _channel_components(spec.dim, lm)
         self.n_comp = sum(len(c) for c in self.channels)
-        self.n_rad = D
+        self.n_pair = int(spec.pair_degree) or 2 * D
+        self.n_rad = max(D, self.n_pair)
         self.n_A = self.n_rad * self.n_comp
         deg = lambda n, lam: n + 1 + w * lam  # noqa: E731
         fidx = lambda n, a: n * self.n_comp + a  # noqa: E731
         feats: list[tuple[str, list[tuple[float, tuple[int, ...]]]]] = []
-        for n in range(D):
+        for n in range(self.n_pair):
             feats.append((f"2b n={n}", [(1.0, (fidx(n, 0),))]))
         if spec.body_order >= 3:
             for lam, comps in enumerate(self.channels):

@@ -105,6 +105,19 @@ class LinearACE:
 
         return engine.hessian_sparse(self.basis, geom, site_fn, S)
 
+    def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
+        """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
+        self._check(atoms)
+        geom = engine.geometry(atoms, self.cutoff)
+        A = engine.projections(self.basis, geom)
+        S = torch.arange(self.basis.n_A)[None, :]
+
+        def site_fn(C):
+            g, M = self._site_dense(A[torch.tensor(C)], second=True)
+            return g[:, None], M[:, None]
+
+        return engine.hessian_dense_rows(self.basis, geom, site_fn, S, np.asarray(rows))[0].numpy()
+
     # -- design rows --------------------------------------------------------------------------
 
     def design(self, atoms: Atoms, kinds: str = "EFV", hessian_rows: np.ndarray | None = None) -> dict:

@@ -1,0 +1,557 @@
+"""Fitting models to training sets: loss weights, weighted least squares, torch training.
+
+Units: energies eV, forces eV/Å, virials eV, force constants eV/Å²; weights are
+dimensionless multipliers of the squared residuals below (so each weight carries the
+inverse squared unit of its observation).
+
+The loss (shared theory §4; docs/models.md §3), summed over configurations c of group g:
+
+    L = Σ_c [ w_E(g) ΔE_c²/n_c + w_F(g) Σ_a α_a |ΔF_a|² + w_V(g) ‖ΔW_c‖²_F/n_c
+              + w_H(g) Σ_a α_a ‖ΔH_{a·}‖²_F ]  (+ ridge)
+
+n_c atoms; α_a optional per-atom spatial weights (``Configuration.atom_weights``, 1 if
+absent); ΔH_{a·} the 3 × 3n row block of atom a. Energies and virials are normalised per
+atom (their residual grows like n); forces and force constants are sums over atoms (one
+residual per atom already). In d = 2 only in-plane components enter (z is frozen).
+w(g) = w(type) × groups[g][type] (group multipliers default to 1).
+
+Linear model: the weighted design matrix is reduced by a streamed Householder QR (TSQR:
+rows of one configuration at a time are stacked under the current R), so memory is
+O(K²) whatever the number of force-constant rows; columns are scaled to unit norm, and the
+scaled R is solved by SVD — exact, deterministic, with the condition number and effective
+rank reported, and a ridge λ applied to the scaled coefficients (λ‖ĉ‖², so scaling every
+weight by a constant leaves the fit unchanged). QR + SVD rather than normal equations:
+the normal equations square the condition number (≳1e8 for large bases).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import tomllib
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from genanalysis.data import OBSERVATION_TYPES, Configuration
+from genanalysis.exceptions import InputError
+
+__all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "RankDeficiencyWarning", "split",
+           "fit", "fit_linear", "fit_mlp", "fit_report", "observation_errors"]
+
+
+class RankDeficiencyWarning(UserWarning):
+    """The weighted design matrix does not determine every coefficient."""
+
+
+def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name}={value!r} must be a number")
+    v = float(value)
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and v <= maximum
+    if not ok:
+        rng = f"{'>' if strict else '≥'} {minimum:g}" + (f" and ≤ {maximum:g}" if math.isfinite(maximum) else "")
+        raise InputError(f"{name}={value!r} is out of range; use a finite value {rng}")
+    return v
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights per observation type (E eV⁻², F (eV/Å)⁻², V eV⁻², H (eV/Å²)⁻²), group
+    multipliers ``groups = {group: {type: multiplier}}``, whether to use per-atom spatial
+    weights, and the ridge λ ≥ 0 (on unit-norm-scaled coefficients; dimensionless)."""
+
+    E: float = 1.0
+    F: float = 1.0
+    V: float = 0.0
+    H: float = 0.0
+    groups: dict = field(default_factory=dict)
+    atom_weights: bool = True
+    ridge: float = 0.0
+
+    def __post_init__(self):
+        for t in OBSERVATION_TYPES:
+            _num(getattr(self, t), f"loss weight {t}")
+        if not isinstance(self.groups, dict):
+            raise InputError(f"loss.groups must be a table {{group: {{type: multiplier}}}}, got {self.groups!r}")
+        for g, table in self.groups.items():
+            if not isinstance(table, dict):
+                raise InputError(f"loss.groups.{g} must be a table of multipliers per type, got {table!r}")
+            for t, v in table.items():
+                if t not in OBSERVATION_TYPES:
+                    raise InputError(f"loss.groups.{g}: unknown observation type {t!r}; use E, F, V or H")
+                _num(v, f"loss.groups.{g}.{t}")
+        _num(self.ridge, "ridge")
+        if all(getattr(self, t) == 0 for t in OBSERVATION_TYPES):
+            raise InputError("all loss weights E, F, V, H are zero; give at least one a positive weight")
+
+    def weight(self, group: str, code: str) -> float:
+        return float(getattr(self, code)) * float(self.groups.get(group, {}).get(code, 1.0))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Model kind (``ace`` linear, ``mlp`` Behler–Parrinello network on the same
+    invariants) and size: the :class:`~genanalysis.models.basis.ACESpec` fields (cutoff Å,
+    degree, body_order, l_max, w_l, r_in Å, pair_degree; dim is taken from the data) and, for ``mlp``,
+    hidden layer widths, Adam epochs/learning rate, L-BFGS iterations, Hessian probes."""
+
+    kind: str = "ace"
+    cutoff: float = 5.0
+    degree: int = 8
+    body_order: int = 4
+    l_max: int = 3
+    w_l: float = 1.0
+    r_in: float = 0.0
+    pair_degree: int = 0
+    hidden: tuple = (32, 32)
+    epochs: int = 200
+    lr: float = 3e-3
+    lbfgs_iterations: int = 50
+    hessian_probes: int = 4
+
+    def __post_init__(self):
+        if self.kind not in ("ace", "mlp"):
+            raise InputError(f"model kind {self.kind!r} is not supported; choose 'ace' or 'mlp'")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
+        for name in ("epochs", "lbfgs_iterations", "hessian_probes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise InputError(f"{name}={v!r} must be a whole number ≥ 0")
+        _num(self.lr, "lr", strict=True)
+        self.ace_spec(3)  # validates the basis parameters
+
+    def ace_spec(self, dim: int):
+        from genanalysis.models.basis import ACESpec
+
+        return ACESpec(cutoff=float(self.cutoff), degree=int(self.degree), body_order=int(self.body_order),
+                       l_max=int(self.l_max), w_l=float(self.w_l), r_in=float(self.r_in), dim=dim,
+                       pair_degree=int(self.pair_degree))
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """What to fit: ``training_set`` (a built directory or a training-set spec TOML),
+    the model, the loss, the held-out ``validation_fraction`` ∈ [0, 0.9] (per group),
+    ``seed``, ``rcond`` (relative singular-value threshold of the effective rank) and
+    ``on_rank_deficient`` (``warn``: minimum-norm solution and a warning; ``error``)."""
+
+    training_set: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    loss: LossWeights = field(default_factory=LossWeights)
+    validation_fraction: float = 0.1
+    seed: int = 0
+    rcond: float = 1e-12
+    on_rank_deficient: str = "warn"
+
+    def __post_init__(self):
+        if not isinstance(self.training_set, str) or not self.training_set:
+            raise InputError("training_set must name a training-set directory or spec .toml")
+        _num(self.validation_fraction, "validation_fraction", maximum=0.9)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InputError(f"seed={self.seed!r} must be a whole number")
+        _num(self.rcond, "rcond", strict=True, maximum=1.0)
+        if self.on_rank_deficient not in ("warn", "error"):
+            raise InputError(f"on_rank_deficient={self.on_rank_deficient!r}; choose 'warn' or 'error'")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"]["hidden"] = list(d["model"]["hidden"])
+        return d
+
+    def content_hash(self) -> str:
+        """Stable hash of everything that determines the fit (16 hex digits)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitSpec":
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise InputError(f"fit spec: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        if "training_set" not in d:
+            raise InputError("fit spec: 'training_set' (directory or spec .toml) is required")
+        m = d.get("model", {})
+        l_ = d.get("loss", {})
+        for name, table, klass in (("model", m, ModelSpec), ("loss", l_, LossWeights)):
+            if not isinstance(table, dict):
+                raise InputError(f"fit spec: [{name}] must be a table")
+            kn = {f.name for f in fields(klass)}
+            bad = sorted(set(table) - kn)
+            if bad:
+                raise InputError(f"fit spec: unknown key(s) in [{name}]: {', '.join(bad)}; known: {', '.join(sorted(kn))}")
+        d["model"] = ModelSpec(**m)
+        d["loss"] = LossWeights(**l_)
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path) -> "FitSpec":
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"fit spec {str(p)!r} does not exist")
+        try:
+            d = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"fit spec {str(p)!r} is not valid TOML: {exc}") from None
+        return cls.from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------
+# data checks and split
+# ---------------------------------------------------------------------------------------
+
+
+def _dim(configs: list[Configuration]) -> int:
+    dims = {int(c.atoms.info.get("dim", 3)) for c in configs}
+    if len(dims) != 1:
+        raise InputError(f"training set mixes dimensions {sorted(dims)}; fit 2D and 3D data separately")
+    return dims.pop()
+
+
+def check_data(configs: list[Configuration], loss: LossWeights) -> list[str]:
+    """Refuse data the loss cannot use; return warnings for suspicious combinations."""
+    if not configs:
+        raise InputError("the training set is empty; build it first (`genanalysis trainingset`)")
+    notes = []
+    groups = sorted({c.group for c in configs})
+    bad = sorted(set(loss.groups) - set(groups))
+    if bad:
+        raise InputError(f"loss.groups names group(s) {', '.join(bad)} that the training set lacks; "
+                         f"its groups are {', '.join(groups)}")
+    for t in OBSERVATION_TYPES:
+        if getattr(loss, t) > 0 and not any(t in c.observed for c in configs):
+            raise InputError(
+                f"loss weight {t}={getattr(loss, t):g} > 0 but no configuration carries {t} observations "
+                f"(the set observes {''.join(sorted({o for c in configs for o in c.observed}, key='EFVH'.index)) or 'nothing'}); "
+                f"set {t} = 0 or add {t} to the training set")
+        for g in groups:
+            if loss.weight(g, t) > 0 and t in loss.groups.get(g, {}) and not any(
+                    t in c.observed for c in configs if c.group == g):
+                notes.append(f"group {g!r} weights {t} but none of its configurations carries {t}")
+    if not any(loss.weight(c.group, t) > 0 for c in configs for t in c.observed):
+        raise InputError("every observation of the training set has weight zero; nothing to fit")
+    for c in configs:
+        if c.atom_weights is not None:
+            w = np.asarray(c.atom_weights, float)
+            if w.shape != (len(c),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise InputError(f"atom_weights of a configuration in group {c.group!r} must be {len(c)} finite "
+                                 "values ≥ 0")
+    return notes
+
+
+def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices: within each group a seeded random ``fraction`` is held
+    out (rounded; none when the group has a single configuration)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for g in sorted({c.group for c in configs}):
+        idx = np.array([i for i, c in enumerate(configs) if c.group == g])
+        k = int(round(fraction * len(idx))) if len(idx) > 1 else 0
+        perm = rng.permutation(len(idx))
+        val += sorted(idx[perm[:k]].tolist())
+        train += sorted(idx[perm[k:]].tolist())
+    return sorted(train), sorted(val)
+
+
+# ---------------------------------------------------------------------------------------
+# observation residual blocks (shared by the linear design and the error report)
+# ---------------------------------------------------------------------------------------
+
+
+def _plane(dim: int) -> np.ndarray:
+    return np.arange(dim)
+
+
+def _hessian_rows(conf: Configuration) -> tuple[np.ndarray, float]:
+    """Row atoms of the force-constant observation and the multiplicity of each row (the
+    translation orbit of a perfect crystal needs atom 0's rows only, times n)."""
+    from genanalysis.models.engine import translation_orbit
+
+    n = len(conf)
+    uniform = conf.atom_weights is None or np.allclose(conf.atom_weights, conf.atom_weights[0])
+    if n > 1 and uniform and translation_orbit(conf.atoms):
+        return np.array([0]), float(n)
+    return np.arange(n), 1.0
+
+
+def _blocks(conf: Configuration, loss: LossWeights, kinds: str):
+    """Yield (code, row-weights sqrt, reference values, selector) for the observations of
+    ``conf`` with positive weight; selectors pick components from model-shaped arrays."""
+    n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
+    alpha = np.ones(n) if (conf.atom_weights is None or not loss.atom_weights) else np.asarray(conf.atom_weights, float)
+    pl = _plane(dim)
+    for t in kinds:
+        w = loss.weight(conf.group, t)
+        if w <= 0 or t not in conf.observed:
+            continue
+        if t == "E":
+            yield t, np.array([math.sqrt(w / n)]), np.array([conf.energy]), None
+        elif t == "F":
+            sw = np.repeat(np.sqrt(w * alpha), dim)
+            keep = sw > 0
+            yield t, sw[keep], np.asarray(conf.forces)[:, pl].reshape(-1)[keep], keep
+        elif t == "V":
+            yield t, np.full(dim * dim, math.sqrt(w / n)), np.asarray(conf.virial)[np.ix_(pl, pl)].reshape(-1), None
+        elif t == "H":
+            rows, mult = _hessian_rows(conf)
+            cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
+            ridx = (3 * rows[:, None] + pl[None, :]).reshape(-1)
+            Href = conf.hessian.tocsr()[ridx][:, cols].toarray()
+            sw = np.repeat(np.sqrt(w * mult * alpha[rows]), dim)
+            keep = sw > 0
+            W = np.broadcast_to(sw[:, None], Href.shape)[keep].reshape(-1)
+            yield t, W, Href[keep].reshape(-1), (rows, keep)
+
+
+def _model_block(t, design_or_pred, conf, sel, dim):
+    """Pick the observation ``t`` components of a design (…, p) or prediction array."""
+    pl = _plane(dim)
+    n = len(conf)
+    x = design_or_pred[t]
+    if t == "E":
+        return x[None]
+    if t == "F":
+        y = x[:, pl].reshape((n * dim,) + x.shape[2:])
+        return y[sel]
+    if t == "V":
+        return x[np.ix_(pl, pl)].reshape((dim * dim,) + x.shape[2:])
+    if t == "H":
+        rows, keep = sel
+        cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
+        local = (3 * np.arange(len(rows))[:, None] + pl[None, :]).reshape(-1)
+        y = x[local][:, cols]
+        return y[keep].reshape((-1,) + x.shape[2:])
+    raise AssertionError(t)
+
+
+# ---------------------------------------------------------------------------------------
+# linear least squares
+# ---------------------------------------------------------------------------------------
+
+
+class _StreamedQR:
+    """R factor of [A | y] accumulated block by block (Householder QR of [R; new rows])."""
+
+    def __init__(self, p: int):
+        self.p = p
+        self.R = np.zeros((0, p + 1))
+        self.buf: list[np.ndarray] = []
+        self.rows = 0
+        self.nrows_total = 0
+
+    def add(self, A: np.ndarray, y: np.ndarray) -> None:
+        if len(y) == 0:
+            return
+        self.buf.append(np.column_stack([A, y]))
+        self.rows += len(y)
+        self.nrows_total += len(y)
+        if self.rows >= 4 * (self.p + 1):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buf:
+            stacked = np.vstack([self.R] + self.buf)
+            self.R = np.linalg.qr(stacked, mode="r")
+            self.buf, self.rows = [], 0
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, float]:
+        self._flush()
+        R = np.zeros((self.p + 1, self.p + 1))
+        R[: len(self.R)] = self.R[: self.p + 1]
+        return R[: self.p, : self.p], R[: self.p, self.p], float(abs(R[self.p, self.p]))
+
+
+@dataclass
+class FitResult:
+    """A fitted model, the spec, the split and the report (dict, JSON-able)."""
+
+    model: object
+    spec: FitSpec | None
+    train: list[int]
+    validation: list[int]
+    report: dict
+
+
+def _design_kinds(loss: LossWeights, conf: Configuration) -> str:
+    return "".join(t for t in OBSERVATION_TYPES if t in conf.observed and loss.weight(conf.group, t) > 0)
+
+
+def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,
+               on_rank_deficient: str = "warn", progress=None) -> tuple[object, dict]:
+    """Weighted linear least squares of a :class:`~genanalysis.models.linear.LinearACE` on
+    ``configs``; returns (model, solver diagnostics). See the module docstring."""
+    from genanalysis.models.linear import LinearACE
+
+    dim = _dim(configs)
+    model = LinearACE(model_spec.ace_spec(dim))
+    p = model.n_params
+    qr = _StreamedQR(p)
+    counts = {t: 0 for t in OBSERVATION_TYPES}
+    t0 = time.perf_counter()
+    for ci, conf in enumerate(configs):
+        kinds = _design_kinds(loss, conf)
+        if not kinds:
+            continue
+        blocks = list(_blocks(conf, loss, kinds))
+        hrows = next((sel[0] for t, _, _, sel in blocks if t == "H"), None)
+        d = model.design(conf.atoms, kinds, hessian_rows=hrows)
+        for t, sw, yref, sel in blocks:
+            A = _model_block(t, d, conf, sel, dim)
+            qr.add(sw[:, None] * A, sw * yref)
+            counts[t] += len(yref)
+        if progress:
+            progress(ci + 1, len(configs))
+    R, z, resid = qr.result()
+    scale = np.linalg.norm(R, axis=0)
+    live = scale > 0
+    Rs = R[:, live] / scale[live]
+    U, s, Vt = np.linalg.svd(Rs)
+    smax = s[0] if len(s) else 0.0
+    rank = int(np.sum(s > rcond * smax)) if smax > 0 else 0
+    cond = float(smax / s[-1]) if len(s) and s[-1] > 0 else math.inf
+    lam = float(loss.ridge)
+    zt = U.T @ z
+    if lam > 0:
+        filt = s / (s**2 + lam)
+    else:
+        filt = np.where(s > rcond * smax, 1.0 / np.where(s > 0, s, 1.0), 0.0)
+    c_live = Vt.T @ (filt * zt)
+    coef = np.zeros(p)
+    coef[live] = c_live / scale[live]
+    undetermined = [model.feature_names[k] for k in np.flatnonzero(~live)]
+    deficient = rank < int(live.sum())
+    diag = {
+        "solver": "streamed Householder QR, unit-norm column scaling, SVD" + (f", ridge λ={lam:g}" if lam > 0 else ""),
+        "n_params": p, "n_rows": qr.nrows_total, "rows_per_type": counts,
+        "condition_number": cond, "effective_rank": rank, "rcond": rcond,
+        "rank_deficient": bool(deficient), "undetermined_features": undetermined,
+        "weighted_residual_norm": resid, "assembly_seconds": time.perf_counter() - t0,
+    }
+    if undetermined or deficient:
+        msg = (f"the weighted design matrix ({qr.nrows_total} rows × {p} parameters) has effective rank {rank} "
+               f"of {int(live.sum())} live columns (rcond={rcond:g}, condition number {cond:.3g})"
+               + (f"; features {', '.join(undetermined[:5])}{'…' if len(undetermined) > 5 else ''} are not "
+                  "observed by any weighted observation and are set to 0" if undetermined else "")
+               + ("; reduce the model degree, add data or set a ridge" if deficient else "")
+               + (" — the minimum-norm solution is returned" if deficient and lam == 0 else ""))
+        if deficient and on_rank_deficient == "error":
+            raise InputError(msg)
+        warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
+    model.coef_ = coef
+    return model, diag
+
+
+# ---------------------------------------------------------------------------------------
+# errors and report
+# ---------------------------------------------------------------------------------------
+
+
+def predict(model, conf: Configuration, kinds: str) -> dict:
+    """Model observations shaped like the data (E, F, V; H rows of :func:`_hessian_rows`)."""
+    ev = model.evaluate(conf.atoms)
+    out = {"E": np.array(ev["energy"]), "F": ev["forces"], "V": ev["virial"]}
+    if "H" in kinds:
+        rows, _ = _hessian_rows(conf)
+        out["H"] = model.hessian_rows(conf.atoms, rows)
+    return out
+
+
+def observation_errors(model, configs: list[Configuration]) -> dict:
+    """Residuals per observation type and group: lists of model − reference, in the
+    report's units: E eV/atom, F eV/Å (components), V eV/atom (components), H eV/Å²
+    (entries; a perfect crystal's rows stand for all its rows by translation symmetry)."""
+    res: dict[str, dict[str, list]] = {}
+    for conf in configs:
+        kinds = conf.observed
+        if not kinds:
+            continue
+        pred = predict(model, conf, kinds)
+        n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
+        pl = _plane(dim)
+        g = res.setdefault(conf.group, {t: [] for t in OBSERVATION_TYPES})
+        if "E" in kinds:
+            g["E"].append(np.array([(pred["E"] - conf.energy) / n]))
+        if "F" in kinds:
+            g["F"].append((pred["F"] - conf.forces)[:, pl].ravel())
+        if "V" in kinds:
+            g["V"].append(((pred["V"] - conf.virial)[np.ix_(pl, pl)] / n).ravel())
+        if "H" in kinds:
+            rows, _ = _hessian_rows(conf)
+            cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
+            ridx = (3 * rows[:, None] + pl[None, :]).reshape(-1)
+            ref = conf.hessian.tocsr()[ridx][:, cols].toarray()
+            local = (3 * np.arange(len(rows))[:, None] + pl[None, :]).reshape(-1)
+            g["H"].append((pred["H"][local][:, cols] - ref).ravel())
+    return res
+
+
+def _stats(chunks: list) -> dict | None:
+    if not chunks:
+        return None
+    x = np.concatenate(chunks)
+    return {"rmse": float(np.sqrt(np.mean(x**2))), "mae": float(np.mean(np.abs(x))), "count": int(x.size)}
+
+
+def fit_report(model, configs: list[Configuration], train: list[int], validation: list[int]) -> dict:
+    """RMSE / MAE / count per split, group (and ``all``) and observation type. Units: E
+    and V eV/atom, F eV/Å, H eV/Å²."""
+    out = {}
+    for name, idx in (("train", train), ("validation", validation)):
+        res = observation_errors(model, [configs[i] for i in idx])
+        table = {}
+        for g, per in res.items():
+            table[g] = {t: s for t in OBSERVATION_TYPES if (s := _stats(per[t])) is not None}
+        allg = {t: s for t in OBSERVATION_TYPES
+                if (s := _stats([c for per in res.values() for c in per[t]])) is not None}
+        if table:
+            table["all"] = allg
+        out[name] = table
+    out["units"] = {"E": "eV/atom", "F": "eV/Å", "V": "eV/atom", "H": "eV/Å²"}
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# entry points
+# ---------------------------------------------------------------------------------------
+
+
+def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, progress=None):
+    """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS) on the loss."""
+    from genanalysis.models.mlp import train_mlp
+
+    return train_mlp(configs, model_spec, loss, seed=seed, dim=_dim(configs), progress=progress)
+
+
+def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult:
+    """Check the data, split, fit the model of ``spec`` and report training and
+    validation errors."""
+    notes = check_data(configs, spec.loss)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    train, val = split(configs, spec.validation_fraction, spec.seed)
+    tr = [configs[i] for i in train]
+    try:
+        check_data(tr, spec.loss)
+    except InputError as exc:
+        raise InputError(f"after holding out validation_fraction={spec.validation_fraction:g} "
+                         f"(seed {spec.seed}) for validation: {exc}") from None
+    t0 = time.perf_counter()
+    if spec.model.kind == "ace":
+        model, diag = fit_linear(tr, spec.model, spec.loss, rcond=spec.rcond,
+                                 on_rank_deficient=spec.on_rank_deficient, progress=progress)
+    else:
+        model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, progress=progress)
+    fit_seconds = time.perf_counter() - t0
+    report = fit_report(model, configs, train, val)
+    report.update(
+        spec_hash=spec.content_hash(), model_kind=spec.model.kind, n_params=int(model.n_params),
+        n_train=len(train), n_validation=len(val), solver=diag, fit_seconds=fit_seconds, notes=notes,
+    )
+    return FitResult(model=model, spec=spec, train=train, validation=val, report=report)
