@@ -1,0 +1,45 @@
+"""Fitted models as reference-style potentials and ASE calculators.
+
+Units: Å, eV, eV/Å, eV (virials), eV/Å² (force constants).
+
+:class:`ModelPotential` implements :class:`genanalysis.potentials.base.Potential`
+(evaluate / hessian / linearise / calculator / cutoff), so a fitted model plugs in
+wherever a reference potential does; its :meth:`calculator` is the ASE calculator
+(energy, free_energy, forces, stress, energies, and ``get_hessian(atoms, format=
+'sparse'|'dense', divide_by_masses=False)`` with matscipy's signature).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
+
+__all__ = ["ModelPotential", "model_calculator"]
+
+
+class ModelPotential(Potential):
+    """A fitted model (:class:`~genanalysis.models.linear.LinearACE` or
+    :class:`~genanalysis.models.mlp.MLPACE`) behind the reference-potential interface."""
+
+    def __init__(self, model, name: str | None = None, element: str = "X"):
+        self.model = model
+        self.name = name or f"model:{model.kind}"
+        self.cutoff = float(model.cutoff)
+        self.species = (element,)
+
+    def evaluate(self, atoms) -> Evaluation:
+        self.check_species(atoms)
+        r = self.model.evaluate(atoms)
+        return Evaluation(energy=float(r["energy"]), forces=np.asarray(r["forces"]),
+                          virial=np.asarray(r["virial"]), site_energies=np.asarray(r["energies"]))
+
+    def hessian(self, atoms) -> sp.csr_array:
+        self.check_species(atoms)
+        return self.model.hessian(atoms)
+
+
+def model_calculator(model, name: str | None = None, element: str = "X") -> PotentialCalculator:
+    """The ASE calculator of a fitted model."""
+    return ModelPotential(model, name=name, element=element).calculator()

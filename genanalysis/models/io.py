@@ -1,0 +1,81 @@
+"""Saving and loading fitted models in safe formats: ``model.json`` (kind, hyper-parameters,
+provenance) + ``model.npz`` (float64 arrays, read with ``allow_pickle=False``). Nothing is
+ever unpickled; a torch network is stored as its ``state_dict`` arrays.
+
+Units of the stored arrays: linear coefficients eV; network weights act on standardised
+(dimensionless) features and return eV.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["save_model", "load_fitted", "load_model", "MODEL_JSON", "MODEL_NPZ", "FORMAT_VERSION"]
+
+MODEL_JSON = "model.json"
+MODEL_NPZ = "model.npz"
+FORMAT_VERSION = 1
+
+
+def _classes():
+    from genanalysis.models.linear import LinearACE
+    from genanalysis.models.mlp import MLPACE
+
+    return {"ace": LinearACE, "mlp": MLPACE}
+
+
+def save_model(model, directory, *, element: str = "X", extra: dict | None = None) -> Path:
+    """Write ``model.json`` and ``model.npz`` into ``directory`` (created); returns it."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    header, arrays = model.state()
+    header = dict(header, format_version=FORMAT_VERSION, element=element, **(extra or {}))
+    np.savez(d / MODEL_NPZ, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+    (d / MODEL_JSON).write_text(json.dumps(header, indent=1, sort_keys=True) + "\n")
+    return d
+
+
+def _paths(path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_JSON
+    if p.suffix == ".npz":
+        p = p.with_suffix(".json")
+    if not p.is_file():
+        raise InputError(f"no fitted model at {str(path)!r} (expected a directory with {MODEL_JSON} and {MODEL_NPZ})")
+    npz = p.with_name(MODEL_NPZ) if p.name == MODEL_JSON else p.with_suffix(".npz")
+    if not npz.is_file():
+        raise InputError(f"fitted model {str(p)!r} has no arrays file {npz.name}")
+    return p, npz
+
+
+def load_fitted(path):
+    """(model, header) of a model saved by :func:`save_model` (directory or model.json)."""
+    jpath, npz = _paths(path)
+    try:
+        header = json.loads(jpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{str(jpath)!r} is not valid JSON: {exc}") from None
+    if header.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{str(jpath)!r} has format_version {header.get('format_version')!r}; "
+                         f"this version reads {FORMAT_VERSION}")
+    kind = header.get("kind")
+    classes = _classes()
+    if kind not in classes:
+        raise InputError(f"{str(jpath)!r}: unknown model kind {kind!r}; known: {', '.join(classes)}")
+    with np.load(npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return classes[kind].from_state(header, arrays), header
+
+
+def load_model(path):
+    """The ASE calculator of the model saved at ``path`` (see :func:`save_model`)."""
+    from genanalysis.models.calculator import model_calculator
+
+    model, header = load_fitted(path)
+    return model_calculator(model, name=header.get("name"), element=header.get("element", "X"))
