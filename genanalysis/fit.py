@@ -40,11 +40,15 @@ import numpy as np
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError
 
-__all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "RankDeficiencyWarning", "split",
+__all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "FitWarning", "RankDeficiencyWarning", "split",
            "fit", "fit_linear", "fit_mlp", "fit_report", "observation_errors"]
 
 
-class RankDeficiencyWarning(UserWarning):
+class FitWarning(UserWarning):
+    """Suspicious but admissible fit input (reported, the fit proceeds)."""
+
+
+class RankDeficiencyWarning(FitWarning):
     """The weighted design matrix does not determine every coefficient."""
 
 
@@ -534,7 +538,7 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
     validation errors."""
     notes = check_data(configs, spec.loss)
     for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+        warnings.warn(note, FitWarning, stacklevel=2)
     train, val = split(configs, spec.validation_fraction, spec.seed)
     tr = [configs[i] for i in train]
     try:
