@@ -40,9 +40,12 @@ def _relative_reference(res: DefectResult) -> np.ndarray:
     return ref.positions - np.array(ref.info["defect_centre"])
 
 
+_TOL = 1e-8  # fractional tolerance of the domain boundary: [-1/2, 1/2) on both sides
+
+
 def _wrap_relative(rel: np.ndarray, cell: np.ndarray, dim: int) -> np.ndarray:
     frac = np.linalg.solve(cell[:dim, :dim].T, rel[:, :dim].T).T
-    frac -= np.floor(frac + 0.5)
+    frac -= np.floor(frac + 0.5 + _TOL)
     out = rel.copy()
     out[:, :dim] = frac @ cell[:dim, :dim]
     return out, frac
@@ -84,8 +87,7 @@ def geometry_error(small: DefectResult, large: DefectResult, *, r_stencil: float
     rel_m = _relative_reference(large)
     # sites of the M-cell that lie in the N-domain (fundamental cell of N centred on the defect)
     frac = np.linalg.solve(cell_n[:dim, :dim].T, rel_m[:, :dim].T).T
-    tol = 1e-8
-    inside = np.all((frac >= -0.5 - tol) & (frac < 0.5 - tol), axis=1)
+    inside = np.all((frac >= -0.5 - _TOL) & (frac < 0.5 - _TOL), axis=1)
     tree = cKDTree(rel_n[:, :dim])
     dist, match = tree.query(rel_m[inside, :dim])
     if np.any(dist > 1e-6):
