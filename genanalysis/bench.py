@@ -1,0 +1,493 @@
+"""Benchmark of defect relaxation: our solver, LAMMPS and ASE + matscipy on the same cell.
+
+Units: lengths Å, energies eV, forces eV/Å, times s, memory MiB.
+
+Every run is one subprocess, so that its wall time and peak resident memory are its own
+(``os.wait4`` returns the child's ``ru_maxrss``; for ``mpirun`` this is the largest rank,
+not the sum). The three codes relax the same periodic n-cell with one point defect at a
+fixed cell:
+
+* ``genanalysis`` — :func:`genanalysis.defect.relax` (Newton–Krylov with the FFT
+  perfect-lattice preconditioner) on :func:`genanalysis.lattice.defect_cell`;
+* ``lammps`` — ``lmp`` (or ``mpirun -np K lmp``) with ``lattice bcc a``, ``region block 0 n
+  0 n 0 n``, ``create_atoms``, the atom at the box centre deleted (our vacancy: the centre
+  of the box is a bcc lattice site for every n, so the two cells are the same up to a lattice
+  translation and the atom order), ``min_style cg``, ``min_modify norm max`` (stop on the
+  largest atomic force, not on the 2-norm of the 3N force vector) and ``minimize 0 FMAX
+  100000 100000``. The force actually reached is read from a dump of the final forces. Other
+  defects are written as a data file from our geometry;
+* ``ase`` — ASE ``LBFGS`` driving matscipy's ``EAM`` calculator (FITPACK splines), only for
+  small cells since a force call costs ~1.5 s per 2 000 atoms.
+
+The formation energy is ``E_def − N_def·e₀`` with e₀ the energy per atom of the perfect
+lattice, each code using its own e₀. Nothing in the tables is trimmed: the potential's
+cutoff is used as given (:func:`cutoff_note` says whether a shorter one would be exact).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["BenchCase", "run_case", "run_benchmark", "format_table", "cutoff_note", "lammps_available", "CODES"]
+
+#: codes the benchmark knows, in table order
+CODES = ("genanalysis", "lammps", "ase")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One relaxation to time. ``potential``: ``builtin:NAME`` or an EAM file path; ``a``
+    lattice constant (Å); ``fmax`` force tolerance (eV/Å); ``nprocs`` MPI ranks (LAMMPS) or
+    threads (ours, numpy/BLAS and pair work)."""
+
+    code: str
+    potential: str
+    lattice: str
+    defect: str
+    n: int
+    a: float
+    fmax: float
+    element: str
+    nprocs: int = 1
+
+    def __post_init__(self):
+        if self.code not in CODES:
+            raise InputError(f"code {self.code!r} is not benchmarked; choose one of {', '.join(CODES)}")
+        if not (isinstance(self.n, int) and self.n >= 1):
+            raise InputError(f"cell size n={self.n!r} must be a whole number ≥ 1")
+        if not (self.fmax > 0 and math.isfinite(self.fmax)):
+            raise InputError(f"fmax={self.fmax} eV/Å must be positive and finite")
+        if not (self.a > 0 and math.isfinite(self.a)):
+            raise InputError(f"lattice constant a={self.a} Å must be positive and finite")
+        if not (isinstance(self.nprocs, int) and 1 <= self.nprocs <= 64):
+            raise InputError(f"nprocs={self.nprocs!r} must be a whole number in 1..64")
+
+
+@dataclass
+class BenchResult:
+    """What one run measured. Energies eV, forces eV/Å, times s, memory MiB."""
+
+    code: str
+    method: str
+    n: int
+    atoms: int | None = None
+    force_evaluations: int | None = None
+    hvp_evaluations: int | None = None
+    iterations: int | None = None
+    max_force: float | None = None
+    energy: float | None = None
+    formation_energy: float | None = None
+    solve_time: float | None = None
+    wall_time: float | None = None
+    peak_memory_mib: float | None = None
+    status: str = ""
+    note: str = ""
+    ratio_to_lammps: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def lammps_available() -> str | None:
+    """Path of the ``lmp`` executable, or None."""
+    return shutil.which("lmp")
+
+
+def cutoff_note(potential) -> str:
+    """Whether the tabulated functions of an EAM file vanish before its cutoff (so a
+    shorter cutoff would be exact), as one line. The benchmark never trims."""
+    pot = _load(potential)
+    last = _last_nonzero_radius(pot)
+    if last is None:
+        return f"cutoff {pot.cutoff:.6g} Å used as given"
+    if last < pot.cutoff - 1e-12:
+        return (f"cutoff {pot.cutoff:.6g} Å used as given (the tables are exactly zero beyond "
+                f"{last:.6g} Å, so trimming to it would be allowed; not done here)")
+    return f"cutoff {pot.cutoff:.6g} Å used as given (the tables are non-zero up to it: no trimming allowed)"
+
+
+def _last_nonzero_radius(pot) -> float | None:
+    """Largest grid radius (Å) at which φ or f is non-zero, probed on a fine grid."""
+    if not hasattr(pot, "phi") or not pot.cutoff:
+        return None
+    r = np.linspace(0.5, pot.cutoff, 200_001)
+    vals = np.abs(pot.phi(r, 0)[0])
+    if getattr(pot, "f", None) is not None:
+        vals = np.maximum(vals, np.abs(pot.f(r, 0)[0]))
+    nz = np.nonzero(vals > 0)[0]
+    return float(r[nz[-1]]) if len(nz) else 0.0
+
+
+def _load(potential):
+    from genanalysis.potentials import load_potential
+
+    return load_potential(potential)
+
+
+def _is_file(potential: str) -> bool:
+    return not potential.startswith(("builtin:", "python:")) and os.path.isfile(potential)
+
+
+def _eam_style(potential: str) -> str:
+    from genanalysis.potentials.eamfile import detect_format
+
+    return detect_format(potential)
+
+
+# --------------------------------------------------------------------------- child side
+
+
+def _child_genanalysis(case: BenchCase) -> dict:
+    from genanalysis.defect import formation_energy, perfect_energy_per_atom, relax
+    from genanalysis.lattice import defect_cell
+
+    t0 = time.perf_counter()
+    pot = _load(case.potential)
+    atoms = defect_cell(case.lattice, case.a, case.n, case.defect, case.element)
+    t_setup = time.perf_counter() - t0
+    rel = relax(atoms, pot, fmax=case.fmax)
+    e0 = perfect_energy_per_atom(pot, case.lattice, case.a, 1, case.element)
+    return {
+        "atoms": len(atoms), "force_evaluations": rel.force_evaluations, "hvp_evaluations": rel.hvp_evaluations,
+        "iterations": rel.iterations, "max_force": rel.max_force, "energy": rel.energy,
+        "formation_energy": formation_energy(rel.energy, len(atoms), e0), "solve_time": rel.wall_time,
+        "status": rel.status, "extra": {"setup_time": t_setup, "history": rel.history},
+    }
+
+
+def _child_ase(case: BenchCase) -> dict:
+    from ase.optimize import LBFGS
+    from matscipy.calculators.eam import EAM
+
+    from genanalysis.lattice import defect_cell, perfect_cell
+
+    atoms = defect_cell(case.lattice, case.a, case.n, case.defect, case.element)
+    del atoms.arrays["site_index"]
+    calc = EAM(case.potential)
+    # matscipy identifies the element by the file's atomic-number field (W_zhou.eam.alloy
+    # writes 1 for W): label the atoms with that number; LBFGS does not use masses
+    z = int(np.asarray(calc._db_atomic_numbers).ravel()[0])
+    atoms.numbers[:] = z
+    perfect = perfect_cell(case.lattice, case.a, 1, case.element)
+    perfect.numbers[:] = z
+    perfect.calc = calc
+    e0 = perfect.get_potential_energy() / len(perfect)
+    calls = {"n": 0}
+    orig = calc.calculate
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return orig(*args, **kwargs)
+
+    calc.calculate = counted
+    atoms.calc = calc
+    t0 = time.perf_counter()
+    opt = LBFGS(atoms, logfile=None)
+    converged = bool(opt.run(fmax=case.fmax, steps=10_000))
+    t = time.perf_counter() - t0
+    f = atoms.get_forces()
+    e = atoms.get_potential_energy()
+    return {
+        "atoms": len(atoms), "force_evaluations": calls["n"], "iterations": int(opt.nsteps),
+        "max_force": float(np.sqrt((f * f).sum(axis=1).max())), "energy": float(e),
+        "formation_energy": float(e - len(atoms) * e0), "solve_time": t,
+        "status": "converged" if converged else "not converged (10 000 steps)",
+    }
+
+
+def _child_main(argv: list[str]) -> int:
+    case = BenchCase(**json.loads(argv[0]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(case.nprocs))
+    out = _child_genanalysis(case) if case.code == "genanalysis" else _child_ase(case)
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+#: A minimal launcher between us and the measured process. A forked child starts with the
+#: high-water RSS of the process it was forked from (Linux carries it over exec), so the
+#: measured process must be forked from something small: this launcher (no site imports,
+#: ~10 MiB) forks it, waits, and writes RUSAGE_CHILDREN's ru_maxrss (KiB) — the largest
+#: RSS of any process in the measured tree (for mpirun: the largest rank, not the sum).
+_LAUNCHER = (
+    "import os, sys, resource\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status = os.waitpid(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n"
+)
+
+
+def _run_measured(cmd: list[str], cwd: str, env: dict, timeout: float) -> tuple[int, float, float, str, str]:
+    """Run ``cmd``; return (exit code, wall s, peak RSS MiB, stdout, stderr)."""
+    out_path, err_path = os.path.join(cwd, "stdout.txt"), os.path.join(cwd, "stderr.txt")
+    rss_path = os.path.join(cwd, "maxrss.txt")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, rss_path, *cmd], cwd=cwd, env=env,
+                                stdout=out, stderr=err, start_new_session=True)
+        deadline = t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(proc.pid, 9)  # the launcher leads its own session: this ends the tree
+                pid, status, usage = os.wait4(proc.pid, 0)
+                status = -9
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+    proc.returncode = 0  # reaped above; keep Popen from waiting again
+    code = os.waitstatus_to_exitcode(status) if status != -9 else -9
+    with open(out_path) as fh:
+        stdout = fh.read()
+    with open(err_path) as fh:
+        stderr = fh.read()
+    try:
+        with open(rss_path) as fh:
+            peak = float(fh.read()) / 1024.0
+    except (OSError, ValueError):
+        peak = math.nan
+    return code, wall, peak, stdout, stderr
+
+
+def _child_env(nprocs: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(nprocs)
+    env["GENANALYSIS_THREADS"] = str(nprocs)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _lammps_script(case: BenchCase, style: str, data_file: str | None) -> str:
+    n, a = case.n, case.a
+    if data_file is None:
+        if case.lattice != "bcc" or case.defect not in ("vacancy", "perfect"):
+            raise InputError("internal: lattice commands only for bcc vacancy/perfect")  # pragma: no cover
+        c = 0.5 * n * a
+        build = f"""lattice bcc {a:.17g}
+region box block 0 {n} 0 {n} 0 {n}
+create_box 1 box
+create_atoms 1 box
+"""
+        defect = "" if case.defect == "perfect" else f"""region vac sphere {c:.17g} {c:.17g} {c:.17g} 0.01 units box
+delete_atoms region vac
+"""
+        perfect = ""
+    else:
+        build = f"""lattice bcc {a:.17g}
+region box block 0 {n} 0 {n} 0 {n}
+create_box 1 box
+create_atoms 1 box
+"""
+        perfect = ""
+        defect = f"""delete_atoms group all
+read_data {data_file} add merge
+"""
+    coeff = f"pair_coeff 1 1 {case.potential}" if style == "eam" else f"pair_coeff * * {case.potential} {case.element}"
+    return f"""units metal
+boundary p p p
+atom_style atomic
+atom_modify map array
+{build}mass 1 1.0
+pair_style {style}
+{coeff}
+thermo_style custom step pe fnorm
+thermo_modify format float %.17g
+run 0
+print "PERFECT_PE_PER_ATOM $(pe/atoms:%.17g)"
+{perfect}{defect}print "DEFECT_ATOMS $(atoms)"
+min_style cg
+min_modify norm max
+reset_timestep 0
+minimize 0 {case.fmax:.17g} 100000 100000
+print "FINAL_PE $(pe:%.17g)"
+print "FINAL_ITERATIONS $(step)"
+write_dump all custom final.dump id fx fy fz modify format float %.17g
+"""
+
+
+def _parse_lammps(log: str, workdir: str) -> dict:
+    vals: dict = {}
+    for line in log.splitlines():
+        w = line.split()
+        if not w:
+            continue
+        if w[0] == "PERFECT_PE_PER_ATOM":
+            vals["e0"] = float(w[1])
+        elif w[0] == "DEFECT_ATOMS":
+            vals["atoms"] = int(w[1])
+        elif w[0] == "FINAL_PE":
+            vals["energy"] = float(w[1])
+        elif w[0] == "FINAL_ITERATIONS":
+            vals["iterations"] = int(w[1])
+        elif line.strip().startswith("Iterations, force evaluations"):
+            vals["iterations"], vals["force_evaluations"] = int(w[-2]), int(w[-1])
+        elif line.startswith("Loop time of"):
+            vals["solve_time"] = float(w[3])
+        elif line.strip().startswith("Stopping criterion"):
+            vals["criterion"] = line.split("=", 1)[1].strip()
+    forces = np.loadtxt(os.path.join(workdir, "final.dump"), skiprows=9, ndmin=2)[:, 1:4]
+    vals["max_force"] = float(np.sqrt((forces * forces).sum(axis=1).max()))
+    return vals
+
+
+def _run_lammps(case: BenchCase, workdir: str, timeout: float) -> BenchResult:
+    method = "min_style cg" + (f", mpirun -np {case.nprocs}" if case.nprocs > 1 else ", 1 rank")
+    res = BenchResult("lammps", method, case.n)
+    lmp = lammps_available()
+    if lmp is None:
+        res.status = "skipped"
+        res.note = "lmp not installed (apt-get install lammps lammps-data)"
+        return res
+    if not _is_file(case.potential):
+        res.status = "skipped"
+        res.note = f"LAMMPS needs an EAM file; {case.potential} is not one"
+        return res
+    style = {"eam": "eam", "eam/alloy": "eam/alloy", "eam/fs": "eam/fs"}[_eam_style(case.potential)]
+    data_file = None
+    if not (case.lattice == "bcc" and case.defect in ("vacancy", "perfect")):
+        from ase.io import write
+
+        from genanalysis.lattice import defect_cell
+
+        atoms = defect_cell(case.lattice, case.a, case.n, case.defect, case.element)
+        if case.lattice != "bcc" and case.lattice != "fcc":
+            res.status = "skipped"
+            res.note = f"no LAMMPS comparison for the {case.lattice} lattice"
+            return res
+        data_file = "defect.data"
+        write(os.path.join(workdir, data_file), atoms, format="lammps-data", atom_style="atomic")
+    with open(os.path.join(workdir, "in.lmp"), "w") as fh:
+        fh.write(_lammps_script(case, style, data_file))
+    cmd = [lmp, "-in", "in.lmp", "-log", "none", "-nocite"]
+    if case.nprocs > 1:
+        mpirun = shutil.which("mpirun")
+        if mpirun is None:
+            res.status = "skipped"
+            res.note = "mpirun not found for a multi-rank LAMMPS run"
+            return res
+        extra = ["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        cmd = [mpirun, *extra, "--oversubscribe", "-np", str(case.nprocs), *cmd]
+    env = _child_env(1)
+    code, wall, mem, stdout, stderr = _run_measured(cmd, workdir, env, timeout)
+    res.wall_time, res.peak_memory_mib = wall, mem
+    if code != 0:
+        res.status = f"failed (exit {code})"
+        res.note = (stderr.strip() or stdout.strip()).splitlines()[-1][:200] if (stderr.strip() or stdout.strip()) else ""
+        return res
+    v = _parse_lammps(stdout, workdir)
+    res.atoms = v.get("atoms")
+    res.iterations = v.get("iterations")
+    res.force_evaluations = v.get("force_evaluations")
+    res.energy = v.get("energy")
+    res.max_force = v.get("max_force")
+    res.solve_time = v.get("solve_time")
+    if res.energy is not None and "e0" in v and res.atoms:
+        res.formation_energy = res.energy - res.atoms * v["e0"]
+    res.status = "converged" if (res.max_force is not None and res.max_force <= case.fmax) else "not converged"
+    res.note = f"stopping criterion: {v.get('criterion', '?')}"
+    return res
+
+
+def run_case(case: BenchCase, workdir: str | None = None, timeout: float = 3600.0) -> BenchResult:
+    """Run one case in its own subprocess and return what it measured."""
+    own = workdir is None
+    work = tempfile.mkdtemp(prefix=f"bench-{case.code}-") if own else workdir
+    os.makedirs(work, exist_ok=True)
+    try:
+        if case.code == "lammps":
+            return _run_lammps(case, work, timeout)
+        method = "Newton–Krylov, FFT lattice preconditioner" if case.code == "genanalysis" else "ASE LBFGS + matscipy EAM"
+        res = BenchResult(case.code, method, case.n)
+        if case.code == "ase" and not _is_file(case.potential):
+            res.status = "skipped"
+            res.note = f"matscipy's EAM needs an EAM file; {case.potential} is not one"
+            return res
+        cmd = [sys.executable, "-m", "genanalysis.bench", json.dumps(asdict(case))]
+        code, wall, mem, stdout, stderr = _run_measured(cmd, work, _child_env(case.nprocs), timeout)
+        res.wall_time, res.peak_memory_mib = wall, mem
+        if code != 0:
+            res.status = f"failed (exit {code})"
+            tail = (stderr.strip() or "no output").splitlines()[-1]
+            res.note = "timed out" if code == -9 else tail[:200]
+            return res
+        out = json.loads(stdout.strip().splitlines()[-1])
+        extra = out.pop("extra", {})
+        for k, v in out.items():
+            setattr(res, k, v)
+        res.extra = extra
+        return res
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_benchmark(potential: str, lattice: str, defect: str, sizes, *, a: float, fmax: float, element: str,
+                  codes=CODES, nprocs: int = 1, lammps_nprocs: int | None = None, ase_max_n: int = 10,
+                  timeout: float = 3600.0, progress=None) -> list[BenchResult]:
+    """Run every code on every size; ratios are our wall time over LAMMPS's at the same n."""
+    results: list[BenchResult] = []
+    for n in sizes:
+        row: dict[str, BenchResult] = {}
+        for code in codes:
+            if code == "ase" and n > ase_max_n:
+                res = BenchResult("ase", "ASE LBFGS + matscipy EAM", n, status="skipped",
+                                  note=f"n={n} > {ase_max_n} (too slow)")
+            else:
+                procs = (lammps_nprocs or nprocs) if code == "lammps" else nprocs
+                case = BenchCase(code, potential, lattice, defect, int(n), float(a), float(fmax), element, procs)
+                res = run_case(case, timeout=timeout)
+            row[code] = res
+            if progress:
+                progress(res)
+        ref = row.get("lammps")
+        for res in row.values():
+            if ref is not None and ref.wall_time and res.wall_time and ref.status != "skipped":
+                res.ratio_to_lammps = res.wall_time / ref.wall_time
+        results.extend(row.values())
+    return results
+
+
+def _fmt(v, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def format_table(results: list[BenchResult]) -> str:
+    """A Markdown table of the results (units in the header)."""
+    head = ("| code | n | atoms | force evals | HVPs | iterations | max force (eV/Å) | E_f (eV) | "
+            "solve (s) | wall (s) | peak mem (MiB) | wall / LAMMPS | status |")
+    lines = [head, "|" + "---|" * 13]
+    for r in results:
+        status = r.status + (f" — {r.note}" if r.note else "")
+        lines.append(
+            f"| {r.code} | {r.n} | {_fmt(r.atoms, 'd')} | {_fmt(r.force_evaluations, 'd')} | "
+            f"{_fmt(r.hvp_evaluations, 'd')} | {_fmt(r.iterations, 'd')} | {_fmt(r.max_force, '.2e')} | "
+            f"{_fmt(r.formation_energy, '.9f')} | {_fmt(r.solve_time, '.2f')} | {_fmt(r.wall_time, '.2f')} | "
+            f"{_fmt(r.peak_memory_mib, '.0f')} | {_fmt(r.ratio_to_lammps, '.2f')} | {status} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the subprocess side of run_case
+    sys.exit(_child_main(sys.argv[1:]))

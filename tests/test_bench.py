@@ -1,0 +1,125 @@
+"""The relaxation benchmark (``genanalysis bench relax``): small and fast cells only; the
+timings themselves are measured by the command, not asserted here (docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genanalysis.bench import BenchCase, BenchResult, _run_measured, format_table, run_case
+from genanalysis.cli import main
+from genanalysis.exceptions import InputError
+
+W_ZHOU = "/usr/share/lammps/potentials/W_zhou.eam.alloy"  # Debian lammps-data
+
+
+def _bench_json(capsys, *extra):
+    code = main(["bench", "relax", "--potential", "builtin:W", "--sizes", "3", "--no-lammps", "--no-ase",
+                 "--json", *extra])
+    out = json.loads(capsys.readouterr().out)
+    return code, out
+
+
+def test_bench_ours_only_reports_a_converged_relaxation(capsys):
+    from genanalysis.defect import solve_defect
+
+    code, out = _bench_json(capsys, "--fmax", "1e-8")
+    assert code == 0
+    (row,) = out["results"]
+    assert row["code"] == "genanalysis" and row["status"] == "converged"
+    assert row["atoms"] == 2 * 3**3 - 1
+    assert row["max_force"] <= 1e-8
+    assert row["force_evaluations"] >= 1 and row["iterations"] >= 1
+    assert row["wall_time"] >= row["solve_time"] > 0
+    assert row["peak_memory_mib"] > 20
+    # the subprocess relaxed the same problem as the library call in this process
+    ref = solve_defect("builtin:W", "bcc", out["a"], "vacancy", 3, fmax=1e-8)
+    assert abs(row["formation_energy"] - ref.formation_energy) < 1e-8
+    assert "no trimming" in out["cutoff"] or "trimming" in out["cutoff"]
+
+
+def test_bench_table_has_units_and_one_row_per_run(capsys):
+    code = main(["bench", "relax", "--potential", "builtin:W", "--sizes", "3", "--no-lammps", "--no-ase"])
+    text = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in text.splitlines() if line.startswith("| genanalysis")]
+    assert len(rows) == 1
+    assert "eV/Å" in text and "MiB" in text
+
+
+def test_bench_without_a_file_skips_lammps_and_ase_with_a_note(capsys):
+    code = main(["bench", "relax", "--potential", "builtin:W", "--sizes", "3", "--json", "--a", "3.14"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    by_code = {r["code"]: r for r in out["results"]}
+    for other in ("lammps", "ase"):
+        assert by_code[other]["status"] == "skipped"
+        assert by_code[other]["note"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--sizes", "a,b"], "--sizes"),
+    (["--sizes", "0"], "--sizes"),
+    (["--fmax", "-1"], "--fmax"),
+    (["--nprocs", "0"], "--nprocs"),
+    (["--defect", "antisite"], "antisite"),
+    (["--timeout", "0"], "--timeout"),
+])
+def test_bench_bad_input_is_one_line_and_exit_2(capsys, args, needle):
+    code = main(["bench", "relax", "--potential", "builtin:W", "--no-lammps", "--no-ase", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(-5, 0), fmax=st.floats(allow_nan=True, allow_infinity=True).filter(lambda f: not f > 0 or f == float("inf")))
+def test_bench_case_rejects_bad_sizes_and_tolerances(n, fmax):
+    with pytest.raises(InputError, match="n="):
+        BenchCase("genanalysis", "builtin:W", "bcc", "vacancy", n, 3.1, 1e-6, "W")
+    with pytest.raises(InputError, match="fmax"):
+        BenchCase("genanalysis", "builtin:W", "bcc", "vacancy", 3, 3.1, fmax, "W")
+
+
+def test_peak_memory_is_the_measured_process_own(tmp_path):
+    """A child touching 300 MiB reports at least that, and not the parent's memory."""
+    ballast = np.ones(40_000_000)  # 305 MiB in this process: must not leak into the child's figure
+    code, wall, peak, out, err = _run_measured(
+        [sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print('ok')"],
+        str(tmp_path), dict(os.environ), 60.0)
+    assert code == 0 and out.strip() == "ok" and wall > 0
+    assert 300 <= peak < 300 + 0.5 * ballast.nbytes / 2**20
+    del ballast
+
+
+def test_timeout_kills_the_run(tmp_path):
+    code, wall, _, _, _ = _run_measured([sys.executable, "-c", "import time; time.sleep(30)"], str(tmp_path),
+                                        dict(os.environ), 1.0)
+    assert code == -9 and wall < 10
+
+
+def test_format_table_marks_missing_values():
+    text = format_table([BenchResult("lammps", "cg", 3, status="skipped", note="no lmp")])
+    assert "skipped — no lmp" in text and "—" in text.splitlines()[-1]
+
+
+@pytest.mark.lammps
+@pytest.mark.skipif(shutil.which("lmp") is None or not os.path.isfile(W_ZHOU), reason="needs lmp and lammps-data")
+def test_formation_energy_agrees_with_lammps(tmp_path):
+    """Same cell, same file, both converged tightly: formation energies within 1e-6 eV."""
+    rows = {}
+    for code in ("genanalysis", "lammps"):
+        case = BenchCase(code, W_ZHOU, "bcc", "vacancy", 4, 3.157, 1e-8, "W")
+        rows[code] = run_case(case, str(tmp_path / code), timeout=300)
+    ours, lmp = rows["genanalysis"], rows["lammps"]
+    assert ours.status == "converged" and ours.max_force <= 1e-8
+    assert lmp.atoms == ours.atoms == 2 * 4**3 - 1
+    assert lmp.max_force < 1e-6
+    assert abs(ours.formation_energy - lmp.formation_energy) < 1e-6
