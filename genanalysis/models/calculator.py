@@ -29,6 +29,13 @@ class ModelPotential(Potential):
         self.cutoff = float(model.cutoff)
         self.species = (element,)
 
+    def check_species(self, atoms) -> None:
+        """A model fitted to one element describes that element (and the placeholder X); a
+        model saved without an element ("X") accepts any single-species configuration."""
+        if self.species == ("X",):
+            return
+        super().check_species(atoms)
+
     def evaluate(self, atoms) -> Evaluation:
         self.check_species(atoms)
         r = self.model.evaluate(atoms)

@@ -72,6 +72,13 @@ def geometry(atoms: Atoms, cutoff: float) -> Geometry:
     n = len(atoms)
     if n == 0:
         raise InputError("configuration has no atoms")
+    if not atoms.pbc.any() and atoms.cell.rank < 3:
+        # an isolated cluster: any box that contains it serves the neighbour search
+        lo = atoms.positions.min(axis=0)
+        span = atoms.positions.max(axis=0) - lo
+        atoms = Atoms(positions=atoms.positions - lo + cutoff, cell=np.diag(span + 2 * cutoff + 1.0), pbc=False)
+    elif atoms.cell.rank < 3:
+        raise InputError("a periodic configuration needs three independent cell vectors (Å)")
     i, j, D = neighbour_list("ijD", atoms, float(cutoff))
     order = np.argsort(i, kind="stable")
     i, j, D = i[order].astype(np.int64), j[order].astype(np.int64), D[order]
