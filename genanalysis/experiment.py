@@ -607,7 +607,10 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     res.start_atoms = start_atoms
     rel_ml = None
     try:
-        rel_ml = relax(start_atoms, model_pot, fmax=fmax, max_iter=max_iter)
+        # a model driven out of its range (atoms on top of each other) may divide by zero:
+        # that is a finding (reported below), not a warning for the user
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rel_ml = relax(start_atoms, model_pot, fmax=fmax, max_iter=max_iter)
     except InputError:
         raise
     except Exception as exc:
@@ -615,11 +618,11 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     if rel_ml is not None:
         res.model_relaxation = rel_ml.summary()
         res.model_atoms = rel_ml.atoms
-        min_d = _min_distance(rel_ml.atoms, 0.5 * r_nn)
-        res.min_distance = _finite(min_d)
         if not rel_ml.converged:
             failures.append(("solver failure", f"model relaxation: {rel_ml.status}"))
         finite_pos = bool(np.all(np.isfinite(rel_ml.atoms.positions)))
+        min_d = _min_distance(rel_ml.atoms, 0.5 * r_nn) if finite_pos else math.nan
+        res.min_distance = _finite(min_d)
         if finite_pos and min_d < 0.5 * r_nn:
             failures.append(("no stable equilibrium",
                              f"atoms too close: {min_d:.3g} Å < half the nearest-neighbour distance {0.5 * r_nn:.3g} Å"))
@@ -634,6 +637,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
                 failures.append(("no stable equilibrium",
                                  f"left the basin of ū: max |ū^ML − ū| = {amp.max():.3g} Å > "
                                  f"{basin_fraction:g} r_nn = {basin_fraction * r_nn:.3g} Å"))
+        if finite_pos and rel_ml.converged:  # quantities of the equilibrium ū^ML
             res.error_energy_norm = energy_norm(du, st)
             if res.reference_energy_norm and res.reference_energy_norm > 0:
                 res.relative_error = res.error_energy_norm / res.reference_energy_norm
@@ -663,7 +667,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
                 res.effectivity = _effectivity(res.error_energy_norm, res.residual_dual_norm, c)
                 if res.a_posteriori_bound:
                     res.bound_ratio = res.error_energy_norm / res.a_posteriori_bound
-        else:
+        if not finite_pos:
             failures.append(("solver failure", "model relaxation produced non-finite positions"))
 
     if failures:

@@ -18,11 +18,17 @@ to the second shell, ρ₀ the site density of the perfect lattice, all at ``a``
     those of the reference: only ε_core is on. ρ is the reference's own EAM density; a pair
     reference gets an auxiliary density f(r) = exp(−3(r/r₁ − 1)) · S_c(r) (S_c its switch
     on [0.8, 1]×cutoff).
-``force_constants``
+``bond_stiffness``
     W = κ Σ_pairs ½ (r − r₁)² B(r), B ≡ 1 for |r − r₁| ≤ 0.15 g and 0 for |r − r₁| ≥ 0.4 g
     (C³ in between; default κ = 1 eV/Å²). At the lattice w(r₁) = w'(r₁) = 0, w''(r₁) = κ,
     w'''(r₁) = 0: energy and virial unchanged, the first-shell bond stiffness raised by ηκ —
     ε_FC (and the elastic constants) on, lattice stress off.
+``force_constants``
+    W = E₀ Σ_i ½ x_i² B(|x_i|), x_i = ρ_i/ρ₀ − 1, B ≡ 1 for |x| ≤ 0.05 and 0 for |x| ≥ 0.1
+    (C³ between; default E₀ = 1 eV; density as for ``core``). At the lattice g(ρ₀) = g'(ρ₀) = 0,
+    g''(ρ₀) = E₀/ρ₀²: energy and virial unchanged, force constants changed (through the
+    density gradients: a many-body, bulk-modulus-only change of the elastic constants) —
+    ε_FC on, lattice stress off. The default far-field family.
 ``stress``
     W = τ Σ_pairs (r − r₁) B(r) (default τ = 1 eV/Å): w(r₁) = 0, w'(r₁) = τ, w''(r₁) = 0.
     The energy per atom is unchanged and the lattice stress (virial) changes. A
@@ -61,6 +67,7 @@ __all__ = [
     "lattice_density",
     "ShellBump",
     "DensityBand",
+    "DensityQuadratic",
     "Combination",
     "AuxiliaryDensity",
 ]
@@ -68,12 +75,13 @@ __all__ = [
 #: family -> (default scale, its unit, the term of (T9) it switches on)
 FAMILIES: dict[str, tuple[float, str, str]] = {
     "core": (1.0, "eV", "ε_core"),
-    "force_constants": (1.0, "eV/Å²", "ε_FC (force constants, elastic constants)"),
+    "force_constants": (1.0, "eV", "ε_FC (force constants, elastic constants; bulk modulus only)"),
+    "bond_stiffness": (1.0, "eV/Å²", "ε_FC (first-shell bond stiffness)"),
     "stress": (1.0, "eV/Å", "ε_σ (lattice stress) + geometric part of ε_FC"),
 }
 
 #: family aliases accepted in specs
-_ALIASES = {"fc": "force_constants", "far_field": "force_constants", "virial": "stress"}
+_ALIASES = {"fc": "force_constants", "far_field": "force_constants", "bond": "bond_stiffness", "virial": "stress"}
 
 #: default half-width δ of the core family's zero band, relative density
 DEFAULT_WIDTH = 0.01
@@ -154,6 +162,30 @@ class DensityBand:
             out.append((2.0 * x * m[0] + x * x * dm) / self.rho0)
         if order >= 2:
             out.append((2.0 * m[0] + 4.0 * x * dm + x * x * m[2]) / self.rho0**2)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class DensityQuadratic:
+    """g(ρ) = ½ x² B(|x|), x = ρ/ρ₀ − 1, B ≡ 1 for |x| ≤ inner and 0 for |x| ≥ outer (C³
+    switch between): g(ρ₀) = g'(ρ₀) = 0, g''(ρ₀) = 1/ρ₀², third derivative 0 near ρ₀
+    (dimensionless; multiply by an energy)."""
+
+    rho0: float
+    inner: float
+    outer: float
+
+    def __call__(self, rho, order: int = 0):
+        rho = np.asarray(rho, dtype=np.float64)
+        x = rho / self.rho0 - 1.0
+        sgn = np.sign(x)
+        b = SmoothCutoff(self.inner, self.outer)(np.abs(x), order)
+        out = [0.5 * x * x * b[0]]
+        if order >= 1:
+            db = sgn * b[1]
+            out.append((x * b[0] + 0.5 * x * x * db) / self.rho0)
+        if order >= 2:
+            out.append((b[0] + 2.0 * x * db + 0.5 * x * x * b[2]) / self.rho0**2)
         return tuple(out)
 
 
@@ -335,15 +367,16 @@ def make_surrogate(base, family: str, eta: float, *, lattice: str, a: float, sca
     gap = float(shell_radii(lattice, a, 2)[1]) - r1
     phi, f, F = pot.phi, pot.f, pot.F
     cutoff = pot.cutoff
-    if fam == "core":
+    if fam in ("core", "force_constants"):
         if f is None:  # pair reference: embed an auxiliary density
             f = AuxiliaryDensity(r1, 3.0, 0.8 * cutoff, cutoff)
             F = _Zero()
         rho0 = lattice_density(pot, lattice, a, density=f)
-        F = Combination(((1.0, F), (eta * s, DensityBand(rho0, width))))
+        g = DensityBand(rho0, width) if fam == "core" else DensityQuadratic(rho0, 0.05, 0.1)
+        F = Combination(((1.0, F), (eta * s, g)))
         anchor = rho0
     else:
-        bump = ShellBump(r1, 0.15 * gap, 0.4 * gap, 2 if fam == "force_constants" else 1)
+        bump = ShellBump(r1, 0.15 * gap, 0.4 * gap, 2 if fam == "bond_stiffness" else 1)
         phi = Combination(((1.0, phi), (eta * s, bump)))
         cutoff = max(cutoff, r1 + 0.4 * gap)
         anchor = r1

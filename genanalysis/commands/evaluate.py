@@ -1,0 +1,85 @@
+"""``genanalysis evaluate``: the generalisation experiment for one (model, reference, defect, M).
+
+Relaxes the defect with the reference and with the model in the same periodic M-cell from
+the same start and prints every term of the estimate (docs/experiment.md). MODEL is any
+potential spec, a fitted-model directory (``model.json``) or a surrogate
+``surrogate:BASE?family=core|force_constants|stress&eta=E``. Exit codes: 0 when the model
+has a stable equilibrium (``status`` converged), 3 otherwise (the output says why), 2 bad
+input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+#: the keys the short (non-JSON) table prints, in order
+_SUMMARY = (
+    "status", "reason", "n_atoms", "r_stencil", "error_energy_norm", "relative_error", "formation_energy_error",
+    "max_core_displacement_error", "dipole_error", "residual_dual_norm", "stability_reference", "stability_model",
+    "stability_model_at_reference", "effectivity", "bound_ratio", "force_constant_error", "elastic_constant_error",
+    "elastic_constant_error_gpa", "lattice_stress_error", "wall_time",
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="model vs reference defect equilibrium: error, residual, stability, effectivity, lattice errors",
+        description=__doc__,
+    )
+    p.add_argument("--model", required=True,
+                   help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
+                        "or surrogate:BASE?family=F&eta=E")
+    p.add_argument("--reference", required=True, help="reference potential spec (builtin:NAME, EAM file, python:...)")
+    p.add_argument("--lattice", required=True, help="bcc, fcc or triangular")
+    p.add_argument("--a", type=float, help="lattice constant, Å (default: the reference's equilibrium value)")
+    p.add_argument("--defect", required=True, help="vacancy, interstitial or interstitial:KIND")
+    p.add_argument("--size", type=int, required=True, help="test-domain size M (periodic M-cell)")
+    p.add_argument("--fmax", type=float, default=1e-8, help="force tolerance of both relaxations, eV/Å (default 1e-8)")
+    p.add_argument("--r-stencil", type=float, help="stencil radius of the norms, Å (default: nearest-neighbour shell)")
+    p.add_argument("--core-radius", type=float, help="core radius of the max displacement error, Å (default 2 r_nn)")
+    p.add_argument("--start", choices=["unrelaxed", "reference"], default="unrelaxed",
+                   help="model relaxation start: the unrelaxed defect cell (default) or the reference equilibrium")
+    p.add_argument("--check-size", type=int, help="rerun at this larger M and report the change (convergence in M)")
+    p.add_argument("--max-iter", type=int, default=200, help="Newton iterations per relaxation at most (default 200)")
+    p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from genanalysis.exceptions import InputError
+    from genanalysis.experiment import evaluate
+
+    if not (args.fmax > 0 and math.isfinite(args.fmax)):
+        raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
+    if args.check_size is not None and args.check_size <= args.size:
+        raise InputError(f"--check-size {args.check_size} must exceed --size {args.size}")
+    res = evaluate(args.model, args.reference, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
+                   r_stencil=args.r_stencil, core_radius=args.core_radius, start=args.start,
+                   check_convergence=args.check_size or False, max_iter=args.max_iter,
+                   stability=not args.no_stability)
+    out = res.to_dict()
+    if args.json:
+        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        units = out["units"]
+        print(f"{'model':>30}  {out['model']}")
+        print(f"{'reference':>30}  {out['reference']}  ({out['lattice']}, a = {out['a']:.6g} Å, "
+              f"{out['defect']}, M = {out['size']})")
+        for k in _SUMMARY:
+            v = out.get(k)
+            if v is None or v == "":
+                continue
+            unit = units.get(k, "")
+            unit = "" if unit == "1" else unit
+            text = f"{v:.6g}" if isinstance(v, float) else str(v)
+            print(f"{k:>30}  {text}{' ' + unit if unit else ''}")
+        if out.get("convergence"):
+            c = out["convergence"]
+            print(f"{'convergence':>30}  M2 = {c['size']}: error {c['error_energy_norm']} Å "
+                  f"(change {c['error_energy_norm_change']} Å)")
+    return 0 if res.ok else 3
