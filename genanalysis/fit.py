@@ -388,9 +388,12 @@ def _design_kinds(loss: LossWeights, conf: Configuration) -> str:
 
 
 def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,
-               on_rank_deficient: str = "warn", progress=None) -> tuple[object, dict]:
+               on_rank_deficient: str = "warn", progress=None, design_cache: dict | None = None) -> tuple[object, dict]:
     """Weighted linear least squares of a :class:`~genanalysis.models.linear.LinearACE` on
-    ``configs``; returns (model, solver diagnostics). See the module docstring."""
+    ``configs``; returns (model, solver diagnostics). See the module docstring.
+
+    ``design_cache``: an optional dict that keeps the unweighted design rows between calls
+    on the same configurations and model (sweeps over loss weights assemble them once)."""
     from genanalysis.models.linear import LinearACE
 
     dim = _dim(configs)
@@ -405,7 +408,13 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
             continue
         blocks = list(_blocks(conf, loss, kinds))
         hrows = next((sel[0] for t, _, _, sel in blocks if t == "H"), None)
-        d = model.design(conf.atoms, kinds, hessian_rows=hrows)
+        key = (id(conf), model_spec.ace_spec(dim), kinds, None if hrows is None else tuple(hrows))
+        if design_cache is not None and key in design_cache:
+            d = design_cache[key]
+        else:
+            d = model.design(conf.atoms, kinds, hessian_rows=hrows)
+            if design_cache is not None:
+                design_cache[key] = d
         for t, sw, yref, sel in blocks:
             A = _model_block(t, d, conf, sel, dim)
             qr.add(sw[:, None] * A, sw * yref)
