@@ -151,6 +151,9 @@ def resolve_model(spec, *, lattice: str | None = None, a: float | None = None):
             from genanalysis.potentials.wrapper import ASECalculatorPotential
 
             calc = load_model(path)
+            pot = getattr(calc, "potential", None)
+            if isinstance(pot, Potential):  # the model's own Potential: exact Hessians, no wrapper
+                return pot
             cutoff = getattr(calc, "cutoff", None)
             return ASECalculatorPotential(calc, name=f"model:{path.name}", cutoff=cutoff)
     return load_potential(spec)

@@ -1,0 +1,207 @@
+"""The generalisation experiment: identity gives zero error, surrogate errors are linear in η
+with an O(1) effectivity, the far field responds as the estimate bounds it, failures are
+results, lattice errors agree with closed forms, the command line and the sweep kind."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genanalysis.exceptions import InputError
+from genanalysis.experiment import evaluate, resolve_model, surrogate_task
+from genanalysis.lattice import nearest_neighbour_distance
+from genanalysis.potentials import load_potential
+
+#: small, fast systems: bcc W (d = 3) and the triangular Morse lattice (d = 2)
+W = ("builtin:W", "bcc", "vacancy", 4)
+MORSE = ("builtin:morse", "triangular", "interstitial", 6)
+
+
+def _run(model, system, **kw):
+    base, lattice, defect, size = system
+    return evaluate(model, base, lattice, None, defect, size, **kw)
+
+
+@pytest.mark.parametrize("system", [W, MORSE], ids=["W-bcc", "morse-triangular"])
+@pytest.mark.parametrize("start", ["unrelaxed", "reference"])
+def test_identical_model_gives_zero_error_and_residual(system, start):
+    res = _run(system[0], system, start=start, profile_radii=())
+    assert res.status == "converged" and res.reason == ""
+    assert res.error_energy_norm <= 1e-9 * max(1.0, res.reference_energy_norm)
+    assert abs(res.formation_energy_error) <= 1e-9
+    assert res.max_core_displacement_error <= 1e-9
+    # the residual is the reference's own (forces below fmax = 1e-8 eV/Å)
+    assert res.residual_dual_norm == pytest.approx(res.reference_residual_dual_norm, abs=1e-15)
+    assert res.residual_dual_norm < 1e-7
+    assert res.force_constant_error == 0.0 and res.lattice_stress_error == 0.0
+    assert res.elastic_constant_error == 0.0 and res.dipole_error == 0.0
+    assert res.stability_model == pytest.approx(res.stability_reference, rel=1e-9)
+    assert res.stability_reference > 0
+    if start == "reference":
+        assert res.model_relaxation["iterations"] == 0
+
+
+FAMILIES = ["core", "force_constants", "bond_stiffness", "stress"]
+
+
+@pytest.mark.parametrize("system", [W, MORSE], ids=["W-bcc", "morse-triangular"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_surrogate_error_is_linear_in_eta_with_stable_effectivity(system, family):
+    etas = np.array([1e-4, 1e-3, 1e-2])
+    rows = [_run(f"surrogate:{system[0]}?family={family}&eta={float(eta)!r}", system, lattice_terms=False, profile_radii=())
+            for eta in etas]
+    assert all(r.status == "converged" for r in rows), [r.reason for r in rows]
+    err = np.array([r.error_energy_norm for r in rows])
+    res = np.array([r.residual_dual_norm for r in rows])
+    slope = np.polyfit(np.log(etas), np.log(err), 1)[0]
+    assert abs(slope - 1.0) <= 0.05, slope
+    assert abs(np.polyfit(np.log(etas), np.log(res), 1)[0] - 1.0) <= 0.05
+    eff = np.array([r.effectivity for r in rows])
+    assert np.all(eff <= 2.0)  # the a-posteriori bound (T8) holds
+    assert np.all(eff >= 0.01)  # and is not vacuous
+    assert eff.max() / eff.min() <= 1.15
+    ratio = np.array([r.bound_ratio for r in rows])
+    np.testing.assert_allclose(ratio, eff / 2.0, rtol=1e-12)
+
+
+def test_far_field_force_error_is_absent_for_core_and_bounded_for_force_constants():
+    """The core family's force error vanishes beyond its support; the force-constant family's
+    far-field tail ‖(f^ML − f)(ū)·1_{|ℓ|>R}‖₋₁ is non-zero and decays at least as fast as the
+    estimate's ε_FC R^{-d/2} (an upper bound, docs/experiment.md §5)."""
+    base, lattice = "builtin:morse", "triangular"
+    r_nn = nearest_neighbour_distance(lattice, load_potential(base).equilibrium_lattice_constant(lattice))
+    radii = r_nn * np.array([3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    tails = {}
+    for fam in ("core", "force_constants"):
+        res = evaluate(f"surrogate:{base}?family={fam}&eta=1e-3", base, lattice, None, "interstitial", 20,
+                       stability=False, lattice_terms=False, profile_radii=radii)
+        tails[fam] = np.array([p["force_error_tail"] for p in res.residual_profile])
+    assert np.all(tails["core"][-2:] == 0.0)  # beyond the band |ρ/ρ₀ − 1| > δ
+    assert np.all(tails["force_constants"] > 0)
+    slope = np.polyfit(np.log(radii), np.log(tails["force_constants"]), 1)[0]
+    assert slope <= -2 / 2 + 0.25, slope
+
+
+def test_check_convergence_reports_the_change_in_m():
+    res = _run("surrogate:builtin:morse?family=force_constants&eta=1e-3", MORSE, check_convergence=10,
+               lattice_terms=False, stability=False, profile_radii=())
+    c = res.convergence
+    assert c["size"] == 10 and c["status"] == "converged"
+    assert c["error_energy_norm_change"] == pytest.approx(c["error_energy_norm"] - res.error_energy_norm)
+    ident = _run("builtin:morse", MORSE, check_convergence=True, lattice_terms=False, stability=False,
+                 profile_radii=())
+    assert ident.convergence["size"] == 6 + 3
+    assert abs(ident.convergence["error_energy_norm"]) <= 1e-12
+
+
+def test_no_stable_equilibrium_is_a_result_with_what_is_computable():
+    res = _run("surrogate:builtin:morse?family=core&eta=-300", MORSE, stability=True, profile_radii=())
+    assert res.status == "no stable equilibrium"
+    assert "too close" in res.reason or "basin" in res.reason or "stability" in res.reason
+    assert res.error_energy_norm is None and res.formation_energy_error is None
+    assert res.residual_dual_norm is not None and res.residual_dual_norm > 0
+    assert res.force_constant_error == 0.0 and res.lattice_stress_error == 0.0  # core family: lattice unchanged
+    json.dumps(res.to_dict())
+
+
+def test_triangular_lattice_errors_match_closed_forms():
+    """Bond stiffness ηκ on the 3 first-shell bonds per atom: ΔC₁₁ = (9/8) ηκ a²/A,
+    A = (√3/2) a² the area per atom; ε_FC ≤ ηκ/2 (each bond counted twice by L). Bond
+    tension ητ: virial per atom = −(3/2) ητ a I₂."""
+    base, lattice = "builtin:morse", "triangular"
+    a = load_potential(base).equilibrium_lattice_constant(lattice)
+    eta = 0.01
+    res = evaluate(f"surrogate:{base}?family=bond_stiffness&eta={eta}", base, lattice, a, "vacancy", 6,
+                   stability=False, profile_radii=())
+    dc = np.subtract(res.elastic_constants_model, res.elastic_constants_reference)
+    assert dc[0, 0] == pytest.approx(9.0 / 8.0 * eta / (math.sqrt(3) / 2), rel=1e-5)
+    assert res.elastic_constant_error == pytest.approx(np.abs(dc).max())
+    assert 0 < res.force_constant_error <= eta / 2 + 1e-12
+    assert res.lattice_stress_error < 1e-12
+    res = evaluate(f"surrogate:{base}?family=stress&eta={eta}", base, lattice, a, "vacancy", 6,
+                   stability=False, profile_radii=())
+    dv = np.subtract(res.lattice_virial_model, res.lattice_virial_reference)
+    np.testing.assert_allclose(dv, -1.5 * eta * a * np.eye(2), atol=1e-12)
+    assert res.lattice_stress_error == pytest.approx(1.5 * eta * a * math.sqrt(2), rel=1e-10)
+
+
+@settings(max_examples=4, deadline=None)
+@given(eta=st.floats(1e-4, 1e-2))
+def test_force_constant_error_is_linear_and_elastic_error_in_gpa(eta):
+    res = _run(f"surrogate:builtin:W?family=force_constants&eta={eta!r}", W, stability=False, profile_radii=())
+    ref = _run("surrogate:builtin:W?family=force_constants&eta=1e-3", W, stability=False, profile_radii=())
+    assert res.force_constant_error == pytest.approx(ref.force_constant_error * eta / 1e-3, rel=1e-6)
+    assert res.elastic_constant_error_gpa == pytest.approx(res.elastic_constant_error * 160.21766208, rel=1e-12)
+    assert res.lattice_stress_error < 1e-12
+
+
+def test_core_radius_and_stencil_are_stated():
+    res = _run("builtin:W", W, r_stencil=3.0, core_radius=4.0, stability=False, lattice_terms=False, profile_radii=())
+    d = res.to_dict()
+    assert d["r_stencil"] == 3.0 and d["core_radius"] == 4.0 and d["size"] == 4
+    assert d["units"]["error_energy_norm"] == "Å" and d["units"]["elastic_constant_error"] == "eV/Å³"
+    m = _run("builtin:morse", MORSE, stability=False, profile_radii=()).to_dict()
+    assert m["units"]["elastic_constant_error"] == "eV/Å²"
+
+
+@pytest.mark.parametrize("kw", [dict(size=0), dict(fmax=-1.0), dict(start="elsewhere"), dict(core_radius=-1.0)])
+def test_bad_input_raises_input_error(kw):
+    args = dict(model="builtin:W", reference="builtin:W", lattice="bcc", a=None, defect="vacancy", size=3)
+    args.update(kw)
+    with pytest.raises(InputError):
+        evaluate(**args)
+
+
+def test_resolve_model_fitted_directory(tmp_path):
+    models = pytest.importorskip("genanalysis.models.io")
+    from genanalysis.models.basis import ACESpec
+    from genanalysis.models.linear import LinearACE
+    from genanalysis.potentials import Potential
+
+    models.save_model(LinearACE(ACESpec(cutoff=2.5, degree=2, body_order=2, dim=2, l_max=0)), tmp_path / "m")
+    pot = resolve_model(str(tmp_path / "m"))
+    assert isinstance(pot, Potential)
+    # an untrained (zero) model has no stable equilibrium: reported, never raised
+    res = evaluate(str(tmp_path / "m"), "builtin:morse", "triangular", None, "vacancy", 4, profile_radii=())
+    assert res.status == "no stable equilibrium"
+    assert res.residual_dual_norm == 0.0 and res.force_constant_error > 0
+
+
+def test_command_line_json_and_exit_codes(capsys):
+    from genanalysis.cli import main
+
+    rc = main(["evaluate", "--model", "surrogate:builtin:morse?family=stress&eta=1e-3", "--reference",
+               "builtin:morse", "--lattice", "triangular", "--defect", "vacancy", "--size", "5", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    for key in ("status", "error_energy_norm", "relative_error", "formation_energy_error", "residual_dual_norm",
+                "stability_reference", "stability_model", "effectivity", "force_constant_error",
+                "lattice_stress_error", "elastic_constant_error", "units"):
+        assert key in out and out[key] is not None, key
+    assert out["status"] == "converged" and out["lattice_stress_error"] > 0
+    for bad in (["--size", "0"], ["--size", "5", "--check-size", "4"], ["--size", "5", "--lattice", "hcp"]):
+        argv = ["evaluate", "--model", "builtin:morse", "--reference", "builtin:morse", "--lattice", "triangular",
+                "--defect", "vacancy", *bad]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith("genanalysis: error:")
+
+
+def test_sweep_task_kind_runs_and_validates():
+    from genanalysis.sweep.registry import get_task_kind
+
+    kind = get_task_kind("experiment.surrogate")
+    params = {"experiment": {"reference": "builtin:morse", "lattice": "triangular", "defect": "vacancy", "size": 4,
+                             "family": "core", "eta": 1e-3, "stability": False}}
+    kind.validate(params)
+    metrics = surrogate_task(params, {}, None)
+    assert metrics["status"] == "converged" and metrics["error_energy_norm"] > 0
+    json.dumps(metrics)
+    with pytest.raises(InputError, match="experiment.colour"):
+        kind.validate({"experiment": {**params["experiment"], "colour": 1}})
+    with pytest.raises(InputError):
+        kind.validate({"experiment": {**params["experiment"], "family": "nope"}})
