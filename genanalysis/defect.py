@@ -105,21 +105,40 @@ class LatticePreconditioner:
 
     def __init__(self, potential, lattice: str, a: float, n: int, symbol: str = "X"):
         pot = _potential(potential)
-        perfect = perfect_cell(lattice, a, n, symbol)
-        self.dim = int(perfect.info["dim"])
+        self.dim = dim = int(perfect_cell(lattice, a, 1, symbol).info["dim"])
         self.shape, self.nb = site_grid(lattice, n)
-        self.n_sites = len(perfect)
-        self.cell = np.array(perfect.cell)
-        dim, nb = self.dim, self.nb
+        self.n_sites = int(np.prod(self.shape)) * self.nb
+        self.cell = np.array(perfect_cell(lattice, a, 1, symbol).cell)
+        self.cell[:dim] *= n
+        nb = self.nb
         m = nb * dim
-        op = pot.linearise(perfect)
-        cols = np.zeros(self.shape + (m, m))
+        # The block row C(R) of the n-cell is the infinite-lattice force constants Φ folded
+        # over the cell's periods: C_n(R) = Σ_L Φ(R + nL). A site potential with cutoff r_c
+        # couples sites within 2 r_c, so a small cell of size k ≥ 2·reach + 1 (reach in grid
+        # cells) holds Φ unaliased; its block row, folded onto the n-grid, is C_n exactly, for
+        # a cost independent of n (a few thousand atoms instead of the whole cell).
+        k = _force_constant_cell(pot, lattice, a)
+        if k is None or k >= n:
+            k = n
+        small = perfect_cell(lattice, a, k, symbol)
+        shape_k, _ = site_grid(lattice, k)
+        op = pot.linearise(small)
+        cols_k = np.zeros(shape_k + (m, m))
         for b in range(nb):
             for alpha in range(dim):
-                v = np.zeros((self.n_sites, 3))
+                v = np.zeros((len(small), 3))
                 v[b, alpha] = 1.0  # atom b of grid cell 0
                 col = np.asarray(op @ v.ravel()).reshape(-1, 3)[:, :dim]
-                cols[..., :, b * dim + alpha] = col.reshape(self.shape + (m,))
+                cols_k[..., :, b * dim + alpha] = col.reshape(shape_k + (m,))
+        if k == n:
+            cols = cols_k
+        else:
+            cols = np.zeros(self.shape + (m, m))
+            g = np.indices(shape_k).reshape(len(shape_k), -1).T
+            signed = np.where(g > k // 2, g - k, g)  # k is odd: offsets −(k−1)/2 … (k−1)/2
+            target = np.ravel_multi_index(tuple((signed % n).T), self.shape)
+            flat = cols.reshape(-1, m, m)
+            np.add.at(flat, target, cols_k.reshape(-1, m, m))
         self.hvp_evaluations = m
         self.kappa = float(np.trace(cols[(0,) * len(self.shape)]) / m)
         axes = tuple(range(len(self.shape)))
@@ -144,6 +163,20 @@ class LatticePreconditioner:
         out[on_site] = x[site_index[on_site]]
         out[~on_site] = r[~on_site] / self.kappa
         return out - out.mean(axis=0)
+
+
+def _force_constant_cell(pot, lattice: str, a: float) -> int | None:
+    """Smallest odd cell size k whose grid holds every site within 2·cutoff of a site
+    without aliasing (None when the potential states no cutoff)."""
+    cutoff = float(getattr(pot, "cutoff", 0.0) or 0.0)
+    if not (cutoff > 0 and math.isfinite(cutoff)):
+        return None
+    unit = np.array(perfect_cell(lattice, a, 1).cell)
+    dim = int(perfect_cell(lattice, a, 1).info["dim"])
+    # grid offsets s of separations |R| ≤ 2 r_c satisfy |s_d| ≤ 2 r_c ‖(A⁻ᵀ)_d‖ (+1 for the basis)
+    inv = np.linalg.inv(unit[:dim, :dim])
+    reach = int(math.ceil(2.0 * cutoff * float(np.linalg.norm(inv, axis=0).max()) + 1e-9)) + 1
+    return 2 * reach + 1
 
 
 @lru_cache(maxsize=8)
@@ -249,14 +282,23 @@ def relax(
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
 
+    # potentials that can return the Hessian operator with the forces (one sweep over the
+    # pairs) do so at every trial point: a Newton step is accepted whole almost always, and
+    # its operator is then the next step's, for free
+    fused = getattr(pot, "energy_forces", None)
+
     def evaluate(x):
         work.positions[:, :dim] = x
-        ev = pot.evaluate(work)
+        if fused is not None:
+            e, f, op = fused(work, linearise=True)
+        else:
+            ev = pot.evaluate(work)
+            e, f, op = ev.energy, ev.forces, None
         counts["fe"] += 1
-        return float(ev.energy), -np.asarray(ev.forces)[:, :dim].copy()
+        return float(e), -np.asarray(f)[:, :dim].copy(), op
 
     x = x0[:, :dim].copy()
-    energy, grad = evaluate(x)
+    energy, grad, op_now = evaluate(x)
 
     site_index = work.arrays.get("site_index", -np.ones(n, int))
     kind = preconditioner
@@ -290,7 +332,8 @@ def relax(
         if it == max_iter:
             break
         work.positions[:, :dim] = x
-        op = pot.linearise(work)
+        op = op_now if op_now is not None else pot.linearise(work)
+        op_now = None  # one operator alive at a time (it holds O(pairs) memory)
 
         def hop(v, op=op):
             counts["hvp"] += 1
@@ -312,11 +355,14 @@ def relax(
         if slope >= 0:  # not a descent direction: fall back to the preconditioned gradient
             d = precond(b)
             slope = float(np.sum(grad * d))
+        op = hop = None  # free the operator before the trial points build theirs
         step_len = float(np.sqrt(np.einsum("ij,ij->i", d, d).max()))
         alpha = min(1.0, max_step / step_len) if step_len > 0 else 1.0
         accepted = False
+        op_new = None
         for _ in range(40):
-            e_new, g_new = evaluate(x + alpha * d)
+            op_new = None
+            e_new, g_new, op_new = evaluate(x + alpha * d)
             if math.isfinite(e_new) and np.all(np.isfinite(g_new)):
                 resolvable = abs(alpha * slope) > 1e-11 * (abs(energy) + 1.0)
                 if resolvable:
@@ -331,7 +377,8 @@ def relax(
             status = f"line search failed at iteration {it} (max force {fnow:.3e} eV/Å)"
             break
         x = x + alpha * d
-        energy, grad = e_new, g_new
+        energy, grad, op_now = e_new, g_new, op_new
+        op_new = None
 
     work.positions[:, :dim] = x
     fmax_final = history[-1] if history else math.nan

@@ -141,12 +141,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class FitSpec:
-    """What to fit: ``training_set`` (a built directory or a training-set spec TOML),
+    """What to fit: ``training_set`` (a built directory or a training-set spec TOML, or a
+    list of them — e.g. defect cells with E, F, V plus perfect cells with force constants),
     the model, the loss, the held-out ``validation_fraction`` ∈ [0, 0.9] (per group),
     ``seed``, ``rcond`` (relative singular-value threshold of the effective rank) and
     ``on_rank_deficient`` (``warn``: minimum-norm solution and a warning; ``error``)."""
 
-    training_set: str
+    training_set: str | tuple
     model: ModelSpec = field(default_factory=ModelSpec)
     loss: LossWeights = field(default_factory=LossWeights)
     validation_fraction: float = 0.1
@@ -155,8 +156,14 @@ class FitSpec:
     on_rank_deficient: str = "warn"
 
     def __post_init__(self):
-        if not isinstance(self.training_set, str) or not self.training_set:
-            raise InputError("training_set must name a training-set directory or spec .toml")
+        ts = self.training_set
+        if isinstance(ts, list):
+            ts = tuple(ts)
+            object.__setattr__(self, "training_set", ts)
+        items = ts if isinstance(ts, tuple) else (ts,)
+        if not items or not all(isinstance(t, str) and t for t in items):
+            raise InputError(f"training_set={ts!r} must name a training-set directory or spec .toml, "
+                             "or be a list of them (their configurations are concatenated)")
         _num(self.validation_fraction, "validation_fraction", maximum=0.9)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise InputError(f"seed={self.seed!r} must be a whole number")
@@ -167,6 +174,8 @@ class FitSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"]["hidden"] = list(d["model"]["hidden"])
+        if isinstance(d["training_set"], tuple):
+            d["training_set"] = list(d["training_set"])
         return d
 
     def content_hash(self) -> str:

@@ -42,12 +42,15 @@ def run(args) -> int:
     from genanalysis.models.io import save_model
 
     spec = FitSpec.from_toml(args.spec)
-    ts_path = _resolve(args.spec, spec.training_set)
-    if not Path(ts_path).exists():
-        raise InputError(f"training_set {spec.training_set!r} (resolved to {ts_path!r}) does not exist")
     from genanalysis.trainingset import load_training_set
 
-    configs = load_training_set(ts_path)
+    sets = spec.training_set if isinstance(spec.training_set, tuple) else (spec.training_set,)
+    configs = []
+    for ts in sets:
+        ts_path = _resolve(args.spec, ts)
+        if not Path(ts_path).exists():
+            raise InputError(f"training_set {ts!r} (resolved to {ts_path!r}) does not exist")
+        configs += load_training_set(ts_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = fit(configs, spec)
@@ -59,7 +62,7 @@ def run(args) -> int:
     out = Path(args.out)
     save_model(result.model, out, element=element,
                extra={"name": f"fit:{spec.content_hash()}", "fit_spec_hash": spec.content_hash(),
-                      "training_set": spec.training_set})
+                      "training_set": list(sets)})
     report = dict(result.report, train_indices=result.train, validation_indices=result.validation)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out / "fitspec.toml").write_text(tomli_w.dumps(_toml_safe(spec.to_dict())))

@@ -231,9 +231,68 @@ def _hessian_chunks(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.nd
             yield row_atom, local_atom[C][:, :1], -h.sum(dim=4, keepdim=True).permute(0, 2, 4, 1, 3, 5)
 
 
+def _hessian_dense_gemm(basis, geom: Geometry, site_fn, S: torch.Tensor) -> torch.Tensor:
+    """All rows of every output's Hessian, (K, 3n, 3n), as H_k = G_kᵀ blockdiag_i(M_ik) G_k
+    + (δ_pq terms), with G_k the (n·S_max × 3n) position Jacobian of the A-components
+    output k depends on: dense GEMMs instead of a per-centre scatter of (z+1)² blocks, the
+    faster route for small periodic cells (n ≲ a few hundred)."""
+    n, z, nA = geom.n, geom.zmax, basis.n_A
+    K, Smax = S.shape
+    flat = geom.pad.reshape(-1)
+    real = torch.tensor(flat < geom.P)
+    J = torch.zeros(len(flat), nA + 1, 3)
+    Hp = torch.zeros(len(flat), nA + 1, 3, 3)
+    if real.any():
+        J_, H_ = basis.phi_derivatives(geom.D[flat[real.numpy()]], order=2)
+        J[real, :nA], Hp[real, :nA] = J_, H_
+    J = J.view(n, z, nA + 1, 3)
+    Hp = Hp.view(n, z, nA + 1, 3, 3)
+    g, M = site_fn(np.arange(n))  # (n, K, Smax), (n, K, Smax, Smax)
+    jpad = np.concatenate([geom.j, [0]])
+    col = np.concatenate([np.arange(n)[:, None], jpad[geom.pad]], axis=1)  # (n, z+1)
+    valid = np.concatenate([np.ones((n, 1), bool), geom.pad < geom.P], axis=1)
+    # flat column index of (centre i, local slot q, β) in a row-block-major G: i·3n + 3·col + β
+    gidx = torch.tensor((np.arange(n)[:, None, None] * 3 * n + 3 * col[:, :, None] + np.arange(3)).reshape(-1))
+    rows_p = torch.tensor(jpad[geom.pad])  # (n, z) neighbour atoms (padding → 0, zero values)
+    cent = torch.arange(n)[:, None].expand(n, z)
+    HpT = Hp[:, :, :nA].permute(0, 2, 1, 3, 4).reshape(n, nA, z * 9)
+    del Hp
+    out = torch.zeros(K, 3 * n, 3 * n)
+    kc = max(1, int(_BUDGET // (n * Smax * 3 * n * 3 + n * z * Smax * 3 * 2)))
+    for k0, k1 in _chunks(K, kc):
+        ks = S[k0:k1]
+        c = k1 - k0
+        JS = J[:, :, ks]  # (n, z, c, Smax, 3)
+        loc = torch.cat([-JS.sum(dim=1, keepdim=True), JS], dim=1)  # (n, z+1, c, Smax, 3)
+        loc = loc * torch.tensor(valid, dtype=loc.dtype)[:, :, None, None, None]
+        src = loc.permute(2, 3, 0, 1, 4).reshape(c, Smax, -1)  # (c, Smax, n·(z+1)·3)
+        G = torch.zeros(c, Smax, n * 3 * n).index_add_(2, gidx, src)
+        G = G.view(c, Smax, n, 3 * n).permute(0, 2, 1, 3).contiguous()  # (c, n, Smax, 3n)
+        MG = torch.matmul(M[:, k0:k1].transpose(0, 1), G)  # (c, n, Smax, 3n)
+        H = torch.bmm(G.reshape(c, n * Smax, 3 * n).transpose(1, 2), MG.reshape(c, n * Smax, 3 * n))
+        # δ_pq term T_p = Σ_f g_f ∇²φ_f(D_p) on blocks (j,j) +, (i,j) −, (j,i) −, (i,i) +
+        gd = torch.zeros(n, c, nA + 1)
+        gd.scatter_add_(2, ks.expand(n, c, Smax), g[:, k0:k1])
+        T = torch.bmm(gd[:, :, :nA], HpT).view(n, c, z, 3, 3).transpose(1, 2).reshape(n * z, c, 3, 3)
+        Hv = H.view(c, n, 3, n, 3).permute(1, 3, 0, 2, 4)  # (n, n, c, 3, 3) view
+        jr, ir = rows_p.reshape(-1), cent.reshape(-1)
+        Hv.index_put_((jr, jr), T, accumulate=True)
+        Hv.index_put_((ir, jr), -T, accumulate=True)
+        Hv.index_put_((jr, ir), -T, accumulate=True)
+        Hv.index_put_((ir, ir), T, accumulate=True)
+        out[k0:k1] = H
+    return out
+
+
 def hessian_dense_rows(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
     """Hessian rows of every output: (K, 3·len(rows), 3n) eV/Å² per unit output coefficient."""
     n = geom.n
+    if (rows is None or len(np.unique(rows)) == n) and n * S.shape[1] * 3 * n * 3 <= _BUDGET:
+        H = _hessian_dense_gemm(basis, geom, site_fn, S)
+        if rows is None:
+            return H
+        r3 = (3 * np.asarray(rows)[:, None] + np.arange(3)).reshape(-1)
+        return H[:, torch.tensor(r3)]
     rows = np.arange(n) if rows is None else np.asarray(rows)
     pos = np.full(n, -1)
     pos[rows] = np.arange(len(rows))

@@ -27,6 +27,7 @@ __all__ = [
     "LennardJones",
     "UniformCubicTable",
     "TimesInverse",
+    "FusedRadialTables",
 ]
 
 
@@ -234,16 +235,18 @@ class UniformCubicTable:
         spline = CubicSpline(np.arange(self.n) * self.h, values, bc_type="not-a-knot")
         # spline.c[m, k]: coefficient of (x − x_k)^(3−m) on interval k
         self._c = np.ascontiguousarray(spline.c[::-1].T)  # (N−1, 4): c0 + c1 t + c2 t² + c3 t³
+        # the same coefficients stored by power: four contiguous gathers per evaluation
+        # are several times faster than one gather of (P, 4) rows
+        self._cs = tuple(np.ascontiguousarray(spline.c[3 - m]) for m in range(4))
         self._end = (float(values[-1]), float(spline(self.x_max, 1)))
         self.extrapolate = extrapolate
 
     def __call__(self, x: np.ndarray, order: int = 0):
         x = np.asarray(x, dtype=np.float64)
-        k = np.minimum((x * (1.0 / self.h)).astype(np.int64), self.n - 2)
+        k = np.minimum((x * (1.0 / self.h)).astype(np.intp), self.n - 2)
         np.maximum(k, 0, out=k)
         t = x - k * self.h
-        c = self._c[k]
-        c0, c1, c2, c3 = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+        c0, c1, c2, c3 = (c.take(k) for c in self._cs)
         out = [c0 + t * (c1 + t * (c2 + t * c3))]
         if order >= 1:
             out.append(c1 + t * (2.0 * c2 + 3.0 * c3 * t))
@@ -276,3 +279,58 @@ class TimesInverse:
         if order >= 2:
             out.append((g[2] - 2.0 * out[1]) * ir)
         return tuple(out)
+
+
+class FusedRadialTables:
+    """φ(r) = g(r)/r and f(r) of a tabulated EAM file evaluated together (Å in; eV, eV/Å,
+    eV/Å² for φ and density units for f), for the hot path.
+
+    Both tables share the r grid, so one index ``k = ⌊r/h⌋`` and eight coefficient gathers
+    (stored by power, contiguous) serve both, and the "hold" continuation of
+    :class:`UniformCubicTable` beyond the last grid point is an extra constant row. Pairs at
+    r ≥ ``cutoff`` are sent to an all-zero row, so they contribute exactly nothing without
+    a mask. Agrees with calling ``TimesInverse(g)`` and ``f`` separately to round-off."""
+
+    def __init__(self, g: UniformCubicTable, f: UniformCubicTable, cutoff: float):
+        self.h = g.h
+        self.n = g.n
+        self.cutoff = float(cutoff)
+        rows = []
+        for tab in (g, f):
+            for m in range(4):
+                hold = tab._end[0] if m == 0 else 0.0
+                rows.append(np.concatenate([tab._cs[m], [hold, 0.0]]))  # row N−1: hold; row N: zero
+        self._cs = tuple(np.ascontiguousarray(r) for r in rows)
+
+    @classmethod
+    def from_functions(cls, phi, f, cutoff: float):
+        """The fused evaluator when ``phi`` is ``TimesInverse(UniformCubicTable)`` and ``f``
+        a ``UniformCubicTable`` on the same grid, both held constant beyond it; else None."""
+        if not (isinstance(phi, TimesInverse) and isinstance(phi.g, UniformCubicTable)
+                and isinstance(f, UniformCubicTable)):
+            return None
+        g = phi.g
+        if g.h != f.h or g.n != f.n or g.extrapolate != "hold" or f.extrapolate != "hold":
+            return None
+        return cls(g, f, cutoff)
+
+    def __call__(self, r: np.ndarray, order: int = 1):
+        """((φ, φ', …), (f, f', …)) up to ``order`` (1 or 2) at distances ``r`` (Å, > 0)."""
+        k = (r * (1.0 / self.h)).astype(np.intp)
+        np.minimum(k, self.n - 1, out=k)
+        k[r >= self.cutoff] = self.n
+        t = r - k * self.h
+        a0, a1, a2, a3, b0, b1, b2, b3 = (c.take(k) for c in self._cs)
+        ir = 1.0 / r
+        # g = r·φ and its derivatives, then φ = g/r, φ' = (g' − φ)/r, φ'' = (g'' − 2φ')/r
+        g0 = a0 + t * (a1 + t * (a2 + t * a3))
+        phi = g0 * ir
+        g1 = a1 + t * (2.0 * a2 + 3.0 * t * a3)
+        dphi = (g1 - phi) * ir
+        f0 = b0 + t * (b1 + t * (b2 + t * b3))
+        df = b1 + t * (2.0 * b2 + 3.0 * t * b3)
+        if order < 2:
+            return (phi, dphi), (f0, df)
+        ddphi = (2.0 * a2 + 6.0 * t * a3 - 2.0 * dphi) * ir
+        ddf = 2.0 * b2 + 6.0 * t * b3
+        return (phi, dphi, ddphi), (f0, df, ddf)

@@ -8,6 +8,13 @@ list is built by :func:`matscipy.neighbours.neighbour_list` (which handles such 
 with radius ``cutoff + skin`` and reused — only R and |R| recomputed — as long as no atom
 has moved more than ``skin/2`` since it was built and the cell, pbc and atomic numbers
 are unchanged (the cache key).
+
+For the hot path (:mod:`.eam`) the cached list is also kept compactly, as
+:class:`PairBlocks`: indices int32 (when the atom count allows), the image shift as a small
+integer code into a table of shift vectors (one byte or two per pair instead of 24), and the
+pairs cut into blocks of ``BLOCK`` pairs with the index ranges each block touches, so that
+every pass over the pairs works on cache-sized temporaries, scatters by ``np.bincount``
+into the block's own index range, and never holds more than a few O(P) arrays.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from matscipy.neighbours import neighbour_list
 
-__all__ = ["PairList", "NeighbourCache"]
+__all__ = ["PairList", "PairBlocks", "NeighbourCache", "BLOCK"]
+
+#: pairs per block of the chunked passes (temporaries of 8·BLOCK bytes stay in cache)
+BLOCK = 1 << 15
 
 
 @dataclass
@@ -33,6 +43,74 @@ class PairList:
 
     def __len__(self) -> int:
         return len(self.r)
+
+
+@dataclass
+class PairBlocks:
+    """The cached half list within ``cutoff + skin`` (Å) for chunked passes.
+
+    ``i, j``: atom indices (int32 or int64), sorted by i; ``code``: index into ``shifts``
+    (K, 3), Å, so that ``R = x_j − x_i + shifts[code]``; ``box``: the box lengths (Å) when
+    the cell is orthorhombic, periodic and wider than 2·(cutoff + 2·skin) in every
+    direction — then the minimum-image convention gives the same R without the codes.
+    ``bounds``: per block ``(start, stop, i_lo, i_hi, j_lo, j_hi, seg_start, seg_atom)``:
+    the pair slice, the (inclusive) ranges of i and j in it, and the runs of equal i
+    (block-local starts and their atoms) for ``np.add.reduceat`` scatters."""
+
+    i: np.ndarray
+    j: np.ndarray
+    code: np.ndarray
+    shifts: np.ndarray
+    bounds: list
+    n_atoms: int
+    box: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def separations(self, X: np.ndarray, start: int, stop: int, ib=None, jb=None):
+        """Components (Rx, Ry, Rz) (Å) and |R| (Å) of the pairs ``start:stop``, from
+        coordinates stored by component, ``X`` (3, n)."""
+        ib = self.i[start:stop].astype(np.intp) if ib is None else ib
+        jb = self.j[start:stop].astype(np.intp) if jb is None else jb
+        if self.box is None:
+            cb = self.code[start:stop].astype(np.intp)
+        comps = []
+        for c in range(3):
+            d = X[c].take(jb)
+            d -= X[c].take(ib)
+            if self.box is not None:
+                L = self.box[c]
+                d -= L * np.rint(d * (1.0 / L))
+            else:
+                d += self.shifts[:, c].take(cb)
+            comps.append(d)
+        r2 = comps[0] * comps[0]
+        r2 += comps[1] * comps[1]
+        r2 += comps[2] * comps[2]
+        return comps, np.sqrt(r2, out=r2)
+
+
+def _blocks(i: np.ndarray, j: np.ndarray, S: np.ndarray, cell: np.ndarray, n_atoms: int, box) -> PairBlocks:
+    if len(i) > 1 and np.any(i[1:] < i[:-1]):
+        order = np.argsort(i, kind="stable")
+        i, j, S = i[order], j[order], S[order]
+    smax = int(np.abs(S).max()) if len(S) else 0
+    base = 2 * smax + 1
+    code = ((S[:, 0] + smax) * base + (S[:, 1] + smax)) * base + (S[:, 2] + smax)
+    code = code.astype(np.int16 if base**3 <= np.iinfo(np.int16).max else np.int32)
+    grid = np.indices((base, base, base)).reshape(3, -1).T - smax
+    shifts = np.ascontiguousarray(grid.astype(np.float64) @ cell)
+    itype = np.int32 if n_atoms < np.iinfo(np.int32).max else np.int64
+    i = i.astype(itype, copy=False)
+    j = j.astype(itype, copy=False)
+    bounds = []
+    for s in range(0, len(i), BLOCK):
+        e = min(s + BLOCK, len(i))
+        bi, bj = i[s:e], j[s:e]
+        seg = np.flatnonzero(np.concatenate(([True], bi[1:] != bi[:-1])))
+        bounds.append((s, e, int(bi[0]), int(bi[-1]), int(bj.min()), int(bj.max()), seg, bi[seg].astype(np.intp)))
+    return PairBlocks(i=i, j=j, code=code, shifts=shifts, bounds=bounds, n_atoms=n_atoms, box=box)
 
 
 class NeighbourCache:
@@ -57,18 +135,43 @@ class NeighbourCache:
 
     def _build(self, atoms):
         i, j, S = neighbour_list("ijS", atoms, self.cutoff + self.skin)
-        i = i.astype(np.int64)
-        j = j.astype(np.int64)
         # keep each unordered pair once: i < j, or a self image with a "positive" shift
-        s_key = (S[:, 0] * 4096 + S[:, 1]) * 4096 + S[:, 2]
-        keep = (i < j) | ((i == j) & (s_key > 0))
-        i, j, S = i[keep], j[keep], S[keep].astype(np.float64)
-        shift = S @ np.asarray(atoms.cell, dtype=np.float64)
+        keep = i < j
+        self_image = np.nonzero(i == j)[0]
+        if len(self_image):
+            Ss = S[self_image].astype(np.int64)
+            keep[self_image[((Ss[:, 0] * 4096 + Ss[:, 1]) * 4096 + Ss[:, 2]) > 0]] = True
+        i, j, S = i[keep], j[keep], S[keep]
+        del keep
+        cell = np.asarray(atoms.cell, dtype=np.float64)
+        box = None
+        diag = np.diag(cell).copy()
+        if (all(atoms.pbc) and np.all(cell == np.diag(diag))
+                and np.all(diag > 2.0 * (self.cutoff + 2.0 * self.skin))):
+            box = diag
+        blocks = _blocks(i, j, S, cell, len(atoms), box)
         self.builds += 1
-        return {"positions": atoms.positions.copy(), "i": i, "j": j, "shift": shift}
+        return {"positions": atoms.positions.copy(), "blocks": blocks}
+
+    def blocks(self, atoms) -> PairBlocks:
+        """The compact pair list of ``atoms`` within ``cutoff + skin`` (rebuilt only when
+        needed); pairs beyond the cutoff are the caller's to ignore."""
+        return self._entry(atoms)["blocks"]
 
     def pairs(self, atoms) -> PairList:
         """The pair list of ``atoms`` within the cutoff (rebuilt only when needed)."""
+        pos = np.asarray(atoms.positions, dtype=np.float64)
+        b = self.blocks(atoms)
+        i, j = b.i.astype(np.int64), b.j.astype(np.int64)
+        R = pos[j] - pos[i]
+        R += b.shifts[b.code]
+        r = np.sqrt(np.einsum("ij,ij->i", R, R))
+        inside = r < self.cutoff
+        if not inside.all():
+            i, j, R, r = i[inside], j[inside], R[inside], r[inside]
+        return PairList(i=i, j=j, R=R, r=r, n_atoms=len(pos))
+
+    def _entry(self, atoms) -> dict:
         key = self._key(atoms)
         pos = np.asarray(atoms.positions, dtype=np.float64)
         entry = self._entries.get(key)
@@ -83,11 +186,4 @@ class NeighbourCache:
         else:
             self._entries.pop(key)
         self._entries[key] = entry  # most recent last
-        i, j = entry["i"], entry["j"]
-        R = pos[j] - pos[i]
-        R += entry["shift"]
-        r = np.sqrt(np.einsum("ij,ij->i", R, R))
-        inside = r < self.cutoff
-        if not inside.all():
-            i, j, R, r = i[inside], j[inside], R[inside], r[inside]
-        return PairList(i=i, j=j, R=R, r=r, n_atoms=len(pos))
+        return entry
