@@ -226,3 +226,31 @@ def test_cli_fit_end_to_end(tmp_path, capsys):
         missing = tmp_path / "missing.toml"
         missing.write_text('training_set = "nothere"\n')
         assert main(["fit", str(missing), "--out", str(tmp_path / "m3")]) == 2
+
+
+def test_two_dimensional_fit_uses_in_plane_components_only():
+    """Triangular lattice (atoms in the plane): the fit sees only in-plane force, virial and
+    force-constant components, and out-of-plane model derivatives vanish."""
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential("builtin:morse")
+    a = pot.equilibrium_lattice_constant("triangular")
+    rng = np.random.default_rng(0)
+    cs = []
+    for k in range(6):
+        at = defect_cell("triangular", a, 4, ("perfect", "vacancy")[k % 2], "X")
+        at.positions[:, :2] += rng.normal(scale=0.03, size=(len(at), 2))
+        ev = pot.evaluate(at)
+        cs.append(Configuration(at, group=("perfect", "vacancy")[k % 2], energy=ev.energy, forces=ev.forces,
+                                virial=ev.virial, hessian=pot.hessian(at) if k < 2 else None))
+    spec = FitSpec(training_set="unused", model=ModelSpec(cutoff=2.5, degree=5, l_max=3, r_in=0.8),
+                   loss=LossWeights(E=1.0, F=1.0, V=1.0, H=0.01), validation_fraction=0.0)
+    res = fit(cs, spec)
+    assert res.model.spec.dim == 2
+    rep = res.report["train"]["all"]
+    n = len(cs[0])
+    assert rep["F"]["count"] == sum(2 * len(c) for c in cs)
+    assert rep["H"]["count"] == (2 * n) ** 2 + (2 * len(cs[1])) ** 2
+    assert rep["F"]["rmse"] < 0.05
+    H = res.model.hessian(cs[1].atoms).toarray().reshape(len(cs[1]), 3, len(cs[1]), 3)
+    assert np.all(H[:, 2] == 0.0) and np.all(H[:, :, :, 2] == 0.0)
