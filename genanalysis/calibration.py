@@ -242,6 +242,7 @@ def plot_case(case: CalibrationCase, fits: list[dict], path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     by = {f["quantity"]: f for f in fits}
@@ -270,6 +271,10 @@ def plot_case(case: CalibrationCase, fits: list[dict], path) -> None:
             ax.loglog(xs, cp * xs ** f["predicted_slope"], "--", label=f"theory {f['predicted_slope']:.2f}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if q != "decay":
+            ax.set_xticks(x)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.legend(fontsize=8)
     fig.suptitle(f"{case.potential}, {case.lattice}, {case.defect}, M = {case.reference_size}")
     fig.tight_layout()
