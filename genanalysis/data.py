@@ -1,7 +1,7 @@
 """The unit of training and validation data: one configuration with its observations.
 
-Units: energy eV, forces eV/Å, virial eV (``virial = −stress·volume``, ASE's sign
-convention for stress, so a cell under tension has a positive-definite virial), force
+Units: energy eV, forces eV/Å, virial eV (``virial = −stress·volume``, with ASE's stress,
+positive under tension: a compressed cell has a positive virial), force
 constants (Hessian of the total energy) eV/Å² as a sparse (3n × 3n) matrix, rows and
 columns ordered atom-major (x, y, z of atom 0, then atom 1, ...).
 

@@ -46,6 +46,8 @@ class Potential(abc.ABC):
     name: str = "potential"
     cutoff: float = 0.0
     species: tuple[str, ...] = ("X",)
+    #: whether ``hessian`` is exact (analytic) rather than finite differences of forces
+    has_analytic_hessian: bool = True
 
     # -- to implement ---------------------------------------------------------------
     @abc.abstractmethod
