@@ -91,6 +91,7 @@ class BenchResult:
     formation_energy: float | None = None
     solve_time: float | None = None
     wall_time: float | None = None
+    cpu_time: float | None = None
     peak_memory_mib: float | None = None
     status: str = ""
     note: str = ""
@@ -230,13 +231,15 @@ _LAUNCHER = (
     "if pid == 0:\n"
     "    os.execvp(sys.argv[2], sys.argv[2:])\n"
     "_, status = os.waitpid(pid, 0)\n"
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write('%d %.6f' % (u.ru_maxrss, u.ru_utime + u.ru_stime))\n"
     "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n"
 )
 
 
 def _run_measured(cmd: list[str], cwd: str, env: dict, timeout: float) -> tuple[int, float, float, str, str]:
-    """Run ``cmd``; return (exit code, wall s, peak RSS MiB, stdout, stderr)."""
+    """Run ``cmd``; return (exit code, wall s, peak RSS MiB, stdout, stderr). The CPU time
+    (user + system, s, all processes of the run) is left in ``_run_measured.cpu``."""
     out_path, err_path = os.path.join(cwd, "stdout.txt"), os.path.join(cwd, "stderr.txt")
     rss_path = os.path.join(cwd, "maxrss.txt")
     with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -263,9 +266,10 @@ def _run_measured(cmd: list[str], cwd: str, env: dict, timeout: float) -> tuple[
         stderr = fh.read()
     try:
         with open(rss_path) as fh:
-            peak = float(fh.read()) / 1024.0
+            rss_kib, cpu = fh.read().split()
+        peak, _run_measured.cpu = float(rss_kib) / 1024.0, float(cpu)
     except (OSError, ValueError):
-        peak = math.nan
+        peak, _run_measured.cpu = math.nan, math.nan
     return code, wall, peak, stdout, stderr
 
 
@@ -320,7 +324,9 @@ print "PERFECT_PE_PER_ATOM $(pe/atoms:%.17g)"
 min_style cg
 min_modify norm max
 reset_timestep 0
+shell touch minimize.start
 minimize 0 {case.fmax:.17g} 100000 100000
+shell touch minimize.end
 print "FINAL_PE $(pe:%.17g)"
 print "FINAL_ITERATIONS $(step)"
 write_dump all custom final.dump id fx fy fz modify format float %.17g
@@ -344,11 +350,18 @@ def _parse_lammps(log: str, workdir: str) -> dict:
         elif line.strip().startswith("Iterations, force evaluations"):
             vals["iterations"], vals["force_evaluations"] = int(w[-2]), int(w[-1])
         elif line.startswith("Loop time of"):
-            vals["solve_time"] = float(w[3])
+            vals["loop_time"] = float(w[3])
         elif line.strip().startswith("Stopping criterion"):
             vals["criterion"] = line.split("=", 1)[1].strip()
     forces = np.loadtxt(os.path.join(workdir, "final.dump"), skiprows=9, ndmin=2)[:, 1:4]
     vals["max_force"] = float(np.sqrt((forces * forces).sum(axis=1).max()))
+    # the minimisation's wall time, setup (neighbour lists, first forces) included, as ours
+    try:
+        start = os.stat(os.path.join(workdir, "minimize.start")).st_mtime_ns
+        end = os.stat(os.path.join(workdir, "minimize.end")).st_mtime_ns
+        vals["solve_time"] = (end - start) * 1e-9
+    except OSError:
+        vals["solve_time"] = vals.get("loop_time")
     return vals
 
 
@@ -391,7 +404,7 @@ def _run_lammps(case: BenchCase, workdir: str, timeout: float) -> BenchResult:
         cmd = [mpirun, *extra, "--oversubscribe", "-np", str(case.nprocs), *cmd]
     env = _child_env(1)
     code, wall, mem, stdout, stderr = _run_measured(cmd, workdir, env, timeout)
-    res.wall_time, res.peak_memory_mib = wall, mem
+    res.wall_time, res.peak_memory_mib, res.cpu_time = wall, mem, _run_measured.cpu
     if code != 0:
         res.status = f"failed (exit {code})"
         res.note = (stderr.strip() or stdout.strip()).splitlines()[-1][:200] if (stderr.strip() or stdout.strip()) else ""
@@ -426,7 +439,7 @@ def run_case(case: BenchCase, workdir: str | None = None, timeout: float = 3600.
             return res
         cmd = [sys.executable, "-m", "genanalysis.bench", json.dumps(asdict(case))]
         code, wall, mem, stdout, stderr = _run_measured(cmd, work, _child_env(case.nprocs), timeout)
-        res.wall_time, res.peak_memory_mib = wall, mem
+        res.wall_time, res.peak_memory_mib, res.cpu_time = wall, mem, _run_measured.cpu
         if code != 0:
             res.status = f"failed (exit {code})"
             tail = (stderr.strip() or "no output").splitlines()[-1]
@@ -463,8 +476,10 @@ def run_benchmark(potential: str, lattice: str, defect: str, sizes, *, a: float,
                 progress(res)
         ref = row.get("lammps")
         for res in row.values():
-            if ref is not None and ref.wall_time and res.wall_time and ref.status != "skipped":
-                res.ratio_to_lammps = res.wall_time / ref.wall_time
+            if ref is not None and ref.status != "skipped" and ref.solve_time and res.solve_time:
+                res.ratio_to_lammps = res.solve_time / ref.solve_time
+            if ref is not None and ref.status != "skipped" and ref.wall_time and res.wall_time:
+                res.extra["wall_ratio_to_lammps"] = res.wall_time / ref.wall_time
         results.extend(row.values())
     return results
 
@@ -476,15 +491,17 @@ def _fmt(v, spec: str) -> str:
 def format_table(results: list[BenchResult]) -> str:
     """A Markdown table of the results (units in the header)."""
     head = ("| code | n | atoms | force evals | HVPs | iterations | max force (eV/Å) | E_f (eV) | "
-            "solve (s) | wall (s) | peak mem (MiB) | wall / LAMMPS | status |")
-    lines = [head, "|" + "---|" * 13]
+            "solve (s) | process wall (s) | process CPU (s) | peak mem (MiB) | solve / LAMMPS | "
+            "wall / LAMMPS | status |")
+    lines = [head, "|" + "---|" * 15]
     for r in results:
         status = r.status + (f" — {r.note}" if r.note else "")
         lines.append(
             f"| {r.code} | {r.n} | {_fmt(r.atoms, 'd')} | {_fmt(r.force_evaluations, 'd')} | "
             f"{_fmt(r.hvp_evaluations, 'd')} | {_fmt(r.iterations, 'd')} | {_fmt(r.max_force, '.2e')} | "
             f"{_fmt(r.formation_energy, '.9f')} | {_fmt(r.solve_time, '.2f')} | {_fmt(r.wall_time, '.2f')} | "
-            f"{_fmt(r.peak_memory_mib, '.0f')} | {_fmt(r.ratio_to_lammps, '.2f')} | {status} |"
+            f"{_fmt(r.cpu_time, '.2f')} | {_fmt(r.peak_memory_mib, '.0f')} | {_fmt(r.ratio_to_lammps, '.2f')} | "
+            f"{_fmt(r.extra.get('wall_ratio_to_lammps'), '.2f')} | {status} |"
         )
     return "\n".join(lines)
 

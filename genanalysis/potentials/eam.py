@@ -20,6 +20,8 @@ With e_p = R_p/r_p and g_p = φ'(r_p) + (F'(ρ_i) + F'(ρ_j)) f'(r_p) (= ∂E/�
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -84,6 +86,21 @@ class EAMPotential(Potential):
         return self._neighbours.pairs(atoms)
 
     # -- the chunked passes (hot path) ---------------------------------------------------
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        """A per-pair work array, reused between calls while nothing else holds it.
+
+        Fresh arrays of this size come from mmap and cost a page fault per 4 KiB on first
+        touch (about a third of a force call at 10⁷ pairs); reusing them avoids that. An
+        array still referenced elsewhere (e.g. by a Hessian operator the caller kept) is
+        never handed out again: a new one is made instead."""
+        pool = self.__dict__.setdefault("_pool", {})
+        arr = pool.get(name)
+        # references: the pool's, ``arr`` and getrefcount's argument
+        if arr is None or arr.shape != shape or sys.getrefcount(arr) > 3:
+            arr = np.empty(shape)
+            pool[name] = arr
+        return arr
+
     def _radial(self, r: np.ndarray, order: int):
         """(φ and derivatives, f and derivatives or None) at r (Å), zero for r ≥ cutoff."""
         fused = self.__dict__.get("_fused", False)
@@ -112,12 +129,13 @@ class EAMPotential(Potential):
         X = np.ascontiguousarray(np.asarray(atoms.positions, dtype=np.float64).T)
         n, P = pb.n_atoms, len(pb)
         eam = not self.is_pair
-        E = np.empty((3, P))
-        rr = np.empty(P)  # |R|, later b = g/r
-        d1 = np.empty(P)  # φ'
-        df = np.empty(P) if eam else None
-        d2 = np.empty(P) if order >= 2 else None  # φ'', later a − b
-        ddf = np.empty(P) if (order >= 2 and eam) else None
+        buf = self._buffer
+        E = buf("E", (3, P))
+        rr = buf("rr", (P,))  # |R|, later b = g/r
+        d1 = buf("d1", (P,))  # φ'
+        df = buf("df", (P,)) if eam else None
+        d2 = buf("d2", (P,)) if order >= 2 else None  # φ'', later a − b
+        ddf = buf("ddf", (P,)) if (order >= 2 and eam) else None
         rho = np.zeros(n)
         site_e = np.zeros(n) if site else None
         energy = 0.0
