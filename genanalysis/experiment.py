@@ -439,7 +439,7 @@ class ExperimentResult:
 
     def to_dict(self) -> dict:
         """JSON-ready dict: every field except the Atoms, plus ``units``."""
-        d = {k: v for k, v in asdict(self).items() if not k.endswith("_atoms")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("reference_atoms", "model_atoms", "start_atoms")}
         d["units"] = self.units()
         return _jsonable(d)
 

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from genanalysis.experiment import evaluate
+from genanalysis.experiment import _inscribed_width, evaluate
 from genanalysis.lattice import nearest_neighbour_distance
 from genanalysis.potentials import load_potential
 
@@ -88,7 +88,8 @@ def part_b(systems, eta: float = 1e-3) -> list[dict]:
                              stability=False, lattice_terms=False, profile_radii=radii)
                 per_m.append(r)
             big = per_m[-1]
-            prof = [p for p in big.residual_profile if p["radius"] >= 3.9 * r_nn]
+            half = 0.5 * _inscribed_width(big.start_atoms)  # beyond it the tail leaves the domain
+            prof = [p for p in big.residual_profile if 3.9 * r_nn <= p["radius"] <= half]
             tail_r = [p["radius"] for p in prof]
             tail_v = [p["force_error_tail"] for p in prof]
             res_m = np.array([r.residual_dual_norm for r in per_m])
@@ -130,7 +131,9 @@ def tables(a_rows, b_rows) -> str:
             "residual over M: (max − min)/max | error over M: (max − min)/max |",
             "|---|---|---|---|---|---|---|---|"]
     for r in b_rows:
-        if r["zero_beyond"] is not None and r["tail_all_zero"]:
+        if not r["tail_radii"]:
+            tail = "– (domain too small)"
+        elif r["zero_beyond"] is not None and r["tail_all_zero"]:
             tail = "exactly 0"
         elif r["zero_beyond"] is not None:
             tail = f"exactly 0 for R ≥ {r['zero_beyond']:.2f} Å"

@@ -143,7 +143,7 @@ def test_force_constant_error_is_linear_and_elastic_error_in_gpa(eta):
 def test_core_radius_and_stencil_are_stated():
     res = _run("builtin:W", W, r_stencil=3.0, core_radius=4.0, stability=False, lattice_terms=False, profile_radii=())
     d = res.to_dict()
-    assert d["r_stencil"] == 3.0 and d["core_radius"] == 4.0 and d["size"] == 4
+    assert d["r_stencil"] == 3.0 and d["core_radius"] == 4.0 and d["size"] == 4 and d["n_atoms"] == 127
     assert d["units"]["error_energy_norm"] == "Å" and d["units"]["elastic_constant_error"] == "eV/Å³"
     m = _run("builtin:morse", MORSE, stability=False, profile_radii=()).to_dict()
     assert m["units"]["elastic_constant_error"] == "eV/Å²"
