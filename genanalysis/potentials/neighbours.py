@@ -6,8 +6,8 @@ legitimate: one atom may appear several times as a neighbour (different image sh
 and an atom may neighbour its own images (``i == j``, S ≠ 0), exactly as in LAMMPS. The
 list is built by :func:`matscipy.neighbours.neighbour_list` (which handles such cells)
 with radius ``cutoff + skin`` and reused — only R and |R| recomputed — as long as no atom
-has moved more than ``skin/2`` since it was built and the cell, pbc and atomic numbers
-are unchanged (the cache key).
+has moved more than ``3·skin/8`` since it was built and the cell, pbc and atomic numbers
+are unchanged (the cache key); see :class:`NeighbourCache` for the two levels.
 
 For the hot path (:mod:`.eam`) the cached list is also kept compactly, as
 :class:`PairBlocks`: indices int32 (when the atom count allows), the image shift as a small
@@ -91,19 +91,18 @@ class PairBlocks:
         return comps, np.sqrt(r2, out=r2)
 
 
-def _blocks(i: np.ndarray, j: np.ndarray, S: np.ndarray, cell: np.ndarray, n_atoms: int, box) -> PairBlocks:
-    if len(i) > 1 and np.any(i[1:] < i[:-1]):
-        order = np.argsort(i, kind="stable")
-        i, j, S = i[order], j[order], S[order]
+def _codes(S: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image shifts S (P, 3) as small integer codes into a table of shift vectors (Å)."""
     smax = int(np.abs(S).max()) if len(S) else 0
     base = 2 * smax + 1
     code = ((S[:, 0] + smax) * base + (S[:, 1] + smax)) * base + (S[:, 2] + smax)
     code = code.astype(np.int16 if base**3 <= np.iinfo(np.int16).max else np.int32)
     grid = np.indices((base, base, base)).reshape(3, -1).T - smax
-    shifts = np.ascontiguousarray(grid.astype(np.float64) @ cell)
-    itype = np.int32 if n_atoms < np.iinfo(np.int32).max else np.int64
-    i = i.astype(itype, copy=False)
-    j = j.astype(itype, copy=False)
+    return code, np.ascontiguousarray(grid.astype(np.float64) @ cell)
+
+
+def _blocks(i: np.ndarray, j: np.ndarray, code: np.ndarray, shifts: np.ndarray, n_atoms: int, box) -> PairBlocks:
+    """Cut a list sorted by i into blocks (see :class:`PairBlocks`)."""
     bounds = []
     for s in range(0, len(i), BLOCK):
         e = min(s + BLOCK, len(i))
@@ -114,15 +113,26 @@ def _blocks(i: np.ndarray, j: np.ndarray, S: np.ndarray, cell: np.ndarray, n_ato
 
 
 class NeighbourCache:
-    """Builds half pair lists for one cutoff (Å), caching the last ``size`` lists."""
+    """Builds half pair lists for one cutoff (Å), caching the last ``size`` lists.
+
+    Two levels: the *master* list (a full neighbour search, radius cutoff + skin) and the
+    *active* list drawn from it (radius cutoff + skin/4), which every pass uses. A skin of
+    5 % of the cutoff takes in whole neighbour shells beyond the cutoff (bcc W: 19 % of the
+    pairs, all contributing exactly zero); the active list drops them. The active list is
+    redrawn — one distance pass over the master list, no search — once an atom has moved
+    more than skin/8 since it was drawn, and the master list is rebuilt once an atom has
+    moved more than 3·skin/8 since the search: every pair within the cutoff is then in the
+    active list (|Δr| < skin/4 since it was drawn) and every pair within cutoff + skin/4
+    was in the master list (|Δr| < 3·skin/4 since the search)."""
 
     def __init__(self, cutoff: float, skin: float, size: int = 4):
         self.cutoff = float(cutoff)
         self.skin = float(skin)
+        self.inner = 0.25 * self.skin
         self.size = size
         self._entries: dict = {}
         self.builds = 0  # number of full neighbour searches (for tests and benchmarks)
-
+        self.draws = 0  # number of active lists drawn from a master list
     @staticmethod
     def _key(atoms) -> tuple:
         numbers = atoms.numbers
@@ -143,20 +153,51 @@ class NeighbourCache:
             keep[self_image[((Ss[:, 0] * 4096 + Ss[:, 1]) * 4096 + Ss[:, 2]) > 0]] = True
         i, j, S = i[keep], j[keep], S[keep]
         del keep
+        if len(i) > 1 and np.any(i[1:] < i[:-1]):
+            order = np.argsort(i, kind="stable")
+            i, j, S = i[order], j[order], S[order]
+            del order
+        itype = np.int32 if len(atoms) < np.iinfo(np.int32).max else np.int64
+        i = i.astype(itype, copy=False)
+        j = j.astype(itype, copy=False)
         cell = np.asarray(atoms.cell, dtype=np.float64)
+        code, shifts = _codes(S, cell)
+        del S
         box = None
         diag = np.diag(cell).copy()
         if (all(atoms.pbc) and np.all(cell == np.diag(diag))
                 and np.all(diag > 2.0 * (self.cutoff + 2.0 * self.skin))):
             box = diag
-        blocks = _blocks(i, j, S, cell, len(atoms), box)
         self.builds += 1
-        return {"positions": atoms.positions.copy(), "blocks": blocks}
+        master = _blocks(i, j, code, shifts, len(atoms), box)
+        return {"positions": atoms.positions.copy(), "master": master, "active": None, "active_positions": None}
+
+    def _draw(self, entry: dict, pos: np.ndarray) -> PairBlocks:
+        """The active list: the master list's pairs within cutoff + inner skin at ``pos``."""
+        m = entry["master"]
+        X = np.ascontiguousarray(pos.T)
+        radius = self.cutoff + self.inner
+        keep = np.empty(len(m), dtype=bool)
+        for s, e, *_ in m.bounds:
+            _, r = m.separations(X, s, e)
+            np.less(r, radius, out=keep[s:e])
+        self.draws += 1
+        return _blocks(m.i[keep], m.j[keep], m.code[keep], m.shifts, m.n_atoms, m.box)
 
     def blocks(self, atoms) -> PairBlocks:
-        """The compact pair list of ``atoms`` within ``cutoff + skin`` (rebuilt only when
+        """The compact pair list of ``atoms`` within at least the cutoff (rebuilt only when
         needed); pairs beyond the cutoff are the caller's to ignore."""
-        return self._entry(atoms)["blocks"]
+        entry = self._entry(atoms)
+        pos = np.asarray(atoms.positions, dtype=np.float64)
+        if entry["active"] is not None:
+            moved = pos - entry["active_positions"]
+            if len(pos) and np.max(np.einsum("ij,ij->i", moved, moved)) > (0.5 * self.inner) ** 2:
+                entry["active"] = None
+        if entry["active"] is None:
+            entry["active"] = None  # free the old one before drawing
+            entry["active"] = self._draw(entry, pos)
+            entry["active_positions"] = pos.copy()
+        return entry["active"]
 
     def pairs(self, atoms) -> PairList:
         """The pair list of ``atoms`` within the cutoff (rebuilt only when needed)."""
@@ -177,7 +218,7 @@ class NeighbourCache:
         entry = self._entries.get(key)
         if entry is not None:
             moved = pos - entry["positions"]
-            if len(pos) and np.max(np.einsum("ij,ij->i", moved, moved)) > (0.5 * self.skin) ** 2:
+            if len(pos) and np.max(np.einsum("ij,ij->i", moved, moved)) > (0.5 * (self.skin - self.inner)) ** 2:
                 entry = None
         if entry is None:
             entry = self._build(atoms)
