@@ -48,7 +48,8 @@ __all__ = [
 STAGES = ("trainingset", "fit", "experiment")
 
 #: name prefix -> module that registers the kinds of that prefix when imported
-_BUILTIN_MODULES = {"toy.": "genanalysis.sweep.toy", "experiment.": "genanalysis.experiment"}
+_BUILTIN_MODULES = {"toy.": "genanalysis.sweep.toy", "experiment.": "genanalysis.experiment",
+                    "generalisation": "genanalysis.pipeline"}
 
 Selector = str | Sequence[str] | Callable[[Mapping[str, Any]], Any]
 

@@ -1,0 +1,538 @@
+"""The main job: training set → fit → generalisation experiment, as one sweep task kind.
+
+A study names ``task = "generalisation"`` and gives three tables (docs/studies.md §1):
+
+* ``[trainingset]``: the keys of :class:`~genanalysis.trainingset.TrainingSetSpec`
+  (docs/trainingset.md) plus three conveniences: ``size`` (one training cell size N,
+  shorthand for ``sizes = [N]``, so that N is a numeric sweep axis), ``fc_cells`` (N_p > 0
+  adds perfect-lattice cells of size N_p observing ``fc_observations``, default ``"EFH"``:
+  the "small defect cells + perfect-lattice force constants" data) and ``extra`` (a list
+  of further training-set tables; each inherits ``potential``, ``element``, ``lattice``,
+  ``a``, ``seed``, ``rattle``, ``fmax``, ``max_iter``, ``fd_step`` from the base table);
+  ``seed`` defaults to the study's seed;
+* ``[fit]``: the keys of :class:`~genanalysis.fit.FitSpec` except ``training_set``
+  (``model``, ``loss``, ``validation_fraction``, ``seed`` (default: the study's), ``rcond``,
+  ``on_rank_deficient``) plus ``drop_unobserved`` (default true: a loss weight of an
+  observation type that the training set does not carry is set to 0 and the change noted
+  in the fit report, so one fit table serves a sweep over observation sets);
+* ``[experiment]``: ``defect`` and ``size`` (the test domain M) and the optional keys of
+  :func:`~genanalysis.experiment.evaluate` (``a``, ``fmax``, ``r_stencil``, ``start``,
+  ``core_radius``, ``check_size``, ``stability``, ``max_iter``). The reference and the
+  lattice are the training set's (the model is judged against the potential it was fitted
+  to); ``a`` defaults to the lattice constant the training set was built at.
+
+Work is shared: the training set is built once per distinct ``[trainingset]`` table and
+seed (shared kind ``generalisation.trainingset``; the reference's content-addressed cache
+is shared by every training set of a results directory, so sets that differ only in
+observation types or sizes reuse each other's relaxations and evaluations), and the model
+is fitted once per (training set, ``[fit]``, seed) (shared kind ``generalisation.fit``), so a
+vacancy and an interstitial test of the same model share one fit. A failed fit is a result:
+the task records ``status = "fit failure"`` and the reason. The experiment's own statuses
+(``converged``, ``no stable equilibrium``, ``solver failure``, ``reference failure``)
+pass through unchanged.
+
+The reference defect equilibrium on the test domain is *not* shared: :func:`evaluate`
+relaxes it in every task (it has no argument to pass ū in); for the built-in EAM references
+that relaxation is a small part of a task (the model's Hessians dominate).
+
+Units: Å, eV, eV/Å, eV/Å², virials eV; fit errors E and V eV/atom, F eV/Å, H eV/Å²;
+reference work in atom-evaluations (see :func:`reference_work`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genanalysis.exceptions import InputError
+
+__all__ = [
+    "KIND",
+    "UNITS",
+    "TrainingData",
+    "trainingset_specs",
+    "fit_spec",
+    "experiment_options",
+    "validate",
+    "reference_work",
+    "build_training_data",
+    "fit_model",
+    "generalisation_task",
+    "run_point",
+]
+
+#: the task kind a study names
+KIND = "generalisation"
+SHARED_TRAININGSET = "generalisation.trainingset"
+SHARED_FIT = "generalisation.fit"
+
+#: keys of the [trainingset] table that are not TrainingSetSpec fields
+_TS_CONVENIENCE = ("size", "fc_cells", "fc_observations", "extra")
+#: keys an ``extra`` / ``fc_cells`` training set inherits from the base table
+_TS_INHERITED = ("potential", "element", "lattice", "a", "seed", "rattle", "fmax", "max_iter", "fd_step")
+#: keys of the [fit] table
+_FIT_KEYS = ("model", "loss", "validation_fraction", "seed", "rcond", "on_rank_deficient", "drop_unobserved")
+#: optional keys of the [experiment] table, passed to evaluate()
+_EXPERIMENT_OPTIONAL = ("a", "fmax", "r_stencil", "start", "core_radius", "check_size", "stability", "max_iter")
+
+#: units of the metrics this kind adds to the experiment's, and of its sweep axes
+UNITS = {
+    "trainingset.size": "cells",
+    "trainingset.fc_cells": "cells",
+    "trainingset.rattle": "Å",
+    "experiment.size": "cells",
+    "fit.model.degree": "1",
+    "fit.model.cutoff": "Å",
+    "fit.loss.E": "eV⁻²",
+    "fit.loss.F": "(eV/Å)⁻²",
+    "fit.loss.V": "eV⁻²",
+    "fit.loss.H": "(eV/Å²)⁻²",
+    "fit_rmse_E_train": "eV/atom", "fit_rmse_E_validation": "eV/atom",
+    "fit_rmse_F_train": "eV/Å", "fit_rmse_F_validation": "eV/Å",
+    "fit_rmse_V_train": "eV/atom", "fit_rmse_V_validation": "eV/atom",
+    "fit_rmse_H_train": "eV/Å²", "fit_rmse_H_validation": "eV/Å²",
+    "fit_n_params": "1",
+    "fit_condition_number": "1",
+    "fit_seconds": "s",
+    "ts_configurations": "1",
+    "ts_atoms": "atoms",
+    "ts_observed_values": "1",
+    "reference_work": "atom-evaluations",
+    "reference_work_analytic": "atom-evaluations",
+    "task_seconds": "s",
+}
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def _table(params, stage: str) -> dict:
+    t = params.get(stage, {})
+    if not isinstance(t, dict):
+        raise InputError(f"[{stage}] must be a table, got {t!r}")
+    return dict(t)
+
+
+def _seed(params) -> int:
+    s = params.get("seed", 0)
+    if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+        raise InputError(f"seed={s!r} must be a whole number ≥ 0")
+    return s
+
+
+def _ts_spec(table: dict, where: str):
+    from genanalysis.trainingset import TrainingSetSpec
+
+    try:
+        return TrainingSetSpec.from_dict(table)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except TypeError as exc:  # a wrongly typed value the dataclass did not anticipate
+        raise InputError(f"{where}: {exc}") from None
+
+
+def trainingset_specs(table: dict, seed: int = 0) -> list:
+    """The :class:`~genanalysis.trainingset.TrainingSetSpec` list of a ``[trainingset]``
+    table (the base set first, then ``fc_cells``, then each ``extra``); ``seed`` is the
+    study's, used when the table sets none. Raises InputError naming ``trainingset.KEY``."""
+    table = dict(table)
+    base = {k: v for k, v in table.items() if k not in _TS_CONVENIENCE}
+    base.setdefault("seed", seed)
+    if "size" in table:
+        n = table["size"]
+        if "sizes" in table:
+            raise InputError("trainingset.size and trainingset.sizes both given; use one (size = N is sizes = [N])")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"trainingset.size={n!r}: the training cell size N must be a whole number ≥ 1")
+        base["sizes"] = [n]
+    for k in ("potential", "lattice"):
+        if k not in base:
+            raise InputError(f"trainingset.{k}: required")
+    specs = [_ts_spec(base, "trainingset")]
+    inherited = {k: base[k] for k in _TS_INHERITED if k in base}
+    fc = table.get("fc_cells", 0)
+    if isinstance(fc, bool) or not isinstance(fc, int) or fc < 0:
+        raise InputError(f"trainingset.fc_cells={fc!r} must be a whole number ≥ 0 (0: no perfect-lattice "
+                         "force-constant cells)")
+    if "fc_observations" in table and not fc:
+        raise InputError("trainingset.fc_observations is set but fc_cells = 0; set fc_cells = N_p ≥ 1")
+    if fc:
+        fct = dict(inherited, defects=["perfect"], sizes=[fc], observations=table.get("fc_observations", "EFH"))
+        for k in ("configs_per_size", "strains", "include_relaxed"):
+            if k in base:
+                fct[k] = base[k]
+        specs.append(_ts_spec(fct, "trainingset.fc_cells"))
+    extra = table.get("extra", [])
+    if not isinstance(extra, list) or not all(isinstance(e, dict) for e in extra):
+        raise InputError(f"trainingset.extra={extra!r} must be a list of training-set tables")
+    for i, e in enumerate(extra):
+        bad = sorted(set(e) & set(_TS_CONVENIENCE))
+        if bad:
+            raise InputError(f"trainingset.extra[{i}].{bad[0]}: not accepted in an extra set; use sizes")
+        specs.append(_ts_spec(dict(inherited, **e), f"trainingset.extra[{i}]"))
+    return specs
+
+
+def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
+    """(:class:`~genanalysis.fit.FitSpec`, drop_unobserved) of a ``[fit]`` table."""
+    from genanalysis.fit import FitSpec
+
+    table = dict(table)
+    bad = sorted(set(table) - set(_FIT_KEYS))
+    if bad:
+        raise InputError(f"fit.{bad[0]}: unknown key; accepted: {', '.join(_FIT_KEYS)} "
+                         "(the training set comes from [trainingset])")
+    drop = table.pop("drop_unobserved", True)
+    if not isinstance(drop, bool):
+        raise InputError(f"fit.drop_unobserved={drop!r} must be true or false")
+    table.setdefault("seed", seed)
+    try:
+        spec = FitSpec.from_dict(dict(table, training_set=training_set))
+    except InputError as exc:
+        raise InputError(f"fit: {exc}") from None
+    except TypeError as exc:
+        raise InputError(f"fit: {exc}") from None
+    return spec, drop
+
+
+def experiment_options(table: dict) -> dict:
+    """Validated ``[experiment]`` table: ``defect``, ``size`` and the optional keys."""
+    table = dict(table)
+    bad = sorted(set(table) - {"defect", "size", *_EXPERIMENT_OPTIONAL})
+    if bad:
+        hint = (" (the reference and lattice are the training set's)" if bad[0] in ("reference", "lattice", "model")
+                else "")
+        raise InputError(f"experiment.{bad[0]}: unknown key{hint}; accepted: defect, size, "
+                         f"{', '.join(_EXPERIMENT_OPTIONAL)}")
+    for k in ("defect", "size"):
+        if k not in table:
+            raise InputError(f"experiment.{k}: required (the test defect and the test-domain size M)")
+    m = table["size"]
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise InputError(f"experiment.size={m!r}: the test-domain size M must be a whole number ≥ 1")
+    if "a" in table and not (isinstance(table["a"], (int, float)) and math.isfinite(table["a"]) and table["a"] > 0):
+        raise InputError(f"experiment.a={table['a']!r} Å must be a positive number")
+    if "fmax" in table and not (isinstance(table["fmax"], (int, float)) and 0 < table["fmax"] <= 1):
+        raise InputError(f"experiment.fmax={table['fmax']!r} eV/Å must lie in (0, 1]")
+    if "start" in table and table["start"] not in ("unrelaxed", "reference"):
+        raise InputError(f"experiment.start={table['start']!r}; choose 'unrelaxed' or 'reference'")
+    if "check_size" in table:
+        c = table["check_size"]
+        if isinstance(c, bool) or not isinstance(c, int) or c <= m:
+            raise InputError(f"experiment.check_size={c!r} must be a whole number > experiment.size = {m}")
+    if "stability" in table and not isinstance(table["stability"], bool):
+        raise InputError(f"experiment.stability={table['stability']!r} must be true or false")
+    return table
+
+
+def validate(params) -> None:
+    """Check the three tables of a sweep point before any work; errors name ``stage.key``.
+
+    Registered as the kind's validator rather than as stage validators: stage validators
+    apply to every study of the process whatever its task kind, and these tables mean
+    something only to this kind."""
+    from genanalysis.lattice import parse_defect, smallest_size
+
+    seed = _seed(params)
+    specs = trainingset_specs(_table(params, "trainingset"), seed)
+    fit_spec(_table(params, "fit"), seed)
+    ex = experiment_options(_table(params, "experiment"))
+    lattice = specs[0].lattice
+    try:
+        d = parse_defect(lattice, ex["defect"])
+    except InputError as exc:
+        raise InputError(f"experiment.defect: {exc}") from None
+    n_min = smallest_size(lattice, 1.0, d)
+    if ex["size"] < n_min:
+        raise InputError(f"experiment.size={ex['size']}: the test domain is too small for a {d} on the {lattice} "
+                         f"lattice; use M ≥ {n_min}")
+    if any(s.lattice != lattice or s.potential != specs[0].potential for s in specs[1:]):
+        raise InputError("trainingset.extra: every set must share the base set's potential and lattice")
+
+
+# --------------------------------------------------------------------------- shared work
+
+
+@dataclass
+class TrainingData:
+    """A built training set: its configurations (:class:`~genanalysis.data.Configuration`),
+    the lattice constant ``a`` (Å) it was built at, the element, per-set build summaries
+    and :func:`reference_work`."""
+
+    configs: list
+    a: float
+    element: str
+    potential: str
+    lattice: str
+    summaries: list = field(default_factory=list)
+    work: dict = field(default_factory=dict)
+
+
+def reference_work(configs) -> dict:
+    """What the training set cost the reference, counted from its configurations.
+
+    * ``ts_configurations``, ``ts_atoms`` (Σ n over configurations);
+    * ``ts_observed_values``: scalar observations (E: 1, F: d·n, V: d², H: (d·n)² per
+      configuration; a perfect crystal's force constants counted as one block row, d × d·n,
+      since the rest follows by translation);
+    * ``reference_work``: atom-evaluations of a reference that gives forces and has no
+      Hessian (a DFT code): one evaluation of n atoms per configuration, plus, for force
+      constants by central finite differences, 6 displaced evaluations for a perfect crystal
+      (the one symmetry-distinct atom, phonopy-style) and 2·d·n for any other cell;
+    * ``reference_work_analytic``: the same with analytic Hessians (one evaluation per
+      configuration whatever it observes).
+    Relaxations of the defect cells are not counted (both kinds of data need them once per
+    cell size). Units: atom-evaluations (n atoms evaluated once = n)."""
+    from genanalysis.models.engine import translation_orbit
+
+    out = {"ts_configurations": 0, "ts_atoms": 0, "ts_observed_values": 0, "reference_work": 0,
+           "reference_work_analytic": 0}
+    per_type = {t: 0 for t in "EFVH"}
+    for c in configs:
+        n = len(c)
+        dim = int(c.atoms.info.get("dim", 3))
+        obs = c.observed
+        out["ts_configurations"] += 1
+        out["ts_atoms"] += n
+        out["reference_work_analytic"] += n
+        work = n
+        if "E" in obs:
+            per_type["E"] += 1
+        if "F" in obs:
+            per_type["F"] += dim * n
+        if "V" in obs:
+            per_type["V"] += dim * dim
+        if "H" in obs:
+            perfect = n > 1 and translation_orbit(c.atoms)
+            per_type["H"] += (dim * dim * n) if perfect else (dim * n) ** 2
+            work += n * (6 if perfect else 2 * dim * n)
+        out["reference_work"] += work
+    out["ts_observed_values"] = sum(per_type.values())
+    out.update({f"ts_observed_{t}": v for t, v in per_type.items()})
+    return out
+
+
+def _workdir(ctx, what: str) -> Path:
+    art = getattr(ctx, "artifacts", "") if ctx is not None else ""
+    if art:
+        return Path(art)
+    return Path(tempfile.mkdtemp(prefix=f"genanalysis-{what}-"))
+
+
+def _share_cache(build_dir: Path) -> None:
+    """Point ``build_dir/cache`` at one reference cache per results directory
+    (``DIR/artifacts/reference-cache``), so training sets that overlap (the same cells with
+    other observation types, another size) reuse relaxations and observations. The cache is
+    content-addressed with atomic writes, so concurrent builders are safe."""
+    artifacts = build_dir.parent
+    if artifacts.name != "artifacts":
+        return
+    common = artifacts / "reference-cache"
+    common.mkdir(parents=True, exist_ok=True)
+    link = build_dir / "cache"
+    if link.exists() or link.is_symlink():
+        return
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.symlink(common, link, target_is_directory=True)
+    except OSError:  # a filesystem without symlinks: each set keeps its own cache
+        pass
+
+
+def build_training_data(params, shared, ctx) -> TrainingData:
+    """Shared work ``generalisation.trainingset``: build every set of the ``[trainingset]``
+    table (``params = {"trainingset": ..., "seed": ...}``) with the reference, in-process
+    (the sweep runs builds in parallel), and return the concatenated configurations."""
+    from genanalysis.trainingset import build, read_training_set
+
+    specs = trainingset_specs(params.get("trainingset", {}), int(params.get("seed", 0)))
+    root = _workdir(ctx, "trainingset")
+    configs, summaries = [], []
+    a = None
+    for i, spec in enumerate(specs):
+        d = root / f"set{i}-{spec.content_hash()[:12]}"
+        _share_cache(d)
+        summary = build(spec, d, workers=1)
+        if summary.failures:
+            f = summary.failures[0]
+            raise RuntimeError(f"training set {i}: {len(summary.failures)} reference failure(s), first: "
+                               f"{f.get('stage')} {f.get('group')} N={f.get('size')}: {f.get('reason')}")
+        if a is None:
+            a = float(summary.a)
+        configs += read_training_set(d)
+        summaries.append({"spec_hash": summary.spec_hash, "dir": str(d), "a": summary.a, "counts": summary.counts,
+                          "evaluations": summary.evaluations, "wall_time": summary.wall_time})
+    symbols = sorted({s for c in configs for s in c.atoms.get_chemical_symbols()})
+    element = symbols[0] if len(symbols) == 1 else "X"
+    return TrainingData(configs=configs, a=float(a), element=element, potential=specs[0].potential,
+                        lattice=specs[0].lattice, summaries=summaries, work=reference_work(configs))
+
+
+def _drop_unobserved(spec, configs):
+    """FitSpec with the weights of unobserved types set to 0 (and the notes saying so)."""
+    import dataclasses
+
+    from genanalysis.data import OBSERVATION_TYPES
+
+    have = {t for c in configs for t in c.observed}
+    changes = {t: 0.0 for t in OBSERVATION_TYPES if t not in have and getattr(spec.loss, t) > 0}
+    if not changes:
+        return spec, []
+    notes = [f"loss weight {t}={getattr(spec.loss, t):g} set to 0: the training set carries no {t}" for t in changes]
+    if all((getattr(spec.loss, t) if t not in changes else 0.0) == 0 for t in OBSERVATION_TYPES):
+        return spec, notes  # nothing left to fit: let fit() say so
+    return dataclasses.replace(spec, loss=dataclasses.replace(spec.loss, **changes)), notes
+
+
+def fit_model(params, shared, ctx) -> dict:
+    """Shared work ``generalisation.fit``: fit the ``[fit]`` model to the training set.
+
+    Returns a dict: ``status`` (``"fitted"`` or ``"fit failure"``), ``reason``, the model's
+    ``kind``, ``header`` and ``arrays`` (:meth:`state`, rebuilt by
+    :func:`genanalysis.models.io` conventions), ``report`` (the fit report with the notes and
+    warnings) and ``model_dir`` (the model saved with ``save_model``, usable as
+    ``genanalysis evaluate --model DIR``). A fit that raises is a result, not a crash."""
+    from genanalysis.fit import fit
+    from genanalysis.models.io import save_model
+
+    data: TrainingData = shared["trainingset"]
+    spec, drop = fit_spec(params.get("fit", {}), int(params.get("seed", 0)))
+    notes = []
+    if drop:
+        spec, notes = _drop_unobserved(spec, data.configs)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fit(data.configs, spec)
+    except Exception as exc:  # noqa: BLE001 - a failed fit is a result
+        return {"status": "fit failure", "reason": f"{type(exc).__name__}: {exc}"[:500], "report": {"notes": notes},
+                "seconds": time.perf_counter() - t0}
+    report = dict(result.report)
+    report["notes"] = list(report.get("notes", [])) + notes
+    report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    header, arrays = result.model.state()
+    coef_ok = all(np.all(np.isfinite(np.asarray(v, float))) for v in arrays.values())
+    out = {"status": "fitted" if coef_ok else "fit failure",
+           "reason": "" if coef_ok else "the fitted parameters are not finite",
+           "kind": getattr(result.model, "kind", spec.model.kind),
+           "header": header, "arrays": {k: np.asarray(v, np.float64) for k, v in arrays.items()},
+           "element": data.element, "report": report, "seconds": time.perf_counter() - t0, "model_dir": None}
+    if getattr(ctx, "artifacts", ""):
+        try:
+            out["model_dir"] = str(save_model(result.model, Path(ctx.artifacts) / "model", element=data.element,
+                                              extra={"name": f"fit:{spec.content_hash()}",
+                                                     "fit_spec_hash": spec.content_hash()}))
+        except OSError as exc:
+            report["notes"].append(f"model not saved: {exc}")
+    return out
+
+
+def _model_from(fitted: dict):
+    from genanalysis.models.calculator import ModelPotential
+    from genanalysis.models.linear import LinearACE
+    from genanalysis.models.mlp import MLPACE
+
+    header = fitted["header"]
+    kind = header.get("kind", fitted.get("kind"))
+    model = {"ace": LinearACE, "mlp": MLPACE}[kind].from_state(header, fitted["arrays"])
+    return ModelPotential(model, name=f"fit:{fitted['report'].get('spec_hash', kind)}", element=fitted["element"])
+
+
+def _fit_metrics(fitted: dict) -> dict:
+    rep = fitted.get("report", {})
+    out = {"fit_status": fitted["status"]}
+    for split in ("train", "validation"):
+        per = rep.get(split, {}).get("all", {})
+        for t, st in per.items():
+            out[f"fit_rmse_{t}_{split}"] = st["rmse"]
+    solver = rep.get("solver", {})
+    for k in ("condition_number", "effective_rank"):
+        if isinstance(solver.get(k), (int, float)):
+            out[f"fit_{k}"] = solver[k]
+    if "n_params" in rep:
+        out["fit_n_params"] = rep["n_params"]
+    out["fit_seconds"] = fitted.get("seconds")
+    return out
+
+
+def generalisation_task(params, shared, ctx):
+    """Task kind ``generalisation``: evaluate the fitted model on the test domain.
+
+    Returns an :class:`~genanalysis.sweep.Outcome`: metrics = the experiment's
+    (:meth:`ExperimentResult.metrics`, docs/experiment.md §3) + fit errors (``fit_rmse_T_split``)
+    + the training set's :func:`reference_work` + ``status``/``reason``; fit report = the full
+    report of the fit."""
+    from genanalysis.experiment import evaluate
+    from genanalysis.sweep import Outcome
+
+    t0 = time.perf_counter()
+    data: TrainingData = shared["trainingset"]
+    fitted: dict = shared["fit"]
+    ex = experiment_options(params.get("experiment", {}))
+    metrics = dict(data.work)
+    metrics.update(_fit_metrics(fitted))
+    metrics["a"] = float(ex.get("a", data.a))
+    if fitted["status"] != "fitted":
+        metrics.update(status="fit failure", reason=fitted["reason"], task_seconds=time.perf_counter() - t0)
+        return Outcome(metrics=metrics, fit_report=fitted.get("report"))
+    model = _model_from(fitted)
+    res = evaluate(model, data.potential, data.lattice, float(ex.get("a", data.a)), ex["defect"], ex["size"],
+                   fmax=float(ex.get("fmax", 1e-8)), r_stencil=ex.get("r_stencil"), start=ex.get("start", "unrelaxed"),
+                   core_radius=ex.get("core_radius"), check_convergence=ex.get("check_size") or False,
+                   stability=bool(ex.get("stability", True)), max_iter=int(ex.get("max_iter", 200)))
+    metrics.update(res.metrics())
+    metrics["model_dir"] = fitted.get("model_dir")
+    metrics["task_seconds"] = time.perf_counter() - t0
+    return Outcome(metrics=metrics, fit_report=fitted.get("report"))
+
+
+def run_point(trainingset: dict, fit: dict, experiment: dict, seed: int = 0, workdir=None):
+    """One point of the pipeline without the sweep engine (same code path; for scripts and
+    tests): returns the task's :class:`~genanalysis.sweep.Outcome`. ``workdir`` holds the
+    training set and model (default: a temporary directory)."""
+    from genanalysis.sweep import TaskContext
+
+    params = {"trainingset": trainingset, "fit": fit, "experiment": experiment, "seed": seed}
+    validate(params)
+    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="genanalysis-pipeline-"))
+    art = root / "artifacts"
+    ts = build_training_data({"trainingset": trainingset, "seed": seed}, {}, TaskContext("ts", SHARED_TRAININGSET,
+                                                                                         1, str(art / "ts")))
+    fitted = fit_model(params, {"trainingset": ts}, TaskContext("fit", SHARED_FIT, 1, str(art / "fit")))
+    return generalisation_task(params, {"trainingset": ts, "fit": fitted}, TaskContext("task", KIND, 1, ""))
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def _ts_selector(params):
+    return {"trainingset": params.get("trainingset", {}), "seed": params.get("seed", 0)}
+
+
+def _fit_selector(params):
+    return {"fit": params.get("fit", {}), "seed": params.get("seed", 0)}
+
+
+def _register() -> None:
+    from genanalysis.experiment import UNITS as EXPERIMENT_UNITS
+    from genanalysis.sweep.registry import register_shared, register_task_kind
+
+    units = {k: v for k, v in EXPERIMENT_UNITS.items() if "." not in k}
+    units.update(UNITS)
+    register_shared(SHARED_TRAININGSET, build_training_data, version="1")
+    register_shared(SHARED_FIT, fit_model, version="1",
+                    needs={"trainingset": (SHARED_TRAININGSET, _ts_selector)})
+    register_task_kind(KIND, generalisation_task, version="1", units=units, validate=validate,
+                       needs={"trainingset": (SHARED_TRAININGSET, _ts_selector),
+                              "fit": (SHARED_FIT, _fit_selector)})
+
+
+_register()
