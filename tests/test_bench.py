@@ -123,3 +123,12 @@ def test_formation_energy_agrees_with_lammps(tmp_path):
     assert lmp.atoms == ours.atoms == 2 * 4**3 - 1
     assert lmp.max_force < 1e-6
     assert abs(ours.formation_energy - lmp.formation_energy) < 1e-6
+
+
+def test_bench_writes_the_scaling_plot(tmp_path, capsys):
+    png = tmp_path / "scaling.png"
+    code = main(["bench", "relax", "--potential", "builtin:W", "--sizes", "3,4", "--no-lammps", "--no-ase",
+                 "--plot", str(png), "--fmax", "1e-6"])
+    capsys.readouterr()
+    assert code == 0 and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -175,3 +175,30 @@ def test_relaxation_reuses_its_neighbour_list_and_operator():
     assert rel.converged
     assert calls["linearise"] == 0
     assert pot._neighbours.builds == builds + 1
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(5, 6), amplitude=st.floats(0.0, 0.3))
+def test_tree_search_finds_the_same_pairs_as_matscipy(seed, n, amplitude):
+    """The k-d tree search of wide orthorhombic cells and matscipy's search list the same
+    pairs with the same image shifts (atoms rattled and some unwrapped)."""
+    from matscipy.neighbours import neighbour_list
+
+    cache = nbm.NeighbourCache(W.cutoff, W.skin)
+    atoms = _rattled(perfect_cell("bcc", A_W, n, "W"), seed, amplitude)
+    atoms.positions[::5] -= np.array(atoms.cell).diagonal()  # outside the box
+    assert cache._box(atoms) is not None
+    i, j, S = cache._search(atoms)
+    mi, mj, mS = neighbour_list("ijS", atoms, cache.cutoff + cache.skin)
+    keep = mi < mj
+    ours = set(zip(i.tolist(), j.tolist(), map(tuple, S.tolist())))
+    ref = set(zip(mi[keep].tolist(), mj[keep].tolist(), map(tuple, mS[keep].tolist())))
+    assert len(ours) == len(i)  # each pair once
+    # pairs at exactly the search radius may differ by round-off between the two codes
+    pos = atoms.positions
+    cell = np.array(atoms.cell)
+
+    def r(t):
+        return np.linalg.norm(pos[t[1]] - pos[t[0]] + np.array(t[2]) @ cell)
+
+    assert all(abs(r(t) - (cache.cutoff + cache.skin)) < 1e-9 for t in ours ^ ref)

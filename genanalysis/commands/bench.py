@@ -40,6 +40,8 @@ def register(sub) -> None:
     r.add_argument("--nprocs", type=int, default=1, help="threads for our solver (default 1)")
     r.add_argument("--lammps-np", type=int, help="MPI ranks for LAMMPS (default: --nprocs)")
     r.add_argument("--ase-max-n", type=int, default=10, help="run ASE + matscipy only up to this n (default 10)")
+    r.add_argument("--lammps-max-n", type=int, help="run LAMMPS only up to this n (default: every size)")
+    r.add_argument("--plot", metavar="PNG", help="also write the scaling plot (solve time against atoms) here")
     r.add_argument("--timeout", type=float, default=3600.0, help="seconds per run before it is killed (default 3600)")
     r.add_argument("--no-lammps", action="store_true", help="skip LAMMPS")
     r.add_argument("--no-ase", action="store_true", help="skip ASE + matscipy")
@@ -61,6 +63,8 @@ def run_relax(args) -> int:
         raise InputError(f"--nprocs {args.nprocs} must be in 1..64")
     if args.lammps_np is not None and not 1 <= args.lammps_np <= 64:
         raise InputError(f"--lammps-np {args.lammps_np} must be in 1..64")
+    if args.plot and not args.plot.endswith(".png"):
+        raise InputError(f"--plot {args.plot!r} must name a .png file")
     if args.timeout <= 0:
         raise InputError(f"--timeout {args.timeout} must be a positive number of seconds")
     parse_defect(args.lattice, args.defect)
@@ -79,7 +83,12 @@ def run_relax(args) -> int:
 
     results = run_benchmark(args.potential, args.lattice, args.defect, sizes, a=a, fmax=args.fmax, element=element,
                             codes=codes, nprocs=args.nprocs, lammps_nprocs=args.lammps_np,
-                            ase_max_n=args.ase_max_n, timeout=args.timeout, progress=progress)
+                            ase_max_n=args.ase_max_n, lammps_max_n=args.lammps_max_n, timeout=args.timeout,
+                            progress=progress)
+    if args.plot:
+        from genanalysis.bench import plot_scaling
+
+        plot_scaling(results, args.plot, f"{args.defect} in {args.lattice} {element}, max force ≤ {args.fmax:g} eV/Å")
     if args.json:
         out = {
             "potential": args.potential, "lattice": args.lattice, "defect": args.defect, "a": a,

@@ -5,6 +5,8 @@ vector ``R = x_j − x_i + S·cell`` (Å). Periodic cells smaller than the cutof
 legitimate: one atom may appear several times as a neighbour (different image shifts S),
 and an atom may neighbour its own images (``i == j``, S ≠ 0), exactly as in LAMMPS. The
 list is built by :func:`matscipy.neighbours.neighbour_list` (which handles such cells)
+(or, for orthorhombic periodic cells wider than twice the reach, a periodic
+:class:`scipy.spatial.cKDTree`, which returns each pair once and is about 3x faster)
 with radius ``cutoff + skin`` and reused — only R and |R| recomputed — as long as no atom
 has moved more than ``3·skin/8`` since it was built and the cell, pbc and atomic numbers
 are unchanged (the cache key); see :class:`NeighbourCache` for the two levels.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matscipy.neighbours import neighbour_list
+from scipy.spatial import cKDTree
 
 __all__ = ["PairList", "PairBlocks", "NeighbourCache", "BLOCK"]
 
@@ -143,18 +146,49 @@ class NeighbourCache:
             numbers.tobytes(),
         )
 
-    def _build(self, atoms):
-        i, j, S = neighbour_list("ijS", atoms, self.cutoff + self.skin)
+    def _box(self, atoms) -> np.ndarray | None:
+        """Box lengths (Å) when the cell is orthorhombic, periodic and wider than
+        2·(cutoff + 2·skin): then the minimum image is the only image within reach."""
+        cell = np.asarray(atoms.cell, dtype=np.float64)
+        diag = np.diag(cell).copy()
+        if (all(atoms.pbc) and np.all(cell == np.diag(diag))
+                and np.all(diag > 2.0 * (self.cutoff + 2.0 * self.skin))):
+            return diag
+        return None
+
+    def _search(self, atoms):
+        """(i, j, S): every unordered pair within cutoff + skin once."""
+        radius = self.cutoff + self.skin
+        box = self._box(atoms)
+        if box is not None:
+            # a periodic k-d tree lists each pair once (i < j) about 3x faster than
+            # matscipy's full list; the image shift is then the minimum image's
+            pos = np.asarray(atoms.positions, dtype=np.float64)
+            wrapped = pos - box * np.floor(pos / box)
+            wrapped[wrapped >= box] = 0.0  # round-off at the upper face
+            pairs = cKDTree(wrapped, boxsize=box).query_pairs(radius, output_type="ndarray")
+            i, j = pairs[:, 0], pairs[:, 1]
+            del pairs
+            d = pos[j] - pos[i]
+            S = -np.rint(d / box).astype(np.int32)
+            return i, j, S
+        i, j, S = neighbour_list("ijS", atoms, radius)
         # keep each unordered pair once: i < j, or a self image with a "positive" shift
         keep = i < j
         self_image = np.nonzero(i == j)[0]
         if len(self_image):
             Ss = S[self_image].astype(np.int64)
             keep[self_image[((Ss[:, 0] * 4096 + Ss[:, 1]) * 4096 + Ss[:, 2]) > 0]] = True
-        i, j, S = i[keep], j[keep], S[keep]
-        del keep
+        return i[keep], j[keep], S[keep]
+
+    def _build(self, atoms):
+        i, j, S = self._search(atoms)
         if len(i) > 1 and np.any(i[1:] < i[:-1]):
-            order = np.argsort(i, kind="stable")
+            # sorted by i (runs of equal i for reduceat scatters), then by j (nearby
+            # gathers); an unstable sort of the combined key is the cheapest way there
+            key = i.astype(np.int64) * len(atoms) + j
+            order = np.argsort(key)
+            del key
             i, j, S = i[order], j[order], S[order]
             del order
         itype = np.int32 if len(atoms) < np.iinfo(np.int32).max else np.int64
@@ -163,11 +197,7 @@ class NeighbourCache:
         cell = np.asarray(atoms.cell, dtype=np.float64)
         code, shifts = _codes(S, cell)
         del S
-        box = None
-        diag = np.diag(cell).copy()
-        if (all(atoms.pbc) and np.all(cell == np.diag(diag))
-                and np.all(diag > 2.0 * (self.cutoff + 2.0 * self.skin))):
-            box = diag
+        box = self._box(atoms)
         self.builds += 1
         master = _blocks(i, j, code, shifts, len(atoms), box)
         return {"positions": atoms.positions.copy(), "master": master, "active": None, "active_positions": None}
