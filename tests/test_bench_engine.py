@@ -202,3 +202,24 @@ def test_tree_search_finds_the_same_pairs_as_matscipy(seed, n, amplitude):
         return np.linalg.norm(pos[t[1]] - pos[t[0]] + np.array(t[2]) @ cell)
 
     assert all(abs(r(t) - (cache.cutoff + cache.skin)) < 1e-9 for t in ours ^ ref)
+
+
+@pytest.mark.parametrize("threads", ["2", "3"])
+def test_threaded_passes_equal_the_serial_ones(monkeypatch, tabulated, threads):
+    """Blocks shared among threads with private accumulators: same results to round-off."""
+    atoms = _rattled(defect_cell("bcc", A_W, 3, "interstitial", "W"), 11)
+    v = np.random.default_rng(12).normal(size=3 * len(atoms))
+    monkeypatch.setattr(nbm, "BLOCK", 97)
+    out = {}
+    for t in ("1", threads):
+        monkeypatch.setenv("GENANALYSIS_THREADS", t)
+        for name, pot in (("W", tungsten_zhou()), ("tab", load_eam_file(tabulated))):
+            assert len(pot._neighbours.blocks(atoms).bounds) >= 8
+            e, f, op = pot.energy_forces(atoms, linearise=True)
+            ev = pot.evaluate(atoms)
+            out[t, name] = (e, f, op @ v, ev.virial, ev.site_energies)
+    for name in ("W", "tab"):
+        ref, got = out["1", name], out[threads, name]
+        assert got[0] == pytest.approx(ref[0], abs=1e-9)
+        for a, b in zip(ref[1:], got[1:]):
+            assert np.allclose(a, b, atol=1e-11)

@@ -20,6 +20,7 @@ With e_p = R_p/r_p and g_p = φ'(r_p) + (F'(ρ_i) + F'(ρ_j)) f'(r_p) (= ∂E/�
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -44,6 +45,47 @@ def _add(out: np.ndarray, idx: np.ndarray, lo: int, hi: int, w: np.ndarray) -> N
 
 
 _C3 = np.arange(3)
+
+
+def threads() -> int:
+    """Threads for the pair passes: ``GENANALYSIS_THREADS`` (default 1). The blocks are
+    split in contiguous halves with private accumulators; NumPy releases the GIL in its
+    element-wise loops and gathers (not in ``bincount``), so two threads give well under
+    2x — measured in docs/performance.md."""
+    try:
+        return max(1, min(64, int(os.environ.get("GENANALYSIS_THREADS", "1"))))
+    except ValueError:
+        return 1
+
+
+_POOL: dict = {}
+
+
+def _map_blocks(fn, pb) -> list:
+    """``fn(bounds)`` over the blocks of ``pb``, on :func:`threads` threads (contiguous
+    shares of about equal pair counts); returns each share's result."""
+    t = threads()
+    bounds = pb.bounds
+    if t == 1 or len(bounds) < 2 * t:
+        return [fn(bounds)]
+    cuts = np.searchsorted([b[1] for b in bounds], np.linspace(0, len(pb), t + 1)[1:-1])
+    shares = np.split(np.arange(len(bounds)), cuts)
+    pool = _POOL.get(t)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOL[t] = ThreadPoolExecutor(max_workers=t, thread_name_prefix="genanalysis-pairs")
+    futures = [pool.submit(fn, [bounds[k] for k in share]) for share in shares if len(share)]
+    return [f.result() for f in futures]
+
+
+def _sum(parts):
+    """Sum of per-share accumulators (the first is reused)."""
+    parts = iter(parts)
+    total = next(parts)
+    for p in parts:
+        total += p
+    return total
 
 
 def _add3(out: np.ndarray, idx: np.ndarray, lo: int, hi: int, y: np.ndarray) -> None:
@@ -136,32 +178,41 @@ class EAMPotential(Potential):
         df = buf("df", (P,)) if eam else None
         d2 = buf("d2", (P,)) if order >= 2 else None  # φ'', later a − b
         ddf = buf("ddf", (P,)) if (order >= 2 and eam) else None
-        rho = np.zeros(n)
-        site_e = np.zeros(n) if site else None
-        energy = 0.0
-        for s, e, ilo, ihi, jlo, jhi, seg, segi in pb.bounds:
-            ib = pb.i[s:e].astype(np.intp)
-            jb = pb.j[s:e].astype(np.intp)
-            R, r = pb.separations(X, s, e, ib, jb)
-            ph, fv = self._radial(r, order)
-            energy += float(ph[0].sum())
-            if site:
-                half = 0.5 * ph[0]
-                site_e[segi] += np.add.reduceat(half, seg)
-                _add(site_e, jb, jlo, jhi, half)
-            d1[s:e] = ph[1]
-            if d2 is not None:
-                d2[s:e] = ph[2]
-            if eam:
-                rho[segi] += np.add.reduceat(fv[0], seg)
-                _add(rho, jb, jlo, jhi, fv[0])
-                df[s:e] = fv[1]
-                if ddf is not None:
-                    ddf[s:e] = fv[2]
-            ir = 1.0 / r
-            for c in range(3):
-                np.multiply(R[c], ir, out=E[c, s:e])
-            rr[s:e] = r
+        self._radial(np.ones(1), order)  # settle the lazily chosen table path before threads
+
+        def first(bounds):
+            rho = np.zeros(n)
+            site_e = np.zeros(n) if site else None
+            energy = 0.0
+            for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
+                ib = pb.i[s:e].astype(np.intp)
+                jb = pb.j[s:e].astype(np.intp)
+                R, r = pb.separations(X, s, e, ib, jb)
+                ph, fv = self._radial(r, order)
+                energy += float(ph[0].sum())
+                if site:
+                    half = 0.5 * ph[0]
+                    site_e[segi] += np.add.reduceat(half, seg)
+                    _add(site_e, jb, jlo, jhi, half)
+                d1[s:e] = ph[1]
+                if d2 is not None:
+                    d2[s:e] = ph[2]
+                if eam:
+                    rho[segi] += np.add.reduceat(fv[0], seg)
+                    _add(rho, jb, jlo, jhi, fv[0])
+                    df[s:e] = fv[1]
+                    if ddf is not None:
+                        ddf[s:e] = fv[2]
+                ir = 1.0 / r
+                for c in range(3):
+                    np.multiply(R[c], ir, out=E[c, s:e])
+                rr[s:e] = r
+            return energy, rho, site_e
+
+        parts = _map_blocks(first, pb)
+        energy = sum(p[0] for p in parts)
+        rho = _sum(p[1] for p in parts)
+        site_e = _sum(p[2] for p in parts) if site else None
         ddF = None
         dF = None
         if eam:
@@ -171,31 +222,38 @@ class EAMPotential(Potential):
             energy += float(Fv[0].sum())
             if site:
                 site_e += Fv[0]
-        F = np.zeros((3, n))
-        vir = np.zeros((3, 3))
-        for s, e, ilo, ihi, jlo, jhi, seg, segi in pb.bounds:
-            jb = pb.j[s:e].astype(np.intp)
-            g = d1[s:e]
-            if eam:
-                sF = dF.take(pb.i[s:e].astype(np.intp))
-                sF += dF.take(jb)
-                g = g + sF * df[s:e]
-            r = rr[s:e]
-            for c in range(3):
-                gE = g * E[c, s:e]
-                F[c, segi] += np.add.reduceat(gE, seg)
-                _add(F[c], jb, jlo, jhi, -gE)
-                if virial:
-                    gE *= r
-                    for c2 in range(c + 1):
-                        vir[c, c2] -= float(np.dot(gE, E[c2, s:e]))
-            if order >= 2:
-                b = np.divide(g, r, out=rr[s:e])  # r no longer needed
-                a = d2[s:e]
+
+        def second(bounds):
+            F = np.zeros((3, n))
+            vir = np.zeros((3, 3))
+            for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
+                jb = pb.j[s:e].astype(np.intp)
+                g = d1[s:e]
                 if eam:
-                    sF *= ddf[s:e]
-                    a += sF
-                a -= b
+                    sF = dF.take(pb.i[s:e].astype(np.intp))
+                    sF += dF.take(jb)
+                    g = g + sF * df[s:e]
+                r = rr[s:e]
+                for c in range(3):
+                    gE = g * E[c, s:e]
+                    F[c, segi] += np.add.reduceat(gE, seg)
+                    _add(F[c], jb, jlo, jhi, -gE)
+                    if virial:
+                        gE *= r
+                        for c2 in range(c + 1):
+                            vir[c, c2] -= float(np.dot(gE, E[c2, s:e]))
+                if order >= 2:
+                    b = np.divide(g, r, out=rr[s:e])  # r no longer needed
+                    a = d2[s:e]
+                    if eam:
+                        sF *= ddf[s:e]
+                        a += sF
+                    a -= b
+            return F, vir
+
+        parts = _map_blocks(second, pb)
+        F = _sum(p[0] for p in parts)
+        vir = _sum(p[1] for p in parts)
         vir = np.tril(vir) + np.tril(vir, -1).T
         curvature = (pb, E, d2, rr, df, ddF) if order >= 2 else None
         return energy, np.ascontiguousarray(F.T), vir, site_e, curvature
@@ -205,7 +263,6 @@ class EAMPotential(Potential):
         K_p (v_j − v_i) with K_p = (a − b) e eᵀ + b I, plus Gᵀ diag(F'') G v."""
         pb, E, amb, b, df, ddF = curvature
         n = pb.n_atoms
-        bounds = pb.bounds
 
         def diff(V, ib, jb):
             out = []
@@ -215,22 +272,22 @@ class EAMPotential(Potential):
                 out.append(d)
             return out
 
-        def matvec(v):
-            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3).T)
+        def density_part(V, bounds):
+            w = np.zeros(n)
+            for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
+                ib = pb.i[s:e].astype(np.intp)
+                jb = pb.j[s:e].astype(np.intp)
+                dv = diff(V, ib, jb)
+                t = E[0, s:e] * dv[0]
+                t += E[1, s:e] * dv[1]
+                t += E[2, s:e] * dv[2]
+                t *= df[s:e]
+                w[segi] += np.add.reduceat(t, seg)
+                _add(w, jb, jlo, jhi, t)
+            return w
+
+        def product_part(V, w, bounds):
             out = np.zeros((3, n))
-            if df is not None:
-                w = np.zeros(n)
-                for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
-                    ib = pb.i[s:e].astype(np.intp)
-                    jb = pb.j[s:e].astype(np.intp)
-                    dv = diff(V, ib, jb)
-                    t = E[0, s:e] * dv[0]
-                    t += E[1, s:e] * dv[1]
-                    t += E[2, s:e] * dv[2]
-                    t *= df[s:e]
-                    w[segi] += np.add.reduceat(t, seg)
-                    _add(w, jb, jlo, jhi, t)
-                w *= ddF
             for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
                 ib = pb.i[s:e].astype(np.intp)
                 jb = pb.j[s:e].astype(np.intp)
@@ -239,7 +296,7 @@ class EAMPotential(Potential):
                 coef += E[1, s:e] * dv[1]
                 coef += E[2, s:e] * dv[2]
                 coef *= amb[s:e]
-                if df is not None:
+                if w is not None:
                     wij = w.take(ib)
                     wij += w.take(jb)
                     wij *= df[s:e]
@@ -251,6 +308,15 @@ class EAMPotential(Potential):
                     y += dv[c]
                     out[c, segi] -= np.add.reduceat(y, seg)
                     _add(out[c], jb, jlo, jhi, y)
+            return out
+
+        def matvec(v):
+            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3).T)
+            w = None
+            if df is not None:
+                w = _sum(_map_blocks(lambda bounds: density_part(V, bounds), pb))
+                w *= ddF
+            out = _sum(_map_blocks(lambda bounds: product_part(V, w, bounds), pb))
             return np.ascontiguousarray(out.T).ravel()
 
         return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, dtype=np.float64)

@@ -165,7 +165,7 @@ class NeighbourCache:
             # matscipy's full list; the image shift is then the minimum image's
             pos = np.asarray(atoms.positions, dtype=np.float64)
             wrapped = pos - box * np.floor(pos / box)
-            wrapped[wrapped >= box] = 0.0  # round-off at the upper face
+            wrapped[(wrapped >= box) | (wrapped < 0.0)] = 0.0  # round-off at the faces
             pairs = cKDTree(wrapped, boxsize=box).query_pairs(radius, output_type="ndarray")
             i, j = pairs[:, 0], pairs[:, 1]
             del pairs
