@@ -107,7 +107,15 @@ def real_sph_harm(u: torch.Tensor, l_max: int) -> torch.Tensor:
     """Orthonormal real spherical harmonics Y_{lm}(u) of unit vectors ``u`` (..., 3),
     index l² + l + m. Written as polynomials in (x, y, z) — no angles, so smooth at the
     poles and exact under autograd."""
-    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    return solid_harmonics(u, l_max, unit=True)
+
+
+def solid_harmonics(D: torch.Tensor, l_max: int, unit: bool = False) -> torch.Tensor:
+    """Real solid harmonics S_{lm}(D) = |D|^l Y_{lm}(D/|D|) (..., (l_max+1)²): homogeneous
+    polynomials of degree l in (x, y, z) (Å^l). ``unit``: D is known to be a unit vector
+    (r² = 1 in the recurrence)."""
+    x, y, z = D[..., 0], D[..., 1], D[..., 2]
+    r2 = 1.0 if unit else x * x + y * y + z * z
     # C_m + i S_m = (x + i y)^m
     C, S = [torch.ones_like(x)], [torch.zeros_like(x)]
     for m in range(1, l_max + 1):
@@ -121,7 +129,7 @@ def real_sph_harm(u: torch.Tensor, l_max: int) -> torch.Tensor:
         if m + 1 <= l_max:
             P[(m + 1, m)] = (2 * m + 1) * z * P[(m, m)]
         for l in range(m + 2, l_max + 1):
-            P[(l, m)] = ((2 * l - 1) * z * P[(l - 1, m)] - (l + m - 1) * P[(l - 2, m)]) / (l - m)
+            P[(l, m)] = ((2 * l - 1) * z * P[(l - 1, m)] - (l + m - 1) * r2 * P[(l - 2, m)]) / (l - m)
     out = []
     for l in range(l_max + 1):
         comps = [None] * (2 * l + 1)
@@ -146,6 +154,104 @@ def real_fourier(u: torch.Tensor, m_max: int) -> torch.Tensor:
         C, S = x * C - y * S, x * S + y * C
         out.extend([C / math.sqrt(math.pi), S / math.sqrt(math.pi)])
     return torch.stack(out, dim=-1)
+
+
+class _Polys:
+    """The solid angular functions as explicit polynomials: S_a(D) = Σ_c C[a, c] x^i y^j z^k
+    over monomials c = (i, j, k) of degree ≤ l_max, built by running the solid-harmonic
+    (or Fourier) recurrence on coefficient tables — so values, gradients and Hessians are
+    exact and vectorised, with no autodiff."""
+
+    def __init__(self, dim: int, l_max: int):
+        def mul(p, q):
+            out: dict = {}
+            for a, ca in p.items():
+                for b, cb in q.items():
+                    k = (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+                    out[k] = out.get(k, 0.0) + ca * cb
+            return out
+
+        def add(p, q, sp=1.0, sq=1.0):
+            out = {k: sp * v for k, v in p.items()}
+            for k, v in q.items():
+                out[k] = out.get(k, 0.0) + sq * v
+            return out
+
+        X, Y, Z = {(1, 0, 0): 1.0}, {(0, 1, 0): 1.0}, {(0, 0, 1): 1.0}
+        ONE = {(0, 0, 0): 1.0}
+        C, S = [ONE], [{}]
+        for m in range(1, l_max + 1):
+            C.append(add(mul(X, C[m - 1]), mul(Y, S[m - 1]), 1.0, -1.0))
+            S.append(add(mul(X, S[m - 1]), mul(Y, C[m - 1])))
+        comps: list[dict] = []
+        if dim == 3:
+            r2 = {(2, 0, 0): 1.0, (0, 2, 0): 1.0, (0, 0, 2): 1.0}
+            P: dict = {}
+            for m in range(l_max + 1):
+                P[(m, m)] = {(0, 0, 0): float(np.prod(np.arange(1, 2 * m, 2))) if m else 1.0}
+                if m + 1 <= l_max:
+                    P[(m + 1, m)] = {k: (2 * m + 1) * v for k, v in mul(Z, P[(m, m)]).items()}
+                for l in range(m + 2, l_max + 1):
+                    P[(l, m)] = add(mul(Z, P[(l - 1, m)]), mul(r2, P[(l - 2, m)]),
+                                    (2 * l - 1) / (l - m), -(l + m - 1) / (l - m))
+            for l in range(l_max + 1):
+                row = [None] * (2 * l + 1)
+                for m in range(l + 1):
+                    nrm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - m) / math.factorial(l + m))
+                    if m == 0:
+                        row[l] = {k: nrm * v for k, v in P[(l, 0)].items()}
+                    else:
+                        row[l + m] = {k: math.sqrt(2.0) * nrm * v for k, v in mul(P[(l, m)], C[m]).items()}
+                        row[l - m] = {k: math.sqrt(2.0) * nrm * v for k, v in mul(P[(l, m)], S[m]).items()}
+                comps.extend(row)
+        else:
+            comps.append({(0, 0, 0): 1.0 / math.sqrt(2 * math.pi)})
+            for m in range(1, l_max + 1):
+                comps.append({k: v / math.sqrt(math.pi) for k, v in C[m].items()})
+                comps.append({k: v / math.sqrt(math.pi) for k, v in S[m].items()})
+        monos = sorted({k for c in comps for k in c})
+        idx = {k: i for i, k in enumerate(monos)}
+        coef = np.zeros((len(comps), len(monos)))
+        for a, c in enumerate(comps):
+            for k, v in c.items():
+                coef[a, idx[k]] = v
+        self.L = l_max
+        self.E = torch.tensor(monos, dtype=torch.int64)  # (nm, 3)
+        self.C = torch.tensor(coef)  # (n_comp, nm)
+
+    def _powers(self, D):
+        p = [torch.ones_like(D)]
+        for _ in range(self.L):
+            p.append(p[-1] * D)
+        return torch.stack(p, dim=-1)  # (P, 3, L+1)
+
+    def values(self, D: torch.Tensor, order: int = 0):
+        """S (P, n_comp) and, for order ≥ 1, ∇S (P, n_comp, 3), for order 2 ∇²S (P, n_comp, 3, 3)."""
+        pw = self._powers(D)
+        E = self.E
+        ax = torch.arange(3)
+
+        def mono(shift):  # Π_d c_d x_d^{e_d − shift_d}, with c the falling-factorial factors
+            e = E - shift  # (nm, 3)
+            ok = (e >= 0).all(dim=1)
+            fac = torch.ones(E.shape[0], dtype=D.dtype)
+            for d in range(3):
+                for t in range(int(shift[d])):
+                    fac = fac * (E[:, d] - t).to(D.dtype)
+            v = pw[:, ax, e.clamp(min=0)]  # (P, nm, 3)
+            return v.prod(dim=-1) * (fac * ok)
+
+        zero = torch.zeros(3, dtype=torch.int64)
+        S = mono(zero) @ self.C.T
+        if order == 0:
+            return S
+        eye = torch.eye(3, dtype=torch.int64)
+        dS = torch.stack([mono(eye[a]) @ self.C.T for a in range(3)], dim=-1)
+        if order == 1:
+            return S, dS
+        d2S = torch.stack([torch.stack([mono(eye[a] + eye[b]) @ self.C.T for b in range(3)], -1)
+                           for a in range(3)], dim=-2)
+        return S, dS, d2S
 
 
 def _coupling_tensor(dim: int, l_max: int) -> np.ndarray:
@@ -181,7 +287,7 @@ class ACEBasis:
     invariant as a sparse polynomial of the density projections A.
 
     Attributes: ``n_rad`` radial functions, ``n_comp`` angular components,
-    ``n_A = n_rad·n_comp``; ``names`` one label per feature (the constant one-body term is
+    ``n_A = degree·n_comp + (n_rad − degree)`` (the extra pair radials are isotropic); ``names`` one label per feature (the constant one-body term is
     *not* a feature here — models add it); ``S`` (K, S_max) the A-indices feature k depends
     on (padded with ``n_A``, a dummy slot that holds the constant 1); monomials
     ``mono_k`` (T,), ``mono_coef`` (T,), ``mono_slot`` (T, 3) slots into the row S[k].
@@ -194,9 +300,14 @@ class ACEBasis:
         self.n_comp = sum(len(c) for c in self.channels)
         self.n_pair = int(spec.pair_degree) or 2 * D
         self.n_rad = max(D, self.n_pair)
-        self.n_A = self.n_rad * self.n_comp
+        # A layout: radial n < D with every angular component, then the extra pair-only
+        # radials D ≤ n < n_pair with the isotropic component only
+        self.n_mb = D
+        self.n_A = D * self.n_comp + (self.n_rad - D)
+        self.l_of_comp = torch.tensor([lam for lam, comps in enumerate(self.channels) for _ in comps])
+        self._polys = _Polys(spec.dim, lm)
         deg = lambda n, lam: n + 1 + w * lam  # noqa: E731
-        fidx = lambda n, a: n * self.n_comp + a  # noqa: E731
+        fidx = lambda n, a: n * self.n_comp + a if n < D else D * self.n_comp + (n - D)  # noqa: E731
         feats: list[tuple[str, list[tuple[float, tuple[int, ...]]]]] = []
         for n in range(self.n_pair):
             feats.append((f"2b n={n}", [(1.0, (fidx(n, 0),))]))
@@ -258,28 +369,93 @@ class ACEBasis:
 
     # -- one-particle basis ---------------------------------------------------------------
 
-    def phi(self, D: torch.Tensor) -> torch.Tensor:
-        """φ_{n,a}(D) for pair vectors D (..., 3) in Å → (..., n_A), dimensionless."""
+    def _radial(self, r: torch.Tensor, order: int = 0):
+        """R_n(r) (..., n_rad), dimensionless: Chebyshev polynomials × (1 − r/r_cut)³; with
+        ``order`` ≥ 1 also dR/dr (1/Å) and, for 2, d²R/dr² (1/Å²), by the Chebyshev
+        recurrences."""
         spec = self.spec
-        if spec.dim == 2:
-            D = D[..., :2]
-        r = torch.linalg.norm(D, dim=-1)
-        u = D / r[..., None]
-        x = 1.0 - 2.0 * (r - spec.r_in) / (spec.cutoff - spec.r_in)
-        env = (1.0 - r / spec.cutoff) ** 3
-        T = [torch.ones_like(x), x]
+        xs = -2.0 / (spec.cutoff - spec.r_in)  # dx/dr
+        x = 1.0 + xs * (r - spec.r_in)
+        w = 1.0 - r / spec.cutoff
+        env = w**3
+        T, dT, d2T = [torch.ones_like(x), x], [torch.zeros_like(x), torch.ones_like(x)], [torch.zeros_like(x)] * 2
         for _ in range(2, self.n_rad):
             T.append(2.0 * x * T[-1] - T[-2])
-        R = torch.stack(T[: self.n_rad], dim=-1) * env[..., None]
-        Y = real_sph_harm(u, spec.l_max) if spec.dim == 3 else real_fourier(u, spec.l_max)
-        return (R[..., :, None] * Y[..., None, :]).reshape(*D.shape[:-1], self.n_A)
+            dT.append(2.0 * T[-2] + 2.0 * x * dT[-1] - dT[-2])
+            d2T.append(4.0 * dT[-2] + 2.0 * x * d2T[-1] - d2T[-2])
+        k = self.n_rad
+        T = torch.stack(T[:k], dim=-1)
+        R = T * env[..., None]
+        if order == 0:
+            return R
+        dT = torch.stack(dT[:k], dim=-1)
+        denv = -3.0 / spec.cutoff * w**2
+        dR = dT * xs * env[..., None] + T * denv[..., None]
+        if order == 1:
+            return R, dR
+        d2T = torch.stack(d2T[:k], dim=-1)
+        d2env = 6.0 / spec.cutoff**2 * w
+        d2R = d2T * xs**2 * env[..., None] + 2.0 * dT * xs * denv[..., None] + T * d2env[..., None]
+        return R, dR, d2R
+
+    def phi(self, D: torch.Tensor) -> torch.Tensor:
+        """φ_{n,a}(D) for pair vectors D (..., 3) in Å → (..., n_A), dimensionless."""
+        if self.spec.dim == 2:
+            D = torch.cat([D[..., :2], torch.zeros_like(D[..., 2:3])], dim=-1)
+        r = torch.linalg.norm(D, dim=-1)
+        R = self._radial(r)
+        lam = self.l_of_comp.to(D.dtype)
+        Q = R[..., : self.n_mb, None] * r[..., None, None] ** (-lam)  # (..., D, n_comp)
+        S = self._polys.values(D.reshape(-1, 3)).reshape(*D.shape[:-1], self.n_comp)
+        mb = (Q * S[..., None, :]).reshape(*D.shape[:-1], self.n_mb * self.n_comp)
+        extra = R[..., self.n_mb:] * S[..., :1]
+        return torch.cat([mb, extra], dim=-1)
 
     def phi_derivatives(self, D: torch.Tensor, order: int = 1):
         """∇φ (P, n_A, 3) in 1/Å and, for order 2, also ∇²φ (P, n_A, 3, 3) in 1/Å².
 
-        Forward-mode autodiff of the batched φ along the three Cartesian tangents (each
-        pair's φ depends on its own D only), vmapped over tangents: exact, and one batched
-        pass instead of a per-pair Jacobian."""
+        Analytic product rule on φ = Q_{n,λ}(r) S_a(D), Q = R_n r^{−λ}, S the solid
+        harmonics: ∇φ = Q' û S + Q ∇S and
+        ∇²φ = Q'' û ûᵀ S + (Q'/r)(I − û ûᵀ) S + Q' (û ∇Sᵀ + ∇S ûᵀ) + Q ∇²S,
+        with R', R'' from the Chebyshev recurrences and ∇S, ∇²S from the explicit
+        polynomials of :class:`_Polys`: no autodiff, every array vectorised over pairs."""
+        P = D.shape[0]
+        mask = torch.ones(3, dtype=D.dtype)
+        if self.spec.dim == 2:
+            mask[2] = 0.0
+            D = D * mask
+        r = torch.linalg.norm(D, dim=-1)
+        u = D / r[:, None]
+        R, dR, d2R = self._radial(r, order=2)
+        lam = self.l_of_comp.to(D.dtype)
+        rl = r[:, None] ** (-lam)  # (P, n_comp)
+        Dm = self.n_mb
+        Q = R[:, :Dm, None] * rl[:, None, :]
+        dQ = (dR[:, :Dm, None] - lam * R[:, :Dm, None] / r[:, None, None]) * rl[:, None, :]
+        S, dS, d2S = self._polys.values(D, order=2)
+        # pair-only radials: λ = 0, S_0 constant
+        S0 = S[:, :1]
+        g_mb = dQ[..., None] * u[:, None, None, :] * S[:, None, :, None] + Q[..., None] * dS[:, None]
+        g_ex = (dR[:, Dm:, None] * S0[:, :, None]) * u[:, None, :]
+        J = torch.cat([g_mb.reshape(P, Dm * self.n_comp, 3), g_ex], dim=1)
+        if order == 1:
+            return J
+        d2Q = (d2R[:, :Dm, None] - 2 * lam * dR[:, :Dm, None] / r[:, None, None]
+               + lam * (lam + 1) * R[:, :Dm, None] / r[:, None, None] ** 2) * rl[:, None, :]
+
+        uu = u[:, :, None] * u[:, None, :]
+        Pr = (torch.diag(mask) - uu) / r[:, None, None]
+        usym = u[:, None, :, None] * dS[:, :, None, :] + dS[:, :, :, None] * u[:, None, None, :]  # (P, c, 3, 3)
+        H_mb = (d2Q[..., None, None] * (uu[:, None, None] * S[:, None, :, None, None])
+                + dQ[..., None, None] * (Pr[:, None, None] * S[:, None, :, None, None] + usym[:, None])
+                + Q[..., None, None] * d2S[:, None])
+        H_ex = (d2R[:, Dm:, None, None] * uu[:, None] + dR[:, Dm:, None, None] * Pr[:, None]) * S0[:, :, None, None]
+        H = torch.cat([H_mb.reshape(P, Dm * self.n_comp, 3, 3), H_ex], dim=1)
+        return J, H
+
+    def _phi_derivatives_autodiff(self, D: torch.Tensor, order: int = 1):
+        """Reference implementation of :meth:`phi_derivatives` by nested forward-mode
+        autodiff of the whole φ (slow; used by the tests)."""
         from torch.func import jvp, vmap
 
         P = D.shape[0]
@@ -289,13 +465,9 @@ class ACEBasis:
             return J
 
         def column(ta):
-            def f(d):
-                return jvp(self.phi, (d,), (ta,))[1]
+            return vmap(lambda tc: jvp(lambda d: jvp(self.phi, (d,), (ta,))[1], (D,), (tc,))[1])(T)
 
-            return vmap(lambda tc: jvp(f, (D,), (tc,))[1])(T)
-
-        H = vmap(column)(T).permute(2, 3, 0, 1)
-        return J, H
+        return J, vmap(column)(T).permute(2, 3, 0, 1)
 
     # -- invariants as polynomials of A ----------------------------------------------------
 
