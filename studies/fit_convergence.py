@@ -2,6 +2,7 @@
 
     python studies/fit_convergence.py            # degrees 4…14, ~15 min on 2 cores
     python studies/fit_convergence.py --quick    # degrees 4…8, ~3 min
+    python studies/fit_convergence.py --plot-only  # redraw the figure from the JSON
 
 Training data: studies/fit_convergence/defects.toml (perfect, vacancy, <110> dumbbell
 cells N = 2, 3, 4 of builtin:W, rattled 0.05 Å and strained 1 %, E+F+V) and
@@ -30,7 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="degrees 4…8 only")
     ap.add_argument("--work", default=None, help="directory for the built training sets (default: next to the specs)")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the figure from docs/data/fit_convergence.json")
     args = ap.parse_args()
+    if args.plot_only:
+        rows = json.loads((ROOT / "docs" / "data" / "fit_convergence.json").read_text())["rows"]
+        _plot(rows, ROOT / "docs" / "figures" / "fit_convergence.png")
+        return
     degrees = [4, 5, 6, 8] if args.quick else [4, 5, 6, 8, 10, 12, 14]
     base = FitSpec.from_toml(HERE / "fit.toml")
     configs = []
@@ -82,7 +88,9 @@ def _plot(rows, path) -> None:
                               ("V", 1e3, "virial (meV/atom)"), ("H", 1e3, "force constants (meV/Å²)")):
         ax.loglog(p, [scale * r["validation"][key]["rmse"] for r in rows], "o-", label=label)
     ax.axhline(10.0, color="grey", ls=":", lw=1)
-    ax.set_xlabel("number of parameters (degree 4 … 14)")
+    ax.set_xticks(p, [f"{n}\n(D={r['degree']})" for n, r in zip(p, rows)], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel("number of parameters (total degree D)")
     ax.set_ylabel("held-out RMSE")
     ax.set_title("linear ACE-style model, builtin:W, N ≤ 4, rattle 0.05 Å")
     ax.legend(fontsize=8)
