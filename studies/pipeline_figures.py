@@ -1,0 +1,326 @@
+"""Figures and tables of the pipeline studies (docs/studies.md) from their results directories.
+
+    python studies/pipeline_figures.py [--results DIR]     # DIR holds the --out directories
+
+Reads ``DIR/training_size_2d``, ``DIR/training_size_3d``, ``DIR/fc_vs_large_cells_2d``,
+``DIR/loss_weights_2d`` and ``DIR/model_size_2d`` (each written by ``genanalysis run
+studies/NAME.toml --out DIR/NAME``; missing ones are skipped), and writes
+``docs/figures/studies-*.png``, ``docs/data/studies.json`` and prints the Markdown tables
+quoted in docs/studies.md. The fitted slopes and verdicts are those of
+``genanalysis report DIR/NAME --json`` (the same code: :func:`genanalysis.sweep.outputs.rate_report`).
+
+Units: errors ‖D(ū^ML − ū)‖ in Å, residuals eV/Å, fit errors meV/Å, reference work in
+atom-evaluations (genanalysis.pipeline.reference_work), effectivity dimensionless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+from collections import defaultdict
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIG = ROOT / "docs" / "figures"
+DATA = ROOT / "docs" / "data"
+OBS = ["E", "EF", "EFV", "EFH", "EFVH"]
+MARK = {"vacancy": "o", "interstitial": "s", "interstitial:centre": "s", "interstitial:dumbbell110": "s"}
+
+
+def _load(path: pathlib.Path):
+    from genanalysis.sweep.outputs import load_output, rate_report
+
+    if not (path / "results.sqlite").is_file():
+        return None, []
+    out = load_output(path)
+    return out, rate_report(out)
+
+
+def _get(tree, dotted, default=None):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _fin(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _rows(out):
+    return [r for r in out.rows if r.state == "done" and r.metrics]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _rates_table(results) -> tuple[str, list]:
+    lines = ["| rate | group | fitted slope | 95 % CI | n | predicted | verdict |", "|---|---|---|---|---|---|---|"]
+    data = []
+    for res in results:
+        d = res.as_dict()
+        group = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in d["group"].items()) or "all"
+        s = "—" if d["fitted_slope"] is None else f"{d['fitted_slope']:.2f}"
+        ci = "—" if None in d["ci"] else f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
+        p = "—" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f} ({d['predicted']})"
+        lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {s} | {ci} | {d['n_points']} | {p} | "
+                     f"{d['verdict']} |")
+        data.append(d)
+    return "\n".join(lines), data
+
+
+def training_size(out, results, tag: str, d: int) -> dict:
+    """Error against N per observation set, one panel per test defect."""
+    plt = _plt()
+    rows = _rows(out)
+    defects = sorted({r.params["experiment"]["defect"] for r in rows})
+    fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
+    table = defaultdict(dict)
+    for ax, defect in zip(axes[0], defects):
+        for k, obs in enumerate(OBS):
+            pts = sorted((r.params["trainingset"]["size"], r.metrics.get("error_energy_norm"), r.metrics.get("status"))
+                         for r in rows if r.params["experiment"]["defect"] == defect
+                         and r.params["trainingset"]["observations"] == obs)
+            for n, e, s in pts:
+                table[(defect, n)][obs] = (e, s)
+            good = [(n, e) for n, e, s in pts if _fin(e) and e > 0]
+            if not good:
+                continue
+            x, y = np.array(good, float).T
+            ax.loglog(x, y, marker="o", color=f"C{k}", label=obs)
+            bad = [(n, s) for n, e, s in pts if s != "converged"]
+            for n, s in bad:
+                ax.annotate("×", (n, y.min()), color=f"C{k}")
+        ns = np.array(sorted({r.params["trainingset"]["size"] for r in rows}), float)
+        ref = [e for (dd, n), v in table.items() if dd == defect for e, s in v.values() if _fin(e) and e > 0]
+        if ref:
+            y0 = np.exp(np.mean(np.log(ref)))
+            ax.loglog(ns, y0 * (ns / np.sqrt(ns[0] * ns[-1])) ** (-d / 2), "k--", lw=1, label=f"N^(-{d}/2) (up to)")
+        ax.set_xlabel("training cell size N (cells)")
+        ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
+        ax.set_title(f"{tag}: {defect}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = FIG / f"studies-{tag}.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    ns = sorted({n for _, n in table})
+    lines = ["| defect | N | " + " | ".join(OBS) + " |", "|---|---|" + "---|" * len(OBS)]
+    for defect in defects:
+        for n in ns:
+            cells = []
+            for obs in OBS:
+                e, s = table[(defect, n)].get(obs, (None, None))
+                cells.append("—" if e is None else f"{e:.2e}" + ("" if s == "converged" else f" ({s})"))
+            lines.append(f"| {defect} | {n} | " + " | ".join(cells) + " |")
+    rt, rdata = _rates_table(results)
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
+
+
+def fc_vs_large(out, results) -> dict:
+    """Error against reference work, defect cells alone vs with perfect-lattice force constants."""
+    plt = _plt()
+    rows = _rows(out)
+    defects = sorted({r.params["experiment"]["defect"] for r in rows})
+    fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
+    lines = ["| defect | N | fc_cells | reference work (FD, atom-evals) | reference work (analytic) | "
+             "‖D(ū^ML − ū)‖ (Å) | status |", "|---|---|---|---|---|---|---|"]
+    for ax, defect in zip(axes[0], defects):
+        for k, fc in enumerate(sorted({r.params["trainingset"].get("fc_cells", 0) for r in rows})):
+            pts = sorted((r.params["trainingset"]["size"], r.metrics.get("reference_work"),
+                          r.metrics.get("reference_work_analytic"), r.metrics.get("error_energy_norm"),
+                          r.metrics.get("status"))
+                         for r in rows if r.params["experiment"]["defect"] == defect
+                         and r.params["trainingset"].get("fc_cells", 0) == fc)
+            for n, w, wa, e, s in pts:
+                lines.append(f"| {defect} | {n} | {fc} | {w} | {wa} | {'—' if e is None else f'{e:.2e}'} | {s} |")
+            good = [(w, wa, e) for n, w, wa, e, s in pts if _fin(e) and e > 0]
+            if not good:
+                continue
+            w, wa, e = np.array(good, float).T
+            lab = "defect cells only" if fc == 0 else f"+ perfect {fc}×{fc} cells with H"
+            ax.loglog(w, e, marker="o", color=f"C{k}", label=f"{lab} (FD work)")
+            ax.loglog(wa, e, marker="o", mfc="none", ls=":", color=f"C{k}", label=f"{lab} (analytic H)")
+        ax.set_xlabel("reference work (atom-evaluations)")
+        ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
+        ax.set_title(f"fc-vs-large-cells-2d: {defect}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = FIG / "studies-fc-vs-large-cells-2d.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    rt, rdata = _rates_table(results)
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
+
+
+def loss_weights(out) -> dict:
+    plt = _plt()
+    rows = _rows(out)
+    defects = sorted({r.params["experiment"]["defect"] for r in rows})
+    wv = sorted({_get(r.params, "fit.loss.V") for r in rows})
+    wh = sorted({_get(r.params, "fit.loss.H") for r in rows})
+    fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
+    lines = []
+    for ax, defect in zip(axes[0], defects):
+        lines += [f"\n{defect}: ‖D(ū^ML − ū)‖ (Å); rows w_V (eV⁻²), columns w_H ((eV/Å²)⁻²)\n",
+                  "| w_V \\ w_H | " + " | ".join(f"{h:g}" for h in wh) + " |", "|---|" + "---|" * len(wh)]
+        for k, v in enumerate(wv):
+            cells, xs, ys = [], [], []
+            for h in wh:
+                r = [r for r in rows if r.params["experiment"]["defect"] == defect
+                     and _get(r.params, "fit.loss.V") == v and _get(r.params, "fit.loss.H") == h]
+                e = r[0].metrics.get("error_energy_norm") if r else None
+                s = r[0].metrics.get("status") if r else None
+                cells.append("—" if e is None else f"{e:.2e}" + ("" if s == "converged" else f" ({s})"))
+                if _fin(e) and e > 0:
+                    xs.append(h if h > 0 else wh[1] / 10 if len(wh) > 1 else 1e-4)
+                    ys.append(e)
+            lines.append(f"| {v:g} | " + " | ".join(cells) + " |")
+            if xs:
+                ax.loglog(xs, ys, marker="o", color=f"C{k}", label=f"w_V = {v:g}")
+        ax.set_xlabel("w_H ((eV/Å²)⁻²; leftmost point: w_H = 0)")
+        ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
+        ax.set_title(f"loss-weights-2d: {defect}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = FIG / "studies-loss-weights-2d.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+
+
+def model_size(out) -> dict:
+    plt = _plt()
+    rows = _rows(out)
+    defects = sorted({r.params["experiment"]["defect"] for r in rows})
+    fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
+    lines = ["| defect | model | parameters | F RMSE train (meV/Å) | F RMSE validation (meV/Å) | "
+             "‖D(ū^ML − ū)‖ (Å) | residual (eV/Å) | effectivity | status |", "|---|---|---|---|---|---|---|---|---|"]
+    for ax, defect in zip(axes[0], defects):
+        for kind, colour in (("ace", "C0"), ("mlp", "C3")):
+            pts = []
+            for r in rows:
+                m = r.params["fit"]["model"]
+                if r.params["experiment"]["defect"] != defect or m["kind"] != kind:
+                    continue
+                name = (f"ace degree {m['degree']}, order {m['body_order']}" if kind == "ace"
+                        else f"mlp {m.get('hidden')}")
+                x = r.metrics.get("fit_rmse_F_validation")
+                e = r.metrics.get("error_energy_norm")
+                lines.append(f"| {defect} | {name} | {r.metrics.get('fit_n_params')} | "
+                             f"{1e3 * r.metrics['fit_rmse_F_train']:.3g} | "
+                             f"{'—' if not _fin(x) else f'{1e3 * x:.3g}'} | {'—' if not _fin(e) else f'{e:.2e}'} | "
+                             f"{r.metrics.get('residual_dual_norm', float('nan')):.2e} | "
+                             f"{'—' if not _fin(r.metrics.get('effectivity')) else f'{r.metrics['effectivity']:.2f}'} | "
+                             f"{r.metrics.get('status')} |")
+                if _fin(x) and _fin(e) and e > 0:
+                    pts.append((x * 1e3, e))
+            if pts:
+                x, y = np.array(sorted(pts)).T
+                ax.loglog(x, y, marker="o" if kind == "ace" else "^", ls="", color=colour, label=kind)
+        ax.set_xlabel("validation force RMSE (meV/Å)")
+        ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
+        ax.set_title(f"model-size-2d: {defect}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = FIG / "studies-model-size-2d.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+
+
+def effectivity(outs) -> dict:
+    """Effectivity of the a-posteriori bound (T8) for every fitted model of every study."""
+    plt = _plt()
+    recs = []
+    for name, out in outs.items():
+        for r in _rows(out):
+            m = r.metrics
+            if _fin(m.get("effectivity")) and _fin(m.get("error_energy_norm")):
+                recs.append((name, r.params["experiment"]["defect"], m["effectivity"], m["error_energy_norm"],
+                             m.get("status")))
+    statuses = defaultdict(int)
+    for out in outs.values():
+        for r in _rows(out):
+            statuses[r.metrics.get("status")] += 1
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for k, name in enumerate(outs):
+        pts = [(e, eta) for n, _, eta, e, _ in recs if n == name]
+        if pts:
+            x, y = np.array(pts).T
+            ax.semilogx(x, y, marker="o", ls="", ms=4, color=f"C{k}", label=name)
+    ax.axhline(2.0, color="k", ls="--", lw=1, label="bound (η = 2)")
+    ax.set_xlabel("‖D(ū^ML − ū)‖ (Å)")
+    ax.set_ylabel("effectivity η = ‖D(ū^ML − ū)‖·c / ‖f^ML(ū)‖₋₁")
+    ax.set_title("effectivity of the a-posteriori bound, every fitted model")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = FIG / "studies-effectivity.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    eta = np.array([r[2] for r in recs])
+    lines = ["| study | defect | models | η min | η median | η max | η ≤ 2 |", "|---|---|---|---|---|---|---|"]
+    groups = defaultdict(list)
+    for n, dfc, e, *_ in recs:
+        groups[(n, dfc)].append(e)
+    for (n, dfc), v in sorted(groups.items()):
+        v = np.array(v)
+        lines.append(f"| {n} | {dfc} | {len(v)} | {v.min():.3f} | {np.median(v):.3f} | {v.max():.3f} | "
+                     f"{int(np.sum(v <= 2))}/{len(v)} |")
+    if len(eta):
+        lines.append(f"| all | all | {len(eta)} | {eta.min():.3f} | {np.median(eta):.3f} | {eta.max():.3f} | "
+                     f"{int(np.sum(eta <= 2))}/{len(eta)} |")
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "statuses": dict(statuses),
+            "n": int(len(eta))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results", help="directory holding the studies' --out directories")
+    args = ap.parse_args()
+    res = pathlib.Path(args.results)
+    FIG.mkdir(parents=True, exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    report, outs = {}, {}
+    for name in ("training_size_2d", "training_size_3d", "fc_vs_large_cells_2d", "loss_weights_2d", "model_size_2d"):
+        out, results = _load(res / name)
+        if out is None:
+            print(f"({name}: no results in {res / name}; skipped)")
+            continue
+        outs[name] = out
+        n_done = sum(r.state == "done" for r in out.rows)
+        head = f"{name}: {out.n_points} points, {n_done} done, {len(out.rows) - n_done} failed tasks"
+        if name.startswith("training_size"):
+            report[name] = training_size(out, results, name.replace("_", "-"), 2 if name.endswith("2d") else 3)
+        elif name == "fc_vs_large_cells_2d":
+            report[name] = fc_vs_large(out, results)
+        elif name == "loss_weights_2d":
+            report[name] = loss_weights(out)
+        else:
+            report[name] = model_size(out)
+        report[name]["summary"] = head
+        print(f"\n## {head}\n")
+        for k in ("table", "rates_table"):
+            if k in report[name]:
+                print(report[name][k] + "\n")
+    if outs:
+        report["effectivity"] = effectivity(outs)
+        print("\n## effectivity\n\n" + report["effectivity"]["table"])
+        print(f"\nstatuses: {report['effectivity']['statuses']}")
+    (DATA / "studies.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print(f"\nwrote {DATA / 'studies.json'} and the figures in {FIG}")
+
+
+if __name__ == "__main__":
+    main()
