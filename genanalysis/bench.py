@@ -165,7 +165,9 @@ def _child_genanalysis(case: BenchCase) -> dict:
         "atoms": len(atoms), "force_evaluations": rel.force_evaluations, "hvp_evaluations": rel.hvp_evaluations,
         "iterations": rel.iterations, "max_force": rel.max_force, "energy": rel.energy,
         "formation_energy": formation_energy(rel.energy, len(atoms), e0), "solve_time": rel.wall_time,
-        "status": rel.status, "extra": {"setup_time": t_setup, "history": rel.history},
+        "status": rel.status,
+        "extra": {"setup_time": t_setup, "history": rel.history, "perfect_energy_per_atom": e0,
+                  "threads": int(os.environ.get("GENANALYSIS_THREADS", "1"))},
     }
 
 
@@ -206,6 +208,7 @@ def _child_ase(case: BenchCase) -> dict:
         "max_force": float(np.sqrt((f * f).sum(axis=1).max())), "energy": float(e),
         "formation_energy": float(e - len(atoms) * e0), "solve_time": t,
         "status": "converged" if converged else "not converged (10 000 steps)",
+        "extra": {"perfect_energy_per_atom": float(e0)},
     }
 
 
@@ -289,7 +292,7 @@ def _lammps_script(case: BenchCase, style: str, data_file: str | None) -> str:
         if case.lattice != "bcc" or case.defect not in ("vacancy", "perfect"):
             raise InputError("internal: lattice commands only for bcc vacancy/perfect")  # pragma: no cover
         c = 0.5 * n * a
-        build = f"""lattice bcc {a:.17g}
+        build = f"""lattice {case.lattice} {a:.17g}
 region box block 0 {n} 0 {n} 0 {n}
 create_box 1 box
 create_atoms 1 box
@@ -299,7 +302,7 @@ delete_atoms region vac
 """
         perfect = ""
     else:
-        build = f"""lattice bcc {a:.17g}
+        build = f"""lattice {case.lattice} {a:.17g}
 region box block 0 {n} 0 {n} 0 {n}
 create_box 1 box
 create_atoms 1 box
@@ -309,7 +312,24 @@ create_atoms 1 box
 read_data {data_file} add merge
 """
     coeff = f"pair_coeff 1 1 {case.potential}" if style == "eam" else f"pair_coeff * * {case.potential} {case.element}"
+    # e₀ from the one-cell lattice, as ours: LAMMPS's single running energy sum over a large
+    # perfect cell drifts (identical addends round the same way), by ~1e-9 eV/atom at n = 40
     return f"""units metal
+boundary p p p
+atom_style atomic
+lattice {case.lattice} {a:.17g}
+region one block 0 1 0 1 0 1
+create_box 1 one
+create_atoms 1 box
+mass 1 1.0
+pair_style {style}
+{coeff}
+thermo_style custom step pe
+thermo_modify format float %.17g
+run 0
+print "CELL1_PE_PER_ATOM $(pe/atoms:%.17g)"
+clear
+units metal
 boundary p p p
 atom_style atomic
 atom_modify map array
@@ -340,6 +360,8 @@ def _parse_lammps(log: str, workdir: str) -> dict:
         if not w:
             continue
         if w[0] == "PERFECT_PE_PER_ATOM":
+            vals["e0_ncell"] = float(w[1])
+        elif w[0] == "CELL1_PE_PER_ATOM":
             vals["e0"] = float(w[1])
         elif w[0] == "DEFECT_ATOMS":
             vals["atoms"] = int(w[1])
@@ -418,6 +440,10 @@ def _run_lammps(case: BenchCase, workdir: str, timeout: float) -> BenchResult:
     res.solve_time = v.get("solve_time")
     if res.energy is not None and "e0" in v and res.atoms:
         res.formation_energy = res.energy - res.atoms * v["e0"]
+        res.extra["perfect_energy_per_atom"] = v["e0"]
+        if "e0_ncell" in v:
+            res.extra["perfect_energy_per_atom_ncell"] = v["e0_ncell"]
+            res.extra["formation_energy_ncell_e0"] = res.energy - res.atoms * v["e0_ncell"]
     res.status = "converged" if (res.max_force is not None and res.max_force <= case.fmax) else "not converged"
     res.note = f"stopping criterion: {v.get('criterion', '?')}"
     return res

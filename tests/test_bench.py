@@ -112,15 +112,18 @@ def test_format_table_marks_missing_values():
 
 @pytest.mark.lammps
 @pytest.mark.skipif(shutil.which("lmp") is None or not os.path.isfile(W_ZHOU), reason="needs lmp and lammps-data")
-def test_formation_energy_agrees_with_lammps(tmp_path):
-    """Same cell, same file, both converged tightly: formation energies within 1e-6 eV."""
+@pytest.mark.parametrize("defect, n, atoms", [("vacancy", 4, 2 * 4**3 - 1), ("interstitial", 3, 2 * 3**3 + 1)])
+def test_formation_energy_agrees_with_lammps(tmp_path, defect, n, atoms):
+    """Same cell, same file, both converged tightly: formation energies within 1e-6 eV
+    (the vacancy through LAMMPS's lattice commands, the dumbbell through a data file)."""
     rows = {}
     for code in ("genanalysis", "lammps"):
-        case = BenchCase(code, W_ZHOU, "bcc", "vacancy", 4, 3.157, 1e-8, "W")
+        case = BenchCase(code, W_ZHOU, "bcc", defect, n, 3.157, 1e-8, "W")
         rows[code] = run_case(case, str(tmp_path / code), timeout=300)
     ours, lmp = rows["genanalysis"], rows["lammps"]
     assert ours.status == "converged" and ours.max_force <= 1e-8
-    assert lmp.atoms == ours.atoms == 2 * 4**3 - 1
+    assert lmp.atoms == ours.atoms == atoms
+    assert abs(lmp.extra["perfect_energy_per_atom"] - ours.extra["perfect_energy_per_atom"]) < 1e-12
     assert lmp.max_force < 1e-6
     assert abs(ours.formation_energy - lmp.formation_energy) < 1e-6
 
