@@ -40,7 +40,8 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["BenchCase", "run_case", "run_benchmark", "format_table", "cutoff_note", "lammps_available", "CODES"]
+__all__ = ["BenchCase", "BenchResult", "run_case", "run_benchmark", "format_table", "plot_scaling", "cutoff_note",
+           "lammps_available", "run_model_scaling", "scaling_exponent", "CODES"]
 
 #: codes the benchmark knows, in table order
 CODES = ("genanalysis", "lammps", "ase")
@@ -212,7 +213,72 @@ def _child_ase(case: BenchCase) -> dict:
     }
 
 
+def _child_model(spec: dict) -> dict:
+    """Time energy + forces of a fitted model on a rattled perfect n-cell (min over repeats)."""
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.models.calculator import ModelPotential
+
+    if spec.get("model"):
+        from genanalysis.models.io import load_fitted
+
+        model, header = load_fitted(spec["model"])
+        name = header.get("name") or spec["model"]
+    else:
+        from genanalysis.models.basis import ACESpec
+        from genanalysis.models.linear import LinearACE
+
+        model = LinearACE(ACESpec())
+        # the cost of an evaluation does not depend on the coefficient values
+        model.coef_ = np.random.default_rng(0).normal(size=model.coef_.shape)
+        name = "LinearACE(ACESpec()) with random coefficients"
+    pot = ModelPotential(model, name=name)
+    atoms = perfect_cell(spec["lattice"], spec["a"], spec["n"], "X")
+    atoms.positions += np.random.default_rng(1).normal(scale=0.02, size=atoms.positions.shape)
+    times = []
+    for _ in range(spec["repeats"] + 1):  # the first call warms caches and is not counted
+        t0 = time.perf_counter()
+        ev = pot.evaluate(atoms)
+        times.append(time.perf_counter() - t0)
+    return {"atoms": len(atoms), "time": min(times[1:]), "times": times[1:], "energy": ev.energy,
+            "name": name, "cutoff": pot.cutoff, "n_params": int(getattr(model, "n_params", 0))}
+
+
+def run_model_scaling(model: str | None, lattice: str, a: float, sizes, *, repeats: int = 3, nprocs: int = 1,
+                      timeout: float = 3600.0) -> list[dict]:
+    """Energy + forces of a fitted model (or the default linear ACE model) on perfect cells
+    of each size, one subprocess per size: atoms, seconds per call (s), microseconds per
+    atom, peak memory (MiB)."""
+    rows = []
+    for n in sizes:
+        spec = {"model": model, "lattice": lattice, "a": float(a), "n": int(n), "repeats": int(repeats)}
+        work = tempfile.mkdtemp(prefix="bench-model-")
+        try:
+            code, wall, mem, stdout, stderr = _run_measured(
+                [sys.executable, "-m", "genanalysis.bench", "model", json.dumps(spec)], work, _child_env(nprocs),
+                timeout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        row = {"n": int(n), "wall_time": wall, "peak_memory_mib": mem, "status": "ok"}
+        if code != 0:
+            row["status"] = "timed out" if code == -9 else f"failed: {(stderr.strip() or '?').splitlines()[-1][:200]}"
+        else:
+            out = json.loads(stdout.strip().splitlines()[-1])
+            row.update(out)
+            row["us_per_atom"] = 1e6 * out["time"] / out["atoms"]
+        rows.append(row)
+    return rows
+
+
+def scaling_exponent(atoms, times) -> float:
+    """Least-squares slope of log(time) against log(atoms)."""
+    x, y = np.log(np.asarray(atoms, float)), np.log(np.asarray(times, float))
+    return float(np.polyfit(x, y, 1)[0]) if len(x) >= 2 else math.nan
+
+
 def _child_main(argv: list[str]) -> int:
+    if argv and argv[0] == "model":
+        sys.stdout.write(json.dumps(_child_model(json.loads(argv[1]))) + "\n")
+        return 0
     case = BenchCase(**json.loads(argv[0]))
     os.environ.setdefault("OMP_NUM_THREADS", str(case.nprocs))
     out = _child_genanalysis(case) if case.code == "genanalysis" else _child_ase(case)

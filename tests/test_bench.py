@@ -135,3 +135,29 @@ def test_bench_writes_the_scaling_plot(tmp_path, capsys):
     capsys.readouterr()
     assert code == 0 and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_model_reports_cost_per_atom(capsys):
+    code = main(["bench", "model", "--sizes", "2,3", "--repeats", "1", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    rows = out["rows"]
+    assert [r["atoms"] for r in rows] == [16, 54]
+    for r in rows:
+        assert r["status"] == "ok" and r["time"] > 0 and r["peak_memory_mib"] > 20
+        assert r["us_per_atom"] == pytest.approx(1e6 * r["time"] / r["atoms"])
+    assert np.isfinite(out["exponent"])
+
+
+def test_bench_model_rejects_a_missing_model(capsys, tmp_path):
+    code = main(["bench", "model", "--model", str(tmp_path / "nothing"), "--sizes", "2"])
+    assert code == 2 and "nothing" in capsys.readouterr().err
+
+
+@given(k=st.floats(0.5, 3.0), c=st.floats(1e-6, 1e3))
+@settings(max_examples=25, deadline=None)
+def test_scaling_exponent_recovers_a_power_law(k, c):
+    from genanalysis.bench import scaling_exponent
+
+    atoms = np.array([100, 1000, 10_000, 100_000])
+    assert scaling_exponent(atoms, c * atoms**k) == pytest.approx(k, abs=1e-9)

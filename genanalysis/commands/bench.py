@@ -47,6 +47,20 @@ def register(sub) -> None:
     r.add_argument("--no-ase", action="store_true", help="skip ASE + matscipy")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     r.set_defaults(func=run_relax)
+    m = bsub.add_parser("model", help="cost of a fitted model's energy and forces against the number of atoms",
+                        description="Time energy + forces of a fitted model (a directory written by the fit "
+                                    "command) or, without --model, of the default linear ACE model on perfect "
+                                    "n-cells; prints atoms, s per call, µs per atom, peak MiB and the fitted "
+                                    "exponent of time against atoms (1 = linear).")
+    m.add_argument("--model", help="fitted model directory (model.json + model.npz); default: LinearACE(ACESpec())")
+    m.add_argument("--lattice", default="bcc", help="bcc, fcc (default bcc)")
+    m.add_argument("--a", type=float, default=3.157, help="lattice constant, Å (default 3.157)")
+    m.add_argument("--sizes", default="4,6,8,12", help="cell sizes n (default 4,6,8,12)")
+    m.add_argument("--repeats", type=int, default=3, help="timed calls per size, the fastest counts (default 3)")
+    m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
+    m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
+    m.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    m.set_defaults(func=run_model)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -106,3 +120,45 @@ def run_relax(args) -> int:
         print(format_table(results))
     failed = [r for r in results if r.status.startswith("failed")]
     return 1 if failed else 0
+
+
+def run_model(args) -> int:
+    from genanalysis.bench import run_model_scaling, scaling_exponent
+    from genanalysis.exceptions import InputError
+    from genanalysis.lattice import LATTICES
+
+    sizes = _sizes(args.sizes)
+    if args.lattice not in LATTICES or args.lattice == "triangular":
+        raise InputError(f"--lattice {args.lattice!r}: choose bcc or fcc")
+    if not (args.a > 0):
+        raise InputError(f"--a {args.a} must be a positive lattice constant in Å")
+    if not 1 <= args.repeats <= 100:
+        raise InputError(f"--repeats {args.repeats} must be in 1..100")
+    if not 1 <= args.nprocs <= 64:
+        raise InputError(f"--nprocs {args.nprocs} must be in 1..64")
+    if args.model is not None:
+        from genanalysis.models.io import load_fitted
+
+        load_fitted(args.model)  # a bad path is an InputError here, not in a subprocess
+    rows = run_model_scaling(args.model, args.lattice, args.a, sizes, repeats=args.repeats, nprocs=args.nprocs,
+                             timeout=args.timeout)
+    ok = [r for r in rows if r["status"] == "ok"]
+    slope = scaling_exponent([r["atoms"] for r in ok], [r["time"] for r in ok])
+    if args.json:
+        json.dump({"model": args.model, "lattice": args.lattice, "a": args.a, "nprocs": args.nprocs,
+                   "exponent": slope, "rows": rows,
+                   "units": {"time": "s", "us_per_atom": "µs", "peak_memory_mib": "MiB"}}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        name = ok[0]["name"] if ok else args.model
+        print(f"# energy + forces of {name}, {args.lattice} a = {args.a} Å; threads {args.nprocs}")
+        print("| n | atoms | s per call | µs per atom | peak mem (MiB) | status |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            if r["status"] == "ok":
+                print(f"| {r['n']} | {r['atoms']} | {r['time']:.3f} | {r['us_per_atom']:.1f} | "
+                      f"{r['peak_memory_mib']:.0f} | ok |")
+            else:
+                print(f"| {r['n']} | — | — | — | — | {r['status']} |")
+        print(f"time ∝ atoms^{slope:.2f} (1 = linear)")
+    return 0 if len(ok) == len(rows) else 1
