@@ -161,3 +161,22 @@ def test_scaling_exponent_recovers_a_power_law(k, c):
 
     atoms = np.array([100, 1000, 10_000, 100_000])
     assert scaling_exponent(atoms, c * atoms**k) == pytest.approx(k, abs=1e-9)
+
+
+def test_bench_replays_a_saved_run(tmp_path, capsys):
+    code = main(["bench", "relax", "--potential", "builtin:W", "--sizes", "3,4", "--no-lammps", "--no-ase",
+                 "--json"])
+    saved = capsys.readouterr().out
+    assert code == 0
+    path = tmp_path / "run.json"
+    path.write_text(saved)
+    png = tmp_path / "replayed.png"
+    assert main(["bench", "relax", "--from-json", str(path), "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith("| genanalysis")]
+    assert len(rows) == 2 and "atoms^" in text and png.stat().st_size > 1000
+    data = json.loads(saved)
+    assert "genanalysis" in data["exponents"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["bench", "relax", "--from-json", str(bad)]) == 2

@@ -30,7 +30,8 @@ def register(sub) -> None:
                        description=__doc__)
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", parser_class=type(p))
     r = bsub.add_parser("relax", help="time a defect relaxation against LAMMPS and ASE + matscipy", description=__doc__)
-    r.add_argument("--potential", required=True, help="EAM file (LAMMPS and ASE need one) or builtin:NAME")
+    r.add_argument("--potential", help="EAM file (LAMMPS and ASE need one) or builtin:NAME")
+    r.add_argument("--from-json", metavar="FILE", help="do not run: print (and --plot) the results saved by --json")
     r.add_argument("--lattice", default="bcc", help="bcc, fcc or triangular (default bcc)")
     r.add_argument("--defect", default="vacancy", help="vacancy, interstitial[:KIND] or perfect (default vacancy)")
     r.add_argument("--a", type=float, help="lattice constant, Å (default: the potential's equilibrium value)")
@@ -64,12 +65,57 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def _exponents(results) -> dict:
+    """Fitted exponent of solve time against atoms, per code (converged runs, ≥ 2 sizes)."""
+    from genanalysis.bench import scaling_exponent
+
+    out = {}
+    for code in ("genanalysis", "lammps", "ase"):
+        pts = [(r.atoms, r.solve_time) for r in results if r.code == code and r.status == "converged"
+               and r.atoms and r.solve_time]
+        if len(pts) >= 2:
+            out[code] = scaling_exponent(*zip(*pts))
+    return out
+
+
+def _print_exponents(results) -> None:
+    for code, k in _exponents(results).items():
+        print(f"{code}: solve time ∝ atoms^{k:.2f} over the converged sizes (n³·log n would be ~1.1)")
+
+
+def _replay(args) -> int:
+    from genanalysis.bench import BenchResult, format_table, plot_scaling
+    from genanalysis.exceptions import InputError
+
+    try:
+        with open(args.from_json, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        results = [BenchResult(**r) for r in saved["results"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"--from-json {args.from_json!r} is not a saved benchmark ({exc})") from None
+    print(f"# {saved['defect']} in {saved['lattice']} {saved['element']}, a = {saved['a']:.6f} Å, "
+          f"fmax = {saved['fmax']:g} eV/Å; threads {saved['nprocs']}, LAMMPS ranks {saved['lammps_np']}; "
+          f"{saved['cutoff']}")
+    print(format_table(results))
+    _print_exponents(results)
+    if args.plot:
+        plot_scaling(results, args.plot, f"{saved['defect']} in {saved['lattice']} {saved['element']}, "
+                                         f"max force ≤ {saved['fmax']:g} eV/Å")
+    return 0
+
+
 def run_relax(args) -> int:
     from genanalysis.bench import CODES, cutoff_note, format_table, run_benchmark
     from genanalysis.exceptions import InputError
     from genanalysis.lattice import parse_defect
     from genanalysis.potentials import load_potential
 
+    if args.plot and not args.plot.endswith(".png"):
+        raise InputError(f"--plot {args.plot!r} must name a .png file")
+    if args.from_json:
+        return _replay(args)
+    if not args.potential:
+        raise InputError("--potential is required (an EAM file or builtin:NAME), unless --from-json is given")
     sizes = _sizes(args.sizes)
     if not (args.fmax > 0 and args.fmax < 1):
         raise InputError(f"--fmax {args.fmax} must be a force in eV/Å in (0, 1)")
@@ -111,6 +157,7 @@ def run_relax(args) -> int:
             "units": {"a": "Å", "max_force": "eV/Å", "energy": "eV", "formation_energy": "eV",
                       "solve_time": "s", "wall_time": "s", "peak_memory_mib": "MiB"},
             "results": [asdict(r) for r in results],
+            "exponents": _exponents(results),
         }
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -118,6 +165,7 @@ def run_relax(args) -> int:
         print(f"# {args.defect} in {args.lattice} {element}, a = {a:.6f} Å, fmax = {args.fmax:g} eV/Å; "
               f"threads {args.nprocs}, LAMMPS ranks {args.lammps_np or args.nprocs}; {note}")
         print(format_table(results))
+        _print_exponents(results)
     failed = [r for r in results if r.status.startswith("failed")]
     return 1 if failed else 0
 
