@@ -417,7 +417,10 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
             continue
         blocks = list(_blocks(conf, loss, kinds))
         hrows = next((sel[0] for t, _, _, sel in blocks if t == "H"), None)
-        key = (id(conf), model_spec.ace_spec(dim), kinds, None if hrows is None else tuple(hrows))
+        geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
+                             + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
+                             + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
+        key = (geo, model_spec.ace_spec(dim), kinds, None if hrows is None else tuple(hrows))
         if design_cache is not None and key in design_cache:
             d = design_cache[key]
         else:

@@ -34,7 +34,7 @@ def main() -> None:
     t0 = time.perf_counter()
     configs = []
     for name in ("defects", "force_constants"):
-        out = pathlib.Path(args.work) / f"{name}.trainingset" if args.work else None
+        out = pathlib.Path(args.work) / f"bench_fit-{name}.trainingset" if args.work else None
         configs += load_training_set(HERE / f"{name}.toml", out_dir=out)
     t_data = time.perf_counter() - t0
     spec = FitSpec(training_set=["bench_fit/defects.toml", "bench_fit/force_constants.toml"],
