@@ -2,7 +2,8 @@
 
     python studies/pipeline_figures.py [--results DIR]     # DIR holds the --out directories
 
-Reads ``DIR/training_size_2d``, ``DIR/training_size_3d``, ``DIR/fc_vs_large_cells_2d``,
+Reads ``DIR/training_size_2d``, ``DIR/training_size_3d``,
+``DIR/training_size_3d_from_reference``, ``DIR/test_domain_2d``, ``DIR/fc_vs_large_cells_2d``,
 ``DIR/loss_weights_2d`` and ``DIR/model_size_2d`` (each written by ``genanalysis run
 studies/NAME.toml --out DIR/NAME``; missing ones are skipped), and writes
 ``docs/figures/studies-*.png``, ``docs/data/studies.json`` and prints the Markdown tables
@@ -52,6 +53,10 @@ def _fin(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _fmt(v, spec: str) -> str:
+    return format(v, spec) if _fin(v) else "—"
+
+
 def _rows(out):
     return [r for r in out.rows if r.state == "done" and r.metrics]
 
@@ -80,33 +85,45 @@ def _rates_table(results) -> tuple[str, list]:
     return "\n".join(lines), data
 
 
+def _mean_se(values):
+    v = np.array(values, float)
+    if len(v) == 0:
+        return None, None
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
 def training_size(out, results, tag: str, d: int) -> dict:
-    """Error against N per observation set, one panel per test defect."""
+    """Error against N per observation set, one panel per test defect; mean ± standard
+    error over seeds (converged tasks only; the others are counted in the table)."""
     plt = _plt()
     rows = _rows(out)
     defects = sorted({r.params["experiment"]["defect"] for r in rows})
     fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
-    table = defaultdict(dict)
+    vals = defaultdict(list)
+    fails = defaultdict(list)
+    for r in rows:
+        key = (r.params["experiment"]["defect"], r.params["trainingset"]["observations"], r.params["trainingset"]["size"])
+        e = r.metrics.get("error_energy_norm")
+        if r.metrics.get("status") == "converged" and _fin(e) and e > 0:
+            vals[key].append(e)
+        else:
+            fails[key].append(r.metrics.get("status"))
+    ns = sorted({r.params["trainingset"]["size"] for r in rows})
     for ax, defect in zip(axes[0], defects):
+        means = []
         for k, obs in enumerate(OBS):
-            pts = sorted((r.params["trainingset"]["size"], r.metrics.get("error_energy_norm"), r.metrics.get("status"))
-                         for r in rows if r.params["experiment"]["defect"] == defect
-                         and r.params["trainingset"]["observations"] == obs)
-            for n, e, s in pts:
-                table[(defect, n)][obs] = (e, s)
-            good = [(n, e) for n, e, s in pts if _fin(e) and e > 0]
-            if not good:
+            pts = [(n, *_mean_se(vals[(defect, obs, n)])) for n in ns if vals[(defect, obs, n)]]
+            if not pts:
                 continue
-            x, y = np.array(good, float).T
-            ax.loglog(x, y, marker="o", color=f"C{k}", label=obs)
-            bad = [(n, s) for n, e, s in pts if s != "converged"]
-            for n, s in bad:
-                ax.annotate("×", (n, y.min()), color=f"C{k}")
-        ns = np.array(sorted({r.params["trainingset"]["size"] for r in rows}), float)
-        ref = [e for (dd, n), v in table.items() if dd == defect for e, s in v.values() if _fin(e) and e > 0]
-        if ref:
-            y0 = np.exp(np.mean(np.log(ref)))
-            ax.loglog(ns, y0 * (ns / np.sqrt(ns[0] * ns[-1])) ** (-d / 2), "k--", lw=1, label=f"N^(-{d}/2) (up to)")
+            x, y, se = np.array(pts, float).T
+            means += list(y)
+            ax.errorbar(x, y, yerr=se, marker="o", ms=4, capsize=2, color=f"C{k}", label=obs)
+        if means:
+            xs = np.array(ns, float)
+            y0 = np.exp(np.mean(np.log(means)))
+            ax.plot(xs, y0 * (xs / np.sqrt(xs[0] * xs[-1])) ** (-d / 2), "k--", lw=1, label=f"slope −{d}/2 (up to)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("training cell size N (cells)")
         ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
         ax.set_title(f"{tag}: {defect}")
@@ -115,43 +132,57 @@ def training_size(out, results, tag: str, d: int) -> dict:
     path = FIG / f"studies-{tag}.png"
     fig.savefig(path, dpi=150)
     plt.close(fig)
-    ns = sorted({n for _, n in table})
     lines = ["| defect | N | " + " | ".join(OBS) + " |", "|---|---|" + "---|" * len(OBS)]
     for defect in defects:
         for n in ns:
             cells = []
             for obs in OBS:
-                e, s = table[(defect, n)].get(obs, (None, None))
-                cells.append("—" if e is None else f"{e:.2e}" + ("" if s == "converged" else f" ({s})"))
+                m, se = _mean_se(vals[(defect, obs, n)])
+                f = fails[(defect, obs, n)]
+                c = "—" if m is None else (f"{m:.2e}" + (f" ± {se:.0e}" if se else ""))
+                if f:
+                    c += f" ({len(f)} × {f[0]})"
+                cells.append(c)
             lines.append(f"| {defect} | {n} | " + " | ".join(cells) + " |")
     rt, rdata = _rates_table(results)
     return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
 
 
 def fc_vs_large(out, results) -> dict:
-    """Error against reference work, defect cells alone vs with perfect-lattice force constants."""
+    """Error against reference work, defect cells alone vs with perfect-lattice force
+    constants; mean ± standard error over seeds (the work is the same for every seed)."""
     plt = _plt()
     rows = _rows(out)
     defects = sorted({r.params["experiment"]["defect"] for r in rows})
     fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
-    lines = ["| defect | N | fc_cells | reference work (FD, atom-evals) | reference work (analytic) | "
-             "‖D(ū^ML − ū)‖ (Å) | status |", "|---|---|---|---|---|---|---|"]
+    lines = ["| defect | N | fc_cells | reference work, FD (atom-evals) | reference work, analytic H | "
+             "‖D(ū^ML − ū)‖ (Å) | not converged |", "|---|---|---|---|---|---|---|"]
     for ax, defect in zip(axes[0], defects):
         for k, fc in enumerate(sorted({r.params["trainingset"].get("fc_cells", 0) for r in rows})):
-            pts = sorted((r.params["trainingset"]["size"], r.metrics.get("reference_work"),
-                          r.metrics.get("reference_work_analytic"), r.metrics.get("error_energy_norm"),
-                          r.metrics.get("status"))
-                         for r in rows if r.params["experiment"]["defect"] == defect
-                         and r.params["trainingset"].get("fc_cells", 0) == fc)
-            for n, w, wa, e, s in pts:
-                lines.append(f"| {defect} | {n} | {fc} | {w} | {wa} | {'—' if e is None else f'{e:.2e}'} | {s} |")
-            good = [(w, wa, e) for n, w, wa, e, s in pts if _fin(e) and e > 0]
-            if not good:
+            groups = defaultdict(list)
+            for r in rows:
+                if r.params["experiment"]["defect"] == defect and r.params["trainingset"].get("fc_cells", 0) == fc:
+                    groups[r.params["trainingset"]["size"]].append(r.metrics)
+            pts = []
+            for n in sorted(groups):
+                ms = groups[n]
+                errs = [m["error_energy_norm"] for m in ms if m.get("status") == "converged"
+                        and _fin(m.get("error_energy_norm"))]
+                bad = len(ms) - len(errs)
+                mean, se = _mean_se(errs)
+                w, wa = ms[0].get("reference_work"), ms[0].get("reference_work_analytic")
+                lines.append(f"| {defect} | {n} | {fc} | {w} | {wa} | "
+                             f"{'—' if mean is None else f'{mean:.2e} ± {se:.0e}'} | {bad}/{len(ms)} |")
+                if mean is not None and mean > 0:
+                    pts.append((w, wa, mean, se))
+            if not pts:
                 continue
-            w, wa, e = np.array(good, float).T
+            w, wa, e, se = np.array(pts, float).T
             lab = "defect cells only" if fc == 0 else f"+ perfect {fc}×{fc} cells with H"
-            ax.loglog(w, e, marker="o", color=f"C{k}", label=f"{lab} (FD work)")
-            ax.loglog(wa, e, marker="o", mfc="none", ls=":", color=f"C{k}", label=f"{lab} (analytic H)")
+            ax.errorbar(w, e, yerr=se, marker="o", ms=4, capsize=2, color=f"C{k}", label=f"{lab} (FD work)")
+            ax.plot(wa, e, marker="o", mfc="none", ls=":", color=f"C{k}", label=f"{lab} (analytic H)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("reference work (atom-evaluations)")
         ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
         ax.set_title(f"fc-vs-large-cells-2d: {defect}")
@@ -222,7 +253,7 @@ def model_size(out) -> dict:
                              f"{1e3 * r.metrics['fit_rmse_F_train']:.3g} | "
                              f"{'—' if not _fin(x) else f'{1e3 * x:.3g}'} | {'—' if not _fin(e) else f'{e:.2e}'} | "
                              f"{r.metrics.get('residual_dual_norm', float('nan')):.2e} | "
-                             f"{'—' if not _fin(r.metrics.get('effectivity')) else f'{r.metrics['effectivity']:.2f}'} | "
+                             f"{_fmt(r.metrics.get('effectivity'), '.2f')} | "
                              f"{r.metrics.get('status')} |")
                 if _fin(x) and _fin(e) and e > 0:
                     pts.append((x * 1e3, e))
@@ -235,6 +266,41 @@ def model_size(out) -> dict:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = FIG / "studies-model-size-2d.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+
+
+def test_domain(out) -> dict:
+    """Error against the test-domain size M at fixed models: is M converged?"""
+    plt = _plt()
+    rows = _rows(out)
+    defects = sorted({r.params["experiment"]["defect"] for r in rows})
+    ns = sorted({r.params["trainingset"]["size"] for r in rows})
+    ms = sorted({r.params["experiment"]["size"] for r in rows})
+    fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
+    lines = ["| defect | N | " + " | ".join(f"M = {m}" for m in ms) + f" | change M = 12 → {ms[-1]} |",
+             "|---|---|" + "---|" * (len(ms) + 1)]
+    for ax, defect in zip(axes[0], defects):
+        for k, n in enumerate(ns):
+            e = {}
+            for r in rows:
+                if r.params["experiment"]["defect"] == defect and r.params["trainingset"]["size"] == n:
+                    v = r.metrics.get("error_energy_norm")
+                    e[r.params["experiment"]["size"]] = v if r.metrics.get("status") == "converged" else None
+            cells = [_fmt(e.get(m), ".3e") for m in ms]
+            ch = (abs(e[ms[-1]] - e[12]) / e[ms[-1]] if _fin(e.get(12)) and _fin(e.get(ms[-1])) else None)
+            lines.append(f"| {defect} | {n} | " + " | ".join(cells) + f" | {_fmt(ch, '.1%')} |")
+            pts = [(m, e[m]) for m in ms if _fin(e.get(m))]
+            if pts:
+                x, y = np.array(pts).T
+                ax.semilogy(x, y, marker="o", color=f"C{k}", label=f"N = {n}")
+        ax.set_xlabel("test-domain size M (cells)")
+        ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
+        ax.set_title(f"test-domain-2d: {defect}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = FIG / "studies-test-domain-2d.png"
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
@@ -293,7 +359,8 @@ def main() -> None:
     FIG.mkdir(parents=True, exist_ok=True)
     DATA.mkdir(parents=True, exist_ok=True)
     report, outs = {}, {}
-    for name in ("training_size_2d", "training_size_3d", "fc_vs_large_cells_2d", "loss_weights_2d", "model_size_2d"):
+    for name in ("training_size_2d", "training_size_3d", "training_size_3d_from_reference", "fc_vs_large_cells_2d",
+                 "loss_weights_2d", "model_size_2d", "test_domain_2d"):
         out, results = _load(res / name)
         if out is None:
             print(f"({name}: no results in {res / name}; skipped)")
@@ -307,6 +374,8 @@ def main() -> None:
             report[name] = fc_vs_large(out, results)
         elif name == "loss_weights_2d":
             report[name] = loss_weights(out)
+        elif name == "test_domain_2d":
+            report[name] = test_domain(out)
         else:
             report[name] = model_size(out)
         report[name]["summary"] = head
