@@ -272,3 +272,23 @@ def test_sweep_shares_the_fit_between_test_defects_and_reruns_nothing(tmp_path):
     assert all(s in ("converged", "no stable equilibrium", "solver failure") for s in statuses)
     s2 = run_study(parse_study(raw), tmp_path / "out", workers=2, quiet=True)
     assert (s2.skipped, s2.done, s2.shared_built) == (2, 0, 0)
+
+
+STUDIES = ["training_size_2d", "training_size_3d", "training_size_3d_from_reference", "test_domain_2d",
+           "fc_vs_large_cells_2d", "loss_weights_2d", "model_size_2d"]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_specs_in_the_repository_validate(name):
+    """Every pipeline study in studies/ parses, validates every point and plans its shared work."""
+    from pathlib import Path
+
+    from genanalysis.sweep import load_study
+    from genanalysis.sweep.plan import build_plan
+
+    path = Path(__file__).resolve().parents[1] / "studies" / f"{name}.toml"
+    plan = build_plan(load_study(path))
+    assert plan.kind.name == KIND and plan.tasks
+    n_fits = sum(n.kind.name == "generalisation.fit" for n in plan.shared.values())
+    n_sets = sum(n.kind.name == "generalisation.trainingset" for n in plan.shared.values())
+    assert 1 <= n_sets <= n_fits <= len(plan.tasks)
