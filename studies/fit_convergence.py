@@ -55,7 +55,8 @@ def main() -> None:
                "train": rep["train"]["all"], "validation": rep["validation"]["all"],
                "validation_by_group": rep["validation"], "spec_hash": spec.content_hash()}
         rows.append(row)
-        v = row["validation"]
+        v = dict(row["validation"])
+        v.setdefault("H", {"rmse": float("nan")})
         print(f"degree {deg:2d}  params {row['n_params']:4d}  cond {row['condition_number']:.2e}  "
               f"val E {1e3 * v['E']['rmse']:.3f} meV/atom  F {1e3 * v['F']['rmse']:.2f} meV/Å  "
               f"V {1e3 * v['V']['rmse']:.3f} meV/atom  H {v['H']['rmse']:.4f} eV/Å²  ({row['seconds']:.0f} s)",
@@ -69,7 +70,8 @@ def main() -> None:
           "| H val (eV/Å²) | F train (meV/Å) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        v, t = r["validation"], r["train"]
+        v, t = dict(r["validation"]), r["train"]
+        v.setdefault("H", {"rmse": float("nan")})
         print(f"| {r['degree']} | {r['n_params']} | {r['condition_number']:.1e} | {1e3 * v['E']['rmse']:.3f} | "
               f"{1e3 * v['F']['rmse']:.2f} | {1e3 * v['V']['rmse']:.3f} | {v['H']['rmse']:.4f} | "
               f"{1e3 * t['F']['rmse']:.2f} |")
