@@ -595,11 +595,15 @@ def plot_scaling(results: list[BenchResult], path: str, title: str = "") -> None
     styles = {"genanalysis": ("o-", "genanalysis (Newton–Krylov, FFT preconditioner)"),
               "lammps": ("s--", "LAMMPS min_style cg"), "ase": ("^:", "ASE LBFGS + matscipy EAM")}
     for code, (style, label) in styles.items():
-        pts = sorted((r.atoms, r.solve_time) for r in results
-                     if r.code == code and r.solve_time and r.atoms and r.status == "converged")
+        pts = sorted((r.atoms, r.solve_time, r.status == "converged") for r in results
+                     if r.code == code and r.solve_time and r.atoms)
         if pts:
-            x, y = np.array(pts, dtype=float).T
-            ax.loglog(x, y, style, label=label)
+            x, y, ok = np.array(pts, dtype=float).T
+            line = ax.loglog(x, y, style, label=label)[0]
+            stalled = ok == 0
+            if stalled.any():  # stopped above the tolerance: open symbols
+                ax.loglog(x[stalled], y[stalled], style[0], mfc="white", mec=line.get_color(), ms=9,
+                          label=f"{code}: stopped above the tolerance")
     ours = sorted((r.atoms, r.solve_time) for r in results
                   if r.code == "genanalysis" and r.solve_time and r.atoms and r.status == "converged")
     if len(ours) >= 2:
