@@ -246,7 +246,7 @@ def model_size(out) -> dict:
                 if r.params["experiment"]["defect"] != defect or m["kind"] != kind:
                     continue
                 name = (f"ace degree {m['degree']}, order {m['body_order']}" if kind == "ace"
-                        else f"mlp {m.get('hidden')}")
+                        else f"mlp {m.get('hidden')}, {m.get('epochs')} Adam + {m.get('lbfgs_iterations')} L-BFGS")
                 x = r.metrics.get("fit_rmse_F_validation")
                 e = r.metrics.get("error_energy_norm")
                 lines.append(f"| {defect} | {name} | {r.metrics.get('fit_n_params')} | "
