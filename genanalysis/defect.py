@@ -188,9 +188,15 @@ def _matches_perfect_cell(atoms: Atoms) -> bool:
     info = atoms.info
     if not {"lattice", "a", "n"} <= set(info) or "site_index" not in atoms.arrays:
         return False
-    ref = perfect_cell(info["lattice"], info["a"], info["n"])
-    return bool(np.allclose(np.array(atoms.cell), np.array(ref.cell), atol=1e-9)) and bool(
-        np.all(atoms.arrays["site_index"] < len(ref))
+    # the n-cell's cell and site count from the one-cell lattice (building the n-cell itself
+    # costs seconds at 10⁶ atoms)
+    unit = perfect_cell(info["lattice"], info["a"], 1)
+    dim = int(unit.info["dim"])
+    cell = np.array(unit.cell)
+    cell[:dim] *= int(info["n"])
+    n_sites = len(unit) * int(info["n"]) ** dim
+    return bool(np.allclose(np.array(atoms.cell), cell, atol=1e-9)) and bool(
+        np.all(atoms.arrays["site_index"] < n_sites)
     )
 
 
@@ -308,7 +314,9 @@ def relax(
     if kind == "lattice":
         if not _matches_perfect_cell(work):
             raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice (fixed cell)")
-        sym = work.get_chemical_symbols()[0]
+        from ase.data import chemical_symbols
+
+        sym = chemical_symbols[int(work.numbers[0])]
         pre = _lattice_preconditioner(pot, work.info["lattice"], float(work.info["a"]), int(work.info["n"]), sym)
         setup_hvp = pre.hvp_evaluations
         precond = lambda r: pre.apply(r, site_index)  # noqa: E731

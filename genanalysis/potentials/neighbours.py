@@ -98,7 +98,7 @@ def _codes(S: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Image shifts S (P, 3) as small integer codes into a table of shift vectors (Å)."""
     smax = int(np.abs(S).max()) if len(S) else 0
     base = 2 * smax + 1
-    code = ((S[:, 0] + smax) * base + (S[:, 1] + smax)) * base + (S[:, 2] + smax)
+    code = ((S[:, 0].astype(np.int32) + smax) * base + (S[:, 1] + smax)) * base + (S[:, 2] + smax)
     code = code.astype(np.int16 if base**3 <= np.iinfo(np.int16).max else np.int32)
     grid = np.indices((base, base, base)).reshape(3, -1).T - smax
     return code, np.ascontiguousarray(grid.astype(np.float64) @ cell)
@@ -167,10 +167,14 @@ class NeighbourCache:
             wrapped = pos - box * np.floor(pos / box)
             wrapped[(wrapped >= box) | (wrapped < 0.0)] = 0.0  # round-off at the faces
             pairs = cKDTree(wrapped, boxsize=box).query_pairs(radius, output_type="ndarray")
-            i, j = pairs[:, 0], pairs[:, 1]
+            itype = np.int32 if len(pos) < np.iinfo(np.int32).max else np.int64
+            i, j = pairs[:, 0].astype(itype), pairs[:, 1].astype(itype)
             del pairs
-            d = pos[j] - pos[i]
-            S = -np.rint(d / box).astype(np.int32)
+            S = np.empty((len(i), 3), dtype=np.int8)  # minimum image: shifts in {−1, 0, 1}
+            step = 1 << 20  # bounded temporaries at 10⁸ pairs
+            for s in range(0, len(i), step):
+                d = pos[j[s:s + step]] - pos[i[s:s + step]]
+                S[s:s + step] = -np.rint(d / box)
             return i, j, S
         i, j, S = neighbour_list("ijS", atoms, radius)
         # keep each unordered pair once: i < j, or a self image with a "positive" shift
