@@ -71,7 +71,8 @@ def _plt():
 
 
 def _rates_table(results) -> tuple[str, list]:
-    lines = ["| rate | group | fitted slope | 95 % CI | n | predicted | verdict |", "|---|---|---|---|---|---|---|"]
+    lines = ["| rate | group | fit range | fitted slope | 95 % CI | n | predicted | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     data = []
     for res in results:
         d = res.as_dict()
@@ -79,7 +80,8 @@ def _rates_table(results) -> tuple[str, list]:
         s = "—" if d["fitted_slope"] is None else f"{d['fitted_slope']:.2f}"
         ci = "—" if None in d["ci"] else f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
         p = "—" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f} ({d['predicted']})"
-        lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {s} | {ci} | {d['n_points']} | {p} | "
+        fr = "—" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
+        lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {fr} | {s} | {ci} | {d['n_points']} | {p} | "
                      f"{d['verdict']} |")
         data.append(d)
     return "\n".join(lines), data
@@ -121,9 +123,12 @@ def training_size(out, results, tag: str, d: int) -> dict:
         if means:
             xs = np.array(ns, float)
             y0 = np.exp(np.mean(np.log(means)))
-            ax.plot(xs, y0 * (xs / np.sqrt(xs[0] * xs[-1])) ** (-d / 2), "k--", lw=1, label=f"slope −{d}/2 (up to)")
+            ax.plot(xs, y0 * (xs / np.sqrt(xs[0] * xs[-1])) ** (-d / 2), "k--", lw=1, label=f"slope −d/2 = {-d / 2:g} (up to)")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns])
+        ax.minorticks_off()
         ax.set_xlabel("training cell size N (cells)")
         ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
         ax.set_title(f"{tag}: {defect}")
