@@ -32,14 +32,17 @@ class Counter:
 
     def __init__(self, monkeypatch, pot_cls, fail=None):
         self.calls = {"evaluate": 0, "hessian": 0}
-        for name in ("evaluate", "hessian"):
-            original = getattr(pot_cls, name)
+        # the solver's fused energy+forces(+Hessian operator) call is a force evaluation too
+        for name, key in (("evaluate", "evaluate"), ("energy_forces", "evaluate"), ("hessian", "hessian")):
+            original = getattr(pot_cls, name, None)
+            if original is None:
+                continue
 
-            def wrapped(obj, atoms, _orig=original, _name=name):
-                self.calls[_name] += 1
+            def wrapped(obj, atoms, *args, _orig=original, _key=key, **kwargs):
+                self.calls[_key] += 1
                 if fail is not None and fail(atoms):
                     raise FloatingPointError("injected reference failure")
-                return _orig(obj, atoms)
+                return _orig(obj, atoms, *args, **kwargs)
 
             monkeypatch.setattr(pot_cls, name, wrapped)
 
