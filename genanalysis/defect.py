@@ -12,6 +12,9 @@ search on the energy (on ‖∇E‖ once energy differences reach round-off) glo
 preconditioner is the Hessian of the *perfect* lattice in the same periodic cell, which is
 block-circulant and so inverted exactly by FFT (``LatticePreconditioner``): its cost per
 application is O(N log N) and the number of CG iterations does not grow with the cell.
+Potentials with ``energy_forces(atoms, linearise=True)`` return the Hessian operator with
+the forces at every trial point (one sweep over the pairs); the accepted point's operator
+is the next Newton step's (docs/performance.md).
 Convergence is declared when the largest atomic force |F_i| (Euclidean norm per atom) is
 at most ``fmax``; otherwise the result says why, never silently.
 """
@@ -94,7 +97,9 @@ class LatticePreconditioner:
 
     The perfect cell is block-circulant over its grid of conventional (bcc, fcc) or
     primitive (triangular) cells: one row of blocks ``C(R) = ∂²E/∂u_R ∂u_0`` — obtained from
-    ``nb·dim`` Hessian-vector products — determines it, and its symbol Ĉ(k) is a
+    ``nb·dim`` Hessian-vector products on a small force-constant cell (side k, the smallest
+    odd size holding every coupling within 2·cutoff unaliased) and folded onto the n-grid,
+    so the set-up cost does not grow with n — determines it, and its symbol Ĉ(k) is a
     (nb·dim)² Hermitian matrix per wave vector. The acoustic zero modes at k = 0
     (translations) are dropped; negative eigenvalues (a lattice under stress) enter with
     their modulus so that the preconditioner stays positive definite.
