@@ -19,9 +19,13 @@ fixed cell:
 * ``ase`` — ASE ``LBFGS`` driving matscipy's ``EAM`` calculator (FITPACK splines), only for
   small cells since a force call costs ~1.5 s per 2 000 atoms.
 
-The formation energy is ``E_def − N_def·e₀`` with e₀ the energy per atom of the perfect
-lattice, each code using its own e₀. Nothing in the tables is trimmed: the potential's
+The formation energy is ``E_def − N_def·e₀`` with e₀ the energy per atom of the one-cell
+perfect lattice, each code using its own e₀. *Solve* times are the relaxation alone (ours:
+``relax``; LAMMPS: the ``minimize`` command, set-up included, timed by marker files written
+around it); *process* wall and CPU times are whole subprocesses. ``ratio_to_lammps`` is
+solve over LAMMPS's solve at the same n. Nothing in the tables is trimmed: the potential's
 cutoff is used as given (:func:`cutoff_note` says whether a shorter one would be exact).
+``run_model_scaling`` times a fitted model's energy and forces against the cell size.
 """
 
 from __future__ import annotations
