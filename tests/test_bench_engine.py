@@ -223,3 +223,14 @@ def test_threaded_passes_equal_the_serial_ones(monkeypatch, tabulated, threads):
         assert got[0] == pytest.approx(ref[0], abs=1e-9)
         for a, b in zip(ref[1:], got[1:]):
             assert np.allclose(a, b, atol=1e-11)
+
+
+def test_released_buffers_are_rebuilt():
+    pot = tungsten_zhou()
+    atoms = _rattled(defect_cell("bcc", A_W, 3, "vacancy", "W"), 13)
+    e1, f1, _ = pot.energy_forces(atoms)
+    assert pot.__dict__.get("_pool")
+    pot.release_buffers()
+    assert not pot.__dict__.get("_pool")
+    e2, f2, _ = pot.energy_forces(atoms)
+    assert e1 == e2 and np.array_equal(f1, f2)
