@@ -199,13 +199,29 @@ def _defect_geometry(lattice: str, a: float, spec: DefectSpec) -> tuple[np.ndarr
 
 
 def _too_close(atoms: Atoms, r_min: float) -> bool:
-    """Whether two atoms (periodic images of other atoms included) are closer than r_min (Å)."""
-    from ase.neighborlist import neighbor_list
+    """Whether an added (interstitial) atom is closer than r_min (Å) to another atom or
+    image. Sites of the perfect lattice cannot be: only the added atoms need checking,
+    which keeps the check O(n) for million-atom cells."""
+    from ase.geometry import get_distances
 
-    if len(atoms) < 2:
+    added = np.flatnonzero(atoms.arrays.get("site_index", np.zeros(len(atoms), int)) < 0)
+    if len(added) == 0:
         return False
-    i, j = neighbor_list("ij", atoms, r_min)
-    return bool(np.any(i != j))
+    dim = int(atoms.info.get("dim", 3))
+    cell = np.array(atoms.cell)
+    # images of an added atom itself lie a full cell vector away
+    if np.min(np.linalg.norm(cell[:dim], axis=1)) < r_min:
+        return True
+    widths = atoms.cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    if dim == 3 and r_min < 0.5 * widths.min():
+        # rounding fractional differences is the exact minimum image within half a width
+        frac = np.linalg.solve(cell.T, (atoms.positions[None, :, :] - atoms.positions[added, None, :]).reshape(-1, 3).T).T
+        frac -= np.round(frac)
+        d = np.linalg.norm(frac @ cell, axis=1).reshape(len(added), len(atoms))
+    else:
+        _, d = get_distances(atoms.positions[added], atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    d[np.arange(len(added)), added] = np.inf
+    return bool(np.any(d < r_min))
 
 
 def _build_defect(lattice: str, a: float, n: int, spec: DefectSpec, symbol: str) -> Atoms:
