@@ -238,6 +238,14 @@ class ResultsStore:
                 "wall_s=excluded.wall_s, finished=excluded.finished",
                 (hash, kind, json.dumps(params, sort_keys=True), status, record.get("wall_s"), record.get("finished")))
 
+    def adopt_shared(self, *, hash: str, kind: str, params: Any) -> None:
+        """Record shared work whose result is on disk but whose row is not (the coordinator
+        was killed between the atomic write of the result and this row): zero builds."""
+        with self._txn():
+            self._db.execute(
+                "INSERT OR IGNORE INTO shared (hash, kind, params, status, builds, wall_s, finished) "
+                "VALUES (?,?,?,'done',0,NULL,NULL)", (hash, kind, json.dumps(params, sort_keys=True)))
+
     def shared_rows(self) -> list[dict]:
         rows = self._db.execute("SELECT hash, kind, params, status, builds, wall_s FROM shared").fetchall()
         return [dict(hash=h, kind=k, params=_loads(p), status=s, builds=b, wall_s=w) for h, k, p, s, b, w in rows]

@@ -135,6 +135,8 @@ def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll
                 needed[h] = plan.shared[h]
                 stack.extend(dh for _, dh in plan.shared[h].deps)
         available = {h for h, n in needed.items() if shared_path(out, n).exists()}
+        for h in available:
+            store.adopt_shared(hash=h, kind=needed[h].kind.name, params=needed[h].params)
         to_build = [n for h, n in needed.items() if h not in available]
         counts = {"done": 0, "failed": 0, "built": 0}
         if not pending:
