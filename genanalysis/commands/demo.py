@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from genanalysis.commands.run import parse_workers
 from genanalysis.exceptions import InputError
 
 DEFAULT_OUT = "genanalysis-demo"
@@ -179,16 +180,6 @@ def run_demo(out, *, workers: int | None = None, quick: bool = False, scale: str
             "summary_files": (md_path, csv_path)}
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"--workers {text!r}: need a whole number in 0..1024 (0 runs in-process)") from None
-    if not 0 <= value <= 1024:
-        raise InputError(f"--workers {value}: need a whole number in 0..1024 (0 runs in-process)")
-    return value
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="run the default study (bcc W: error against training cell size) and write tables and plots",
@@ -204,6 +195,6 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    workers = None if args.workers is None else _workers(args.workers)
+    workers = None if args.workers is None else parse_workers(args.workers)
     res = run_demo(args.out, workers=workers, quick=args.quick, quiet=args.quiet)
     return 0 if res["summary"].failed == 0 else 1

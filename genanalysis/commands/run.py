@@ -7,7 +7,7 @@ import sys
 from genanalysis.exceptions import InputError
 
 
-def _workers(text: str) -> int:
+def parse_workers(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -37,7 +37,7 @@ def main(args) -> int:
     from genanalysis.sweep import load_study, run_study
 
     study = load_study(args.spec)
-    workers = None if args.workers is None else _workers(args.workers)
+    workers = None if args.workers is None else parse_workers(args.workers)
     out = args.out or study.name
     summary = run_study(study, out, workers=workers, scheduler=args.scheduler, quiet=args.quiet,
                         retry_failed=args.retry_failed)
