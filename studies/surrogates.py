@@ -35,7 +35,7 @@ ETAS = (1e-4, 1e-3, 1e-2)
 #: (base, lattice, d, eta-sweep size, domain sizes)
 SYSTEMS = {
     "morse": ("builtin:morse", "triangular", 2, 24, (8, 12, 16, 24, 32, 48)),
-    "W": ("builtin:W", "bcc", 3, 6, (4, 5, 6, 8, 10)),
+    "W": ("builtin:W", "bcc", 3, 6, (4, 6, 12, 24)),
 }
 QUICK = {
     "morse": ("builtin:morse", "triangular", 2, 12, (8, 12, 16, 24)),
