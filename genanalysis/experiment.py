@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genanalysis.jsonutil import json_ready
 from genanalysis.exceptions import InputError
 
 __all__ = [
@@ -453,19 +454,8 @@ class ExperimentResult:
         return keep
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
+def _jsonable(obj):
+    return json_ready(obj, nonfinite_as_none=True)
 
 def _check_inputs(size, fmax, core_radius, start, max_iter):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:

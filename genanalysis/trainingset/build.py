@@ -47,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 from ase import Atoms
 
+from genanalysis.jsonutil import json_ready
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, perfect_cell
@@ -374,16 +375,7 @@ _RELAX_ARRAYS = ("positions", "numbers", "cell", "pbc", "site_index")
 
 
 def _plain(obj):
-    """JSON-ready copy of atoms.info (numpy scalars and arrays as Python numbers and lists)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+    return json_ready(obj)
 
 
 class _Cache:

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from genanalysis.jsonutil import json_ready
 from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.trainingset import fc as fcmod
@@ -537,12 +538,4 @@ def read_db(path) -> list[Configuration]:
 
 
 def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+    return json_ready(obj)
