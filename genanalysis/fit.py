@@ -259,6 +259,37 @@ def check_data(configs: list[Configuration], loss: LossWeights) -> list[str]:
     return notes
 
 
+def spatial_weights(atoms, amplitude: float, radius: float) -> np.ndarray:
+    """Per-atom loss weights emphasising the defect core (dimensionless):
+    ``α_a = 1 + amplitude · exp(−(r_a / radius)²)``, with r_a (Å) the minimum-image distance
+    of atom a from ``atoms.info["defect_centre"]``. A perfect cell (no defect) gets α = 1."""
+    amplitude = _num(amplitude, "spatial.amplitude")
+    radius = _num(radius, "spatial.radius (Å)", strict=True)
+    n = len(atoms)
+    centre = atoms.info.get("defect_centre")
+    if centre is None or atoms.info.get("defect", "perfect") == "perfect":
+        return np.ones(n)
+    dim = int(atoms.info.get("dim", 3))
+    cell = np.array(atoms.cell)[:dim, :dim]
+    frac = np.linalg.solve(cell.T, (atoms.positions[:, :dim] - np.asarray(centre)[:dim]).T).T
+    r = np.linalg.norm((frac - np.round(frac)) @ cell, axis=1)
+    return 1.0 + amplitude * np.exp(-((r / radius) ** 2))
+
+
+def with_spatial_weights(configs: list[Configuration], amplitude: float, radius: float) -> list[Configuration]:
+    """Copies of ``configs`` whose ``atom_weights`` are :func:`spatial_weights` (existing
+    weights are multiplied by them)."""
+    from dataclasses import replace
+
+    out = []
+    for c in configs:
+        w = spatial_weights(c.atoms, amplitude, radius)
+        if c.atom_weights is not None:
+            w = w * np.asarray(c.atom_weights, float)
+        out.append(replace(c, atom_weights=w))
+    return out
+
+
 def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(train, validation) indices: within each group a seeded random ``fraction`` is held
     out (rounded; none when the group has a single configuration)."""

@@ -78,7 +78,8 @@ _TS_CONVENIENCE = ("size", "fc_cells", "fc_observations", "extra")
 #: keys an ``extra`` / ``fc_cells`` training set inherits from the base table
 _TS_INHERITED = ("potential", "element", "lattice", "a", "seed", "rattle", "fmax", "max_iter", "fd_step")
 #: keys of the [fit] table
-_FIT_KEYS = ("model", "loss", "validation_fraction", "seed", "rcond", "on_rank_deficient", "drop_unobserved")
+_FIT_KEYS = ("model", "loss", "validation_fraction", "seed", "rcond", "on_rank_deficient", "drop_unobserved",
+             "spatial")
 #: optional keys of the [experiment] table, passed to evaluate()
 _EXPERIMENT_OPTIONAL = ("a", "fmax", "r_stencil", "start", "core_radius", "check_size", "stability", "max_iter")
 
@@ -189,6 +190,7 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     if bad:
         raise InputError(f"fit.{bad[0]}: unknown key; accepted: {', '.join(_FIT_KEYS)} "
                          "(the training set comes from [trainingset])")
+    spatial_table(table.pop("spatial", None))
     drop = table.pop("drop_unobserved", True)
     if not isinstance(drop, bool):
         raise InputError(f"fit.drop_unobserved={drop!r} must be true or false")
@@ -200,6 +202,21 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     except TypeError as exc:
         raise InputError(f"fit: {exc}") from None
     return spec, drop
+
+
+def spatial_table(table) -> tuple[float, float] | None:
+    """(amplitude, radius Å) of ``[fit] spatial = {amplitude, radius}``: per-atom loss weights
+    1 + amplitude·exp(−(r/radius)²) around the defect (:func:`genanalysis.fit.spatial_weights`)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) != {"amplitude", "radius"}:
+        raise InputError(f"fit.spatial={table!r}: give a table {{amplitude = A ≥ 0, radius = R > 0 (Å)}}")
+    a, r = table["amplitude"], table["radius"]
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+        raise InputError(f"fit.spatial.amplitude={a!r} must be a finite number ≥ 0")
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
+        raise InputError(f"fit.spatial.radius={r!r} Å must be a finite number > 0")
+    return float(a), float(r)
 
 
 def experiment_options(table: dict) -> dict:
@@ -399,7 +416,7 @@ def fit_model(params, shared, ctx) -> dict:
     :func:`genanalysis.models.io` conventions), ``report`` (the fit report with the notes and
     warnings) and ``model_dir`` (the model saved with ``save_model``, usable as
     ``genanalysis evaluate --model DIR``). A fit that raises is a result, not a crash."""
-    from genanalysis.fit import fit
+    from genanalysis.fit import fit, with_spatial_weights
     from genanalysis.models.io import save_model
 
     data: TrainingData = shared["trainingset"]
@@ -407,11 +424,15 @@ def fit_model(params, shared, ctx) -> dict:
     notes = []
     if drop:
         spec, notes = _drop_unobserved(spec, data.configs)
+    configs = data.configs
+    spatial = spatial_table(params.get("fit", {}).get("spatial"))
+    if spatial is not None:
+        configs = with_spatial_weights(configs, *spatial)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = fit(data.configs, spec)
+            result = fit(configs, spec)
     except Exception as exc:  # noqa: BLE001 - a failed fit is a result
         return {"status": "fit failure", "reason": f"{type(exc).__name__}: {exc}"[:500], "report": {"notes": notes},
                 "seconds": time.perf_counter() - t0}
