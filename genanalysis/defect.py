@@ -34,7 +34,7 @@ import scipy.sparse.linalg as spla
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
-from genanalysis.lattice import defect_cell, perfect_cell, site_grid
+from genanalysis.lattice import defect_cell, minimum_image, perfect_cell, site_grid
 
 __all__ = [
     "Relaxation",
@@ -498,12 +498,8 @@ class DefectResult:
     @property
     def displacement(self) -> np.ndarray:
         """ū (n, 3), Å: relaxed minus reference positions (minimum image)."""
-        d = self.relaxation.atoms.positions - self.reference.positions
-        cell = np.array(self.reference.cell)
-        dim = int(self.reference.info.get("dim", 3))
-        frac = np.linalg.solve(cell[:dim, :dim].T, d[:, :dim].T).T
-        d[:, :dim] = (frac - np.round(frac)) @ cell[:dim, :dim]
-        return d
+        return minimum_image(self.relaxation.atoms.positions - self.reference.positions,
+                             np.array(self.reference.cell), int(self.reference.info.get("dim", 3)))
 
 
 def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = 1e-8,

@@ -44,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genanalysis.jsonutil import json_ready
 from genanalysis.exceptions import InputError
+from genanalysis.jsonutil import json_ready
+from genanalysis.lattice import distances_from_centre, minimum_image
 
 __all__ = [
     "UNITS",
@@ -167,23 +168,10 @@ def _dim_index(n: int, dim: int) -> np.ndarray:
     return (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
 
 
-def _minimum_image(vec: np.ndarray, cell: np.ndarray, dim: int) -> np.ndarray:
-    out = np.array(vec, dtype=float, copy=True)
-    frac = np.linalg.solve(cell[:dim, :dim].T, out[:, :dim].T).T
-    out[:, :dim] = (frac - np.round(frac)) @ cell[:dim, :dim]
-    return out
-
-
 def _displacement(atoms, start) -> np.ndarray:
     """Relaxed minus start positions (n, 3), Å, by minimum image."""
     dim = int(start.info.get("dim", 3))
-    return _minimum_image(atoms.positions - start.positions, np.array(start.cell), dim)
-
-
-def _distances_from_centre(cell0) -> np.ndarray:
-    dim = int(cell0.info.get("dim", 3))
-    rel = cell0.positions - np.array(cell0.info["defect_centre"])
-    return np.linalg.norm(_minimum_image(rel, np.array(cell0.cell), dim)[:, :dim], axis=1)
+    return minimum_image(atoms.positions - start.positions, np.array(start.cell), dim)
 
 
 def _min_distance(atoms, r_max: float) -> float:
@@ -567,7 +555,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     v_perf_ref = lat.virial_reference if lat is not None else None
     if v_perf_ref is not None:
         res.dipole_reference = (np.asarray(ev_ref_def.virial)[:dim, :dim] - v_perf_ref[:dim, :dim]).tolist()
-    dist = _distances_from_centre(cell0)
+    dist = distances_from_centre(cell0)
 
     # residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū
     try:

@@ -265,14 +265,11 @@ def spatial_weights(atoms, amplitude: float, radius: float) -> np.ndarray:
     of atom a from ``atoms.info["defect_centre"]``. A perfect cell (no defect) gets α = 1."""
     amplitude = _num(amplitude, "spatial.amplitude")
     radius = _num(radius, "spatial.radius (Å)", strict=True)
-    n = len(atoms)
-    centre = atoms.info.get("defect_centre")
-    if centre is None or atoms.info.get("defect", "perfect") == "perfect":
-        return np.ones(n)
-    dim = int(atoms.info.get("dim", 3))
-    cell = np.array(atoms.cell)[:dim, :dim]
-    frac = np.linalg.solve(cell.T, (atoms.positions[:, :dim] - np.asarray(centre)[:dim]).T).T
-    r = np.linalg.norm((frac - np.round(frac)) @ cell, axis=1)
+    from genanalysis.lattice import distances_from_centre
+
+    if atoms.info.get("defect_centre") is None or atoms.info.get("defect", "perfect") == "perfect":
+        return np.ones(len(atoms))
+    r = distances_from_centre(atoms)
     return 1.0 + amplitude * np.exp(-((r / radius) ** 2))
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "defect_cell",
     "site_grid",
     "smallest_size",
+    "minimum_image",
+    "distances_from_centre",
 ]
 
 #: lattice name -> (dimension, basis in units of the cell vectors)
@@ -198,6 +200,25 @@ def _defect_geometry(lattice: str, a: float, spec: DefectSpec) -> tuple[np.ndarr
     raise InputError(f"defect {spec} is not supported on the {lattice} lattice")  # pragma: no cover
 
 
+def minimum_image(vectors: np.ndarray, cell: np.ndarray, dim: int = 3) -> np.ndarray:
+    """Difference vectors (k, 3), Å, reduced to their minimum image in the periodic
+    directions of ``cell`` (the first ``dim`` rows) by rounding fractional coordinates; exact
+    for vectors shorter than half the cell's narrowest width. Components beyond ``dim`` are
+    returned unchanged."""
+    out = np.array(vectors, dtype=float, copy=True).reshape(-1, 3)
+    c = np.asarray(cell, float)[:dim, :dim]
+    frac = np.linalg.solve(c.T, out[:, :dim].T).T
+    out[:, :dim] = (frac - np.round(frac)) @ c
+    return out
+
+
+def distances_from_centre(atoms: Atoms) -> np.ndarray:
+    """Minimum-image distance (Å) of every atom from ``atoms.info["defect_centre"]``."""
+    dim = int(atoms.info.get("dim", 3))
+    rel = minimum_image(atoms.positions - np.asarray(atoms.info["defect_centre"]), np.array(atoms.cell), dim)
+    return np.linalg.norm(rel[:, :dim], axis=1)
+
+
 def _too_close(atoms: Atoms, r_min: float) -> bool:
     """Whether an added (interstitial) atom is closer than r_min (Å) to another atom or
     image. Sites of the perfect lattice cannot be: only the added atoms need checking,
@@ -215,9 +236,8 @@ def _too_close(atoms: Atoms, r_min: float) -> bool:
     widths = atoms.cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
     if dim == 3 and r_min < 0.5 * widths.min():
         # rounding fractional differences is the exact minimum image within half a width
-        frac = np.linalg.solve(cell.T, (atoms.positions[None, :, :] - atoms.positions[added, None, :]).reshape(-1, 3).T).T
-        frac -= np.round(frac)
-        d = np.linalg.norm(frac @ cell, axis=1).reshape(len(added), len(atoms))
+        diff = (atoms.positions[None, :, :] - atoms.positions[added, None, :]).reshape(-1, 3)
+        d = np.linalg.norm(minimum_image(diff, cell), axis=1).reshape(len(added), len(atoms))
     else:
         _, d = get_distances(atoms.positions[added], atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     d[np.arange(len(added)), added] = np.inf
@@ -240,10 +260,7 @@ def _build_defect(lattice: str, a: float, n: int, spec: DefectSpec, symbol: str)
     vacant: list[int] = []
     if spec.kind == "vacancy" or (spec.kind == "interstitial" and spec.variant == "dumbbell110"):
         # the site at the centre: nearest by minimum image
-        diff = atoms.positions - centre
-        frac = np.linalg.solve(cell[:dim, :dim].T, diff[:, :dim].T).T
-        frac -= np.round(frac)
-        dist = np.linalg.norm(frac @ cell[:dim, :dim], axis=1)
+        dist = np.linalg.norm(minimum_image(atoms.positions - centre, cell, dim)[:, :dim], axis=1)
         s = int(np.argmin(dist))
         vacant.append(s)
         keep = np.ones(len(atoms), bool)

@@ -92,3 +92,19 @@ def test_smallest_sizes_small_cells_are_legitimate():
     assert smallest_size("bcc", 3.16, "vacancy") == 1
     assert smallest_size("bcc", 3.16, "interstitial") == 1
     assert smallest_size("triangular", 1.0, "vacancy") == 2
+
+
+@given(lattice=st.sampled_from(sorted(LAT)), n=st.integers(2, 4), seed=st.integers(0, 2**31))
+@settings(max_examples=20, deadline=None)
+def test_minimum_image_is_shortest_and_equivalent(lattice, n, seed):
+    from genanalysis.lattice import minimum_image
+
+    atoms = perfect_cell(lattice, 1.3, n)
+    d = atoms.info["dim"]
+    cell = np.array(atoms.cell)
+    rng = np.random.default_rng(seed)
+    v = np.zeros((8, 3))
+    v[:, :d] = rng.uniform(-0.2, 0.2, (8, d)) * n * 1.3  # short vectors ...
+    shifted = v.copy()
+    shifted[:, :d] += rng.integers(-3, 4, (8, d)) @ cell[:d, :d]  # ... moved by lattice vectors of the cell
+    assert np.allclose(minimum_image(shifted, cell, d), v, atol=1e-9)
