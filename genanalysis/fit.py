@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from genanalysis.data import OBSERVATION_TYPES, Configuration
-from genanalysis.exceptions import InputError
+from genanalysis.exceptions import InputError, check_number
 
 __all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "FitWarning", "RankDeficiencyWarning", "split",
            "fit", "fit_linear", "fit_mlp", "fit_report", "observation_errors"]
@@ -53,14 +53,7 @@ class RankDeficiencyWarning(FitWarning):
 
 
 def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name}={value!r} must be a number")
-    v = float(value)
-    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and v <= maximum
-    if not ok:
-        rng = f"{'>' if strict else '≥'} {minimum:g}" + (f" and ≤ {maximum:g}" if math.isfinite(maximum) else "")
-        raise InputError(f"{name}={value!r} is out of range; use a finite value {rng}")
-    return v
+    return check_number(value, name, minimum=minimum, maximum=maximum, strict=strict)
 
 
 @dataclass(frozen=True)

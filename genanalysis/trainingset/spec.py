@@ -23,7 +23,7 @@ from pathlib import Path
 import tomli_w
 
 from genanalysis.data import OBSERVATION_TYPES
-from genanalysis.exceptions import InputError
+from genanalysis.exceptions import InputError, check_number
 from genanalysis.lattice import LATTICES, parse_defect, smallest_size
 
 __all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations"]
@@ -72,14 +72,7 @@ def _whole(value, name: str, minimum: int) -> int:
 
 def _real(value, name: str, unit: str, *, minimum: float = 0.0, maximum: float = math.inf,
           strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name}={value!r} must be a number ({unit})")
-    value = float(value)
-    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum) and value <= maximum
-    if not ok:
-        rng = f"{'>' if strict else '≥'} {minimum:g}" + (f" and ≤ {maximum:g}" if math.isfinite(maximum) else "")
-        raise InputError(f"{name}={value!r} {unit} is out of range; use a finite value {rng}")
-    return value
+    return check_number(value, name, unit=unit, minimum=minimum, maximum=maximum, strict=strict)
 
 
 @dataclass(frozen=True)
