@@ -770,15 +770,3 @@ def _validate_evaluate(params):
         raise InputError("experiment.model: required for experiment.evaluate")
     _check_inputs(ex["size"], float(ex.get("fmax", 1e-8)), ex.get("core_radius"), ex.get("start", "unrelaxed"),
                   int(ex.get("max_iter", 200)))
-
-
-def _register() -> None:
-    from genanalysis.sweep.registry import register_task_kind
-
-    units = {k: v for k, v in UNITS.items() if "." not in k}
-    units.update({"experiment.size": "cells", "experiment.eta": "1", "experiment.a": "Å"})
-    register_task_kind("experiment.surrogate", surrogate_task, version="1", units=units, validate=_validate_surrogate)
-    register_task_kind("experiment.evaluate", evaluate_task, version="1", units=units, validate=_validate_evaluate)
-
-
-_register()

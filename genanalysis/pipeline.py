@@ -529,31 +529,3 @@ def run_point(trainingset: dict, fit: dict, experiment: dict, seed: int = 0, wor
                                                                                          1, str(art / "ts")))
     fitted = fit_model(params, {"trainingset": ts}, TaskContext("fit", SHARED_FIT, 1, str(art / "fit")))
     return generalisation_task(params, {"trainingset": ts, "fit": fitted}, TaskContext("task", KIND, 1, ""))
-
-
-# --------------------------------------------------------------------------- registration
-
-
-def _ts_selector(params):
-    return {"trainingset": params.get("trainingset", {}), "seed": params.get("seed", 0)}
-
-
-def _fit_selector(params):
-    return {"fit": params.get("fit", {}), "seed": params.get("seed", 0)}
-
-
-def _register() -> None:
-    from genanalysis.experiment import UNITS as EXPERIMENT_UNITS
-    from genanalysis.sweep.registry import register_shared, register_task_kind
-
-    units = {k: v for k, v in EXPERIMENT_UNITS.items() if "." not in k}
-    units.update(UNITS)
-    register_shared(SHARED_TRAININGSET, build_training_data, version="1")
-    register_shared(SHARED_FIT, fit_model, version="1",
-                    needs={"trainingset": (SHARED_TRAININGSET, _ts_selector)})
-    register_task_kind(KIND, generalisation_task, version="1", units=units, validate=validate,
-                       needs={"trainingset": (SHARED_TRAININGSET, _ts_selector),
-                              "fit": (SHARED_FIT, _fit_selector)})
-
-
-_register()

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genanalysis.sweep.outputs import StudyOutput, rate_report
 from genanalysis.sweep.rates import RateResult
 
-__all__ = ["axis_label", "convergence_figure", "save_rate_plots"]
+__all__ = ["axis_label", "convergence_figure", "save_rate_plots", "plot_study"]
 
 
 def axis_label(name: str, units: Mapping[str, str]) -> str:
@@ -105,3 +106,11 @@ def save_rate_plots(results: Sequence[RateResult], out_dir: str | Path, *, units
             files.append(path)
         plt.close(fig)
     return files
+
+
+def plot_study(out: StudyOutput, *, quantity: str | None = None, against: str | None = None,
+               formats: Sequence[str] = ("png",)) -> list[Path]:
+    """Draw the convergence plots of a study directory read back (``out``) into ``DIR/plots/``:
+    its declared rates, or ``quantity`` against ``against``; return the files."""
+    results = rate_report(out, quantity=quantity, against=against)
+    return save_rate_plots(results, out.path / "plots", units=out.units, study_name=out.study.name, formats=formats)

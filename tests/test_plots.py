@@ -107,7 +107,7 @@ def series_spec(ps=(2.0, 3.0), sizes=(8, 16, 32, 64, 128), seeds=(0, 1, 2), nois
 @given(st.floats(1.3, 4.0))
 @settings(max_examples=8, deadline=None)
 def test_series_error_is_the_hurwitz_tail_and_its_slope_tends_to_1_minus_p(p):
-    from genanalysis.sweep.toy import series_task
+    from toykinds import series_task
 
     errors = []
     sizes = np.array([64, 128, 256, 512])

@@ -1,6 +1,6 @@
 """The sweep engine: local workers, failures, dying workers, shared work once, resuming, kill -9.
 
-Every sweep here runs real processes on the built-in probe task (genanalysis.sweep.toy):
+Every sweep here runs real processes on the toy probe task (tests/toykinds.py):
 ``y = x² + seed``, optional sleep, failure or self-kill on chosen attempts.
 """
 
@@ -24,7 +24,7 @@ from genanalysis.sweep import parse_study, run_study
 
 def probe(xs, *, g=(0,), seeds=(0,), retries=1, **experiment):
     return {
-        "study": {"name": "probe", "task": "toy.probe", "retries": retries},
+        "study": {"name": "probe", "task": "toy.probe", "retries": retries, "imports": ["toykinds"]},
         "trainingset": {"g": g[0]},
         "experiment": {"x": xs[0], **experiment},
         "sweep": {"experiment.x": list(xs), "trainingset.g": list(g), "seed": list(seeds)},

@@ -205,7 +205,7 @@ def test_unknown_task_kind_and_bad_import_are_input_errors():
 
 
 def test_module_function_reference_resolves():
-    plan = build_plan(parse_study(spec(study={"task": "genanalysis.sweep.toy:series_task"},
+    plan = build_plan(parse_study(spec(study={"task": "toykinds:series_task"},
                                        sweep={"trainingset.size": [1, 2]}, experiment={"p": 2.0})))
     assert plan.kind.name == "toy.series"  # the registered kind, with its needs and version
     assert len(plan.tasks) == 2 and len(plan.shared) == 2

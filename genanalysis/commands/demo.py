@@ -147,7 +147,8 @@ def run_demo(out, *, workers: int | None = None, quick: bool = False, scale: str
     """Run the demo study into ``out`` and write its tables and plots; return a dict of
     the run summary, rate results and files written (used by the command and the tests)."""
     from genanalysis.sweep import parse_study, run_study
-    from genanalysis.sweep.outputs import load_output, plot_study, rate_report, write_tables
+    from genanalysis.plots import plot_study
+    from genanalysis.sweep.outputs import load_output, rate_report, write_tables
 
     stream = stream or sys.stdout
     t0 = time.time()

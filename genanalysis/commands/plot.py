@@ -16,7 +16,8 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from genanalysis.sweep.outputs import load_output, plot_study
+    from genanalysis.plots import plot_study
+    from genanalysis.sweep.outputs import load_output
 
     out = load_output(args.dir)
     files = plot_study(out, quantity=args.metric, against=args.against,

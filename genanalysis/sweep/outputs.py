@@ -1,6 +1,7 @@
-"""Reading a study directory back: results table, rate report, plots.
+"""Reading a study directory back: results table and rate report, as data.
 
-Used by ``genanalysis report`` and ``genanalysis plot``; everything here reads only
+Used by ``genanalysis report`` and ``genanalysis plot`` (which draws the rates with
+:func:`genanalysis.plots.plot_study`); everything here reads only
 ``DIR/results.sqlite`` (the spec that was run is stored in it), so a directory copied
 off a cluster can be reported anywhere.
 """
@@ -15,7 +16,7 @@ from genanalysis.results import DB_NAME, ResultsStore, TaskRow, markdown_table, 
 from genanalysis.sweep.rates import RateResult, default_rates, evaluate_rates
 from genanalysis.sweep.spec import Rate, Study, parse_study
 
-__all__ = ["StudyOutput", "load_output", "rate_report", "write_tables", "plot_study"]
+__all__ = ["StudyOutput", "load_output", "rate_report", "write_tables"]
 
 
 @dataclass
@@ -85,12 +86,3 @@ def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]
     lines += ["## Tasks\n", markdown_table(cols, values)]
     md_path.write_text("\n".join(lines), encoding="utf-8")
     return {"csv": csv_path, "markdown": md_path}
-
-
-def plot_study(out: StudyOutput, *, quantity: str | None = None, against: str | None = None,
-               formats=("png",)) -> list[Path]:
-    """Draw the convergence plots of ``out`` into ``DIR/plots/``."""
-    from genanalysis.plots import save_rate_plots
-
-    results = rate_report(out, quantity=quantity, against=against)
-    return save_rate_plots(results, out.path / "plots", units=out.units, study_name=out.study.name, formats=formats)

@@ -13,7 +13,7 @@ needing the same training set or reference equilibrium triggers one build.
 
 A **need** says which shared work a kind uses and which part of the parameter tree
 determines it: ``needs={"trainingset": "trainingset"}`` (the subtree at that dotted path),
-``needs={"ts": ("toy.dataset", ["trainingset", "seed"])}`` (an alias, a shared kind and
+``needs={"ts": ("my.dataset", ["trainingset", "seed"])}`` (an alias, a shared kind and
 several paths), or a callable ``params -> JSON value``.
 
 Units: the registries carry none themselves; ``units`` maps metric names and dotted
@@ -47,9 +47,10 @@ __all__ = [
 #: the sections of a study spec that hold a stage's parameters (plus the scalar ``seed``)
 STAGES = ("trainingset", "fit", "experiment")
 
-#: name prefix -> module that registers the kinds of that prefix when imported
-_BUILTIN_MODULES = {"toy.": "genanalysis.sweep.toy", "experiment.": "genanalysis.experiment",
-                    "generalisation": "genanalysis.pipeline"}
+#: the module holding the table of built-in kinds (``BUILTIN``: name -> "module:function"
+#: registering it), looked up by name on first use of a name not registered yet, so that
+#: the sweep layer imports no stage
+BUILTIN_TABLE = "genanalysis.tasks"
 
 Selector = str | Sequence[str] | Callable[[Mapping[str, Any]], Any]
 
@@ -166,16 +167,45 @@ def task_kind(name: str, *, needs=None, version: str = "1", units=None, validate
     return deco
 
 
-def _import_for(name: str) -> None:
-    for prefix, module in _BUILTIN_MODULES.items():
-        if name.startswith(prefix):
-            importlib.import_module(module)
+def _builtin() -> dict[str, str]:
+    return dict(importlib.import_module(BUILTIN_TABLE).BUILTIN)
+
+
+def _call(ref: str) -> None:
+    module, _, attr = ref.partition(":")
+    getattr(importlib.import_module(module), attr)()
+
+
+def _register_builtin(name: str) -> None:
+    """Register the built-in kind ``name`` (and its family), if it is one."""
+    ref = _builtin().get(name)
+    if ref is not None:
+        _call(ref)
+
+
+def _register_builtins_of(module: str) -> None:
+    """Register every built-in kind whose functions live in package ``module``'s project."""
+    if module.split(".")[0] == BUILTIN_TABLE.split(".")[0]:
+        for ref in dict.fromkeys(_builtin().values()):
+            _call(ref)
+
+
+def _match(obj, name: str, table: dict[str, Kind]) -> Kind | None:
+    registered = getattr(obj, "__sweep_kind__", None)
+    if registered in table:
+        return table[registered]
+    if name in table:  # the import registered it under its reference
+        return table[name]
+    for kind in table.values():  # a registered kind's function named by its module path
+        if kind.fn is obj:
+            return kind
+    return None
 
 
 def _resolve(name: str, table: dict[str, Kind], what: str) -> Kind:
     if name in table:
         return table[name]
-    _import_for(name)
+    _register_builtin(name)
     if name in table:
         return table[name]
     if ":" in name:
@@ -186,23 +216,21 @@ def _resolve(name: str, table: dict[str, Kind], what: str) -> Kind:
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as exc:
             raise InputError(f"{what} {name!r} cannot be imported: {exc}") from None
-        registered = getattr(obj, "__sweep_kind__", None)
-        if registered in table:
-            return table[registered]
-        if name in table:  # the import registered it under its reference
-            return table[name]
-        for kind in table.values():  # a registered kind's function named by its module path
-            if kind.fn is obj:
-                return kind
+        kind = _match(obj, name, table)
+        if kind is None:
+            _register_builtins_of(module)
+            kind = _match(obj, name, table)
+        if kind is not None:
+            return kind
         kind = _make_kind(name, obj, None, "1", None, None)
         table[name] = kind
         return kind
-    known = sorted(set(table) | {p + "*" for p in _BUILTIN_MODULES})
+    known = sorted(set(table) | set(_builtin()))
     raise InputError(f"{what} {name!r} is not registered; known: {', '.join(known)}, or 'module:function'")
 
 
 def get_task_kind(name: str) -> Kind:
-    """The task kind ``name``: registered, built in (``toy.*``) or ``"module:function"``."""
+    """The task kind ``name``: registered, built in (:data:`genanalysis.tasks.BUILTIN`) or ``"module:function"``."""
     return _resolve(name, _TASKS, "task kind")
 
 

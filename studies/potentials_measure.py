@@ -1,4 +1,4 @@
-"""Measurements quoted in docs/potentials.md: ``python -m genanalysis.potentials.measure``.
+"""Measurements quoted in docs/potentials.md: ``python studies/potentials_measure.py``.
 
 Prints (eV, Å, seconds):
 

@@ -1,4 +1,10 @@
-"""Built-in toy task kinds: real, cheap computations with known answers.
+"""The test suite's toy task kinds: real, cheap computations with known answers.
+
+A plug-in like any other (docs/sweeps.md §4): :func:`register` registers them through the
+public registry API; importing this module calls it, so a study run from the command
+line names it in ``study.imports = ["toykinds"]`` (with this directory on ``PYTHONPATH``,
+as ``tests/conftest.py`` arranges for every test and its subprocesses). Worker processes
+receive the functions by reference and import this module by name.
 
 ``toy.series``
     The truncation error of the series ζ(p) = Σ_{k≥1} k^{-p} after N terms:
@@ -34,7 +40,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.sweep.registry import register_shared, register_task_kind
 from genanalysis.sweep.worker import Outcome
 
-__all__ = ["series_partial_sum", "series_task", "stamp", "probe_task", "predicted_series_slope"]
+__all__ = ["register", "series_partial_sum", "series_task", "stamp", "probe_task", "predicted_series_slope"]
 
 
 def predicted_series_slope(p: float) -> float:
@@ -114,14 +120,19 @@ def probe_task(params, shared, ctx) -> Outcome:
                    fit_report={"shared_token": shared["stamp"]["token"]})
 
 
-register_shared("toy.partial_sum", series_partial_sum, units={})
-register_task_kind(
-    "toy.series", series_task, version="1", validate=_validate_series,
-    needs={"partial": ("toy.partial_sum", ["trainingset.size", "experiment.p"])},
-    units={"error": "dimensionless", "error_noiseless": "dimensionless", "tail_exact": "dimensionless",
-           "relative_error": "dimensionless", "trainingset.size": "number of terms N"},
-)
-register_shared("toy.stamp", stamp)
-register_task_kind("toy.probe", probe_task, version="1", validate=_validate_probe,
-                   needs={"stamp": ("toy.stamp", "trainingset")},
-                   units={"x": "dimensionless", "y": "dimensionless"})
+def register() -> None:
+    """Register ``toy.series``, ``toy.probe`` and their shared work ``toy.partial_sum``, ``toy.stamp``."""
+    register_shared("toy.partial_sum", series_partial_sum, units={})
+    register_task_kind(
+        "toy.series", series_task, version="1", validate=_validate_series,
+        needs={"partial": ("toy.partial_sum", ["trainingset.size", "experiment.p"])},
+        units={"error": "dimensionless", "error_noiseless": "dimensionless", "tail_exact": "dimensionless",
+               "relative_error": "dimensionless", "trainingset.size": "number of terms N"},
+    )
+    register_shared("toy.stamp", stamp)
+    register_task_kind("toy.probe", probe_task, version="1", validate=_validate_probe,
+                       needs={"stamp": ("toy.stamp", "trainingset")},
+                       units={"x": "dimensionless", "y": "dimensionless"})
+
+
+register()

@@ -1,0 +1,52 @@
+"""Registration of the built-in task kinds (listed in :data:`genanalysis.tasks.BUILTIN`).
+
+Each function registers a family of kinds with their needs, code versions, units and
+validators; the registry calls it the first time a study names one of them. The kinds'
+functions live with their stage (:mod:`genanalysis.pipeline`,
+:mod:`genanalysis.experiment`) and reach worker processes by reference.
+"""
+
+from __future__ import annotations
+
+from genanalysis.sweep.registry import register_shared, register_task_kind
+
+__all__ = ["register_generalisation", "register_experiment"]
+
+
+def _trainingset_of(params):
+    """The part of a sweep point a training-set build reads: ``[trainingset]`` and the seed."""
+    return {"trainingset": params.get("trainingset", {}), "seed": params.get("seed", 0)}
+
+
+def _fit_of(params):
+    """The part of a sweep point a fit reads beside its training set: ``[fit]`` and the seed."""
+    return {"fit": params.get("fit", {}), "seed": params.get("seed", 0)}
+
+
+def register_generalisation() -> None:
+    """``generalisation`` (the main job) and its shared work ``generalisation.trainingset``
+    (one build per ``[trainingset]`` table and seed) and ``generalisation.fit`` (one fit per
+    training set, ``[fit]`` table and seed)."""
+    from genanalysis import experiment, pipeline
+
+    units = {k: v for k, v in experiment.UNITS.items() if "." not in k}
+    units.update(pipeline.UNITS)
+    ts = (pipeline.SHARED_TRAININGSET, _trainingset_of)
+    register_shared(pipeline.SHARED_TRAININGSET, pipeline.build_training_data, version="1")
+    register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="1", needs={"trainingset": ts})
+    register_task_kind(pipeline.KIND, pipeline.generalisation_task, version="1", units=units,
+                       validate=pipeline.validate,
+                       needs={"trainingset": ts, "fit": (pipeline.SHARED_FIT, _fit_of)})
+
+
+def register_experiment() -> None:
+    """``experiment.surrogate`` (a synthetic surrogate against its reference) and
+    ``experiment.evaluate`` (any model spec against a reference)."""
+    from genanalysis import experiment
+
+    units = {k: v for k, v in experiment.UNITS.items() if "." not in k}
+    units.update({"experiment.size": "cells", "experiment.eta": "1", "experiment.a": "Å"})
+    register_task_kind("experiment.surrogate", experiment.surrogate_task, version="1", units=units,
+                       validate=experiment._validate_surrogate)
+    register_task_kind("experiment.evaluate", experiment.evaluate_task, version="1", units=units,
+                       validate=experiment._validate_evaluate)
