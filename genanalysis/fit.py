@@ -1,19 +1,13 @@
 """Fitting models to training sets: loss weights, weighted least squares, torch training.
 
 Units: energies eV, forces eV/Å, virials eV, force constants eV/Å²; weights are
-dimensionless multipliers of the squared residuals below (so each weight carries the
+dimensionless multipliers of the squared residuals (so each weight carries the
 inverse squared unit of its observation).
 
-The loss (shared theory §4; docs/models.md §3), summed over configurations c of group g:
-
-    L = Σ_c [ w_E(g) ΔE_c²/n_c + w_F(g) Σ_a α_a |ΔF_a|² + w_V(g) ‖ΔW_c‖²_F/n_c
-              + w_H(g) Σ_a α_a ‖ΔH_{a·}‖²_F ]  (+ ridge)
-
-n_c atoms; α_a optional per-atom spatial weights (``Configuration.atom_weights``, 1 if
-absent); ΔH_{a·} the 3 × 3n row block of atom a. Energies and virials are normalised per
-atom (their residual grows like n); forces and force constants are sums over atoms (one
-residual per atom already). In d = 2 only in-plane components enter (z is frozen).
-w(g) = w(type) × groups[g][type] (group multipliers default to 1).
+The loss — per observation type, group and atom weights, energies and virials normalised
+per atom, forces and force constants summed over atoms, in-plane components only in d = 2 —
+is defined once in :mod:`genanalysis.fitting.loss` (docs/models.md §3); both solvers below
+minimise it.
 
 Linear model: the weighted design matrix is reduced by a streamed Householder QR (TSQR:
 rows of one configuration at a time are stacked under the current R), so memory is
@@ -39,6 +33,7 @@ import numpy as np
 
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError, check_number
+from genanalysis.fitting.loss import LossWeights, hessian_rows, plane, select, terms, weighted_kinds
 
 __all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "FitWarning", "RankDeficiencyWarning", "split",
            "fit", "fit_linear", "fit_mlp", "fit_report", "observation_errors"]
@@ -54,40 +49,6 @@ class RankDeficiencyWarning(FitWarning):
 
 def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
     return check_number(value, name, minimum=minimum, maximum=maximum, strict=strict)
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights per observation type (E eV⁻², F (eV/Å)⁻², V eV⁻², H (eV/Å²)⁻²), group
-    multipliers ``groups = {group: {type: multiplier}}``, whether to use per-atom spatial
-    weights, and the ridge λ ≥ 0 (on unit-norm-scaled coefficients; dimensionless)."""
-
-    E: float = 1.0
-    F: float = 1.0
-    V: float = 0.0
-    H: float = 0.0
-    groups: dict = field(default_factory=dict)
-    atom_weights: bool = True
-    ridge: float = 0.0
-
-    def __post_init__(self):
-        for t in OBSERVATION_TYPES:
-            _num(getattr(self, t), f"loss weight {t}")
-        if not isinstance(self.groups, dict):
-            raise InputError(f"loss.groups must be a table {{group: {{type: multiplier}}}}, got {self.groups!r}")
-        for g, table in self.groups.items():
-            if not isinstance(table, dict):
-                raise InputError(f"loss.groups.{g} must be a table of multipliers per type, got {table!r}")
-            for t, v in table.items():
-                if t not in OBSERVATION_TYPES:
-                    raise InputError(f"loss.groups.{g}: unknown observation type {t!r}; use E, F, V or H")
-                _num(v, f"loss.groups.{g}.{t}")
-        _num(self.ridge, "ridge")
-        if all(getattr(self, t) == 0 for t in OBSERVATION_TYPES):
-            raise InputError("all loss weights E, F, V, H are zero; give at least one a positive weight")
-
-    def weight(self, group: str, code: str) -> float:
-        return float(getattr(self, code)) * float(self.groups.get(group, {}).get(code, 1.0))
 
 
 @dataclass(frozen=True)
@@ -295,77 +256,6 @@ def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[lis
 
 
 # ---------------------------------------------------------------------------------------
-# observation residual blocks (shared by the linear design and the error report)
-# ---------------------------------------------------------------------------------------
-
-
-def _plane(dim: int) -> np.ndarray:
-    return np.arange(dim)
-
-
-def _hessian_rows(conf: Configuration) -> tuple[np.ndarray, float]:
-    """Row atoms of the force-constant observation and the multiplicity of each row (the
-    translation orbit of a perfect crystal needs atom 0's rows only, times n)."""
-    from genanalysis.models.engine import translation_orbit
-
-    n = len(conf)
-    uniform = conf.atom_weights is None or np.allclose(conf.atom_weights, conf.atom_weights[0])
-    if n > 1 and uniform and translation_orbit(conf.atoms):
-        return np.array([0]), float(n)
-    return np.arange(n), 1.0
-
-
-def _blocks(conf: Configuration, loss: LossWeights, kinds: str):
-    """Yield (code, row-weights sqrt, reference values, selector) for the observations of
-    ``conf`` with positive weight; selectors pick components from model-shaped arrays."""
-    n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
-    alpha = np.ones(n) if (conf.atom_weights is None or not loss.atom_weights) else np.asarray(conf.atom_weights, float)
-    pl = _plane(dim)
-    for t in kinds:
-        w = loss.weight(conf.group, t)
-        if w <= 0 or t not in conf.observed:
-            continue
-        if t == "E":
-            yield t, np.array([math.sqrt(w / n)]), np.array([conf.energy]), None
-        elif t == "F":
-            sw = np.repeat(np.sqrt(w * alpha), dim)
-            keep = sw > 0
-            yield t, sw[keep], np.asarray(conf.forces)[:, pl].reshape(-1)[keep], keep
-        elif t == "V":
-            yield t, np.full(dim * dim, math.sqrt(w / n)), np.asarray(conf.virial)[np.ix_(pl, pl)].reshape(-1), None
-        elif t == "H":
-            rows, mult = _hessian_rows(conf)
-            cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
-            ridx = (3 * rows[:, None] + pl[None, :]).reshape(-1)
-            Href = conf.hessian.tocsr()[ridx][:, cols].toarray()
-            sw = np.repeat(np.sqrt(w * mult * alpha[rows]), dim)
-            keep = sw > 0
-            W = np.broadcast_to(sw[:, None], Href.shape)[keep].reshape(-1)
-            yield t, W, Href[keep].reshape(-1), (rows, keep)
-
-
-def _model_block(t, design_or_pred, conf, sel, dim):
-    """Pick the observation ``t`` components of a design (…, p) or prediction array."""
-    pl = _plane(dim)
-    n = len(conf)
-    x = design_or_pred[t]
-    if t == "E":
-        return x[None]
-    if t == "F":
-        y = x[:, pl].reshape((n * dim,) + x.shape[2:])
-        return y[sel]
-    if t == "V":
-        return x[np.ix_(pl, pl)].reshape((dim * dim,) + x.shape[2:])
-    if t == "H":
-        rows, keep = sel
-        cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
-        local = (3 * np.arange(len(rows))[:, None] + pl[None, :]).reshape(-1)
-        y = x[local][:, cols]
-        return y[keep].reshape((-1,) + x.shape[2:])
-    raise AssertionError(t)
-
-
-# ---------------------------------------------------------------------------------------
 # linear least squares
 # ---------------------------------------------------------------------------------------
 
@@ -413,10 +303,6 @@ class FitResult:
     report: dict
 
 
-def _design_kinds(loss: LossWeights, conf: Configuration) -> str:
-    return "".join(t for t in OBSERVATION_TYPES if t in conf.observed and loss.weight(conf.group, t) > 0)
-
-
 def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,
                on_rank_deficient: str = "warn", progress=None, design_cache: dict | None = None) -> tuple[object, dict]:
     """Weighted linear least squares of a :class:`~genanalysis.models.linear.LinearACE` on
@@ -433,11 +319,11 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     counts = {t: 0 for t in OBSERVATION_TYPES}
     t0 = time.perf_counter()
     for ci, conf in enumerate(configs):
-        kinds = _design_kinds(loss, conf)
+        kinds = weighted_kinds(conf, loss)
         if not kinds:
             continue
-        blocks = list(_blocks(conf, loss, kinds))
-        hrows = next((sel[0] for t, _, _, sel in blocks if t == "H"), None)
+        blocks = terms(conf, loss, kinds)
+        hrows = next((b.selector[0] for b in blocks if b.code == "H"), None)
         geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
                              + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
                              + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
@@ -448,10 +334,9 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
             d = model.design(conf.atoms, kinds, hessian_rows=hrows)
             if design_cache is not None:
                 design_cache[key] = d
-        for t, sw, yref, sel in blocks:
-            A = _model_block(t, d, conf, sel, dim)
-            qr.add(sw[:, None] * A, sw * yref)
-            counts[t] += len(yref)
+        for b in blocks:
+            qr.add(b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference)
+            counts[b.code] += len(b.reference)
         if progress:
             progress(ci + 1, len(configs))
     R, z, resid = qr.result()
@@ -500,11 +385,12 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
 
 
 def predict(model, conf: Configuration, kinds: str) -> dict:
-    """Model observations shaped like the data (E, F, V; H rows of :func:`_hessian_rows`)."""
+    """Model observations shaped like the data (E, F, V; H rows of
+    :func:`~genanalysis.fitting.loss.hessian_rows`)."""
     ev = model.evaluate(conf.atoms)
     out = {"E": np.array(ev["energy"]), "F": ev["forces"], "V": ev["virial"]}
     if "H" in kinds:
-        rows, _ = _hessian_rows(conf)
+        rows, _ = hessian_rows(conf, conf.atom_weights)
         out["H"] = model.hessian_rows(conf.atoms, rows)
     return out
 
@@ -520,7 +406,7 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
             continue
         pred = predict(model, conf, kinds)
         n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
-        pl = _plane(dim)
+        pl = plane(dim)
         g = res.setdefault(conf.group, {t: [] for t in OBSERVATION_TYPES})
         if "E" in kinds:
             g["E"].append(np.array([(pred["E"] - conf.energy) / n]))
@@ -529,7 +415,7 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
         if "V" in kinds:
             g["V"].append(((pred["V"] - conf.virial)[np.ix_(pl, pl)] / n).ravel())
         if "H" in kinds:
-            rows, _ = _hessian_rows(conf)
+            rows, _ = hessian_rows(conf, conf.atom_weights)
             cols = (3 * np.arange(n)[:, None] + pl[None, :]).reshape(-1)
             ridx = (3 * rows[:, None] + pl[None, :]).reshape(-1)
             ref = conf.hessian.tocsr()[ridx][:, cols].toarray()
@@ -569,10 +455,11 @@ def fit_report(model, configs: list[Configuration], train: list[int], validation
 
 
 def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, progress=None):
-    """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS) on the loss."""
-    from genanalysis.models.mlp import train_mlp
+    """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS) on the loss
+    (:func:`genanalysis.fitting.network.train_network`)."""
+    from genanalysis.fitting.network import train_network
 
-    return train_mlp(configs, model_spec, loss, seed=seed, dim=_dim(configs), progress=progress)
+    return train_network(configs, model_spec, loss, seed=seed, dim=_dim(configs), progress=progress)
 
 
 def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult:

@@ -1,4 +1,4 @@
-"""A Behler–Parrinello-style network on the ACE invariants, trained with the shared loss.
+"""A Behler–Parrinello-style network on the ACE invariants.
 
 Units: energies eV, forces eV/Å, virials eV, force constants eV/Å². Float64 throughout.
 
@@ -9,17 +9,13 @@ mean training energy per atom. Forces, virials and exact Hessians follow from th
 site-pair chain rule as the linear model (:mod:`genanalysis.models.engine`), with
 ∂ε/∂A = (∂N/∂B)(∂B/∂A) and ∂²ε/∂A² = (∂B/∂A)ᵀ ∂²N/∂B² (∂B/∂A) + Σ_k ∂N/∂B_k ∂²B_k/∂A².
 
-Training (docs/models.md §3): the loss of :mod:`genanalysis.fit`, averaged over the
-training configurations, minimised by full-batch Adam and then L-BFGS (strong Wolfe line
-search). Force-constant terms use Hessian-vector products (double backward through the
-model) with fixed Gaussian probe vectors v: E_v‖ΔH v‖² = ‖ΔH‖²_F, so a configuration's
-force constants cost a few extra backward passes, never a 3n × 3n matrix.
+The model only evaluates; its training on the fit's loss is
+:func:`genanalysis.fitting.network.train_network` (docs/models.md §3).
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,9 +25,8 @@ from ase import Atoms
 from genanalysis.exceptions import InputError
 from genanalysis.models import engine
 from genanalysis.models.basis import ACEBasis, ACESpec
-from genanalysis.models.linear import feature_pair_jacobian
 
-__all__ = ["MLPACE", "train_mlp"]
+__all__ = ["MLPACE"]
 
 
 class MLPACE:
@@ -158,134 +153,3 @@ class MLPACE:
             raise InputError(f"stored network weights do not match hidden={m.hidden}: {exc}") from None
         m.mu, m.sigma, m.e0 = torch.tensor(arrays["mu"]), torch.tensor(arrays["sigma"]), float(arrays["e0"])
         return m
-
-
-# ---------------------------------------------------------------------------------------
-# training
-# ---------------------------------------------------------------------------------------
-
-
-class _Item:
-    """Precomputed per-configuration tensors for training."""
-
-    def __init__(self, model: MLPACE, conf, loss, rng, probes: int):
-        from genanalysis.fit import _plane
-
-        b = model.basis
-        self.n = len(conf)
-        self.dim = int(conf.atoms.info.get("dim", 3))
-        self.pl = torch.tensor(_plane(self.dim))
-        self.geom = engine.geometry(conf.atoms, model.cutoff)
-        A = engine.projections(b, self.geom)
-        self.B = b.features(A)
-        self.dBdD = feature_pair_jacobian(b, self.geom, A)
-        self.it, self.jt = torch.tensor(self.geom.i), torch.tensor(self.geom.j)
-        alpha = np.ones(self.n) if (conf.atom_weights is None or not loss.atom_weights) else np.asarray(conf.atom_weights, float)
-        self.alpha = torch.tensor(alpha)
-        self.w = {t: loss.weight(conf.group, t) if t in conf.observed else 0.0 for t in "EFVH"}
-        self.E = float(conf.energy) if conf.energy is not None else None
-        self.F = torch.tensor(np.asarray(conf.forces)) if conf.forces is not None else None
-        self.V = torch.tensor(np.asarray(conf.virial)) if conf.virial is not None else None
-        self.probes = None
-        if self.w["H"] > 0:
-            v = rng.normal(size=(probes, self.n, 3))
-            v[:, :, self.dim:] = 0.0
-            H = conf.hessian.tocsr()
-            rows = np.repeat(np.sqrt(alpha), 3)
-            Hv = np.stack([rows * (H @ vk.ravel()) for vk in v])
-            if self.dim == 2:
-                Hv.reshape(probes, self.n, 3)[:, :, 2] = 0.0
-            self.probes = torch.tensor(v)
-            self.Hv_ref = torch.tensor(Hv)
-            self.rows = torch.tensor(rows)
-
-    def loss(self, model: MLPACE) -> torch.Tensor:
-        B = self.B.clone().requires_grad_(True)
-        eps = model.site_energy(B)
-        E = eps.sum()
-        L = torch.zeros(())
-        n = self.n
-        if self.w["F"] > 0 or self.w["V"] > 0:
-            (s,) = torch.autograd.grad(E, B, create_graph=True)
-            dEdD = torch.einsum("pak,pk->pa", self.dBdD, s[self.it])
-            F, W = engine.forces_virial(self.geom, dEdD)
-            if self.w["F"] > 0:
-                dF = (F - self.F)[:, self.pl]
-                L = L + self.w["F"] * (self.alpha[:, None] * dF**2).sum()
-            if self.w["V"] > 0:
-                dW = (W - self.V)[self.pl][:, self.pl]
-                L = L + self.w["V"] * (dW**2).sum() / n
-        if self.w["E"] > 0:
-            L = L + self.w["E"] * (E - self.E) ** 2 / n
-        if self.w["H"] > 0:
-            L = L + self.w["H"] * self._hessian_term(model)
-        return L
-
-    def _hessian_term(self, model: MLPACE) -> torch.Tensor:
-        """mean_v ‖diag(√α) (H_model − H_ref) v‖² by double backward through the model."""
-        b = model.basis
-        D = self.geom.D.clone().requires_grad_(True)
-        A = torch.zeros(self.n, b.n_A).index_add(0, self.it, b.phi(D))
-        E = model.site_energy(b.features(A)).sum()
-        (dEdD,) = torch.autograd.grad(E, D, create_graph=True)
-        total = torch.zeros(())
-        for k in range(self.probes.shape[0]):
-            v = self.probes[k]
-            dv = v[self.jt] - v[self.it]
-            (hD,) = torch.autograd.grad((dEdD * dv).sum(), D, create_graph=True)
-            Hv = torch.zeros(self.n, 3).index_add(0, self.jt, hD).index_add(0, self.it, -hD).reshape(-1)
-            r = self.rows * Hv - self.Hv_ref[k]
-            if self.dim == 2:
-                r = r.view(self.n, 3)[:, :2]
-            total = total + (r**2).sum()
-        return total / self.probes.shape[0]
-
-
-def train_mlp(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, progress=None):
-    """Fit an :class:`MLPACE` to ``configs``: (model, diagnostics)."""
-    torch.manual_seed(seed)
-    model = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed)
-    rng = np.random.default_rng(seed)
-    items = [_Item(model, c, loss, rng, model_spec.hessian_probes) for c in configs]
-    Ball = torch.cat([it.B for it in items])
-    model.mu = Ball.mean(0)
-    sd = Ball.std(0)
-    model.sigma = torch.where(sd > 1e-12 * (1 + Ball.abs().mean(0)), sd, torch.ones_like(sd))
-    with_E = [it for it in items if it.E is not None and it.w["E"] > 0]
-    model.e0 = float(sum(it.E for it in with_E) / sum(it.n for it in with_E)) if with_E else 0.0
-    params = list(model.net.parameters())
-    nconf = len(items)
-
-    def total():
-        return sum(it.loss(model) for it in items) / nconf
-
-    t0 = time.perf_counter()
-    history = []
-    opt = torch.optim.Adam(params, lr=model_spec.lr)
-    for ep in range(model_spec.epochs):
-        opt.zero_grad()
-        L = total()
-        L.backward()
-        opt.step()
-        history.append(float(L.detach()))
-        if progress:
-            progress(ep + 1, model_spec.epochs + model_spec.lbfgs_iterations)
-    if model_spec.lbfgs_iterations > 0:
-        lb = torch.optim.LBFGS(params, lr=1.0, max_iter=int(model_spec.lbfgs_iterations),
-                               line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
-
-        def closure():
-            lb.zero_grad()
-            L = total()
-            L.backward()
-            return L
-
-        lb.step(closure)
-        history.append(float(total().detach()))
-    diag = {"solver": "Adam (full batch) then L-BFGS (strong Wolfe)", "n_params": model.n_params,
-            "epochs": model_spec.epochs, "lbfgs_iterations": model_spec.lbfgs_iterations,
-            "hessian_probes": model_spec.hessian_probes, "final_loss": history[-1] if history else None,
-            "initial_loss": history[0] if history else None, "train_seconds": time.perf_counter() - t0}
-    for p in params:
-        p.requires_grad_(False)
-    return model, diag
