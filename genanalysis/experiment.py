@@ -102,6 +102,9 @@ UNITS = {
     "min_distance": "Å",
     "residual_profile.radius": "Å",
     "residual_profile.force_error_tail": "eV/Å",
+    "model_hessian.hessian_time": "s",
+    "model_hessian.hvp_time": "s",
+    "model_hessian.committee_spread_max": "eV/Å²",
     "wall_time": "s",
 }
 
@@ -339,6 +342,8 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
         lap = riesz_matrix(stencil(cell, r_stencil))
         op, blk = force_constant_error(hm, hr, lap, lattice, n, dim)
         res.update(force_constant_error=op, force_constant_error_max_block=blk)
+    except InputError:  # bad input (a calculator Hessian that fails its check) is not a result
+        raise
     except Exception as exc:
         notes.append(f"force constants: {type(exc).__name__}: {exc}")
     if elastic:
@@ -409,6 +414,8 @@ class ExperimentResult:
     model_relaxation: dict | None = None
     convergence: dict | None = None
     notes: list = field(default_factory=list)
+    model_hessian: dict | None = None
+    reference_hessian: dict | None = None
     wall_time: float | None = None
     reference_atoms: object = field(default=None, repr=False)
     model_atoms: object = field(default=None, repr=False)
@@ -662,8 +669,17 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
         m2 = size + max(2, size // 2) if check_convergence is True else int(check_convergence)
         res.convergence = _convergence(res, model_pot, ref_pot, lattice, a, spec, m2, fmax=fmax, r_stencil=r_stencil,
                                        start=start, max_iter=max_iter, basin_fraction=basin_fraction)
+    res.model_hessian, res.reference_hessian = _hessian_source(model_pot), _hessian_source(ref_pot)
     res.wall_time = time.perf_counter() - t0
     return res
+
+
+def _hessian_source(pot) -> dict:
+    """Where a potential's Hessians came from: a wrapped calculator's report
+    (:meth:`~genanalysis.potentials.wrapper.ASECalculatorPotential.hessian_report`), else
+    analytic."""
+    report = getattr(pot, "hessian_report", None)
+    return report() if callable(report) else {"source": "analytic"}
 
 
 def _inscribed_width(atoms) -> float:

@@ -34,12 +34,14 @@ def run(args) -> int:
     from genanalysis.defect import solve_defect
     from genanalysis.exceptions import InputError
     from genanalysis.potentials import load_potential
+    from genanalysis.stdio import stdout_to_stderr
 
     if args.fmax is not None and not args.fmax > 0:
         raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
-    pot = load_potential(args.potential, format=args.format, element=args.element)
-    res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
-                       stability=args.stability, max_iter=args.max_iter, element=args.element)
+    with stdout_to_stderr():  # a calculator's own prints must not mix into the output
+        pot = load_potential(args.potential, format=args.format, element=args.element)
+        res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
+                           stability=args.stability, max_iter=args.max_iter, element=args.element)
     rel = res.relaxation
     out = {
         "potential": args.potential,
@@ -64,6 +66,8 @@ def run(args) -> int:
     }
     if args.stability:
         out["stability_constant"] = res.stability_constant
+    if callable(getattr(pot, "hessian_report", None)):  # an external calculator: which Hessians, at what cost
+        out["hessian"] = pot.hessian_report()
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")

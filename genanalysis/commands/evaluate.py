@@ -52,15 +52,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from genanalysis.exceptions import InputError
     from genanalysis.experiment import evaluate
+    from genanalysis.stdio import stdout_to_stderr
 
     if not (args.fmax > 0 and math.isfinite(args.fmax)):
         raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
     if args.check_size is not None and args.check_size <= args.size:
         raise InputError(f"--check-size {args.check_size} must exceed --size {args.size}")
-    res = evaluate(args.model, args.reference, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
-                   r_stencil=args.r_stencil, core_radius=args.core_radius, start=args.start,
-                   check_convergence=args.check_size or False, max_iter=args.max_iter,
-                   stability=not args.no_stability)
+    with stdout_to_stderr():  # a calculator's own prints must not mix into the output
+        res = evaluate(args.model, args.reference, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
+                       r_stencil=args.r_stencil, core_radius=args.core_radius, start=args.start,
+                       check_convergence=args.check_size or False, max_iter=args.max_iter,
+                       stability=not args.no_stability)
     out = res.to_dict()
     if args.json:
         json.dump(out, sys.stdout, indent=2, ensure_ascii=False)

@@ -20,7 +20,8 @@ def load_potential(spec, *, format: str | None = None, element: str | None = Non
     * ``builtin:W`` (analytic Zhou–Johnson–Wadley EAM), ``builtin:morse``, ``builtin:lj``;
     * a path to a LAMMPS EAM file (``eam``, ``eam/alloy``, ``eam/fs``; detected from the
       contents, ``format`` overrides; ``element`` picks the element of a multi-element file);
-    * ``python:MODULE:CALLABLE`` — a callable returning an ASE calculator;
+    * ``python:MODULE:CALLABLE[?OPTIONS]`` — a callable returning an ASE calculator
+      (options: :func:`genanalysis.potentials.wrapper.potential_from_python_spec`);
     * a :class:`Potential` (returned as is) or an ASE calculator (wrapped).
 
     Built-in and file potentials are loaded once and shared between calls (they carry the
@@ -55,9 +56,9 @@ def load_potential(spec, *, format: str | None = None, element: str | None = Non
             raise InputError(f"element {element!r} is not described by {spec}; it describes {', '.join(pot.species)}")
         return pot
     if spec.startswith("python:"):
-        from genanalysis.potentials.wrapper import calculator_from_python_spec, ASECalculatorPotential
+        from genanalysis.potentials.wrapper import potential_from_python_spec
 
-        return ASECalculatorPotential(calculator_from_python_spec(spec), name=spec)
+        return potential_from_python_spec(spec)
     return _eam_file(spec, format, element, _mtime(spec))
 
 
