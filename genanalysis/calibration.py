@@ -229,7 +229,8 @@ def rates(case: CalibrationCase, *, min_size: int | None = None) -> list[dict]:
             fit = fit_slope(x, y)
             verdict = judge(fit, rate, d)
             entry.update(slope=fit.slope, ci_low=fit.ci_low, ci_high=fit.ci_high, stderr=fit.stderr,
-                         range_used=list(fit.x_range_used), verdict=verdict.value, reason=verdict.reason)
+                         range_used=list(fit.x_range_used), verdict=verdict.value, verdict_label=verdict.label,
+                         reason=verdict.reason)
         else:
             entry.update(slope=math.nan, verdict="inconclusive", reason="fewer than two points")
         out.append(entry)

@@ -38,6 +38,7 @@ __all__ = [
     "parse_defect",
     "dimension",
     "nearest_neighbour_distance",
+    "cell_width",
     "shell_radii",
     "perfect_cell",
     "defect_cell",
@@ -113,6 +114,18 @@ def dimension(lattice: str) -> int:
     """Spatial dimension d of the lattice (2 or 3)."""
     _check_lattice(lattice)
     return LATTICES[lattice][0]
+
+
+def cell_width(lattice: str, a: float, n: int) -> float:
+    """Narrowest width (Å) of the periodic n-cell (distance between opposite faces, periodic
+    directions only) for lattice constant ``a`` (Å): an environment of radius r_cut sees
+    every atom at most once when the width is at least 2·r_cut."""
+    _check_lattice(lattice)
+    cell, pbc = _cell(lattice, _check_a(a), _check_n(n))
+    volume = abs(np.linalg.det(cell))
+    normals = np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]])
+    widths = volume / np.linalg.norm(normals, axis=1)
+    return float(min(w for w, periodic in zip(widths, pbc) if periodic))
 
 
 def nearest_neighbour_distance(lattice: str, a: float) -> float:

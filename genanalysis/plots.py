@@ -68,7 +68,7 @@ def convergence_figure(results: Sequence[RateResult], *, units: Mapping[str, str
                 xm = math.sqrt(fit.x_range[0] * fit.x_range[1])
                 ym = float(fit.line(np.array([xm]))[0])
                 ax.plot(xs, ym * (xs / xm) ** res.predicted, "--", color=c, lw=1.2,
-                        label=f"predicted: slope {res.predicted:.3g} — {res.verdict}")
+                        label=f"predicted: slope {res.predicted:.3g} — {res.label}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(axis_label(rate.against, units))

@@ -71,8 +71,8 @@ def _plt():
 
 
 def _rates_table(results) -> tuple[str, list]:
-    lines = ["| rate | group | fit range | fitted slope | 95 % CI | n | predicted | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| rate | group | fit range | floor | fitted slope | 95 % CI | n | predicted | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     data = []
     for res in results:
         d = res.as_dict()
@@ -81,8 +81,9 @@ def _rates_table(results) -> tuple[str, list]:
         ci = "—" if None in d["ci"] else f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
         p = "—" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f} ({d['predicted']})"
         fr = "—" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
-        lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {fr} | {s} | {ci} | {d['n_points']} | {p} | "
-                     f"{d['verdict']} |")
+        floor = d["floor"] if isinstance(d["floor"], str) else (f"{d['floor']:g}" if d["floor"] else "none")
+        lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {fr} | {floor} | {s} | {ci} | {d['n_points']} | "
+                     f"{p} | {d['verdict_label']} |")
         data.append(d)
     return "\n".join(lines), data
 

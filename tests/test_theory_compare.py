@@ -124,7 +124,8 @@ def test_verdicts_distinguish_faster_slower(exponent, offset, sign, seed):
     assert two.value == "disagree" and not two.consistent
     if sign < 0:  # measured decays faster than predicted
         assert bound.value == "faster" and bound.consistent
-        assert up_to.value == "disagree" and not up_to.consistent
+        assert up_to.value == "faster" and up_to.consistent
+        assert up_to.label == bound.label == "faster (consistent)"
     else:  # measured decays slower
         assert bound.value == "disagree" and not bound.consistent
         assert up_to.value == "slower" and up_to.consistent
@@ -137,7 +138,7 @@ def test_judge_uses_the_rate_sense():
     x, y = synthetic(predicted("supercell_energy", 3) - 1.5, n=10, noise=0.02)
     fit = fit_slope(x, y)
     assert judge(fit, "supercell_energy", 3).value == "faster"  # bound: consistent
-    assert judge(fit, "training_size_EF", 3).value == "disagree"  # up_to: too fast
+    assert judge(fit, "training_size_EF", 3).value == "faster"  # up_to is an upper bound too
     with pytest.raises(ValueError, match="unknown rate"):
         judge(fit, "no_such_rate", 3)
 
@@ -236,7 +237,8 @@ def test_verdict_rules_as_documented(e, delta, h, tau):
     assert (bound.value == "faster") == (hi < e - tau)
     assert (bound.value == "disagree") == (lo > e + tau)
     assert (up.value == "slower") == (lo > e + tau)
-    assert (up.value == "disagree") == (hi < e - tau)
+    assert (up.value == "faster") == (hi < e - tau)
+    assert up.value != "disagree" and up.consistent == (up.value != "inconclusive")
     if not disjoint:  # the one-sided rules reduce to the two-sided one
         assert two.value == bound.value == up.value
     # a more precise measurement with the same slope never becomes less decided
@@ -256,3 +258,30 @@ def test_small_dipole_vacancy_is_reported_faster_than_the_bound():
     verdict = judge(fit, "supercell_energy", 3)
     assert verdict.value == "faster" and verdict.consistent
     assert compare(fit, predicted("supercell_energy", 3)).value == "disagree"
+
+
+@pytest.mark.parametrize("offset, expected", [
+    (-1.0, "faster"),        # decays significantly faster than the upper bound: consistent
+    (0.0, "agree"),
+    (+1.0, "slower"),        # significantly slower: reported (evidence against once floor-subtracted)
+])
+def test_up_to_on_synthetic_slopes(offset, expected):
+    """compare_up_to on exact power laws N^(e + offset), e = −1 (d = 2, training size)."""
+    e = predicted("training_size_EF", 2)
+    x, y = synthetic(e + offset, n=8, ratio=4.0, noise=0.01, seed=7)
+    v = judge(fit_slope(x, y), "training_size_EF", 2)
+    assert v.rule == "up_to" and v.value == expected
+    assert v.consistent
+    assert v.label == ("faster (consistent)" if expected == "faster" else expected)
+    assert v.as_dict()["label"] == v.label
+
+
+def test_up_to_inconclusive_on_few_or_noisy_points():
+    e = predicted("training_size_EF", 2)
+    x, y = synthetic(e - 1.0, n=2, ratio=4.0, noise=0.0)
+    assert compare_up_to(fit_slope(x, y), e).value == "inconclusive"   # two points
+    x, y = synthetic(e - 1.0, n=4, ratio=4.0, noise=0.8, seed=1)
+    fit = fit_slope(x, y)
+    assert fit.ci_high > e - 0.2  # the interval reaches the band: not significantly faster
+    v = compare_up_to(fit, e)
+    assert v.value == "inconclusive" and not v.consistent and v.label == "inconclusive"

@@ -16,9 +16,11 @@ Verdict rules, with ``[lo, hi]`` the confidence interval of the measured slope,
 * :func:`compare_bound` (upper bound ``y ≲ x^e``, (T16)): *faster* ("faster than the
   bound": consistent, the bound is not sharp there) if ``hi < e − τ``; *disagree* (slower
   than the bound allows) if ``lo > e + τ``; otherwise as :func:`compare`.
-* :func:`compare_up_to` (hypothesis "rate up to x^e"): *slower* if ``lo > e + τ``
-  (allowed by the wording, reported as such); *disagree* (faster than the predicted
-  maximal rate) if ``hi < e − τ``; otherwise as :func:`compare`.
+* :func:`compare_up_to` (hypothesis "rate up to x^e towards a floor", an upper bound on
+  the N-dependent part): *faster* ("faster (consistent)": the bound holds and is not sharp
+  there) if ``hi < e − τ``; *slower* if ``lo > e + τ`` (allowed by "towards a floor" when
+  no floor was subtracted, reported as such; on a floor-subtracted fit it is the evidence
+  against the bound); otherwise as :func:`compare`.
 
 :func:`judge` picks the rule from the predicted rate's ``sense`` (:mod:`theory.rates`).
 """
@@ -38,6 +40,7 @@ __all__ = [
     "compare_bound",
     "compare_up_to",
     "judge",
+    "label",
     "DEFAULT_TOLERANCE",
     "MIN_POINTS",
     "MIN_RANGE",
@@ -117,7 +120,8 @@ class Verdict:
     """Outcome of a comparison: ``value`` is one of ``agree``, ``disagree``,
     ``inconclusive``, and for one-sided rules ``faster`` / ``slower``; ``reason`` says why
     in one sentence; ``consistent`` whether the measurement is consistent with the
-    prediction under the rule used (``rule``: ``two_sided``, ``bound``, ``up_to``)."""
+    prediction under the rule used (``rule``: ``two_sided``, ``bound``, ``up_to``);
+    ``label`` the printed form (``faster (consistent)`` for a one-sided ``faster``)."""
 
     value: str
     slope: float
@@ -129,8 +133,14 @@ class Verdict:
 
     @property
     def consistent(self) -> bool:
-        ok = {"two_sided": ("agree",), "bound": ("agree", "faster"), "up_to": ("agree", "slower")}
+        ok = {"two_sided": ("agree",), "bound": ("agree", "faster"), "up_to": ("agree", "faster", "slower")}
         return self.value in ok[self.rule]
+
+    @property
+    def label(self) -> str:
+        """The value as tables print it: ``faster (consistent)`` for a decay significantly
+        faster than an upper bound, else the value itself."""
+        return label(self.value, self.rule)
 
     def __str__(self) -> str:
         return self.value
@@ -139,8 +149,15 @@ class Verdict:
         return {
             "value": self.value, "slope": self.slope, "ci": list(self.ci),
             "predicted": self.predicted, "tolerance": self.tolerance, "rule": self.rule,
-            "reason": self.reason, "consistent": self.consistent,
+            "reason": self.reason, "consistent": self.consistent, "label": self.label,
         }
+
+
+def label(value: str, rule: str | None) -> str:
+    """Printed form of a verdict ``value`` under ``rule`` (``two_sided``, ``bound``,
+    ``up_to`` or None): a one-sided ``faster`` is consistent with the upper bound and says
+    so, ``faster (consistent)``; every other value prints as itself."""
+    return "faster (consistent)" if value == "faster" and rule in ("bound", "up_to") else value
 
 
 def _as_array(name: str, values) -> np.ndarray:
@@ -407,11 +424,13 @@ def compare_up_to(
     min_points: int = MIN_POINTS,
     min_range: float = MIN_RANGE,
 ) -> Verdict:
-    """Hypothesis "decays at a rate up to ``x^e``": ``agree``, ``slower`` (significantly
-    slower: allowed by the wording, reported), ``disagree`` (significantly faster than the
-    maximal rate) or ``inconclusive``."""
+    """Hypothesis "decays at a rate up to ``x^e`` towards a floor" — an upper bound on the
+    N-dependent part: ``agree``, ``faster`` (significantly faster: consistent with the bound,
+    printed "faster (consistent)"), ``slower`` (significantly slower: allowed by "towards a
+    floor" without floor subtraction, reported) or ``inconclusive``. Never ``disagree``:
+    read a ``slower`` verdict of a floor-subtracted fit as the evidence against."""
     return _classify(fit, predicted, tolerance, min_points, min_range,
-                     "up_to", "disagree", "slower")
+                     "up_to", "faster", "slower")
 
 
 def judge(

@@ -16,9 +16,11 @@ Sense of the prediction (used by :func:`theory.compare.judge`):
 
 * ``bound`` — an upper bound ``≤ C x^{e}``: a measured rate *faster* than ``e`` is consistent
   (the leading coefficient can be small), a slower one contradicts it;
-* ``up_to`` — a hypothesis "decreases at a rate up to ``x^{e}`` towards a floor": a measured
-  rate equal to ``e`` on the pre-floor range agrees, a slower one (including no decay) is
-  allowed by the wording but is reported as slower.
+* ``up_to`` — a hypothesis "decreases at a rate up to ``x^{e}`` towards a floor", an upper
+  bound on the N-dependent part: a measured rate equal to ``e`` on the pre-floor range
+  agrees, a faster one is consistent (``faster (consistent)``), a slower one (including no
+  decay) is allowed by the wording while the floor is not subtracted but is reported as
+  slower (with the floor subtracted, it is the evidence against the bound).
 """
 
 from __future__ import annotations

@@ -67,5 +67,5 @@ def run(args) -> int:
           f"tr P = {case.reference['dipole_trace']:.4f} eV")
     for f in fits:
         print(f"{f['quantity']:>15}: slope {f['slope']:.3f} [{f.get('ci_low', float('nan')):.3f}, "
-              f"{f.get('ci_high', float('nan')):.3f}] vs {f['predicted_slope']:.3f} → {f['verdict']}")
+              f"{f.get('ci_high', float('nan')):.3f}] vs {f['predicted_slope']:.3f} → {f.get('verdict_label', f['verdict'])}")
     return 0

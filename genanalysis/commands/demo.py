@@ -170,7 +170,7 @@ def run_demo(out, *, workers: int | None = None, quick: bool = False, scale: str
         ci = "" if None in d["ci"] else f" [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
         pred = "n/a" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f}"
         print(f"{d['quantity']} vs {d['against']} ({group}): slope {slope}{ci}, predicted up to {pred} "
-              f"-> {d['verdict']}", file=stream)
+              f"-> {d['verdict_label']}", file=stream)
     outp = Path(out)
     print("", file=stream)
     print(f"results database: {outp / 'results.sqlite'}", file=stream)

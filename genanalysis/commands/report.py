@@ -42,7 +42,7 @@ def main(args) -> int:
         ci = "n/a" if None in d["ci"] else f"[{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
         pred = "n/a" if d["predicted_slope"] is None else f"{d['predicted_slope']:.3f}"
         print(f"  {d['quantity']} vs {d['against']} ({group}): slope {slope} {ci} "
-              f"(n={d['n_points']}), predicted {pred} [{d['predicted']}] -> {d['verdict']}"
+              f"(n={d['n_points']}), predicted {pred} [{d['predicted']}] -> {d['verdict_label']}"
               + (f"  ({d['note']})" if d["note"] else ""))
     print(f"tables: {tables['markdown']}, {tables['csv']}")
     return 0

@@ -71,7 +71,8 @@ def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]
              f"{out.n_points} sweep points; {len(out.rows)} in the database ({done} done, "
              f"{len(out.rows) - done} failed). Produced by `genanalysis report {out.path.name}`.\n"]
     if results:
-        rcols = ["quantity", "against", "group", "fitted slope", "CI", "fit range", "n", "predicted", "verdict"]
+        rcols = ["quantity", "against", "group", "fitted slope", "CI", "fit range", "floor", "n", "predicted",
+                 "verdict"]
         rvals = []
         for res in results:
             d = res.as_dict()
@@ -79,8 +80,8 @@ def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]
             fr = "" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
             slope = "" if d["fitted_slope"] is None else f"{d['fitted_slope']:.3g}"
             group = ", ".join(f"{k}={v}" for k, v in d["group"].items()) or "all"
-            rvals.append([d["quantity"], d["against"], group, slope, ci, fr, d["n_points"], d["predicted"],
-                          d["verdict"]])
+            rvals.append([d["quantity"], d["against"], group, slope, ci, fr, f"{d['floor']:g}" if isinstance(
+                d["floor"], float) else d["floor"], d["n_points"], d["predicted"], d["verdict_label"]])
         lines += ["## Rates\n", "Slopes of log-log least-squares fits to the mean over replicates "
                   f"({results[0].fit.method}).\n", markdown_table(rcols, rvals)]
     lines += ["## Tasks\n", markdown_table(cols, values)]

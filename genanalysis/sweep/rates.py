@@ -5,6 +5,9 @@ Aggregation: the finished tasks of a study are grouped by the rate's ``group_by`
 different experiments are ever averaged); within a group, the values of ``quantity`` at one
 x are summarised by their **mean ± standard error of the mean** (``std(ddof=1)/√n``; 0 for a
 single replicate) and their range (min, max). Slopes are fitted to the means (unweighted).
+A rate's ``floor`` is subtracted from every task's value first: a number (units of the
+quantity), or the name of a metric holding each task's own floor estimate; means at or
+below zero after the subtraction drop out of the fit (the note counts them).
 
 Slope fits, predicted exponents and verdicts come from the ``theory`` package
 (``theory.compare.fit_slope``, ``compare`` / ``compare_bound`` / ``compare_up_to`` /
@@ -14,7 +17,8 @@ Student-t interval and the two-sided rule of ``theory.compare``: *inconclusive* 
 than 3 points, an x range under a factor 2 or an unbounded interval; *disagree* if the
 interval misses ``[e − τ, e + τ]``; else *agree* if the slope lies in that band and the
 interval's half-width is ≤ τ; else *inconclusive*. Verdicts are ``agree`` / ``disagree`` / ``inconclusive``, plus ``faster``
-(faster than a bound) and ``slower`` (slower than a "rate up to") for one-sided rules.
+(faster than an upper bound — a ``bound`` or a "rate up to": consistent, printed
+``faster (consistent)``) and ``slower`` (slower than a "rate up to") for one-sided rules.
 Slopes and tolerances are dimensionless (d log y / d log x).
 """
 
@@ -200,6 +204,12 @@ class RateResult:
     verdict: str
     note: str = ""
 
+    @property
+    def label(self) -> str:
+        """The verdict as tables print it: ``faster (consistent)`` for a one-sided ``faster``
+        (only the upper-bound rules give it), else the verdict itself."""
+        return "faster (consistent)" if self.verdict == "faster" else self.verdict
+
     def as_dict(self) -> dict:
         f = self.fit
         num = lambda v: None if v is None or not math.isfinite(v) else float(v)  # noqa: E731
@@ -215,6 +225,8 @@ class RateResult:
             "predicted_slope": num(self.predicted) if self.predicted is not None else None,
             "predicted": self.predicted_label,
             "verdict": self.verdict,
+            "verdict_label": self.label,
+            "floor": self.rate.floor if self.rate.floor is not None else 0.0,
             "tolerance": self.rate.tolerance,
             "method": f.method,
             "aggregation": "mean ± standard error of the mean over replicates",
@@ -230,9 +242,14 @@ def _finite_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _metric(metrics: Mapping, name: str):
+    return lookup(metrics, name, None) if "." in name and name not in metrics else metrics.get(name)
+
+
 def aggregate(rows, quantity: str, against: str, group_by: Sequence[str] = (), *, replicate: str = "seed",
-              axes: Sequence[str] = ()) -> tuple[list[Series], list[str]]:
-    """Group ``rows`` (done :class:`~genanalysis.results.TaskRow`) and summarise ``quantity``.
+              axes: Sequence[str] = (), floor: float | str | None = None) -> tuple[list[Series], list[str]]:
+    """Group ``rows`` (done :class:`~genanalysis.results.TaskRow`) and summarise ``quantity``
+    minus ``floor`` (a number in the quantity's units, or a metric name: each task's own).
 
     Returns the series and the group fields actually used (``group_by`` plus any other swept
     field among ``axes`` that varies, except ``against`` and ``replicate``).
@@ -247,10 +264,12 @@ def aggregate(rows, quantity: str, against: str, group_by: Sequence[str] = (), *
     fields = [*group_by, *extra]
     groups: dict[str, dict] = {}
     for r in done:
-        y = lookup(r.metrics, quantity, None) if "." in quantity and quantity not in r.metrics else r.metrics.get(quantity)
+        y = _metric(r.metrics, quantity)
         x = _value(r.params, against)
-        if not (_finite_number(x) and _finite_number(y)):
+        f = floor if floor is None or _finite_number(floor) else _metric(r.metrics, floor)
+        if not (_finite_number(x) and _finite_number(y)) or not (f is None or _finite_number(f)):
             continue
+        y = y if f is None else y - f
         gvals = {f: _value(r.params, f) for f in fields}
         key = canonical_json(gvals)
         g = groups.setdefault(key, {"group": gvals, "xs": {}, "params": r.params})
@@ -287,11 +306,14 @@ def evaluate_rates(study: Study, rows, rates: Sequence[Rate] | None = None) -> l
     for rate in study.rates if rates is None else rates:
         selected = [r for r in rows if all(_value(r.params, k) == v for k, v in rate.where)]
         series, _ = aggregate(selected, rate.quantity, rate.against, rate.group_by, replicate=study.replicate,
-                              axes=[a for a in study.axis_paths if a not in dict(rate.where)])
+                              axes=[a for a in study.axis_paths if a not in dict(rate.where)], floor=rate.floor)
         for s in series:
             s.group = {**dict(rate.where), **s.group}
             fit = fit_slope(s.x, s.mean, fit_range=rate.fit_range, confidence=rate.confidence)
             predicted, label, d, note = _predicted(rate, s)
+            if rate.floor is not None and np.any(s.mean <= 0):
+                note = "; ".join(filter(None, [note, f"{int(np.sum(s.mean <= 0))} mean(s) at or below the floor "
+                                                     f"{rate.floor} dropped"]))
             name = rate.predicted if isinstance(rate.predicted, str) else None
             v, reason = verdict(fit, predicted, tolerance=rate.tolerance, sense=rate.sense, name=name, d=d)
             out.append(RateResult(rate, s, fit, predicted, label, v, "; ".join(filter(None, [note, reason]))))

@@ -22,6 +22,8 @@ A study spec holds the base parameters of every sweep point — the free-form ta
     group_by = ["experiment.p"]  # one slope per value of these fields
     where = { "fit.noise" = 0.0 }  # optional: only the points with these values
     fit_range = [4, 64]          # optional: x range of the fit (inclusive), or "auto"
+    floor = 1e-4                 # optional: an error floor subtracted before the fit (units of
+                                 # the quantity), or a metric name subtracted task by task
     confidence = 0.95            # optional: level of the slope's confidence interval
     tolerance = 0.2              # optional: τ, the slope difference that counts as agreement
     sense = "two_sided"          # optional: "two_sided", "bound" or "up_to" (theory.compare);
@@ -50,7 +52,7 @@ __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "se
 _TOP = ("study", "sweep", "rates", "seed", *STAGES)
 _STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate")
 _RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "where", "fit_range", "confidence", "tolerance",
-              "sense", "label")
+              "sense", "label", "floor")
 #: comparison rules of theory.compare: two-sided, an upper bound, a "rate up to" hypothesis
 SENSES = ("two_sided", "bound", "up_to")
 _ROOTS = (*STAGES, "seed")
@@ -71,6 +73,7 @@ class Rate:
     sense: str | None = None
     label: str | None = None
     where: tuple[tuple[str, Any], ...] = ()
+    floor: float | str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,10 @@ def _parse_rate(i: int, table: Any, axis_paths: tuple[str, ...], replicate: str)
     label = table.get("label")
     if label is not None and not isinstance(label, str):
         raise _err(f"{where}.label", f"must be a string, got {label!r}")
+    floor = table.get("floor")
+    if floor is not None and not ((_is_number(floor) and math.isfinite(floor) and floor >= 0)
+                                  or (isinstance(floor, str) and floor)):
+        raise _err(f"{where}.floor", f"must be a number ≥ 0 (units of the quantity) or a metric name, got {floor!r}")
     only = table.get("where", {})
     if not isinstance(only, Mapping):
         raise _err(f"{where}.where", f"must be a table of dotted field = value, got {only!r}")
@@ -250,7 +257,8 @@ def _parse_rate(i: int, table: Any, axis_paths: tuple[str, ...], replicate: str)
         if path.split(".")[0] not in _ROOTS:
             raise _err(f"{where}.where.{path}", f"not a field of {', '.join(_ROOTS)}")
     return Rate(table["quantity"], against, predicted if not _is_number(predicted) else float(predicted),
-                d, tuple(group_by), fit_range, float(confidence), float(tolerance), sense, label, tuple(only.items()))
+                d, tuple(group_by), fit_range, float(confidence), float(tolerance), sense, label, tuple(only.items()),
+                float(floor) if _is_number(floor) else floor)
 
 
 def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study:
