@@ -31,12 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from genanalysis.data import OBSERVATION_TYPES, Configuration
+from genanalysis.data import OBSERVATION_TYPES, Configuration, configurations_hash
 from genanalysis.exceptions import InputError, check_number
-from genanalysis.fitting.loss import LossWeights, hessian_rows, plane, select, terms, weighted_kinds
+from genanalysis.fitting.loss import (
+    LossWeights,
+    SpatialWeights,
+    hessian_rows,
+    plane,
+    select,
+    spatial_weights,
+    terms,
+    weighted_kinds,
+)
 
-__all__ = ["LossWeights", "ModelSpec", "FitSpec", "FitResult", "FitWarning", "RankDeficiencyWarning", "split",
-           "fit", "fit_linear", "fit_mlp", "fit_report", "observation_errors"]
+__all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "ModelSpec", "FitSpec", "FitResult", "FitWarning",
+           "RankDeficiencyWarning", "split", "fit", "fit_hash", "fit_linear", "fit_mlp", "fit_report",
+           "observation_errors"]
 
 
 class FitWarning(UserWarning):
@@ -97,7 +107,7 @@ class ModelSpec:
 class FitSpec:
     """What to fit: ``training_set`` (a built directory or a training-set spec TOML, or a
     list of them — e.g. defect cells with E, F, V plus perfect cells with force constants),
-    the model, the loss, the held-out ``validation_fraction`` ∈ [0, 0.9] (per group),
+    the model, the loss (weights per type, group and atom, spatial weights, ridge), the held-out ``validation_fraction`` ∈ [0, 0.9] (per group),
     ``seed``, ``rcond`` (relative singular-value threshold of the effective rank) and
     ``on_rank_deficient`` (``warn``: minimum-norm solution and a warning; ``error``)."""
 
@@ -133,8 +143,13 @@ class FitSpec:
         return d
 
     def content_hash(self) -> str:
-        """Stable hash of everything that determines the fit (16 hex digits)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash (16 hex digits) of what the spec contributes to the fit: the model,
+        the loss (with its spatial weights), the split, the seed and the solver settings —
+        everything but ``training_set``, which only says where the data are; the data enter
+        the fit's identity by their content (:func:`fit_hash`)."""
+        d = self.to_dict()
+        d.pop("training_set")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitSpec":
@@ -211,34 +226,6 @@ def check_data(configs: list[Configuration], loss: LossWeights) -> list[str]:
                 raise InputError(f"atom_weights of a configuration in group {c.group!r} must be {len(c)} finite "
                                  "values ≥ 0")
     return notes
-
-
-def spatial_weights(atoms, amplitude: float, radius: float) -> np.ndarray:
-    """Per-atom loss weights emphasising the defect core (dimensionless):
-    ``α_a = 1 + amplitude · exp(−(r_a / radius)²)``, with r_a (Å) the minimum-image distance
-    of atom a from ``atoms.info["defect_centre"]``. A perfect cell (no defect) gets α = 1."""
-    amplitude = _num(amplitude, "spatial.amplitude")
-    radius = _num(radius, "spatial.radius (Å)", strict=True)
-    from genanalysis.lattice import distances_from_centre
-
-    if atoms.info.get("defect_centre") is None or atoms.info.get("defect", "perfect") == "perfect":
-        return np.ones(len(atoms))
-    r = distances_from_centre(atoms)
-    return 1.0 + amplitude * np.exp(-((r / radius) ** 2))
-
-
-def with_spatial_weights(configs: list[Configuration], amplitude: float, radius: float) -> list[Configuration]:
-    """Copies of ``configs`` whose ``atom_weights`` are :func:`spatial_weights` (existing
-    weights are multiplied by them)."""
-    from dataclasses import replace
-
-    out = []
-    for c in configs:
-        w = spatial_weights(c.atoms, amplitude, radius)
-        if c.atom_weights is not None:
-            w = w * np.asarray(c.atom_weights, float)
-        out.append(replace(c, atom_weights=w))
-    return out
 
 
 def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -464,7 +451,8 @@ def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0,
 
 def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult:
     """Check the data, split, fit the model of ``spec`` and report training and
-    validation errors."""
+    validation errors. The report names the fit by ``fit_hash`` (:func:`fit_hash`: the spec's
+    ``spec_hash`` and the data's ``training_set_hash``)."""
     notes = check_data(configs, spec.loss)
     for note in notes:
         warnings.warn(note, FitWarning, stacklevel=2)
@@ -483,8 +471,22 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
         model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, progress=progress)
     fit_seconds = time.perf_counter() - t0
     report = fit_report(model, configs, train, val)
+    data_hash = configurations_hash(configs)
     report.update(
-        spec_hash=spec.content_hash(), model_kind=spec.model.kind, n_params=int(model.n_params),
+        spec_hash=spec.content_hash(), training_set_hash=data_hash, fit_hash=_identity(spec, data_hash),
+        model_kind=spec.model.kind, n_params=int(model.n_params),
         n_train=len(train), n_validation=len(val), solver=diag, fit_seconds=fit_seconds, notes=notes,
     )
     return FitResult(model=model, spec=spec, train=train, validation=val, report=report)
+
+
+def _identity(spec: FitSpec, data_hash: str) -> str:
+    both = {"spec": spec.content_hash(), "training_set": data_hash}
+    return hashlib.sha256(json.dumps(both, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fit_hash(spec: FitSpec, configs: list[Configuration]) -> str:
+    """The fit's identity (16 hex digits): the hash of (``spec.content_hash()``, the
+    training set's :func:`~genanalysis.data.configurations_hash`). Equal hashes, equal fits;
+    a change of the data, the spatial weights or any other spec value changes it."""
+    return _identity(spec, configurations_hash(configs))

@@ -14,7 +14,9 @@ A study names ``task = "generalisation"`` and gives three tables (docs/studies.m
   (``model``, ``loss``, ``validation_fraction``, ``seed`` (default: the study's), ``rcond``,
   ``on_rank_deficient``) plus ``drop_unobserved`` (default true: a loss weight of an
   observation type that the training set does not carry is set to 0 and the change noted
-  in the fit report, so one fit table serves a sweep over observation sets);
+  in the fit report, so one fit table serves a sweep over observation sets) and
+  ``spatial = {amplitude, radius}``, shorthand for the loss's spatial weights
+  (``loss.spatial``, :class:`~genanalysis.fit.SpatialWeights`);
 * ``[experiment]``: ``defect`` and ``size`` (the test domain M) and the optional keys of
   :func:`~genanalysis.experiment.evaluate` (``a``, ``fmax``, ``r_stencil``, ``start``,
   ``core_radius``, ``check_size``, ``stability``, ``max_iter``). The reference and the
@@ -25,8 +27,11 @@ Work is shared: the training set is built once per distinct ``[trainingset]`` ta
 seed (shared kind ``generalisation.trainingset``; the reference's content-addressed cache
 is shared by every training set of a results directory, so sets that differ only in
 observation types or sizes reuse each other's relaxations and evaluations), and the model
-is fitted once per (training set, ``[fit]``, seed) (shared kind ``generalisation.fit``), so a
-vacancy and an interstitial test of the same model share one fit. A failed fit is a result:
+is fitted once per (training set, ``[fit]``, seed) (shared kind ``generalisation.fit``, whose
+content hash includes the training set's), so a vacancy and an interstitial test of the same
+model share one fit, and fits to other data or other loss weights never do. The fitted model
+is named ``fit:FIT_HASH`` (:func:`genanalysis.fit.fit_hash`: the fit spec and the training
+set's content). A failed fit is a result:
 the task records ``status = "fit failure"`` and the reason. The experiment's own statuses
 (``converged``, ``no stable equilibrium``, ``solver failure``, ``reference failure``)
 pass through unchanged.
@@ -190,7 +195,13 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     if bad:
         raise InputError(f"fit.{bad[0]}: unknown key; accepted: {', '.join(_FIT_KEYS)} "
                          "(the training set comes from [trainingset])")
-    spatial_table(table.pop("spatial", None))
+    spatial = table.pop("spatial", None)
+    if spatial is not None:
+        loss = table.get("loss", {})
+        if isinstance(loss, dict):
+            if "spatial" in loss:
+                raise InputError("fit.spatial and fit.loss.spatial both given; use one")
+            table["loss"] = dict(loss, spatial=spatial)
     drop = table.pop("drop_unobserved", True)
     if not isinstance(drop, bool):
         raise InputError(f"fit.drop_unobserved={drop!r} must be true or false")
@@ -202,21 +213,6 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     except TypeError as exc:
         raise InputError(f"fit: {exc}") from None
     return spec, drop
-
-
-def spatial_table(table) -> tuple[float, float] | None:
-    """(amplitude, radius Å) of ``[fit] spatial = {amplitude, radius}``: per-atom loss weights
-    1 + amplitude·exp(−(r/radius)²) around the defect (:func:`genanalysis.fit.spatial_weights`)."""
-    if table is None:
-        return None
-    if not isinstance(table, dict) or set(table) != {"amplitude", "radius"}:
-        raise InputError(f"fit.spatial={table!r}: give a table {{amplitude = A ≥ 0, radius = R > 0 (Å)}}")
-    a, r = table["amplitude"], table["radius"]
-    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
-        raise InputError(f"fit.spatial.amplitude={a!r} must be a finite number ≥ 0")
-    if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
-        raise InputError(f"fit.spatial.radius={r!r} Å must be a finite number > 0")
-    return float(a), float(r)
 
 
 def experiment_options(table: dict) -> dict:
@@ -416,7 +412,7 @@ def fit_model(params, shared, ctx) -> dict:
     :func:`genanalysis.models.io` conventions), ``report`` (the fit report with the notes and
     warnings) and ``model_dir`` (the model saved with ``save_model``, usable as
     ``genanalysis evaluate --model DIR``). A fit that raises is a result, not a crash."""
-    from genanalysis.fit import fit, with_spatial_weights
+    from genanalysis.fit import fit
     from genanalysis.models.io import save_model
 
     data: TrainingData = shared["trainingset"]
@@ -425,9 +421,6 @@ def fit_model(params, shared, ctx) -> dict:
     if drop:
         spec, notes = _drop_unobserved(spec, data.configs)
     configs = data.configs
-    spatial = spatial_table(params.get("fit", {}).get("spatial"))
-    if spatial is not None:
-        configs = with_spatial_weights(configs, *spatial)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -449,8 +442,10 @@ def fit_model(params, shared, ctx) -> dict:
     if getattr(ctx, "artifacts", ""):
         try:
             out["model_dir"] = str(save_model(result.model, Path(ctx.artifacts) / "model", element=data.element,
-                                              extra={"name": f"fit:{spec.content_hash()}",
-                                                     "fit_spec_hash": spec.content_hash()}))
+                                              extra={"name": f"fit:{report['fit_hash']}",
+                                                     "fit_hash": report["fit_hash"],
+                                                     "fit_spec_hash": report["spec_hash"],
+                                                     "training_set_hash": report["training_set_hash"]}))
         except OSError as exc:
             report["notes"].append(f"model not saved: {exc}")
     return out
@@ -464,7 +459,7 @@ def _model_from(fitted: dict):
     header = fitted["header"]
     kind = header.get("kind", fitted.get("kind"))
     model = {"ace": LinearACE, "mlp": MLPACE}[kind].from_state(header, fitted["arrays"])
-    return ModelPotential(model, name=f"fit:{fitted['report'].get('spec_hash', kind)}", element=fitted["element"])
+    return ModelPotential(model, name=f"fit:{fitted['report'].get('fit_hash', kind)}", element=fitted["element"])
 
 
 def _fit_metrics(fitted: dict) -> dict:

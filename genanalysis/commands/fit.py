@@ -61,8 +61,9 @@ def run(args) -> int:
     element = symbols[0] if len(symbols) == 1 else "X"
     out = Path(args.out)
     save_model(result.model, out, element=element,
-               extra={"name": f"fit:{spec.content_hash()}", "fit_spec_hash": spec.content_hash(),
-                      "training_set": list(sets)})
+               extra={"name": f"fit:{result.report['fit_hash']}", "fit_hash": result.report["fit_hash"],
+                      "fit_spec_hash": result.report["spec_hash"],
+                      "training_set_hash": result.report["training_set_hash"], "training_set": list(sets)})
     report = dict(result.report, train_indices=result.train, validation_indices=result.validation)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out / "fitspec.toml").write_text(tomli_w.dumps(_toml_safe(spec.to_dict())))
@@ -84,7 +85,7 @@ def _toml_safe(d):
 
 def _print(report: dict, out) -> None:
     s = report["solver"]
-    print(f"fit {report['spec_hash']} ({report['model_kind']}, {report['n_params']} parameters, "
+    print(f"fit {report['fit_hash']} ({report['model_kind']}, {report['n_params']} parameters, "
           f"{report['n_train']} training / {report['n_validation']} validation configurations, "
           f"{report['fit_seconds']:.1f} s)")
     if "condition_number" in s:

@@ -10,7 +10,8 @@ The loss (docs/models.md §3), summed over the configurations c of group g:
     L = Σ_c [ w_E(g) ΔE_c²/n_c + w_F(g) Σ_a α_a |ΔF_a|² + w_V(g) ‖ΔW_c‖²_F/n_c
               + w_H(g) Σ_a α_a ‖ΔH_{a·}‖²_F ]  (+ ridge)
 
-n_c atoms; α_a the per-atom weights (:func:`atom_weights`); ΔH_{a·} the 3 × 3n row block
+n_c atoms; α_a the per-atom weights (:func:`atom_weights`: the configuration's own
+``atom_weights`` times the spatial weights of ``LossWeights.spatial``); ΔH_{a·} the 3 × 3n row block
 of atom a. In d = 2 only in-plane components enter (z is frozen). w(g) = w(type) ×
 groups[g][type] (group multipliers default to 1).
 
@@ -33,7 +34,7 @@ import numpy as np
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError, check_number
 
-__all__ = ["LossWeights", "Term", "plane", "atom_weights", "hessian_rows", "hessian_row_weights", "terms",
+__all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "Term", "plane", "atom_weights", "hessian_rows", "hessian_row_weights", "terms",
            "select"]
 
 
@@ -42,10 +43,46 @@ def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
 
 
 @dataclass(frozen=True)
+class SpatialWeights:
+    """Per-atom loss weights around the defect, α_a = 1 + amplitude · exp(−(r_a/radius)²)
+    (:func:`spatial_weights`): ``amplitude`` ≥ 0 (dimensionless), ``radius`` > 0 (Å)."""
+
+    amplitude: float
+    radius: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "amplitude", check_number(self.amplitude, "spatial.amplitude"))
+        object.__setattr__(self, "radius", check_number(self.radius, "spatial.radius", unit="Å", strict=True))
+
+    @classmethod
+    def from_table(cls, table) -> "SpatialWeights | None":
+        """From ``{amplitude = A, radius = R}`` (None stays None)."""
+        if table is None or isinstance(table, cls):
+            return table
+        if not isinstance(table, dict) or set(table) != {"amplitude", "radius"}:
+            raise InputError(f"spatial={table!r}: give a table {{amplitude = A ≥ 0, radius = R > 0 (Å)}}")
+        return cls(table["amplitude"], table["radius"])
+
+
+def spatial_weights(atoms, amplitude: float, radius: float) -> np.ndarray:
+    """Per-atom loss weights emphasising the defect core (dimensionless):
+    ``α_a = 1 + amplitude · exp(−(r_a / radius)²)``, with r_a (Å) the minimum-image distance
+    of atom a from ``atoms.info["defect_centre"]``. A perfect cell (no defect) gets α = 1."""
+    amplitude = _num(amplitude, "spatial.amplitude")
+    radius = _num(radius, "spatial.radius (Å)", strict=True)
+    from genanalysis.lattice import distances_from_centre
+
+    if atoms.info.get("defect_centre") is None or atoms.info.get("defect", "perfect") == "perfect":
+        return np.ones(len(atoms))
+    r = distances_from_centre(atoms)
+    return 1.0 + amplitude * np.exp(-((r / radius) ** 2))
+
+
+@dataclass(frozen=True)
 class LossWeights:
     """Weights per observation type (E eV⁻², F (eV/Å)⁻², V eV⁻², H (eV/Å²)⁻²), group
     multipliers ``groups = {group: {type: multiplier}}``, whether to use per-atom weights,
-    and the ridge λ ≥ 0 (dimensionless; the linear fit applies it to the unit-norm-scaled
+    the spatial weights around the defect (:class:`SpatialWeights` or None), and the ridge λ ≥ 0 (dimensionless; the linear fit applies it to the unit-norm-scaled
     coefficients, the network fit as weight decay on its weight matrices — docs/models.md §3)."""
 
     E: float = 1.0
@@ -54,6 +91,7 @@ class LossWeights:
     H: float = 0.0
     groups: dict = field(default_factory=dict)
     atom_weights: bool = True
+    spatial: SpatialWeights | None = None
     ridge: float = 0.0
 
     def __post_init__(self):
@@ -69,6 +107,10 @@ class LossWeights:
                     raise InputError(f"loss.groups.{g}: unknown observation type {t!r}; use E, F, V or H")
                 _num(v, f"loss.groups.{g}.{t}")
         _num(self.ridge, "ridge")
+        object.__setattr__(self, "spatial", SpatialWeights.from_table(self.spatial))
+        if self.spatial is not None and not self.atom_weights:
+            raise InputError("loss.spatial is set but loss.atom_weights = false ignores per-atom weights; "
+                             "drop one of them")
         if all(getattr(self, t) == 0 for t in OBSERVATION_TYPES):
             raise InputError("all loss weights E, F, V, H are zero; give at least one a positive weight")
 
@@ -82,11 +124,15 @@ def plane(dim: int) -> np.ndarray:
 
 
 def atom_weights(conf: Configuration, loss: LossWeights) -> np.ndarray:
-    """α (n,) dimensionless: the configuration's ``atom_weights`` (1 when absent or when
-    ``loss.atom_weights`` is false)."""
-    if conf.atom_weights is None or not loss.atom_weights:
+    """α (n,) dimensionless: the spatial weights of ``loss.spatial`` times the
+    configuration's ``atom_weights`` (each 1 when absent; all 1 when ``loss.atom_weights``
+    is false)."""
+    if not loss.atom_weights:
         return np.ones(len(conf))
-    return np.asarray(conf.atom_weights, float)
+    if loss.spatial is None:
+        return np.ones(len(conf)) if conf.atom_weights is None else np.asarray(conf.atom_weights, float)
+    w = spatial_weights(conf.atoms, loss.spatial.amplitude, loss.spatial.radius)
+    return w if conf.atom_weights is None else w * np.asarray(conf.atom_weights, float)
 
 
 def hessian_rows(conf: Configuration, alpha: np.ndarray | None = None) -> tuple[np.ndarray, float]:

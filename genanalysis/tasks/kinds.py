@@ -33,7 +33,8 @@ def register_generalisation() -> None:
     units.update(pipeline.UNITS)
     ts = (pipeline.SHARED_TRAININGSET, _trainingset_of)
     register_shared(pipeline.SHARED_TRAININGSET, pipeline.build_training_data, version="1")
-    register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="1", needs={"trainingset": ts})
+    # version 2: the fit's report and model name carry the training set's content hash
+    register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="2", needs={"trainingset": ts})
     register_task_kind(pipeline.KIND, pipeline.generalisation_task, version="1", units=units,
                        validate=pipeline.validate,
                        needs={"trainingset": ts, "fit": (pipeline.SHARED_FIT, _fit_of)})
