@@ -417,6 +417,7 @@ class ExperimentResult:
     model_hessian: dict | None = None
     reference_hessian: dict | None = None
     wall_time: float | None = None
+    identifiability: dict | None = None
     reference_atoms: object = field(default=None, repr=False)
     model_atoms: object = field(default=None, repr=False)
     start_atoms: object = field(default=None, repr=False)
@@ -446,6 +447,7 @@ class ExperimentResult:
                 if k in ("status", "reason") or isinstance(v, (int, float)) and not isinstance(v, bool)}
         keep.update({k: d[k] for k in ("dipole_reference", "dipole_model", "residual_profile", "convergence")
                      if d.get(k) is not None})
+        keep.update(d.get("identifiability") or {})
         return keep
 
 
@@ -478,7 +480,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
              fmax: float = 1e-8, r_stencil: float | None = None, check_convergence: bool | int = False,
              start: str = "unrelaxed", core_radius: float | None = None, max_iter: int = 200,
              stability: bool = True, lattice_terms: bool = True, profile_radii=None,
-             basin_fraction: float = 0.5) -> ExperimentResult:
+             basin_fraction: float = 0.5, identifiability: dict | None = None) -> ExperimentResult:
     """Run the generalisation experiment (docs/experiment.md §3) and return its result.
 
     ``model``/``reference``: model specs (:func:`resolve_model`) or Potentials; ``a`` the
@@ -494,7 +496,10 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     perfect-lattice errors; ``profile_radii`` (Å) the radii of the force-error tail profile
     (default multiples of r_nn inside the cell, ``()`` for none); ``basin_fraction``: a model
     equilibrium whose displacement differs from ū by more than this fraction of r_nn at
-    some atom is reported as having left the basin.
+    some atom is reported as having left the basin. ``identifiability``: None (default) or
+    a dict of options of :func:`genanalysis.identifiability.experiment_metrics` (e.g.
+    ``{"probes": 20}``): the identifiability width of a linear model fitted in this process
+    and the spreads of E_f and P, as metrics ``identifiability_width_<prior>`` etc.
     """
     from genanalysis.defect import formation_energy, relax, stability_constant
     from genanalysis.lattice import defect_cell, dimension, nearest_neighbour_distance, parse_defect
@@ -563,6 +568,14 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     if v_perf_ref is not None:
         res.dipole_reference = (np.asarray(ev_ref_def.virial)[:dim, :dim] - v_perf_ref[:dim, :dim]).tolist()
     dist = distances_from_centre(cell0)
+    if identifiability is not None:
+        from genanalysis.identifiability import experiment_metrics
+
+        try:  # a CG solve that does not converge is a result; bad options and bugs raise
+            res.identifiability = experiment_metrics(getattr(model_pot, "model", model_pot), res, ref_pot,
+                                                     **dict(identifiability))
+        except FloatingPointError as exc:
+            res.notes.append(f"identifiability width: {exc}")
 
     # residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū
     try:

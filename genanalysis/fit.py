@@ -363,6 +363,9 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
             raise InputError(msg)
         warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
     model.coef_ = coef
+    # R of the weighted design (RᵀR = AᵀWA, unscaled coefficients; weighted-row units per eV):
+    # the Fisher information the identifiability width puts to work (genanalysis.identifiability)
+    model.r_factor_ = R
     return model, diag
 
 

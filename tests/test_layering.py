@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("genanalysis.models",)),
     ("fit", ("genanalysis.fit", "genanalysis.fitting")),
     ("defect solve", ("genanalysis.defect", "genanalysis.surrogates")),
-    ("errors and bound", ("genanalysis.experiment", "genanalysis.calibration")),
+    ("errors and bound", ("genanalysis.experiment", "genanalysis.calibration", "genanalysis.identifiability")),
     ("results", ("genanalysis.results", "genanalysis.sweep")),
     ("plots", ("genanalysis.plots",)),
     ("commands and tasks", ("genanalysis.tasks", "genanalysis.pipeline", "genanalysis.bench",

@@ -1,0 +1,360 @@
+"""The identifiability width: what the training data leave undetermined (THEORY.md §4 (ii)).
+
+A Bayesian linear regression of the linear model's coefficients θ (eV) on the weighted,
+noise-free training rows ``A θ = y`` (the design of :func:`genanalysis.fit.fit_linear`)
+with a Gaussian prior ``θ ~ N(0, Λ⁻¹)``. With the fit's R factor (``RᵀR = AᵀWA``) and the
+prior standard deviations ``D = Λ^{-1/2}``, write ``R D = U diag(s) Vᵀ``; the posterior
+covariance of θ is
+
+    Σ_N = D V diag(1 / (1 + s²/σ²)) Vᵀ D            (noise σ > 0, units of the weighted rows)
+    Σ_N = D V₀ V₀ᵀ D                                 (σ → 0: exact data)
+
+with V₀ the right singular vectors of the directions the data do not see (s ≤ rcond·s_max).
+It is returned as a factor S (``Σ_N = S Sᵀ``, eV). With ``G = ∂f_θ(ū_M)/∂θ`` the force
+design at the test domain's reference equilibrium (eV/Å per eV) and H the reference
+Hessian at ū_M (eV/Å²), a coefficient perturbation δθ moves the equilibrium by
+``δū = H⁻¹ G δθ`` (Å), and the width is the posterior spread of ū^ML in the energy norm:
+
+    s_N² = E‖D δū‖² = tr(G Σ_N Gᵀ H⁻¹ L H⁻¹) = tr(Sᵀ Gᵀ H⁻¹ L H⁻¹ G S)      (Å²)
+
+(L the energy norm's Riesz matrix, :mod:`genanalysis.norms`). It is estimated by
+Hutchinson's estimator — ``zᵀ K z`` for Rademacher z ∈ {±1}^k, one preconditioned CG solve
+with H per probe (the solver's own preconditioners, :mod:`genanalysis.defect`) — with the
+standard error of the mean over probes, or computed exactly (``method="dense"``: the
+pseudo-inverse of the dense Hessian, translations removed; small cells only). The width has
+no floor: it is zero when the data determine every coefficient the test domain's forces
+depend on, whatever the model's misfit.
+
+Also propagated, to first order, through the same posterior: the formation energy
+``E_f = E(ū_M) − n·e_lattice`` (at fixed geometry: the geometry term is of the order of
+the residual force times δū and is left out), and the dipole tensor ``P = V(ū_M) − V_perfect``
+(eV; virials of the defect and perfect M-cells): ``δP = ∂_θP δθ + ∂_uV[δū]``, the second
+term by central differences of the reference virial along δū. Their spreads are
+``sqrt(E|δE_f|²)`` (eV, exact) and ``sqrt(E‖δP‖_F²)`` (eV, over the same probes or exact).
+
+Priors (:func:`prior_precision`): precision ``(deg_k)^{2q} / scale²`` growing with the total
+polynomial degree deg_k of feature k (``genanalysis.models.basis``: radial n + 1 plus
+``w_l·l`` per factor); ``q = 1`` and ``q = 2`` are the two reported (:data:`PRIORS`). The
+constant one-body coefficient has degree 0 and precision 1/scale²; it moves no force.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["PRIORS", "Identifiability", "feature_degrees", "prior_precision", "posterior_factor",
+           "identifiability_width", "width_for_priors", "experiment_metrics"]
+
+#: the two reported priors: name -> power q of the degree in the precision (deg^{2q})
+PRIORS = {"degree_q1": 1.0, "degree_q2": 2.0}
+METHODS = ("hutchinson", "dense")
+
+_FEATURE = re.compile(r"^(?P<order>[234])b n=(?P<n>[0-9,]+)(?: l=(?P<l>[0-9,]+))?$")
+
+
+def feature_degrees(model) -> np.ndarray:
+    """Total polynomial degree of every coefficient of a linear model (0 for the one-body
+    constant): per factor of a feature, radial index n + 1 plus ``w_l·l`` (dimensionless)."""
+    spec = model.spec
+    w = float(getattr(spec, "w_l", 1.0))
+    out = [0.0]
+    for name in model.feature_names[1:]:
+        m = _FEATURE.match(name)
+        if m is None:
+            raise ValueError(f"feature name {name!r} does not state its radial and angular indices")
+        ns = [int(v) for v in m["n"].split(",")]
+        if m["l"] is None:
+            ls = [0] * len(ns)
+        else:
+            ls = [int(v) for v in m["l"].split(",")]
+            ls = ls * len(ns) if len(ls) == 1 else ls  # 3-body: one l shared by both factors
+        out.append(float(sum(n + 1 + w * lam for n, lam in zip(ns, ls))))
+    return np.array(out)
+
+
+def prior_precision(model, *, power: float = 1.0, scale: float = 1.0) -> np.ndarray:
+    """Diagonal prior precision ``max(deg_k, 1)^{2·power} / scale²`` (1/eV²) of the coefficients.
+
+    ``scale`` (eV, > 0) is the prior standard deviation of a degree-1 coefficient; ``power``
+    (≥ 0) how fast the prior narrows with the degree (0: the same prior for every feature).
+    """
+    if not (math.isfinite(power) and power >= 0):
+        raise InputError(f"prior power={power!r} must be a finite number ≥ 0")
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"prior scale={scale!r} eV must be a positive finite number")
+    deg = np.maximum(feature_degrees(model), 1.0)
+    return deg ** (2.0 * power) / scale**2
+
+
+def posterior_factor(r_factor: np.ndarray, precision: np.ndarray, *, noise: float = 0.0,
+                     rcond: float = 1e-10) -> np.ndarray:
+    """S (p × k, eV) with ``Σ_N = S Sᵀ`` the posterior covariance of the coefficients (module
+    docstring). ``r_factor`` (p × p): the R factor of the weighted design (``RᵀR = AᵀWA``, e.g.
+    ``model.r_factor_`` after :func:`genanalysis.fit.fit_linear`); ``precision`` (p,) the
+    diagonal prior precision (1/eV²); ``noise`` σ ≥ 0 in the units of the weighted rows
+    (0: exact data, directions with s ≤ ``rcond``·s_max count as unseen)."""
+    r = np.asarray(r_factor, dtype=np.float64)
+    lam = np.asarray(precision, dtype=np.float64)
+    if r.ndim != 2 or r.shape[1] != lam.shape[0] or lam.ndim != 1:
+        raise InputError(f"r_factor of shape {r.shape} and precision of shape {lam.shape} do not match (p × p, p)")
+    if not np.all(np.isfinite(lam) & (lam > 0)):
+        raise InputError("prior precision must be positive and finite for every coefficient")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise InputError(f"noise={noise!r} must be a finite number ≥ 0 (units of the weighted rows)")
+    if not 0 < rcond < 1:
+        raise InputError(f"rcond={rcond!r} must lie in (0, 1)")
+    d = 1.0 / np.sqrt(lam)
+    p = lam.shape[0]
+    if not np.any(r):
+        return np.diag(d)
+    _, s, vt = np.linalg.svd(r * d[None, :])
+    s = np.concatenate([s, np.zeros(p - len(s))])
+    if len(vt) < p:  # fewer rows than columns cannot happen for a square R, kept for safety
+        raise AssertionError("the R factor must be p × p")
+    if noise > 0:
+        keep = 1.0 / np.sqrt(1.0 + (s / noise) ** 2)
+        return (d[:, None] * vt.T) * keep[None, :]
+    unseen = s <= rcond * s[0]
+    return d[:, None] * vt[unseen].T
+
+
+@dataclass(frozen=True)
+class Identifiability:
+    """The width and the propagated spreads for one prior (units in the field names' docs).
+
+    ``width`` s_N (Å) and its standard error ``width_stderr`` (Å; 0 for the dense method);
+    ``trace`` s_N² (Å²) and ``trace_stderr``; ``unseen`` the number of posterior directions
+    (columns of S); ``formation_energy_spread`` (eV, exact); ``dipole_spread`` (eV, Frobenius)
+    with ``dipole_spread_stderr``; ``dipole_fixed_geometry_spread`` (eV, exact, the ∂_θP part
+    only); ``method``, ``probes``, ``prior``, ``noise``, ``cg_iterations`` (total)."""
+
+    width: float
+    width_stderr: float
+    trace: float
+    trace_stderr: float
+    unseen: int
+    n_params: int
+    formation_energy_spread: float | None
+    dipole_spread: float | None
+    dipole_spread_stderr: float | None
+    dipole_fixed_geometry_spread: float | None
+    method: str
+    probes: int
+    prior: str
+    noise: float
+    cg_iterations: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
+    """x ↦ H⁻¹ x for net-force-free fields (n, dim) at ``atoms``, by preconditioned CG."""
+    from genanalysis import defect as D
+
+    pot = D._potential(potential)
+    op = pot.linearise(atoms)
+    n = len(atoms)
+    counter = {"cg": 0}
+
+    def hop(v):
+        full = np.zeros((n, 3))
+        full[:, :dim] = v
+        return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
+
+    site_index = atoms.arrays.get("site_index", -np.ones(n, int))
+    if D._matches_perfect_cell(atoms):
+        from ase.data import chemical_symbols
+
+        pre = D._lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
+                                        chemical_symbols[int(atoms.numbers[0])])
+        precond = lambda r: pre.apply(r, site_index)  # noqa: E731
+    else:
+        lp = D._LaplacianPreconditioner(atoms, hop, dim)
+        precond = lp.apply
+
+    def solve(b):
+        b = b - b.mean(axis=0)
+        if not np.any(b):
+            return np.zeros_like(b)
+        x, its, flag = D._pcg(hop, b, precond, rtol, maxiter)
+        counter["cg"] += its
+        if flag != "ok":
+            raise FloatingPointError(f"CG on the Hessian at ū_M: {flag} after {its} iterations")
+        return x - x.mean(axis=0)
+
+    return solve, counter
+
+
+def _dense_hessian_pinv(atoms, potential, dim: int) -> np.ndarray:
+    from genanalysis import defect as D
+
+    pot = D._potential(potential)
+    n = len(atoms)
+    idx = (3 * np.arange(n)[:, None] + np.arange(dim)[None, :]).reshape(-1)
+    h = pot.hessian(atoms).tocsr()[idx][:, idx].toarray()
+    h = 0.5 * (h + h.T)
+    t = np.kron(np.ones((n, 1)), np.eye(dim)) / math.sqrt(n)  # translations
+    proj = np.eye(n * dim) - t @ t.T
+    return proj @ np.linalg.pinv(proj @ h @ proj, hermitian=True, rcond=1e-10) @ proj
+
+
+def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, precision, perfect=None,
+                          r_stencil: float | None = None, method: str = "hutchinson", probes: int = 20,
+                          seed: int = 0, noise: float = 0.0, rcond: float = 1e-10, rtol: float = 1e-8,
+                          maxiter: int = 2000, dipole: bool = True, fd_step: float = 1e-4,
+                          prior: str = "custom") -> Identifiability:
+    """The width s_N and the spreads of E_f and P (module docstring) for one prior.
+
+    ``model``: the fitted linear model (its class gives G; coefficients are not used);
+    ``r_factor``: R of its weighted design (``model.r_factor_``); ``atoms``: the test domain
+    at the reference equilibrium ū_M; ``potential``: the reference (its Hessian and virial at
+    ū_M); ``reference_cell``: the unrelaxed test domain (the norms' stencil); ``precision``
+    (p,) the prior precision (1/eV², :func:`prior_precision`); ``perfect``: the perfect
+    M-cell for E_f and P (default: built from ``reference_cell.info``; None-able only then);
+    ``r_stencil`` (Å, default nearest-neighbour shell); ``method`` ``"hutchinson"`` (``probes``
+    Rademacher probes, seeded) or ``"dense"`` (exact, dense pseudo-inverse: small cells);
+    ``noise``/``rcond`` as :func:`posterior_factor`; ``rtol``/``maxiter`` of each CG solve;
+    ``dipole=False`` skips P; ``fd_step`` (Å) the central-difference step of ∂_uV along δū
+    (scaled to the largest displacement of δū).
+    """
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.norms import energy_norm, stencil, stencil_radius
+
+    if method not in METHODS:
+        raise InputError(f"method={method!r}; choose one of {', '.join(METHODS)}")
+    if isinstance(probes, bool) or int(probes) != probes or probes < 2:
+        raise InputError(f"probes={probes!r} must be a whole number ≥ 2 (the standard error needs two)")
+    if not (math.isfinite(fd_step) and fd_step > 0):
+        raise InputError(f"fd_step={fd_step!r} Å must be positive")
+    probes = int(probes)
+    info = reference_cell.info
+    dim = int(info.get("dim", 3))
+    if len(atoms) != len(reference_cell):
+        raise InputError(f"atoms has {len(atoms)} atoms but reference_cell {len(reference_cell)}; "
+                         "they must be the same test domain")
+    if r_stencil is None:
+        r_stencil = stencil_radius(info["lattice"], float(info["a"]))
+    st = stencil(reference_cell, float(r_stencil))
+    S = posterior_factor(r_factor, precision, noise=noise, rcond=rcond)
+    p, k = S.shape
+    if p != model.n_params:
+        raise InputError(f"r_factor has {p} columns but the model has {model.n_params} coefficients")
+    n = len(atoms)
+    design = model.design(atoms, "EFV" if dipole else "EF")
+    G = design["F"][:, :dim, :].reshape(n * dim, p)  # eV/Å per eV
+    GS = G @ S  # (n·dim, k): forces of the posterior directions
+    if perfect is None:
+        perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]),
+                               atoms.get_chemical_symbols()[0])
+    pdes = model.design(perfect, "EV" if dipole else "E")
+    g_ef = design["E"] - len(atoms) / len(perfect) * pdes["E"]  # ∂E_f/∂θ, fixed geometry
+    ef_spread = float(np.linalg.norm(g_ef @ S))
+    dP0 = None
+    if dipole:
+        dP0 = (design["V"][:dim, :dim, :] - pdes["V"][:dim, :dim, :]).reshape(dim * dim, p) @ S  # (d², k)
+    from genanalysis import defect as D
+
+    pot = D._potential(potential)
+
+    def dvirial(w):
+        """∂_u V[w] (eV per unit of w) by central differences of the reference virial."""
+        amp = float(np.abs(w).max())
+        if amp == 0.0:
+            return np.zeros(dim * dim)
+        h = fd_step / amp
+        out = []
+        for sgn in (1.0, -1.0):
+            at = atoms.copy()
+            at.positions[:, :dim] += sgn * h * w
+            out.append(np.asarray(pot.evaluate(at).virial)[:dim, :dim].reshape(-1))
+        return (out[0] - out[1]) / (2.0 * h)
+
+    cg = 0
+    if k == 0:
+        return Identifiability(0.0, 0.0, 0.0, 0.0, 0, p, ef_spread, 0.0 if dipole else None, 0.0 if dipole else None,
+                               0.0 if dipole else None, method, 0 if method == "dense" else probes, prior,
+                               float(noise), 0)
+    if method == "dense":
+        hp = _dense_hessian_pinv(atoms, potential, dim)
+        W = hp @ GS  # (n·dim, k): δū of each posterior direction, Å per unit
+        trace = float(sum(energy_norm(W[:, j].reshape(n, dim), st) ** 2 for j in range(k)))
+        trace_se = 0.0
+        dp = dp_se = None
+        if dipole:
+            J = dP0 + np.column_stack([dvirial(W[:, j].reshape(n, dim)) for j in range(k)])
+            dp, dp_se = float(np.linalg.norm(J)), 0.0
+        used = 0
+    else:
+        solve, counter = _hessian_solver(atoms, potential, dim, rtol, maxiter)
+        rng = np.random.default_rng(seed)
+        samples, psamples = [], []
+        for _ in range(probes):
+            z = rng.choice((-1.0, 1.0), size=k)
+            w = solve((GS @ z).reshape(n, dim))
+            samples.append(energy_norm(w, st) ** 2)
+            if dipole:
+                psamples.append(float(np.sum((dP0 @ z + dvirial(w)) ** 2)))
+        samples = np.array(samples)
+        trace, trace_se = float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(probes))
+        dp = dp_se = None
+        if dipole:
+            ps = np.array(psamples)
+            m2, se2 = float(ps.mean()), float(ps.std(ddof=1) / math.sqrt(probes))
+            dp = math.sqrt(m2)
+            dp_se = se2 / (2.0 * dp) if dp > 0 else 0.0
+        cg = counter["cg"]
+        used = probes
+    width = math.sqrt(max(trace, 0.0))
+    width_se = trace_se / (2.0 * width) if width > 0 else 0.0
+    return Identifiability(width, width_se, trace, trace_se, k, p, ef_spread, dp, dp_se,
+                           None if dP0 is None else float(np.linalg.norm(dP0)), method, used, prior,
+                           float(noise), int(cg))
+
+
+def width_for_priors(model, r_factor, atoms, potential, *, reference_cell, priors=None, scale: float = 1.0,
+                     **kw) -> dict[str, Identifiability]:
+    """:func:`identifiability_width` for each named prior of ``priors`` (default :data:`PRIORS`:
+    name -> power q of the degree), all with the same prior ``scale`` (eV) and options."""
+    priors = PRIORS if priors is None else priors
+    return {name: identifiability_width(model, r_factor, atoms, potential, reference_cell=reference_cell,
+                                        precision=prior_precision(model, power=q, scale=scale), prior=name, **kw)
+            for name, q in priors.items()}
+
+
+def experiment_metrics(model, result, reference, *, r_factor=None, priors=None, scale: float = 1.0,
+                       **kw) -> dict:
+    """Flat metrics of the width for an :class:`~genanalysis.experiment.ExperimentResult`
+    ``result`` of ``model`` (a fitted linear model) against ``reference``:
+    ``identifiability_width_<prior>`` (Å) with ``…_stderr``, ``identifiability_unseen_<prior>``,
+    ``formation_energy_spread_<prior>`` (eV) and ``dipole_spread_<prior>`` (eV) for each
+    prior of ``priors`` (default :data:`PRIORS`). ``r_factor`` defaults to the model's own
+    ``r_factor_`` (set by :func:`genanalysis.fit.fit_linear`); ``kw`` as
+    :func:`identifiability_width`. The stencil is the result's, on the unrelaxed test domain."""
+    from genanalysis.lattice import defect_cell
+
+    r = getattr(model, "r_factor_", None) if r_factor is None else r_factor
+    if r is None:
+        raise InputError("the identifiability width needs the fit's R factor: a linear model fitted in this "
+                         "process (model.r_factor_) or r_factor=")
+    if result.reference_atoms is None:
+        raise InputError("the experiment result holds no reference equilibrium ū_M")
+    cell0 = defect_cell(result.lattice, result.a, result.size, result.defect,
+                        result.reference_atoms.get_chemical_symbols()[0])
+    out = {}
+    for name, res in width_for_priors(model, r, result.reference_atoms, reference, reference_cell=cell0,
+                                      priors=priors, scale=scale, r_stencil=result.r_stencil, **kw).items():
+        out[f"identifiability_width_{name}"] = res.width
+        out[f"identifiability_width_stderr_{name}"] = res.width_stderr
+        out[f"identifiability_unseen_{name}"] = res.unseen
+        out[f"formation_energy_spread_{name}"] = res.formation_energy_spread
+        if res.dipole_spread is not None:
+            out[f"dipole_spread_{name}"] = res.dipole_spread
+            out[f"dipole_spread_stderr_{name}"] = res.dipole_spread_stderr
+    return out
