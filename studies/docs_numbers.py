@@ -66,11 +66,69 @@ def studies_numbers() -> None:
         print(f"  {obs:4s} N = 2 → 3 factor {v[2] / v[3]:.3g}; N = 3 → 4 change {v[4] / v[3] - 1:+.1%}")
 
 
+def elastic_numbers() -> None:
+    """Cubic elastic constants and Zener ratio of the built-in W EAM (clamped-ion central
+    differences of the virial, genanalysis.experiment.elastic_constants), and the dipole
+    tensors of its vacancy and ⟨110⟩ dumbbell in a relaxed M = 4 cell (P = V(ū_M) − V_perfect,
+    eV), with the anisotropy of P: (largest − smallest eigenvalue) / |mean eigenvalue|."""
+    import numpy as np
+
+    from genanalysis.defect import relax
+    from genanalysis.experiment import EV_PER_A3_IN_GPA, elastic_constants
+    from genanalysis.lattice import defect_cell, perfect_cell
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential("builtin:W")
+    a = pot.equilibrium_lattice_constant("bcc")
+    perfect = perfect_cell("bcc", a, 2, "W")
+    C = elastic_constants(pot, perfect) * EV_PER_A3_IN_GPA
+    c11, c12, c44 = C[0, 0], C[0, 1], C[3, 3]
+    print(f"docs/experiment.md §5: builtin:W, a = {a:.5f} Å: C11 = {c11:.1f}, C12 = {c12:.1f}, C44 = {c44:.1f} GPa")
+    print(f"  Zener ratio A = 2 C44/(C11 − C12) = {2 * c44 / (c11 - c12):.4f}; Cauchy C12 − C44 = {c12 - c44:.1f} GPa")
+    m = 4
+    v_perf = np.asarray(pot.evaluate(perfect_cell("bcc", a, m, "W")).virial)
+    for defect in ("vacancy", "interstitial"):
+        rel = relax(defect_cell("bcc", a, m, defect, "W"), pot, fmax=1e-8)
+        P = np.asarray(pot.evaluate(rel.atoms).virial) - v_perf
+        w = np.linalg.eigvalsh(0.5 * (P + P.T))
+        print(f"  {defect:12s} (M = {m}, {rel.status}): eigenvalues of P = {', '.join(f'{x:.3f}' for x in w)} eV; "
+              f"anisotropy (max − min)/|mean| = {(w.max() - w.min()) / abs(w.mean()):.3g}")
+
+
+def calibration_numbers() -> None:
+    """W interstitial geometry and energy errors fitted on N ≥ 7 (theory.compare.fit_slope,
+    judge), and the W vacancy's local slopes between consecutive sizes at the largest N."""
+    import numpy as np
+
+    from theory.compare import fit_slope, judge
+
+    data = json.loads((DATA / "calibration.json").read_text())
+    rates = {"geometry_error": "supercell_geometry", "energy_error": "supercell_energy"}
+    print("docs/calibration.md: bcc W")
+    for case in ("bcc-W-interstitial", "bcc-W-vacancy"):
+        rows = [r for r in data[case]["rows"] if r["status"] == "converged"]
+        n = np.array([r["size"] for r in rows], float)
+        for q, rate in rates.items():
+            y = np.array([r[q] for r in rows])
+            keep = n >= 7
+            fit = fit_slope(n[keep], y[keep])
+            v = judge(fit, rate, 3)
+            short = judge(fit, rate, 3, min_range=fit.range_ratio)  # the interval's own verdict
+            local = np.diff(np.log(y)) / np.diff(np.log(n))
+            tail = ", ".join(f"{int(a)}→{int(b)}: {s:.2f}" for a, b, s in zip(n[-4:-1], n[-3:], local[-3:]))
+            print(f"  {case:20s} {q:15s} N ≥ 7: {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}] "
+                  f"({fit.n_points} points, range ×{fit.range_ratio:.2f}) → {v.label}; by the interval alone "
+                  f"{short.label}; local slopes {tail}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-elastic", action="store_true", help="leave out the elastic constants (a few s)")
     args = ap.parse_args()
     studies_numbers()
+    calibration_numbers()
+    if not args.skip_elastic:
+        elastic_numbers()
 
 
 if __name__ == "__main__":
