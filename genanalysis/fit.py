@@ -43,6 +43,7 @@ from genanalysis.fitting.loss import (
     terms,
     weighted_kinds,
 )
+from genanalysis.models.basis import ACEParams
 
 __all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "ModelSpec", "FitSpec", "FitResult", "FitWarning",
            "RankDeficiencyWarning", "split", "fit", "fit_hash", "fit_linear", "fit_mlp", "fit_report",
@@ -62,20 +63,14 @@ def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(ACEParams):
     """Model kind (``ace`` linear, ``mlp`` Behler–Parrinello network on the same
-    invariants) and size: the :class:`~genanalysis.models.basis.ACESpec` fields (cutoff Å,
-    degree, body_order, l_max, w_l, r_in Å, pair_degree; dim is taken from the data) and, for ``mlp``,
-    hidden layer widths, Adam epochs/learning rate, L-BFGS iterations, Hessian probes."""
+    invariants) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
+    (cutoff Å, degree, body_order, l_max, w_l, r_in Å, pair_degree; the dimension is taken
+    from the data) and, for ``mlp``, hidden layer widths, Adam epochs/learning rate, L-BFGS
+    iterations, Hessian probes."""
 
     kind: str = "ace"
-    cutoff: float = 5.0
-    degree: int = 8
-    body_order: int = 4
-    l_max: int = 3
-    w_l: float = 1.0
-    r_in: float = 0.0
-    pair_degree: int = 0
     hidden: tuple = (32, 32)
     epochs: int = 200
     lr: float = 3e-3
@@ -83,8 +78,9 @@ class ModelSpec:
     hessian_probes: int = 4
 
     def __post_init__(self):
-        if self.kind not in ("ace", "mlp"):
-            raise InputError(f"model kind {self.kind!r} is not supported; choose 'ace' or 'mlp'")
+        from genanalysis.models.io import model_class
+
+        model_class(self.kind)  # refuses an unknown kind
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
@@ -93,14 +89,7 @@ class ModelSpec:
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise InputError(f"{name}={v!r} must be a whole number ≥ 0")
         _num(self.lr, "lr", strict=True)
-        self.ace_spec(3)  # validates the basis parameters
-
-    def ace_spec(self, dim: int):
-        from genanalysis.models.basis import ACESpec
-
-        return ACESpec(cutoff=float(self.cutoff), degree=int(self.degree), body_order=int(self.body_order),
-                       l_max=int(self.l_max), w_l=float(self.w_l), r_in=float(self.r_in), dim=dim,
-                       pair_degree=int(self.pair_degree))
+        super().__post_init__()  # the basis parameters
 
 
 @dataclass(frozen=True)

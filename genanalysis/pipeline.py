@@ -453,12 +453,11 @@ def fit_model(params, shared, ctx) -> dict:
 
 def _model_from(fitted: dict):
     from genanalysis.models.calculator import ModelPotential
-    from genanalysis.models.linear import LinearACE
-    from genanalysis.models.mlp import MLPACE
+    from genanalysis.models.io import model_from_state
 
-    header = fitted["header"]
-    kind = header.get("kind", fitted.get("kind"))
-    model = {"ace": LinearACE, "mlp": MLPACE}[kind].from_state(header, fitted["arrays"])
+    header = dict(fitted["header"])
+    kind = header.setdefault("kind", fitted.get("kind"))
+    model = model_from_state(header, fitted["arrays"])
     return ModelPotential(model, name=f"fit:{fitted['report'].get('fit_hash', kind)}", element=fitted["element"])
 
 

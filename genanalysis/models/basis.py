@@ -33,28 +33,29 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["ACESpec", "ACEBasis"]
+__all__ = ["ACEParams", "ACESpec", "ACEBasis"]
 
 torch.set_default_dtype(torch.float64)
 
 
 @dataclass(frozen=True)
-class ACESpec:
-    """Hyper-parameters of the invariant features.
+class ACEParams:
+    """Hyper-parameters of the invariant features other than the dimension (the fit's
+    model spec extends these; the data give the dimension).
 
     cutoff (Å) > r_in (Å) ≥ 0; degree D ≥ 1 (the size knob: larger D → more features);
     body_order 2…4; l_max ≥ 0 the largest angular channel; w_l > 0 the weight of an
-    angular channel in the total degree; dim 3 (spherical harmonics) or 2 (Fourier, atoms
-    in the plane z = 0); pair_degree: number of radial functions of the two-body
-    features (0: 2·``degree``) — pair terms are cheap, so they resolve finer radial detail
-    (the Zhou W EAM's pair and density functions switch over ~0.1 Å near 3.1 and 3.5 Å).
+    angular channel in the total degree; pair_degree: number of radial functions of the
+    two-body features (0: 2·``degree``) — pair terms are cheap, so they resolve finer radial
+    detail (the Zhou W EAM's pair and density functions switch over ~0.1 Å near 3.1 and
+    3.5 Å).
     """
 
     cutoff: float = 5.0
@@ -63,7 +64,6 @@ class ACESpec:
     l_max: int = 3
     w_l: float = 1.0
     r_in: float = 0.0
-    dim: int = 3
     pair_degree: int = 0
 
     def __post_init__(self):
@@ -81,6 +81,22 @@ class ACESpec:
             raise InputError(f"w_l={self.w_l} must be > 0")
         if isinstance(self.pair_degree, bool) or int(self.pair_degree) != self.pair_degree or self.pair_degree < 0:
             raise InputError(f"pair_degree={self.pair_degree!r} must be a whole number ≥ 0 (0: 2·degree)")
+
+    def ace_spec(self, dim: int) -> "ACESpec":
+        """The :class:`ACESpec` of these parameters in dimension ``dim``, each value of the
+        type of its default (a TOML ``cutoff = 6`` is 6.0 Å)."""
+        return ACESpec(**{f.name: type(f.default)(getattr(self, f.name)) for f in fields(ACEParams)}, dim=dim)
+
+
+@dataclass(frozen=True)
+class ACESpec(ACEParams):
+    """Hyper-parameters of the invariant features (:class:`ACEParams`) and the dimension:
+    dim 3 (spherical harmonics) or 2 (Fourier, atoms in the plane z = 0)."""
+
+    dim: int = 3
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.dim not in (2, 3):
             raise InputError(f"dim={self.dim!r} must be 2 or 3")
 

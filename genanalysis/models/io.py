@@ -8,6 +8,7 @@ Units of the stored arrays: linear coefficients eV; network weights act on stand
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -15,18 +16,31 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["save_model", "load_fitted", "load_model", "MODEL_JSON", "MODEL_NPZ", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_fitted", "load_model", "model_class", "model_from_state", "MODEL_KINDS", "MODEL_JSON",
+           "MODEL_NPZ", "FORMAT_VERSION"]
 
 MODEL_JSON = "model.json"
 MODEL_NPZ = "model.npz"
 FORMAT_VERSION = 1
 
 
-def _classes():
-    from genanalysis.models.linear import LinearACE
-    from genanalysis.models.mlp import MLPACE
+#: model kind -> (module, class name): the one table of the fitted-model classes
+_CLASSES = {"ace": ("genanalysis.models.linear", "LinearACE"), "mlp": ("genanalysis.models.mlp", "MLPACE")}
+#: the model kinds a fit spec may name and a saved model may carry
+MODEL_KINDS = tuple(_CLASSES)
 
-    return {"ace": LinearACE, "mlp": MLPACE}
+
+def model_class(kind: str):
+    """The class of the model kind ``kind`` (``ace``: LinearACE, ``mlp``: MLPACE)."""
+    if kind not in _CLASSES:
+        raise InputError(f"model kind {kind!r} is not supported; choose {' or '.join(map(repr, MODEL_KINDS))}")
+    module, name = _CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def model_from_state(header: dict, arrays: dict):
+    """The model of a ``state()`` pair (header with ``kind``, float64 arrays)."""
+    return model_class(header.get("kind")).from_state(header, arrays)
 
 
 def save_model(model, directory, *, element: str = "X", extra: dict | None = None) -> Path:
@@ -65,12 +79,11 @@ def load_fitted(path):
         raise InputError(f"{str(jpath)!r} has format_version {header.get('format_version')!r}; "
                          f"this version reads {FORMAT_VERSION}")
     kind = header.get("kind")
-    classes = _classes()
-    if kind not in classes:
-        raise InputError(f"{str(jpath)!r}: unknown model kind {kind!r}; known: {', '.join(classes)}")
+    if kind not in MODEL_KINDS:
+        raise InputError(f"{str(jpath)!r}: unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
     with np.load(npz, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    return classes[kind].from_state(header, arrays), header
+    return model_from_state(header, arrays), header
 
 
 def load_model(path):
