@@ -22,6 +22,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.potentials import load_potential
 from genanalysis.potentials.wrapper import ASECalculatorPotential, finite_difference_hessian, hessian_from_layout
+from genanalysis.testing import strategies as gst
 
 W = load_potential("builtin:W")
 A_W = W.equilibrium_lattice_constant("bcc")
@@ -59,9 +60,10 @@ def test_committee_mean_and_spread():
     assert info["committee_spread_max"] == pytest.approx(std.max(), rel=1e-12)
 
 
-def test_mace_layout_is_the_exact_hessian():
+@settings(max_examples=4, deadline=None)
+@given(at=gst.configurations("bcc", A_W, symbol="W", max_size=2, perfect=False))
+def test_mace_layout_is_the_exact_hessian(at):
     pot = load_potential(xc.mace_layout_w())
-    at = w_cell(0)
     assert pot.has_analytic_hessian
     H = pot.hessian(at)
     assert abs(H - W.hessian(at)).max() < 1e-12
