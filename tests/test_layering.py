@@ -36,7 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("results", ("genanalysis.results", "genanalysis.sweep")),
     ("plots", ("genanalysis.plots",)),
     ("commands and tasks", ("genanalysis.tasks", "genanalysis.pipeline", "genanalysis.bench",
-                            "genanalysis.commands", "genanalysis.cli", "genanalysis.__main__")),
+                            "genanalysis.commands", "genanalysis.cli", "genanalysis.__main__",
+                            "genanalysis.testing")),
 ]
 
 #: imports that break the order on purpose: (importer, imported) -> why
