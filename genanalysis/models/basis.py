@@ -434,40 +434,15 @@ class ACEBasis:
         harmonics: ∇φ = Q' û S + Q ∇S and
         ∇²φ = Q'' û ûᵀ S + (Q'/r)(I − û ûᵀ) S + Q' (û ∇Sᵀ + ∇S ûᵀ) + Q ∇²S,
         with R', R'' from the Chebyshev recurrences and ∇S, ∇²S from the explicit
-        polynomials of :class:`_Polys`: no autodiff, every array vectorised over pairs."""
-        P = D.shape[0]
-        mask = torch.ones(3, dtype=D.dtype)
-        if self.spec.dim == 2:
-            mask[2] = 0.0
-            D = D * mask
-        r = torch.linalg.norm(D, dim=-1)
-        u = D / r[:, None]
-        R, dR, d2R = self._radial(r, order=2)
-        lam = self.l_of_comp.to(D.dtype)
-        rl = r[:, None] ** (-lam)  # (P, n_comp)
-        Dm = self.n_mb
-        Q = R[:, :Dm, None] * rl[:, None, :]
-        dQ = (dR[:, :Dm, None] - lam * R[:, :Dm, None] / r[:, None, None]) * rl[:, None, :]
-        S, dS, d2S = self._polys.values(D, order=2)
-        # pair-only radials: λ = 0, S_0 constant
-        S0 = S[:, :1]
-        g_mb = dQ[..., None] * u[:, None, None, :] * S[:, None, :, None] + Q[..., None] * dS[:, None]
-        g_ex = (dR[:, Dm:, None] * S0[:, :, None]) * u[:, None, :]
-        J = torch.cat([g_mb.reshape(P, Dm * self.n_comp, 3), g_ex], dim=1)
-        if order == 1:
-            return J
-        d2Q = (d2R[:, :Dm, None] - 2 * lam * dR[:, :Dm, None] / r[:, None, None]
-               + lam * (lam + 1) * R[:, :Dm, None] / r[:, None, None] ** 2) * rl[:, None, :]
+        polynomials of :class:`_Polys`, evaluated per pair by the compiled kernel of
+        :mod:`genanalysis.models.kernels` (no autodiff)."""
+        from genanalysis.models import kernels
 
-        uu = u[:, :, None] * u[:, None, :]
-        Pr = (torch.diag(mask) - uu) / r[:, None, None]
-        usym = u[:, None, :, None] * dS[:, :, None, :] + dS[:, :, :, None] * u[:, None, None, :]  # (P, c, 3, 3)
-        H_mb = (d2Q[..., None, None] * (uu[:, None, None] * S[:, None, :, None, None])
-                + dQ[..., None, None] * (Pr[:, None, None] * S[:, None, :, None, None] + usym[:, None])
-                + Q[..., None, None] * d2S[:, None])
-        H_ex = (d2R[:, Dm:, None, None] * uu[:, None] + dR[:, Dm:, None, None] * Pr[:, None]) * S0[:, :, None, None]
-        H = torch.cat([H_mb.reshape(P, Dm * self.n_comp, 3, 3), H_ex], dim=1)
-        return J, H
+        Dn = np.ascontiguousarray(D.detach().numpy(), dtype=np.float64).reshape(-1, 3)
+        _, J, H = kernels.pair_phi_derivatives(Dn, int(order), *kernels.tables(self))
+        if order == 1:
+            return torch.from_numpy(J)
+        return torch.from_numpy(J), torch.from_numpy(H)
 
     def _phi_derivatives_autodiff(self, D: torch.Tensor, order: int = 1):
         """Reference implementation of :meth:`phi_derivatives` by nested forward-mode

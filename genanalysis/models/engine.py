@@ -22,7 +22,8 @@ Sign conventions: forces F = −∂E/∂x; virial W = −∂E/∂ε = −Σ_p D_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,32 +32,42 @@ from ase import Atoms
 from matscipy.neighbours import neighbour_list
 
 from genanalysis.exceptions import InputError
+from genanalysis.models import kernels
 
-__all__ = ["Geometry", "geometry", "projections", "pair_gradients", "forces_virial",
+__all__ = ["Geometry", "GeometryCache", "geometry", "projections", "pair_gradients", "forces_virial",
            "hessian_sparse", "hessian_dense_rows", "translation_orbit"]
 
 #: elements per chunk of the largest temporary array (float64) — bounds memory to ~200 MB
 _BUDGET = 2.5e7
 
 
-@dataclass
 class Geometry:
     """Neighbour-list arrays of a configuration (pairs sorted by centre i).
 
-    ``D`` (P, 3) Å pair vectors x_j − x_i + shift; ``pad`` (n, z_max) pair indices of each
-    centre, padded with P (a dummy pair whose derivatives are zero).
+    ``D`` (P, 3) Å pair vectors x_j − x_i + shift (a torch view of ``Dn``); ``start``
+    (n + 1,) the pair offsets of each centre; ``pad`` (n, z_max) pair indices of each
+    centre, padded with P (a dummy pair whose derivatives are zero; built on first use).
     """
 
-    n: int
-    i: np.ndarray
-    j: np.ndarray
-    D: torch.Tensor
-    pad: np.ndarray
-    dim: int
+    def __init__(self, n: int, i: np.ndarray, j: np.ndarray, D: np.ndarray, dim: int):
+        self.n, self.i, self.j, self.dim = n, i, j, dim
+        self.Dn = np.ascontiguousarray(D, dtype=np.float64)
+        self.D = torch.from_numpy(self.Dn)
+        self.start = np.concatenate([[0], np.cumsum(np.bincount(i, minlength=n))]).astype(np.int64)
 
     @property
     def P(self) -> int:
         return len(self.i)
+
+    @cached_property
+    def pad(self) -> np.ndarray:
+        n, i = self.n, self.i
+        counts = np.diff(self.start)
+        zmax = max(int(counts.max()) if len(i) else 0, 1)
+        slot = np.arange(len(i)) - self.start[:-1][i]
+        pad = np.full((n, zmax), len(i), dtype=np.int64)
+        pad[i, slot] = np.arange(len(i))
+        return pad
 
     @property
     def zmax(self) -> int:
@@ -65,6 +76,11 @@ class Geometry:
 
 def atoms_dim(atoms: Atoms) -> int:
     return int(atoms.info.get("dim", 3))
+
+
+def _sorted(n, i, j, D, dim) -> Geometry:
+    order = np.argsort(i, kind="stable")
+    return Geometry(n, i[order].astype(np.int64), j[order].astype(np.int64), D[order], dim)
 
 
 def geometry(atoms: Atoms, cutoff: float) -> Geometry:
@@ -80,15 +96,37 @@ def geometry(atoms: Atoms, cutoff: float) -> Geometry:
     elif atoms.cell.rank < 3:
         raise InputError("a periodic configuration needs three independent cell vectors (Å)")
     i, j, D = neighbour_list("ijD", atoms, float(cutoff))
-    order = np.argsort(i, kind="stable")
-    i, j, D = i[order].astype(np.int64), j[order].astype(np.int64), D[order]
-    counts = np.bincount(i, minlength=n)
-    zmax = max(int(counts.max()) if len(i) else 0, 1)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(len(i)) - start[i]
-    pad = np.full((n, zmax), len(i), dtype=np.int64)
-    pad[i, slot] = np.arange(len(i))
-    return Geometry(n=n, i=i, j=j, D=torch.tensor(D, dtype=torch.float64), pad=pad, dim=atoms_dim(atoms))
+    return _sorted(n, i, j, D, atoms_dim(atoms))
+
+
+class GeometryCache:
+    """:func:`geometry` with a Verlet skin: the list within ``cutoff + skin`` (Å) of a
+    periodic cell is kept, and while no atom has moved more than skin/2 since it was built
+    (same cell, pbc and atom count) only the pair vectors are recomputed and the pairs
+    beyond ``cutoff`` dropped — the same pairs as a fresh search, for a relaxation's many
+    evaluations at nearby positions. Other configurations go to :func:`geometry`."""
+
+    def __init__(self, cutoff: float, skin: float | None = None):
+        self.cutoff = float(cutoff)
+        self.skin = 0.05 * self.cutoff if skin is None else float(skin)
+        self._entry = None
+
+    def __call__(self, atoms: Atoms) -> Geometry:
+        n = len(atoms)
+        if n == 0 or not atoms.pbc.all() or atoms.cell.rank < 3:
+            return geometry(atoms, self.cutoff)
+        cell = np.array(atoms.cell, dtype=np.float64)
+        key = (n, cell.tobytes(), atoms_dim(atoms))
+        x = np.asarray(atoms.positions, dtype=np.float64)
+        e = self._entry
+        if e is None or e["key"] != key or float(np.abs(x - e["x"]).max()) > 0.5 * self.skin / math.sqrt(3):
+            i, j, S = neighbour_list("ijS", atoms, self.cutoff + self.skin)
+            order = np.argsort(i, kind="stable")
+            e = self._entry = {"key": key, "x": x.copy(), "i": i[order].astype(np.int64),
+                               "j": j[order].astype(np.int64), "shift": S[order].astype(np.float64) @ cell}
+        D = x[e["j"]] - x[e["i"]] + e["shift"]
+        keep = np.einsum("pa,pa->p", D, D) < self.cutoff * self.cutoff
+        return Geometry(n, e["i"][keep], e["j"][keep], D[keep], atoms_dim(atoms))
 
 
 def _chunks(total: int, size: int):
@@ -97,30 +135,29 @@ def _chunks(total: int, size: int):
         yield a, min(a + size, total)
 
 
+def _np(x) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+
+
 def projections(basis, geom: Geometry) -> torch.Tensor:
     """A (n, n_A): Σ_j φ(D_ij) for every site (dimensionless)."""
-    A = torch.zeros(geom.n, basis.n_A)
-    step = _BUDGET // (4 * basis.n_A)
-    it = torch.tensor(geom.i)
-    with torch.no_grad():
-        for a, b in _chunks(geom.P, step):
-            A.index_add_(0, it[a:b], basis.phi(geom.D[a:b]))
-    return A
+    return torch.from_numpy(kernels.projections(geom.Dn, geom.i, geom.n, *kernels.tables(basis)))
 
 
 def pair_gradients(basis, geom: Geometry, G: torch.Tensor) -> torch.Tensor:
     """∂E/∂D_p (P, 3) in eV/Å for E = Σ_i ε(A_i) with G = ∂ε/∂A (n, n_A) in eV: one
-    vector–Jacobian product of φ per pair chunk (no (P, n_A, 3) array is formed)."""
-    out = torch.zeros(geom.P, 3)
-    step = _BUDGET // (8 * basis.n_A)
-    it = torch.tensor(geom.i)
-    G = G.detach()
-    for a, b in _chunks(geom.P, step):
-        d = geom.D[a:b].clone().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad((basis.phi(d) * G[it[a:b]]).sum(), d)
-        out[a:b] = grad
-    return out
+    vector–Jacobian product of φ per pair (no (P, n_A, 3) array is formed)."""
+    return torch.from_numpy(kernels.pair_vjp(geom.Dn, geom.i, _np(G), *kernels.tables(basis)))
+
+
+def pair_jvp(basis, geom: Geometry, dD: np.ndarray) -> np.ndarray:
+    """δA (n, n_A) = Σ_p ∇φ(D_p) δD_p for pair displacements δD (P, 3) Å (dimensionless)."""
+    return kernels.pair_jvp(geom.Dn, geom.i, _np(dD), geom.n, *kernels.tables(basis))
+
+
+def pair_curvature(basis, geom: Geometry, G) -> np.ndarray:
+    """T_p = Σ_f G_{i(p) f} ∇²φ_f(D_p) (P, 3, 3) eV/Å² for G = ∂ε/∂A (n, n_A) eV."""
+    return kernels.pair_curvature(geom.Dn, geom.i, _np(G), *kernels.tables(basis))
 
 
 def forces_virial(geom: Geometry, dEdD: torch.Tensor):
@@ -131,6 +168,14 @@ def forces_virial(geom: Geometry, dEdD: torch.Tensor):
     F.index_add_(0, it, dEdD)
     F.index_add_(0, jt, -dEdD)
     W = -torch.einsum("pa,pb...->ab...", geom.D, dEdD)
+    return F, W
+
+
+def forces_virial_np(geom: Geometry, dEdD: np.ndarray):
+    """:func:`forces_virial` of a single output (numpy, compiled scatter): forces (n, 3)
+    eV/Å, virial (3, 3) eV."""
+    F = -kernels.scatter_pairs(dEdD, geom.i, geom.j, geom.n)
+    W = -(geom.Dn.T @ dEdD)
     return F, W
 
 
@@ -310,21 +355,20 @@ def hessian_dense_rows(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np
 
 
 def hessian_sparse(basis, geom: Geometry, site_fn, S: torch.Tensor) -> sp.csr_array:
-    """The (3n × 3n) Hessian (eV/Å²) of a single-output model as a sparse matrix."""
-    n = geom.n
-    R, Cc, Vv = [], [], []
-    blk = np.arange(3)
-    for r, cols, vals in _hessian_chunks(basis, geom, site_fn, S, None):
-        v = vals[..., 0, :, :].numpy()  # (c, R, z+1, 3, 3)
-        keep = (r[:, :, None] >= 0) & (cols[:, None, :] >= 0)
-        rr = np.broadcast_to(r[:, :, None], keep.shape)[keep]
-        cc = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
-        v = v[keep]  # (m, 3, 3)
-        R.append((3 * rr[:, None, None] + blk[None, :, None] + 0 * blk[None, None, :]).reshape(-1))
-        Cc.append((3 * cc[:, None, None] + 0 * blk[None, :, None] + blk[None, None, :]).reshape(-1))
-        Vv.append(v.reshape(-1))
-    if not R:
-        return sp.csr_array((3 * n, 3 * n))
-    H = sp.coo_array((np.concatenate(Vv), (np.concatenate(R), np.concatenate(Cc))), shape=(3 * n, 3 * n)).tocsr()
-    H.sum_duplicates()
-    return H
+    """The (3n × 3n) Hessian (eV/Å²) of a single-output model as a sparse matrix,
+    assembled block by block into its (2·r_cut) block pattern by a compiled kernel
+    (no COO triplets). ``site_fn(centres) -> (g (c, 1, n_A), M (c, 1, n_A, n_A))``."""
+    n, nA = geom.n, basis.n_A
+    if S.shape[0] != 1 or S.shape[1] != nA:
+        raise ValueError("hessian_sparse needs a single output over every A-component")
+    start = geom.start
+    indptr, indices = kernels.block_pattern(n, start, geom.j)
+    data = np.zeros((len(indices), 3, 3))
+    D = geom.Dn
+    tabs = kernels.tables(basis)
+    step = max(1, int(_BUDGET // (nA * nA + 1)))
+    for a, b in _chunks(n, step):
+        C = np.arange(a, b, dtype=np.int64)
+        g, M = site_fn(C)
+        kernels.hessian_blocks(D, start, geom.j, C, _np(g[:, 0]), _np(M[:, 0]), indptr, indices, data, *tabs)
+    return sp.csr_array(sp.bsr_array((data, indices, indptr), shape=(3 * n, 3 * n)))

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
-from genanalysis.models import engine
+from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
 __all__ = ["LinearACE", "feature_pair_jacobian"]
@@ -82,51 +83,100 @@ class LinearACE:
 
     # -- per-site derivatives for the engine --------------------------------------------
 
-    def _site_dense(self, A: torch.Tensor, second: bool):
-        """g (n, n_A) eV and M (n, n_A, n_A) eV of ε(A) = c·B(A)."""
+    def site_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """ε(A) − c_0 = Σ_t w_t A1[idx_t0] A1[idx_t1] A1[idx_t2] as (w (T,) eV, idx (T, 3)):
+        the monomials of every feature times its coefficient, with global A-indices
+        (n_A = the constant 1)."""
         b = self.basis
-        c = torch.tensor(self.coef_[1:])
-        g, M = b.feature_derivatives(A, second=second)
-        n = A.shape[0]
-        gd = torch.zeros(n, b.n_A + 1)
-        gd.index_add_(1, b.S.reshape(-1), (g * c[None, :, None]).reshape(n, -1))
-        if not second:
-            return gd[:, : b.n_A], None
-        Md = torch.zeros(n, (b.n_A + 1) ** 2)
-        idx = (b.S[:, :, None] * (b.n_A + 1) + b.S[:, None, :]).reshape(-1)
-        Md.index_add_(1, idx, (M * c[None, :, None, None]).reshape(n, -1))
-        Md = Md.view(n, b.n_A + 1, b.n_A + 1)[:, : b.n_A, : b.n_A]
-        return gd[:, : b.n_A], Md
+        S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
+        k = b.mono_k.numpy()
+        w = np.asarray(self.coef_[1:], dtype=np.float64)[k] * b.mono_coef.numpy()
+        idx = np.ascontiguousarray(S1[k[:, None], b.mono_slot.numpy()], dtype=np.int64)
+        return np.ascontiguousarray(w), idx
+
+    def _site_fn(self, A: torch.Tensor):
+        """site_fn of :func:`engine.hessian_sparse`: (g (c, 1, n_A), M (c, 1, n_A, n_A)) eV."""
+        w, idx = self.site_tables()
+        An = A.numpy()
+
+        def site_fn(C):
+            Ac = np.ascontiguousarray(An[C])
+            _, g = kernels.site_energy_grad(Ac, w, idx, True)
+            return g[:, None], kernels.site_hessian(Ac, w, idx)[:, None]
+
+        return site_fn
 
     # -- evaluation -------------------------------------------------------------------------
+
+    def _geometry(self, atoms: Atoms):
+        cache = self.__dict__.get("_geoms")
+        if cache is None or cache.cutoff != self.cutoff:
+            cache = self._geoms = engine.GeometryCache(self.cutoff)
+        return cache(atoms)
+
+    def _pass(self, atoms: Atoms):
+        """(geometry, site energies − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A, g = ∂ε/∂A eV):
+        one compiled pass over the centres."""
+        self._check(atoms)
+        geom = self._geometry(atoms)
+        w, idx = self.site_tables()
+        e, dEdD, A, G = kernels.linear_forces(geom.Dn, geom.start, w, idx, *kernels.tables(self.basis))
+        return geom, e, dEdD, A, G
 
     def evaluate(self, atoms: Atoms, hessian: bool = False) -> dict:
         """energy (eV), energies (n,) eV, forces (n, 3) eV/Å, virial (3, 3) eV and, if
         asked, hessian (sparse 3n × 3n, eV/Å²) of the model on ``atoms``."""
-        self._check(atoms)
-        geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(self.basis, geom)
-        B = self.basis.features(A)
-        energies = self.coef_[0] + (B @ torch.tensor(self.coef_[1:])).numpy()
-        G, _ = self._site_dense(A, second=False)
-        F, W = engine.forces_virial(geom, engine.pair_gradients(self.basis, geom, G))
-        out = {"energy": float(energies.sum()), "energies": energies, "forces": F.numpy(), "virial": W.numpy()}
+        geom, e, dEdD, A, _ = self._pass(atoms)
+        energies = self.coef_[0] + e
+        F, W = engine.forces_virial_np(geom, dEdD)
+        out = {"energy": float(energies.sum()), "energies": energies, "forces": F, "virial": W}
         if hessian:
-            out["hessian"] = self.hessian(atoms, geom=geom, A=A)
+            out["hessian"] = self.hessian(atoms, geom=geom, A=torch.from_numpy(A))
         return out
+
+    def energy_forces(self, atoms: Atoms, linearise: bool = False):
+        """(energy eV, forces (n, 3) eV/Å, Hessian operator or None) from one pass; the
+        operator (:meth:`linearise`) reuses the pass's A and ∂ε/∂A."""
+        geom, e, dEdD, A, G = self._pass(atoms)
+        F = -kernels.scatter_pairs(dEdD, geom.i, geom.j, geom.n)
+        energy = float((self.coef_[0] + e).sum())
+        return energy, F, (self._operator(geom, A, G) if linearise else None)
+
+    def linearise(self, atoms: Atoms) -> spla.LinearOperator:
+        """Matrix-free Hessian-vector products at ``atoms`` (eV/Å² · Å → eV/Å)."""
+        geom, _, _, A, G = self._pass(atoms)
+        return self._operator(geom, A, G)
+
+    def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
+        """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:func:`kernels.linear_hvp`);
+        the per-pair curvature T_p (9 floats per pair) is computed at the first product."""
+        w, idx = self.site_tables()
+        tabs = kernels.tables(self.basis)
+        n = geom.n
+        held: dict = {}
+
+        def matvec(v):
+            if "T" not in held:
+                held["T"] = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
+            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
+            dD = kernels.gather_pairs(V, geom.i, geom.j)
+            Y = kernels.linear_hvp(geom.Dn, geom.start, dD, A, held["T"], w, idx, *tabs)
+            return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
+
+        def matmat(X):
+            X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
+            return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
+
+        return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat,
+                                   dtype=np.float64)
 
     def hessian(self, atoms: Atoms, geom=None, A=None) -> sp.csr_array:
         """Exact force constants ∂²E/∂x∂x (eV/Å²), sparse (3n × 3n), atom-major."""
         self._check(atoms)
-        geom = geom or engine.geometry(atoms, self.cutoff)
+        geom = geom or self._geometry(atoms)
         A = engine.projections(self.basis, geom) if A is None else A
         S = torch.arange(self.basis.n_A)[None, :]
-
-        def site_fn(C):
-            g, M = self._site_dense(A[torch.tensor(C)], second=True)
-            return g[:, None], M[:, None]
-
-        return engine.hessian_sparse(self.basis, geom, site_fn, S)
+        return engine.hessian_sparse(self.basis, geom, self._site_fn(A), S)
 
     def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
         """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
@@ -134,10 +184,11 @@ class LinearACE:
         geom = engine.geometry(atoms, self.cutoff)
         A = engine.projections(self.basis, geom)
         S = torch.arange(self.basis.n_A)[None, :]
+        site = self._site_fn(A)
 
         def site_fn(C):
-            g, M = self._site_dense(A[torch.tensor(C)], second=True)
-            return g[:, None], M[:, None]
+            g, M = site(C)
+            return torch.from_numpy(g), torch.from_numpy(M)
 
         return engine.hessian_dense_rows(self.basis, geom, site_fn, S, np.asarray(rows))[0].numpy()
 
