@@ -150,11 +150,6 @@ def pair_gradients(basis, geom: Geometry, G: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(kernels.pair_vjp(geom.Dn, geom.i, _np(G), *kernels.tables(basis)))
 
 
-def pair_jvp(basis, geom: Geometry, dD: np.ndarray) -> np.ndarray:
-    """δA (n, n_A) = Σ_p ∇φ(D_p) δD_p for pair displacements δD (P, 3) Å (dimensionless)."""
-    return kernels.pair_jvp(geom.Dn, geom.i, _np(dD), geom.n, *kernels.tables(basis))
-
-
 def pair_curvature(basis, geom: Geometry, G) -> np.ndarray:
     """T_p = Σ_f G_{i(p) f} ∇²φ_f(D_p) (P, 3, 3) eV/Å² for G = ∂ε/∂A (n, n_A) eV."""
     return kernels.pair_curvature(geom.Dn, geom.i, _np(G), *kernels.tables(basis))

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_jvp", "pair_curvature", "pair_phi_derivatives",
+__all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
            "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
@@ -205,6 +205,27 @@ def _scratch(ints):
     return np.zeros((23, m))
 
 
+@njit(cache=True)
+def _pair_scratch(ints):
+    """Work space of :func:`_pair` and its outputs φ, ∇φ, ∇²φ for one pair."""
+    nA = ints[3]
+    return _scratch(ints), np.zeros(nA), np.zeros((nA, 3)), np.zeros((nA, 3, 3))
+
+
+@njit(cache=True)
+def _contract(J, g, nA, out, p):
+    """out[p] = Σ_f g_f ∇φ_f for one pair's ∇φ ``J`` (n_A, 3)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for f in range(nA):
+        gf = g[f]
+        s0 += gf * J[f, 0]
+        s1 += gf * J[f, 1]
+        s2 += gf * J[f, 2]
+    out[p, 0], out[p, 1], out[p, 2] = s0, s1, s2
+
+
 # ------------------------------------------------------------------------------ pair passes
 
 
@@ -230,11 +251,8 @@ def pair_phi_derivatives(D, order, scal, ints, lam, expo, ptr, mono, coef):
 def projections(D, i, n, scal, ints, lam, expo, ptr, mono, coef):
     """A (n, n_A) = Σ_{p: i_p = a} φ(D_p), dimensionless."""
     nA = ints[3]
-    wk = _scratch(ints)
+    wk, phi, J, H = _pair_scratch(ints)
     A = np.zeros((n, nA))
-    phi = np.zeros(nA)
-    J = np.zeros((nA, 3))
-    H = np.zeros((nA, 3, 3))
     for p in range(D.shape[0]):
         _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 0, phi, J, H, wk)
         a = i[p]
@@ -247,42 +265,12 @@ def projections(D, i, n, scal, ints, lam, expo, ptr, mono, coef):
 def pair_vjp(D, i, G, scal, ints, lam, expo, ptr, mono, coef):
     """∂E/∂D_p = Σ_f G[i_p, f] ∇φ_f(D_p) (P, 3), eV/Å, for G = ∂ε/∂A (n, n_A) eV."""
     nA = ints[3]
-    wk = _scratch(ints)
+    wk, phi, J, H = _pair_scratch(ints)
     out = np.zeros((D.shape[0], 3))
-    phi = np.zeros(nA)
-    J = np.zeros((nA, 3))
-    H = np.zeros((nA, 3, 3))
     for p in range(D.shape[0]):
         _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, J, H, wk)
-        a = i[p]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for f in range(nA):
-            g = G[a, f]
-            s0 += g * J[f, 0]
-            s1 += g * J[f, 1]
-            s2 += g * J[f, 2]
-        out[p, 0], out[p, 1], out[p, 2] = s0, s1, s2
+        _contract(J, G[i[p]], nA, out, p)
     return out
-
-
-@njit(cache=True)
-def pair_jvp(D, i, dD, n, scal, ints, lam, expo, ptr, mono, coef):
-    """δA (n, n_A) = Σ_{p: i_p = a} ∇φ(D_p) · δD_p for pair displacements δD (P, 3) Å."""
-    nA = ints[3]
-    wk = _scratch(ints)
-    dA = np.zeros((n, nA))
-    phi = np.zeros(nA)
-    J = np.zeros((nA, 3))
-    H = np.zeros((nA, 3, 3))
-    for p in range(D.shape[0]):
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, J, H, wk)
-        a = i[p]
-        v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-        for f in range(nA):
-            dA[a, f] += J[f, 0] * v0 + J[f, 1] * v1 + J[f, 2] * v2
-    return dA
 
 
 @njit(cache=True)
@@ -290,11 +278,8 @@ def pair_curvature(D, i, G, scal, ints, lam, expo, ptr, mono, coef):
     """T_p = Σ_f G[i_p, f] ∇²φ_f(D_p) (P, 3, 3), eV/Å²: the δ_pq part of the pair-space
     Hessian."""
     nA = ints[3]
-    wk = _scratch(ints)
+    wk, phi, J, H = _pair_scratch(ints)
     T = np.zeros((D.shape[0], 3, 3))
-    phi = np.zeros(nA)
-    J = np.zeros((nA, 3))
-    H = np.zeros((nA, 3, 3))
     for p in range(D.shape[0]):
         _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 2, phi, J, H, wk)
         a = i[p]
@@ -412,12 +397,8 @@ def block_pattern(n, start, j):
             m = 0
             for t in range(cptr[a], cptr[a + 1]):
                 c = cen[t]
-                if mark[c] != a:
-                    mark[c] = a
-                    buf[m] = c
-                    m += 1
-                for p in range(start[c], start[c + 1]):
-                    b = j[p]
+                for p in range(start[c] - 1, start[c + 1]):  # the centre, then its neighbours
+                    b = c if p < start[c] else j[p]
                     if mark[b] != a:
                         mark[b] = a
                         buf[m] = b
@@ -526,19 +507,24 @@ def _site_grad1(a1, w, idx, g):
 
 
 @njit(cache=True)
+def _centre_scratch(start, ints):
+    """Scratch of a pass over centres: basis work space, ∇φ of a centre's pairs (z_max,
+    n_A, 3), φ and ∇²φ of one pair."""
+    nA = ints[3]
+    zmax = 1
+    for c in range(start.shape[0] - 1):
+        zmax = max(zmax, start[c + 1] - start[c])
+    return _scratch(ints), np.zeros((zmax, nA, 3)), np.zeros(nA), np.zeros((nA, 3, 3))
+
+
+@njit(cache=True)
 def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
     """One pass over the centres of a linear model: per centre the basis of its pairs (kept
     in scratch), A_i, ε_i − c_0 and g_i = ∂ε/∂A_i, then ∂E/∂D_p = g_i · ∇φ(D_p).
     Returns (ε − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A (n, n_A), g (n, n_A) eV)."""
     nA = ints[3]
     n = start.shape[0] - 1
-    wk = _scratch(ints)
-    zmax = 1
-    for c in range(n):
-        zmax = max(zmax, start[c + 1] - start[c])
-    Jl = np.zeros((zmax, nA, 3))
-    phi = np.zeros(nA)
-    H = np.zeros((nA, 3, 3))
+    wk, Jl, phi, H = _centre_scratch(start, ints)
     a1 = np.ones(nA + 1)
     g1 = np.zeros(nA + 1)
     e = np.zeros(n)
@@ -560,15 +546,7 @@ def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
             A[c, f] = a1[f]
             G[c, f] = g1[f]
         for q in range(z):
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            for f in range(nA):
-                gf = g1[f]
-                s0 += gf * Jl[q, f, 0]
-                s1 += gf * Jl[q, f, 1]
-                s2 += gf * Jl[q, f, 2]
-            out[p0 + q, 0], out[p0 + q, 1], out[p0 + q, 2] = s0, s1, s2
+            _contract(Jl[q], g1, nA, out, p0 + q)
     return e, out, A, G
 
 
@@ -579,13 +557,7 @@ def linear_hvp(D, start, dD, A, T, w, idx, scal, ints, lam, expo, ptr, mono, coe
     (applied through the monomials, never formed) and T from :func:`pair_curvature`."""
     nA = ints[3]
     n = start.shape[0] - 1
-    wk = _scratch(ints)
-    zmax = 1
-    for c in range(n):
-        zmax = max(zmax, start[c + 1] - start[c])
-    Jl = np.zeros((zmax, nA, 3))
-    phi = np.zeros(nA)
-    H = np.zeros((nA, 3, 3))
+    wk, Jl, phi, H = _centre_scratch(start, ints)
     a1 = np.ones(nA + 1)
     d1 = np.zeros(nA + 1)
     dg = np.zeros(nA + 1)
@@ -612,18 +584,10 @@ def linear_hvp(D, start, dD, A, T, w, idx, scal, ints, lam, expo, ptr, mono, coe
             dg[i2] += wt * (d1[i0] * a1[i1] + a1[i0] * d1[i1])
         for q in range(z):
             p = p0 + q
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            for f in range(nA):
-                gf = dg[f]
-                s0 += gf * Jl[q, f, 0]
-                s1 += gf * Jl[q, f, 1]
-                s2 += gf * Jl[q, f, 2]
+            _contract(Jl[q], dg, nA, out, p)
             v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-            out[p, 0] = s0 + T[p, 0, 0] * v0 + T[p, 0, 1] * v1 + T[p, 0, 2] * v2
-            out[p, 1] = s1 + T[p, 1, 0] * v0 + T[p, 1, 1] * v1 + T[p, 1, 2] * v2
-            out[p, 2] = s2 + T[p, 2, 0] * v0 + T[p, 2, 1] * v1 + T[p, 2, 2] * v2
+            for c3 in range(3):
+                out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
     return out
 
 
