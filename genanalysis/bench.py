@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from genanalysis.exceptions import InputError
+from genanalysis.potentials import load_potential
 
 __all__ = ["BenchCase", "BenchResult", "run_case", "run_benchmark", "format_table", "plot_scaling", "cutoff_note",
            "lammps_available", "run_model_scaling", "scaling_exponent", "CODES"]
@@ -115,7 +116,7 @@ def lammps_available() -> str | None:
 def cutoff_note(potential) -> str:
     """Whether the tabulated functions of an EAM file vanish before its cutoff (so a
     shorter cutoff would be exact), as one line. The benchmark never trims."""
-    pot = _load(potential)
+    pot = load_potential(potential)
     last = _last_nonzero_radius(pot)
     if last is None:
         return f"cutoff {pot.cutoff:.6g} Å used as given"
@@ -137,12 +138,6 @@ def _last_nonzero_radius(pot) -> float | None:
     return float(r[nz[-1]]) if len(nz) else 0.0
 
 
-def _load(potential):
-    from genanalysis.potentials import load_potential
-
-    return load_potential(potential)
-
-
 def _is_file(potential: str) -> bool:
     return not potential.startswith(("builtin:", "python:")) and os.path.isfile(potential)
 
@@ -161,7 +156,7 @@ def _child_genanalysis(case: BenchCase) -> dict:
     from genanalysis.lattice import defect_cell
 
     t0 = time.perf_counter()
-    pot = _load(case.potential)
+    pot = load_potential(case.potential)
     atoms = defect_cell(case.lattice, case.a, case.n, case.defect, case.element)
     t_setup = time.perf_counter() - t0
     c0 = time.process_time()

@@ -12,9 +12,10 @@ search on the energy (on ‖∇E‖ once energy differences reach round-off) glo
 preconditioner is the Hessian of the *perfect* lattice in the same periodic cell, which is
 block-circulant and so inverted exactly by FFT (``LatticePreconditioner``): its cost per
 application is O(N log N) and the number of CG iterations does not grow with the cell.
-Potentials with ``energy_forces(atoms, linearise=True)`` return the Hessian operator with
-the forces at every trial point (one sweep over the pairs); the accepted point's operator
-is the next Newton step's (docs/performance.md).
+Potentials whose ``energy_forces(atoms, linearise=True)`` is fused (``fused_linearise``:
+the EAM engine) return the Hessian operator with the forces at every trial point (one
+sweep over the pairs); the accepted point's operator is the next Newton step's
+(docs/performance.md).
 Convergence is declared when the largest atomic force |F_i| (Euclidean norm per atom) is
 at most ``fmax``; otherwise the result says why, never silently.
 """
@@ -35,6 +36,7 @@ from ase import Atoms
 
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, minimum_image, perfect_cell, site_grid
+from genanalysis.potentials import load_potential
 
 __all__ = [
     "Relaxation",
@@ -46,12 +48,6 @@ __all__ = [
     "LatticePreconditioner",
     "max_force",
 ]
-
-
-def _potential(potential):
-    from genanalysis.potentials import load_potential
-
-    return load_potential(potential)
 
 
 def max_force(forces: np.ndarray) -> float:
@@ -110,7 +106,7 @@ class LatticePreconditioner:
     """
 
     def __init__(self, potential, lattice: str, a: float, n: int, symbol: str = "X"):
-        pot = _potential(potential)
+        pot = load_potential(potential, lattice=lattice, a=a)
         self.dim = dim = int(perfect_cell(lattice, a, 1, symbol).info["dim"])
         self.shape, self.nb = site_grid(lattice, n)
         self.n_sites = int(np.prod(self.shape)) * self.nb
@@ -275,7 +271,9 @@ def relax(
 ) -> Relaxation:
     """Relax atomic positions in a fixed cell until max_i |F_i| ≤ ``fmax`` (eV/Å).
 
-    ``potential`` is a Potential, an ASE calculator or a spec string. ``preconditioner`` is
+    ``potential`` is a Potential (or any spec of
+    :func:`~genanalysis.potentials.load_potential`, resolved by it with the cell's lattice
+    and lattice constant). ``preconditioner`` is
     ``"auto"`` (the perfect-lattice FFT preconditioner when ``atoms`` is an n-cell from
     :mod:`genanalysis.lattice`, else a stencil-Laplacian one), ``"lattice"``,
     ``"laplacian"`` or ``"none"``. ``max_step`` (Å) caps any atom's displacement per step.
@@ -286,7 +284,7 @@ def relax(
     if max_iter < 1:
         raise InputError(f"max_iter={max_iter} must be ≥ 1")
     t0 = time.perf_counter()
-    pot = _potential(potential)
+    pot = load_potential(potential, atoms=atoms)
     work = atoms.copy()
     work.calc = None
     dim = int(work.info.get("dim", 3))
@@ -294,18 +292,14 @@ def relax(
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
 
-    # potentials that can return the Hessian operator with the forces (one sweep over the
-    # pairs) do so at every trial point: a Newton step is accepted whole almost always, and
-    # its operator is then the next step's, for free
-    fused = getattr(pot, "energy_forces", None)
+    # potentials that return the Hessian operator with the forces (one sweep over the pairs)
+    # do so at every trial point: a Newton step is accepted whole almost always, and its
+    # operator is then the next step's, for free
+    fused = pot.fused_linearise
 
     def evaluate(x):
         work.positions[:, :dim] = x
-        if fused is not None:
-            e, f, op = fused(work, linearise=True)
-        else:
-            ev = pot.evaluate(work)
-            e, f, op = ev.energy, ev.forces, None
+        e, f, op = pot.energy_forces(work, linearise=fused)
         counts["fe"] += 1
         return float(e), -np.asarray(f)[:, :dim].copy(), op
 
@@ -423,7 +417,7 @@ def perfect_energy_per_atom(potential, lattice: str, a: float, n: int = 1, symbo
     """Energy per atom (eV) of the perfect lattice at lattice constant ``a`` (Å).
 
     Periodic images are exact, so any n gives the same value to round-off."""
-    pot = _potential(potential)
+    pot = load_potential(potential, lattice=lattice, a=a)
     cell = perfect_cell(lattice, a, n, symbol)
     return float(pot.evaluate(cell).energy) / len(cell)
 
@@ -441,7 +435,7 @@ def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, 
     """
     from genanalysis.norms import riesz_matrix, stencil
 
-    pot = _potential(potential)
+    pot = load_potential(potential, atoms=atoms)
     dim = int(atoms.info.get("dim", 3))
     n = len(atoms)
     idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
@@ -505,7 +499,7 @@ class DefectResult:
 def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = 1e-8,
                  stability: bool = False, max_iter: int = 200, element: str | None = None) -> DefectResult:
     """Build, relax and measure one defect cell (the ``genanalysis defect`` command)."""
-    pot = _potential(potential)
+    pot = load_potential(potential, lattice=lattice, a=a)
     symbol = element or (pot.species[0] if getattr(pot, "species", None) else "X")
     if a is None:
         a = pot.equilibrium_lattice_constant(lattice)

@@ -27,10 +27,10 @@ nearest-neighbour distance, leaving the basin) gives ``status`` and ``reason``, 
 quantity that does not need ū^ML is still reported. Only bad input raises
 (:class:`~genanalysis.exceptions.InputError`).
 
-Model specs (:func:`resolve_model`): everything
-:func:`~genanalysis.potentials.load_potential` accepts; a fitted-model directory (or its
-``model.json``) saved by ``genanalysis fit``; ``surrogate:BASE?family=F&eta=E...``
-(:mod:`genanalysis.surrogates`).
+Model and reference specs: everything :func:`~genanalysis.potentials.load_potential`
+accepts (``builtin:NAME``, an EAM file, ``python:MODULE:CALLABLE``, a fitted-model
+directory saved by ``genanalysis fit``, ``surrogate:BASE?family=F&eta=E...``), or a
+Potential.
 
 Units: Å, eV, eV/Å, eV/Å², virials eV; elastic constants eV/Å³ (3D) or eV/Å² (2D).
 """
@@ -47,13 +47,13 @@ import numpy as np
 from genanalysis.exceptions import InputError
 from genanalysis.jsonutil import json_ready
 from genanalysis.lattice import distances_from_centre, minimum_image
+from genanalysis.potentials import load_potential
 
 __all__ = [
     "UNITS",
     "EV_PER_A3_IN_GPA",
     "ExperimentResult",
     "LatticeErrors",
-    "resolve_model",
     "evaluate",
     "lattice_errors",
     "force_constant_error",
@@ -110,58 +110,6 @@ UNITS = {
 
 #: statuses of a result
 STATUSES = ("converged", "no stable equilibrium", "solver failure", "reference failure")
-
-
-# --------------------------------------------------------------------------- model specs
-
-
-def _fitted_model_path(spec: str) -> Path | None:
-    p = Path(spec)
-    try:
-        if p.is_dir() and (p / "model.json").is_file():
-            return p
-        if p.is_file() and p.name == "model.json":
-            return p.parent
-    except OSError:
-        return None
-    return None
-
-
-def resolve_model(spec, *, lattice: str | None = None, a: float | None = None):
-    """A :class:`~genanalysis.potentials.Potential` for a model spec.
-
-    * ``surrogate:BASE?family=F&eta=E[&scale=S][&width=W][&lattice=L&a=A]``: a synthetic
-      surrogate (:func:`genanalysis.surrogates.surrogate_from_spec`); ``lattice`` and ``a``
-      (Å) fill what the spec leaves out;
-    * a directory holding ``model.json`` (or the path of that file): a fitted model, loaded
-      with :func:`genanalysis.models.io.load_model` and wrapped as a Potential;
-    * anything :func:`~genanalysis.potentials.load_potential` accepts (``builtin:NAME``, an
-      EAM file, ``python:MODULE:CALLABLE``, a Potential, an ASE calculator).
-    """
-    from genanalysis.potentials import Potential, load_potential
-
-    if isinstance(spec, Potential):
-        return spec
-    if isinstance(spec, str):
-        if spec.startswith("surrogate:"):
-            from genanalysis.surrogates import surrogate_from_spec
-
-            return surrogate_from_spec(spec, lattice=lattice, a=a)
-        path = _fitted_model_path(spec)
-        if path is not None:
-            try:
-                from genanalysis.models.io import load_model
-            except ImportError as exc:
-                raise InputError(f"model {spec!r} is a fitted model, but genanalysis.models cannot be imported: {exc}") from None
-            from genanalysis.potentials.wrapper import ASECalculatorPotential
-
-            calc = load_model(path)
-            pot = getattr(calc, "potential", None)
-            if isinstance(pot, Potential):  # the model's own Potential: exact Hessians, no wrapper
-                return pot
-            cutoff = getattr(calc, "cutoff", None)
-            return ASECalculatorPotential(calc, name=f"model:{path.name}", cutoff=cutoff)
-    return load_potential(spec)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -483,7 +431,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
              basin_fraction: float = 0.5, identifiability: dict | None = None) -> ExperimentResult:
     """Run the generalisation experiment (docs/experiment.md §3) and return its result.
 
-    ``model``/``reference``: model specs (:func:`resolve_model`) or Potentials; ``a`` the
+    ``model``/``reference``: specs (:func:`~genanalysis.potentials.load_potential`) or Potentials; ``a`` the
     lattice constant in Å (None: the reference's equilibrium value); ``defect`` as in
     :func:`genanalysis.lattice.defect_cell`; ``size`` the test domain M (periodic M-cell,
     fixed). ``fmax`` (eV/Å) is the force tolerance of both relaxations; ``r_stencil`` (Å) the
@@ -510,7 +458,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     size = int(size)
     if not 0 < basin_fraction <= 10:
         raise InputError(f"basin_fraction={basin_fraction} must lie in (0, 10]")
-    ref_pot = resolve_model(reference)
+    ref_pot = load_potential(reference)
     dim = dimension(lattice)
     spec = parse_defect(lattice, defect)
     if a is None:
@@ -518,7 +466,7 @@ def evaluate(model, reference, lattice: str, a: float | None, defect: str, size:
     a = float(a)
     if not (math.isfinite(a) and a > 0):
         raise InputError(f"lattice constant a={a} Å must be positive")
-    model_pot = resolve_model(model, lattice=lattice, a=a)
+    model_pot = load_potential(model, lattice=lattice, a=a)
     symbol = ref_pot.species[0] if getattr(ref_pot, "species", None) else "X"
     cell0 = defect_cell(lattice, a, size, spec, symbol)
     if r_stencil is None:
@@ -779,7 +727,7 @@ def surrogate_task(params, shared, ctx):
 
 def evaluate_task(params, shared, ctx):
     """Sweep task ``experiment.evaluate``: like ``experiment.surrogate`` with a ``model`` spec
-    (any :func:`resolve_model` spec) instead of family/eta."""
+    (any :func:`~genanalysis.potentials.load_potential` spec) instead of family/eta."""
     ex = _table(params)
     if "model" not in ex:
         raise InputError("experiment.model: required for experiment.evaluate")

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from genanalysis.exceptions import InputError
+from genanalysis.potentials import load_potential
 
 __all__ = ["PRIORS", "Identifiability", "feature_degrees", "prior_precision", "posterior_factor",
            "identifiability_width", "width_for_priors", "experiment_metrics"]
@@ -158,7 +159,7 @@ def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
     """x ↦ H⁻¹ x for net-force-free fields (n, dim) at ``atoms``, by preconditioned CG."""
     from genanalysis import defect as D
 
-    pot = D._potential(potential)
+    pot = load_potential(potential)
     op = pot.linearise(atoms)
     n = len(atoms)
     counter = {"cg": 0}
@@ -193,9 +194,7 @@ def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
 
 
 def _dense_hessian_pinv(atoms, potential, dim: int) -> np.ndarray:
-    from genanalysis import defect as D
-
-    pot = D._potential(potential)
+    pot = load_potential(potential)
     n = len(atoms)
     idx = (3 * np.arange(n)[:, None] + np.arange(dim)[None, :]).reshape(-1)
     h = pot.hessian(atoms).tocsr()[idx][:, idx].toarray()
@@ -259,9 +258,8 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
     dP0 = None
     if dipole:
         dP0 = (design["V"][:dim, :dim, :] - pdes["V"][:dim, :dim, :]).reshape(dim * dim, p) @ S  # (d², k)
-    from genanalysis import defect as D
 
-    pot = D._potential(potential)
+    pot = load_potential(potential)
 
     def dvirial(w):
         """∂_u V[w] (eV per unit of w) by central differences of the reference virial."""

@@ -14,8 +14,9 @@ Units and conventions (docs/potentials.md):
   built-in and EAM-file potential; ASE calculators with ``get_hessian``), otherwise
   central finite differences of the forces.
 
-``potential`` is a :class:`~genanalysis.potentials.Potential`, an ASE calculator or a
-spec string understood by :func:`~genanalysis.potentials.load_potential`.
+``potential`` is a :class:`~genanalysis.potentials.Potential` (or any spec of
+:func:`~genanalysis.potentials.load_potential`, resolved by it with the cell's lattice and
+lattice constant).
 """
 
 from __future__ import annotations
@@ -25,28 +26,24 @@ import scipy.sparse as sp
 
 from genanalysis.data import OBSERVATION_TYPES
 from genanalysis.exceptions import InputError
-from genanalysis.potentials import Potential, load_potential
+from genanalysis.potentials import load_potential
 
 __all__ = ["energy", "forces", "virial", "force_constants", "observe"]
 
 
-def _potential(potential) -> Potential:
-    return load_potential(potential)
-
-
 def energy(atoms, potential) -> float:
     """Total energy of ``atoms``, eV."""
-    return _potential(potential).evaluate(atoms).energy
+    return load_potential(potential, atoms=atoms).evaluate(atoms).energy
 
 
 def forces(atoms, potential) -> np.ndarray:
     """Forces (n, 3) on ``atoms``, eV/Å."""
-    return _potential(potential).evaluate(atoms).forces
+    return load_potential(potential, atoms=atoms).evaluate(atoms).forces
 
 
 def virial(atoms, potential) -> np.ndarray:
     """Virial (3, 3), eV: ``−stress·volume = −∂E/∂ε`` (see the module docstring)."""
-    return _potential(potential).evaluate(atoms).virial
+    return load_potential(potential, atoms=atoms).evaluate(atoms).virial
 
 
 def force_constants(atoms, potential, *, fd_step: float | None = None) -> sp.csr_array:
@@ -58,7 +55,7 @@ def force_constants(atoms, potential, *, fd_step: float | None = None) -> sp.csr
     """
     from genanalysis.potentials.wrapper import ASECalculatorPotential, finite_difference_hessian
 
-    pot = _potential(potential)
+    pot = load_potential(potential, atoms=atoms)
     if fd_step is None:
         return pot.hessian(atoms)
     if isinstance(pot, ASECalculatorPotential):
@@ -75,7 +72,7 @@ def observe(atoms, potential, kinds: str = "EFVH", *, fd_step: float | None = No
         raise InputError(
             f"observation kinds {kinds!r} are not understood; use letters of {''.join(OBSERVATION_TYPES)}"
         )
-    pot = _potential(potential)
+    pot = load_potential(potential, atoms=atoms)
     out: dict = {}
     if set(kinds) & {"E", "F", "V"}:
         ev = pot.evaluate(atoms)

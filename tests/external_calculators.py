@@ -79,9 +79,7 @@ class Committee(Calculator):
 
 
 def _surrogate(eta):
-    from genanalysis.experiment import resolve_model
-
-    return resolve_model(f"surrogate:builtin:W?family=bond_stiffness&eta={eta}", lattice="bcc")
+    return load_potential(f"surrogate:builtin:W?family=bond_stiffness&eta={eta}", lattice="bcc")
 
 
 def mace_layout_w():

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genanalysis.exceptions import InputError
-from genanalysis.experiment import evaluate, resolve_model, surrogate_task
+from genanalysis.experiment import evaluate, surrogate_task
 from genanalysis.lattice import nearest_neighbour_distance
 from genanalysis.potentials import load_potential
 
@@ -157,14 +157,14 @@ def test_bad_input_raises_input_error(kw):
         evaluate(**args)
 
 
-def test_resolve_model_fitted_directory(tmp_path):
+def test_fitted_model_directory_is_a_model_spec(tmp_path):
     models = pytest.importorskip("genanalysis.models.io")
     from genanalysis.models.basis import ACESpec
     from genanalysis.models.linear import LinearACE
     from genanalysis.potentials import Potential
 
     models.save_model(LinearACE(ACESpec(cutoff=2.5, degree=2, body_order=2, dim=2, l_max=0)), tmp_path / "m")
-    pot = resolve_model(str(tmp_path / "m"))
+    pot = load_potential(str(tmp_path / "m"))
     assert isinstance(pot, Potential)
     # an untrained (zero) model has no stable equilibrium: reported, never raised
     res = evaluate(str(tmp_path / "m"), "builtin:morse", "triangular", None, "vacancy", 4, profile_radii=())

@@ -198,13 +198,13 @@ def test_pipeline_point_reports_every_metric_finite(point):
 def test_saved_model_is_the_model_the_task_evaluated(point):
     """The model the pipeline saved (``genanalysis evaluate --model DIR``) gives the energies,
     forces and virials of the model the task evaluated, on every training configuration."""
-    from genanalysis.experiment import resolve_model
+    from genanalysis.potentials import load_potential
     from genanalysis.pipeline import _model_from, fit_model
 
     out, work = point
     data = _training_data(work)
     in_memory = _model_from(fit_model(params(), {"trainingset": data}, None))
-    saved = resolve_model(out.metrics["model_dir"])
+    saved = load_potential(out.metrics["model_dir"])
     for c in data.configs:
         a, b = in_memory.evaluate(c.atoms), saved.evaluate(c.atoms)
         assert a.energy == b.energy

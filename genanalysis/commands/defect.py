@@ -16,7 +16,8 @@ def register(sub) -> None:
         help="relax a point defect with a reference potential; formation energy, forces, stability",
         description=__doc__,
     )
-    p.add_argument("--potential", required=True, help="EAM file (eam, eam/alloy, eam/fs), builtin:NAME or python:MODULE:CALLABLE")
+    p.add_argument("--potential", required=True, help="potential spec: builtin:NAME, EAM file (eam, eam/alloy, eam/fs), python:MODULE:CALLABLE, "
+                   "fitted-model directory or surrogate:BASE?family=F&eta=E")
     p.add_argument("--format", choices=["eam", "eam/alloy", "eam/fs"], help="EAM file format (default: detected from the file)")
     p.add_argument("--element", help="element of a multi-element potential file")
     p.add_argument("--lattice", required=True, help="bcc, fcc or triangular")
@@ -39,7 +40,8 @@ def run(args) -> int:
     if args.fmax is not None and not args.fmax > 0:
         raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
-        pot = load_potential(args.potential, format=args.format, element=args.element)
+        pot = load_potential(args.potential, format=args.format, element=args.element, lattice=args.lattice,
+                             a=args.a)
         res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
                            stability=args.stability, max_iter=args.max_iter, element=args.element)
     rel = res.relaxation

@@ -16,8 +16,8 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["save_model", "load_fitted", "load_model", "model_class", "model_from_state", "MODEL_KINDS", "MODEL_JSON",
-           "MODEL_NPZ", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_fitted", "load_model", "model_potential", "model_class", "model_from_state",
+           "MODEL_KINDS", "MODEL_JSON", "MODEL_NPZ", "FORMAT_VERSION"]
 
 MODEL_JSON = "model.json"
 MODEL_NPZ = "model.npz"
@@ -86,9 +86,16 @@ def load_fitted(path):
     return model_from_state(header, arrays), header
 
 
-def load_model(path):
-    """The ASE calculator of the model saved at ``path`` (see :func:`save_model`)."""
-    from genanalysis.models.calculator import model_calculator
+def model_potential(path):
+    """The :class:`~genanalysis.models.calculator.ModelPotential` of the model saved at
+    ``path`` (directory or model.json): what :func:`genanalysis.potentials.load_potential`
+    resolves a fitted-model path to."""
+    from genanalysis.models.calculator import ModelPotential
 
     model, header = load_fitted(path)
-    return model_calculator(model, name=header.get("name"), element=header.get("element", "X"))
+    return ModelPotential(model, name=header.get("name"), element=header.get("element", "X"))
+
+
+def load_model(path):
+    """The ASE calculator of the model saved at ``path`` (see :func:`save_model`)."""
+    return model_potential(path).calculator()

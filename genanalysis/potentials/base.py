@@ -48,6 +48,10 @@ class Potential(abc.ABC):
     species: tuple[str, ...] = ("X",)
     #: whether ``hessian`` is exact (analytic) rather than finite differences of forces
     has_analytic_hessian: bool = True
+    #: whether :meth:`energy_forces` with ``linearise=True`` returns the Hessian operator
+    #: from the same sweep as the forces, for about their cost (then a solver asks for it at
+    #: every trial point); False: the operator costs extra and is built only when needed
+    fused_linearise: bool = False
 
     # -- to implement ---------------------------------------------------------------
     @abc.abstractmethod
@@ -67,6 +71,13 @@ class Potential(abc.ABC):
         n3 = H.shape[0]
         return spla.LinearOperator((n3, n3), matvec=lambda v: H @ np.ravel(v), rmatvec=lambda v: H @ np.ravel(v),
                                    matmat=lambda V: H @ V, dtype=np.float64)
+
+    def energy_forces(self, atoms, linearise: bool = False):
+        """(energy eV, forces (n, 3) eV/Å, Hessian operator or None) at ``atoms``; the
+        operator (:meth:`linearise`) only with ``linearise``. Potentials that get it from
+        the force sweep override this and set :attr:`fused_linearise`."""
+        ev = self.evaluate(atoms)
+        return ev.energy, ev.forces, (self.linearise(atoms) if linearise else None)
 
     # -- shared -----------------------------------------------------------------------
     def calculator(self) -> "PotentialCalculator":

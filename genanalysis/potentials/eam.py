@@ -333,6 +333,8 @@ class EAMPotential(Potential):
         energy, forces, virial, site, _ = self._pass(atoms, 1, site=True)
         return Evaluation(energy=energy, forces=forces, virial=virial, site_energies=site)
 
+    fused_linearise = True
+
     def energy_forces(self, atoms, linearise: bool = False):
         """(energy eV, forces eV/Å, Hessian operator or None) in one sweep over the pairs:
         with ``linearise`` the matrix-free Hessian at the same configuration comes with the

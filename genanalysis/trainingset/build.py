@@ -151,16 +151,15 @@ def _stream_seed(seed: int, *labels) -> np.random.Generator:
 
 # --------------------------------------------------------------------------- potentials
 
-_WORKER_POTENTIALS: dict = {}
+#: the reference of a worker process, resolved once by :func:`_init_worker`
+_WORKER_POTENTIAL = None
 
 
-def _load(spec: str, element: str | None):
-    key = (spec, element)
-    if key not in _WORKER_POTENTIALS:
-        from genanalysis.potentials import load_potential
+def _init_worker(spec: str, element: str | None) -> None:
+    global _WORKER_POTENTIAL
+    from genanalysis.potentials import load_potential
 
-        _WORKER_POTENTIALS[key] = load_potential(spec, element=element)
-    return _WORKER_POTENTIALS[key]
+    _WORKER_POTENTIAL = load_potential(spec, element=element)
 
 
 def _has_analytic_hessian(pot) -> bool:
@@ -267,12 +266,12 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
 
 # --------------------------------------------------------------------------- workers
 
-def _relax_task(pot_spec, element, lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
+def _relax_task(lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
     """Relax one defect cell (positions Å); returns a plain dict (picklable)."""
     try:
         from genanalysis.defect import relax
 
-        pot = pot if pot is not None else _load(pot_spec, element)
+        pot = pot if pot is not None else _WORKER_POTENTIAL
         atoms = defect_cell(lattice, a, size, defect, symbol)
         r = relax(atoms, pot, fmax=fmax, max_iter=max_iter)
         return {"ok": True, "positions": np.asarray(r.atoms.positions, float), "numbers": atoms.numbers.copy(),
@@ -338,10 +337,10 @@ def _force_constants(pot, atoms: Atoms, fd_step, translation_invariant: bool):
     return sp.csr_array(force_constants(atoms, pot, fd_step=_fd_step(pot, fd_step))), "fd", 6 * n
 
 
-def _evaluate_task(pot_spec, element, atoms, kinds, fd_step, translation_invariant, pot=None):
+def _evaluate_task(atoms, kinds, fd_step, translation_invariant, pot=None):
     """Reference observations ``kinds`` (subset of EFVH) of one configuration."""
     try:
-        pot = pot if pot is not None else _load(pot_spec, element)
+        pot = pot if pot is not None else _WORKER_POTENTIAL
         out = {"ok": True, "calls": 0}
         efv = "".join(k for k in kinds if k in "EFV")
         if efv:
@@ -471,18 +470,14 @@ class _Cache:
 
 # --------------------------------------------------------------------------- the builder
 
-def _executor(workers: int):
-    if workers == 1:
-        return None
-    return cf.ProcessPoolExecutor(max_workers=workers)
-
-
-def _run(tasks, fn, workers, pot, progress=None):
-    """Run ``fn(*args)`` for every task (a tuple); in-process with the loaded potential when
-    ``workers == 1``. Returns results in task order."""
+def _run(tasks, fn, workers, pot, spec: TrainingSetSpec):
+    """Run ``fn(*args)`` for every task (a tuple): in-process with the loaded potential when
+    ``workers == 1``, else in worker processes that each resolve ``spec``'s potential once.
+    Returns results in task order."""
     if workers == 1 or len(tasks) <= 1:
         return [fn(*t, pot=pot) for t in tasks]
-    with _executor(min(workers, len(tasks))) as ex:
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=_init_worker,
+                                initargs=(spec.potential, spec.element)) as ex:
         futures = [ex.submit(fn, *t) for t in tasks]
         return [f.result() for f in futures]
 
@@ -553,13 +548,12 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
                          "max_iter": spec.max_iter})
             rec = cache.get_relax(rkey)
             if rec is None:
-                todo.append(((spec.potential, spec.element, spec.lattice, a, group, n, symbol, spec.fmax,
-                              spec.max_iter), (group, n, rkey)))
+                todo.append(((spec.lattice, a, group, n, symbol, spec.fmax, spec.max_iter), (group, n, rkey)))
             else:
                 stats["relaxations_cached"] += 1
                 cells[(group, n)] = (rec, rkey)
     if todo:
-        results = _run([t for t, _ in todo], _relax_task, workers, pot)
+        results = _run([t for t, _ in todo], _relax_task, workers, pot, spec)
         for (_, (group, n, rkey)), rec in zip(todo, results):
             stats["relaxations_done"] += 1
             stats["relaxation_force_evaluations"] += rec.get("force_evaluations", 0)
@@ -598,12 +592,12 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
         stats["observations_cached"] += len(want) - len(missing)
         obs_by_item.append(have)
         if missing:
-            tasks.append((spec.potential, spec.element, it.atoms, missing, spec.fd_step, it.translation_invariant))
+            tasks.append((it.atoms, missing, spec.fd_step, it.translation_invariant))
             task_items.append(idx)
         else:
             stats["configs_cached"] += 1
     if tasks:
-        results = _run(tasks, _evaluate_task, workers, pot)
+        results = _run(tasks, _evaluate_task, workers, pot, spec)
         for idx, res in zip(task_items, results):
             it = items[idx]
             if not res.get("ok"):
