@@ -34,11 +34,15 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from ase import Atoms
 
-from genanalysis.exceptions import InputError
+from genanalysis.constraints import Number, Whole, check_arguments
+from genanalysis.exceptions import ConvergenceError, InputError, NonFiniteError
 from genanalysis.lattice import defect_cell, minimum_image, perfect_cell, site_grid
 from genanalysis.potentials import load_potential
 
 __all__ = [
+    "RELAX_CONSTRAINTS",
+    "DEFAULT_FMAX",
+    "DEFAULT_MAX_ITER",
     "Relaxation",
     "DefectResult",
     "relax",
@@ -50,10 +54,21 @@ __all__ = [
 ]
 
 
+#: the accepted relaxation tolerance (eV/Å) and iteration cap, declared once: :func:`relax`
+#: checks its arguments against them and every spec that relaxes shares them
+RELAX_CONSTRAINTS = {"fmax": Number("eV/Å", maximum=1.0, strict=True), "max_iter": Whole(1)}
+#: the default relaxation tolerance (eV/Å) and iteration cap, stated once
+DEFAULT_FMAX = 1e-8
+DEFAULT_MAX_ITER = 200
+
+
 def max_force(forces: np.ndarray) -> float:
     """Largest atomic force |F_i| (eV/Å), the convergence measure of :func:`relax`."""
     f = np.asarray(forces, float).reshape(-1, 3)
     return float(np.sqrt(np.einsum("ij,ij->i", f, f).max())) if len(f) else 0.0
+
+
+_NON_FINITE = "energy or forces not finite"
 
 
 @dataclass
@@ -71,6 +86,13 @@ class Relaxation:
     wall_time: float
     preconditioner: str
     history: list = field(default_factory=list)
+
+    def check(self, what: str = "relaxation") -> None:
+        """Raise :class:`~genanalysis.exceptions.NonFiniteError` (energy or forces not
+        finite) or :class:`~genanalysis.exceptions.ConvergenceError` (any other stop short
+        of ``fmax``) if the relaxation did not converge; the message is ``what: status``."""
+        if not self.converged:
+            raise (NonFiniteError if self.status == _NON_FINITE else ConvergenceError)(f"{what}: {self.status}")
 
     def summary(self) -> dict:
         return {
@@ -132,6 +154,8 @@ class LatticePreconditioner:
                 v[b, alpha] = 1.0  # atom b of grid cell 0
                 col = np.asarray(op @ v.ravel()).reshape(-1, 3)[:, :dim]
                 cols_k[..., :, b * dim + alpha] = col.reshape(shape_k + (m,))
+        if not np.all(np.isfinite(cols_k)):
+            raise NonFiniteError(f"the perfect-lattice Hessian of {pot.name} at a = {a} Å is not finite")
         if k == n:
             cols = cols_k
         else:
@@ -263,8 +287,8 @@ def relax(
     atoms: Atoms,
     potential,
     *,
-    fmax: float = 1e-8,
-    max_iter: int = 200,
+    fmax: float = DEFAULT_FMAX,
+    max_iter: int = DEFAULT_MAX_ITER,
     max_step: float = 0.3,
     preconditioner: str = "auto",
     cg_max_iter: int = 500,
@@ -279,10 +303,7 @@ def relax(
     ``"laplacian"`` or ``"none"``. ``max_step`` (Å) caps any atom's displacement per step.
     Returns a :class:`Relaxation`; the input is not modified.
     """
-    if not (fmax > 0 and math.isfinite(fmax)):
-        raise InputError(f"fmax={fmax} eV/Å must be positive")
-    if max_iter < 1:
-        raise InputError(f"max_iter={max_iter} must be ≥ 1")
+    fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     t0 = time.perf_counter()
     pot = load_potential(potential, atoms=atoms)
     work = atoms.copy()
@@ -332,7 +353,7 @@ def relax(
         fnow = max_force(np.pad(grad, ((0, 0), (0, 3 - dim))))
         history.append(fnow)
         if not math.isfinite(energy) or not np.all(np.isfinite(grad)):
-            status = "energy or forces not finite"
+            status = _NON_FINITE
             break
         if fnow <= fmax:
             status = "converged"
@@ -440,6 +461,8 @@ def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, 
     n = len(atoms)
     idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
     h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
+    if not np.all(np.isfinite(h.data)):
+        raise NonFiniteError(f"the Hessian of {pot.name} is not finite")
     st = stencil(reference if reference is not None else atoms, r_stencil)
     lap = riesz_matrix(st)
     t = np.zeros((n * dim, dim))
@@ -461,7 +484,10 @@ def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, 
     x0 -= t @ (t.T @ x0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # judged below, by the residual itself
-        w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=m_op, Y=t, largest=False, tol=tol, maxiter=1000)
+        try:
+            w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=m_op, Y=t, largest=False, tol=tol, maxiter=1000)
+        except np.linalg.LinAlgError as exc:  # its Rayleigh–Ritz step broke down
+            raise ConvergenceError(f"stability_constant: LOBPCG failed: {exc}") from None
     k = int(np.argmin(w))
     x = vecs[:, k]
     bx = b_op @ x
@@ -496,8 +522,8 @@ class DefectResult:
                              np.array(self.reference.cell), int(self.reference.info.get("dim", 3)))
 
 
-def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = 1e-8,
-                 stability: bool = False, max_iter: int = 200, element: str | None = None) -> DefectResult:
+def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = DEFAULT_FMAX,
+                 stability: bool = False, max_iter: int = DEFAULT_MAX_ITER, element: str | None = None) -> DefectResult:
     """Build, relax and measure one defect cell (the ``genanalysis defect`` command)."""
     pot = load_potential(potential, lattice=lattice, a=a)
     symbol = element or (pot.species[0] if getattr(pot, "species", None) else "X")

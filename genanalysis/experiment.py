@@ -1,9 +1,9 @@
 """The generalisation experiment: a model's point-defect equilibrium against the reference's,
 and every term of the Ortner–Wang estimate (THEORY.md §3, §6; docs/experiment.md).
 
-For (model, reference, lattice, a, defect, test-domain size M) :func:`evaluate` relaxes the
-reference and the model defect in the same periodic M-cell (fixed cell) from the same
-start, and measures
+For a model, a reference and an :class:`ExperimentSpec` (lattice, a, defect, test-domain
+size M, tolerances) :func:`evaluate` relaxes the reference and the model defect in the same
+periodic M-cell (fixed cell) from the same start, and measures
 
 * ``‖D(ū^ML − ū)‖`` (Å) on the stencil of the unrelaxed cell, absolute and relative to
   ``‖Dū‖``; the formation-energy error (eV, each potential with its own perfect-lattice
@@ -21,11 +21,13 @@ start, and measures
 * the far-field profile of the force error at ū: ``‖(f^ML − f)(ū)·1_{|ℓ|>R}‖₋₁`` (eV/Å)
   for a few radii R, the measured counterpart of the tail terms of (T9).
 
-Failure is a result: a model without a stable equilibrium near ū (negative stability
-constant, relaxation diverging or not converging, atoms closer than half the
-nearest-neighbour distance, leaving the basin) gives ``status`` and ``reason``, and every
-quantity that does not need ū^ML is still reported. Only bad input raises
-(:class:`~genanalysis.exceptions.InputError`).
+Numerical failure is a result: a model without a stable equilibrium near ū (stability
+constant ≤ 0, leaving the basin: :class:`~genanalysis.exceptions.InstabilityError`; atoms
+closer than half the nearest-neighbour distance: ``OverlapError``), a relaxation that does
+not converge (``ConvergenceError``) or non-finite model values (``NonFiniteError``) give
+``status`` and ``reason`` (:func:`classify`), and every quantity that does not need ū^ML is
+still reported. Bad input raises :class:`~genanalysis.exceptions.InputError` (on building
+the spec); any other exception is a bug and propagates.
 
 Model and reference specs: everything :func:`~genanalysis.potentials.load_potential`
 accepts (``builtin:NAME``, an EAM file, ``python:MODULE:CALLABLE``, a fitted-model
@@ -37,22 +39,32 @@ Units: Å, eV, eV/Å, eV/Å², virials eV; elastic constants eV/Å³ (3D) or eV/
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from genanalysis.exceptions import InputError
+from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
+from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, formation_energy,
+                                perfect_energy_per_atom, relax, stability_constant)
+from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
 from genanalysis.jsonutil import json_ready
-from genanalysis.lattice import distances_from_centre, minimum_image
+from genanalysis.lattice import LATTICES, distances_from_centre, minimum_image
+from genanalysis.norms import dual_norm, energy_norm
 from genanalysis.potentials import load_potential
 
 __all__ = [
     "UNITS",
     "EV_PER_A3_IN_GPA",
+    "ExperimentSpec",
+    "EXPERIMENT_CONSTRAINTS",
     "ExperimentResult",
+    "Problem",
+    "resolve",
+    "classify",
     "LatticeErrors",
     "evaluate",
     "lattice_errors",
@@ -149,6 +161,123 @@ def _effectivity(error: float, residual: float, stability: float) -> float | Non
     return float(effectivity(float(error), float(residual), float(stability)))
 
 
+# --------------------------------------------------------------------------- the spec
+
+
+#: keys of an ``[experiment]`` sweep table that are ExperimentSpec fields
+TABLE_KEYS = ("lattice", "defect", "size", "a", "fmax", "r_stencil", "start", "core_radius", "check_size",
+              "stability", "max_iter")
+
+#: the accepted value of every ExperimentSpec field that needs no other field to judge it;
+#: fmax and max_iter are the relaxation's own (:data:`genanalysis.defect.RELAX_CONSTRAINTS`)
+EXPERIMENT_CONSTRAINTS = {
+    "lattice": Choice(tuple(LATTICES)),
+    "size": Whole(1, unit="cells"),
+    "a": Number("Å", strict=True, optional=True),
+    **RELAX_CONSTRAINTS,
+    "start": Choice(("unrelaxed", "reference"),
+                    "'unrelaxed' (the unrelaxed defect cell) or 'reference' (the reference equilibrium ū)"),
+    "r_stencil": Number("Å", strict=True, optional=True),
+    "core_radius": Number("Å", strict=True, optional=True),
+    "stability": Flag(),
+    "lattice_terms": Flag(),
+    "basin_fraction": Number(maximum=10.0, strict=True),
+}
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One generalisation experiment (docs/experiment.md §3), validated on construction.
+
+    * ``lattice``: ``bcc``, ``fcc`` or ``triangular``; ``defect`` as in
+      :func:`genanalysis.lattice.defect_cell` (stored by its canonical name); ``size``: the
+      test domain M (periodic M-cell, fixed), at least the defect's smallest cell;
+    * ``a`` (Å): the lattice constant; None = the reference's equilibrium value;
+    * ``fmax`` (eV/Å, in (0, 1]) and ``max_iter`` (≥ 1): tolerance and iteration cap of both
+      relaxations;
+    * ``start``: ``"unrelaxed"`` (both from the unrelaxed defect cell) or ``"reference"``
+      (the model from ū);
+    * ``r_stencil`` (Å): stencil radius of the norms (None: the nearest-neighbour shell);
+      ``core_radius`` (Å): region of the core displacement error (None: 2 r_nn);
+    * ``check_size``: a larger M2 at which the errors are measured again (``convergence``
+      of the result); True = M + max(2, M/2); None = no check;
+    * ``stability``: the three stability constants and the effectivity;
+      ``lattice_terms``: the perfect-lattice errors; ``profile_radii`` (Å): radii of the
+      force-error tail profile (None: multiples of r_nn inside the cell; ``()``: none);
+    * ``basin_fraction``: a model equilibrium whose displacement differs from ū by more
+      than this fraction of r_nn at some atom has left the basin;
+    * ``identifiability``: None (default) or a dict of options of
+      :func:`genanalysis.identifiability.experiment_metrics` (e.g. ``{"probes": 20}``): the
+      identifiability width of a linear model fitted in this process and the spreads of
+      E_f and P, as metrics ``identifiability_width_<prior>`` etc.
+    """
+
+    lattice: str
+    defect: str
+    size: int
+    a: float | None = None
+    fmax: float = DEFAULT_FMAX
+    max_iter: int = DEFAULT_MAX_ITER
+    start: str = "unrelaxed"
+    r_stencil: float | None = None
+    core_radius: float | None = None
+    check_size: int | None = None
+    stability: bool = True
+    lattice_terms: bool = True
+    profile_radii: tuple[float, ...] | None = None
+    basin_fraction: float = 0.5
+    identifiability: dict | None = None
+
+    def __post_init__(self):
+        from genanalysis.lattice import parse_defect, smallest_size
+
+        check_fields(self, EXPERIMENT_CONSTRAINTS)
+        try:
+            defect = parse_defect(self.lattice, self.defect)
+        except InputError as exc:
+            raise InputError(f"defect={self.defect!r}: {exc}") from None
+        object.__setattr__(self, "defect", str(defect))
+        n_min = smallest_size(self.lattice, 1.0, defect)
+        if self.size < n_min:
+            raise InputError(f"size={self.size}: the test domain is too small for a {defect} on the {self.lattice} "
+                             f"lattice; use M ≥ {n_min}")
+        c = self.check_size
+        if c is True:
+            c = self.size + max(2, self.size // 2)
+        elif c is False:
+            c = None
+        c = Whole(1, unit="cells", optional=True).check("check_size", c)
+        if c is not None and c <= self.size:
+            raise InputError(f"check_size={c} must exceed the test-domain size M = {self.size}")
+        object.__setattr__(self, "check_size", c)
+        if self.identifiability is not None and not isinstance(self.identifiability, dict):
+            raise InputError(f"identifiability={self.identifiability!r} must be None or a dict of options")
+        if self.profile_radii is not None:
+            radii = self.profile_radii
+            if isinstance(radii, (str, bytes)) or not hasattr(radii, "__iter__"):
+                raise InputError(f"profile_radii={radii!r} must be a list of radii in Å")
+            object.__setattr__(self, "profile_radii", tuple(
+                Number("Å", strict=True).check(f"profile_radii[{i}]", r) for i, r in enumerate(radii)))
+
+    @classmethod
+    def from_table(cls, table, *, accepted=TABLE_KEYS, where: str = "experiment", hint: str = "",
+                   **given) -> "ExperimentSpec":
+        """The spec of a sweep table (its keys among ``accepted``; ``given`` fills the keys it
+        leaves out, e.g. the training set's lattice). Errors name ``where.KEY``."""
+        table = dict(table)
+        bad = sorted(set(table) - set(accepted))
+        if bad:
+            raise InputError(f"{where}.{bad[0]}: unknown key{hint}; accepted: {', '.join(accepted)}")
+        values = {**given, **{k: v for k, v in table.items() if k in TABLE_KEYS}}
+        for k in ("lattice", "defect", "size"):
+            if k not in values:
+                raise InputError(f"{where}.{k}: required")
+        try:
+            return cls(**values)
+        except InputError as exc:
+            raise renamed(exc, TABLE_KEYS, lambda f: f"{where}.{f}", where) from None
+
+
 # --------------------------------------------------------------------------- perfect lattice
 
 
@@ -177,6 +306,8 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
     """
     dh = _bloch_blocks(h_model, lattice, n, dim) - _bloch_blocks(h_reference, lattice, n, dim)
     lb = _bloch_blocks(lap, lattice, n, dim)
+    if not np.all(np.isfinite(dh)):
+        raise NonFiniteError("the perfect-lattice force constants are not finite")
     axes = tuple(range(dh.ndim - 2))
     m = dh.shape[-1]
     nb = m // dim
@@ -262,8 +393,8 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
                    r_stencil: float | None = None, elastic: bool = True) -> LatticeErrors:
     """Perfect-lattice terms of the estimate on the perfect n-cell at lattice constant ``a`` (Å).
 
-    Each quantity is computed independently; one that fails (e.g. a model that cannot give
-    a Hessian) is None with the reason in ``notes``.
+    Each quantity is computed independently; force constants that are not finite leave ε_FC
+    None with the reason in ``notes`` (a non-finite stress or elastic constant error is None).
     """
     from genanalysis.lattice import perfect_cell
     from genanalysis.norms import riesz_matrix, stencil
@@ -272,35 +403,26 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
     dim = int(cell.info["dim"])
     N = len(cell)
     notes = []
-    res: dict = {}
+    ev_r, ev_m = reference.evaluate(cell), model.evaluate(cell)
+    vr = np.asarray(ev_r.virial, float)[:dim, :dim] / N
+    vm = np.asarray(ev_m.virial, float)[:dim, :dim] / N
+    res = dict(lattice_virial_reference=vr.tolist(), lattice_virial_model=vm.tolist(),
+               lattice_stress_error=_finite(float(np.linalg.norm(vm - vr))),
+               energy_per_atom_reference=ev_r.energy / N, energy_per_atom_model=ev_m.energy / N,
+               virial_reference=np.asarray(ev_r.virial, float), virial_model=np.asarray(ev_m.virial, float))
+    idx = _dim_index(N, dim)
+    hr = reference.hessian(cell).tocsr()[idx][:, idx]
+    hm = model.hessian(cell).tocsr()[idx][:, idx]
+    lap = riesz_matrix(stencil(cell, r_stencil))
     try:
-        ev_r, ev_m = reference.evaluate(cell), model.evaluate(cell)
-        vr = np.asarray(ev_r.virial, float)[:dim, :dim] / N
-        vm = np.asarray(ev_m.virial, float)[:dim, :dim] / N
-        res.update(lattice_virial_reference=vr.tolist(), lattice_virial_model=vm.tolist(),
-                   lattice_stress_error=_finite(float(np.linalg.norm(vm - vr))),
-                   energy_per_atom_reference=ev_r.energy / N, energy_per_atom_model=ev_m.energy / N,
-                   virial_reference=np.asarray(ev_r.virial, float), virial_model=np.asarray(ev_m.virial, float))
-    except Exception as exc:  # a model failing on the perfect lattice is a result
-        notes.append(f"lattice stress: {type(exc).__name__}: {exc}")
-    try:
-        idx = _dim_index(N, dim)
-        hr = reference.hessian(cell).tocsr()[idx][:, idx]
-        hm = model.hessian(cell).tocsr()[idx][:, idx]
-        lap = riesz_matrix(stencil(cell, r_stencil))
         op, blk = force_constant_error(hm, hr, lap, lattice, n, dim)
         res.update(force_constant_error=op, force_constant_error_max_block=blk)
-    except InputError:  # bad input (a calculator Hessian that fails its check) is not a result
-        raise
-    except Exception as exc:
-        notes.append(f"force constants: {type(exc).__name__}: {exc}")
+    except NonFiniteError as exc:
+        notes.append(f"force constants: {exc}")
     if elastic:
-        try:
-            cr, cm = elastic_constants(reference, cell), elastic_constants(model, cell)
-            res.update(elastic_constants_reference=cr.tolist(), elastic_constants_model=cm.tolist(),
-                       elastic_constant_error=_finite(float(np.abs(cm - cr).max())))
-        except Exception as exc:
-            notes.append(f"elastic constants: {type(exc).__name__}: {exc}")
+        cr, cm = elastic_constants(reference, cell), elastic_constants(model, cell)
+        res.update(elastic_constants_reference=cr.tolist(), elastic_constants_model=cm.tolist(),
+                   elastic_constant_error=_finite(float(np.abs(cm - cr).max())))
     keys = [f.name for f in LatticeErrors.__dataclass_fields__.values() if f.name != "notes"]
     return LatticeErrors(**{k: res.get(k) for k in keys}, notes=tuple(notes))
 
@@ -402,19 +524,6 @@ class ExperimentResult:
 def _jsonable(obj):
     return json_ready(obj, nonfinite_as_none=True)
 
-def _check_inputs(size, fmax, core_radius, start, max_iter):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise InputError(f"test-domain size M={size!r} must be a whole number ≥ 1")
-    if not (isinstance(fmax, (int, float)) and math.isfinite(fmax) and 0 < fmax <= 1.0):
-        raise InputError(f"fmax={fmax!r} eV/Å must lie in (0, 1]")
-    if core_radius is not None and not (math.isfinite(core_radius) and core_radius > 0):
-        raise InputError(f"core_radius={core_radius!r} Å must be positive")
-    if start not in ("unrelaxed", "reference"):
-        raise InputError(f"start={start!r}; choose 'unrelaxed' (the unrelaxed defect cell) or 'reference' (ū)")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise InputError(f"max_iter={max_iter!r} must be a whole number ≥ 1")
-
-
 def _spec_name(spec) -> str:
     return spec if isinstance(spec, str) else getattr(spec, "name", type(spec).__name__)
 
@@ -424,213 +533,294 @@ def _default_profile_radii(r_nn: float, r_max: float) -> list[float]:
     return [r for r in radii if r < r_max]
 
 
-def evaluate(model, reference, lattice: str, a: float | None, defect: str, size: int, *,
-             fmax: float = 1e-8, r_stencil: float | None = None, check_convergence: bool | int = False,
-             start: str = "unrelaxed", core_radius: float | None = None, max_iter: int = 200,
-             stability: bool = True, lattice_terms: bool = True, profile_radii=None,
-             basin_fraction: float = 0.5, identifiability: dict | None = None) -> ExperimentResult:
-    """Run the generalisation experiment (docs/experiment.md §3) and return its result.
+def _inscribed_width(atoms) -> float:
+    """Smallest distance between opposite faces of the periodic cell (in-plane in 2D), Å."""
+    dim = int(atoms.info.get("dim", 3))
+    cell = np.array(atoms.cell)[:dim, :dim]
+    recip = np.linalg.inv(cell).T
+    return float(1.0 / np.linalg.norm(recip, axis=1).max())
 
-    ``model``/``reference``: specs (:func:`~genanalysis.potentials.load_potential`) or Potentials; ``a`` the
-    lattice constant in Å (None: the reference's equilibrium value); ``defect`` as in
-    :func:`genanalysis.lattice.defect_cell`; ``size`` the test domain M (periodic M-cell,
-    fixed). ``fmax`` (eV/Å) is the force tolerance of both relaxations; ``r_stencil`` (Å) the
-    stencil radius of the norms (default: nearest-neighbour shell); ``start``
-    ``"unrelaxed"`` (both from the unrelaxed defect cell) or ``"reference"`` (the model from
-    ū); ``core_radius`` (Å, default 2 r_nn) the region of the core displacement error;
-    ``check_convergence``: True reruns at M2 = M + max(2, M/2) (a whole number: at that M2) and
-    reports the change of the errors under ``convergence``; ``stability=False`` skips the
-    three stability constants (and the effectivity); ``lattice_terms=False`` skips the
-    perfect-lattice errors; ``profile_radii`` (Å) the radii of the force-error tail profile
-    (default multiples of r_nn inside the cell, ``()`` for none); ``basin_fraction``: a model
-    equilibrium whose displacement differs from ū by more than this fraction of r_nn at
-    some atom is reported as having left the basin. ``identifiability``: None (default) or
-    a dict of options of :func:`genanalysis.identifiability.experiment_metrics` (e.g.
-    ``{"probes": 20}``): the identifiability width of a linear model fitted in this process
-    and the spreads of E_f and P, as metrics ``identifiability_width_<prior>`` etc.
-    """
-    from genanalysis.defect import formation_energy, relax, stability_constant
+
+# --------------------------------------------------------------------------- the stages
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The resolved experiment (:func:`resolve`): the two Potentials, the lattice constant
+    ``a`` (Å), the unrelaxed defect M-cell, its stencil (radius ``r_stencil``, Å), the
+    nearest-neighbour distance ``r_nn`` (Å), the core radius (Å) and each site's distance
+    from the defect centre (Å)."""
+
+    spec: ExperimentSpec
+    model: object
+    reference: object
+    a: float
+    dim: int
+    defect: object
+    symbol: str
+    cell: object
+    r_stencil: float
+    stencil: object
+    r_nn: float
+    core_radius: float
+    distances: np.ndarray
+
+
+def resolve(model, reference, spec: ExperimentSpec) -> Problem:
+    """Stage 1: resolve both specs (:func:`~genanalysis.potentials.load_potential`; the
+    model's surrogate spec takes the experiment's lattice and ``a``) and build the cell."""
     from genanalysis.lattice import defect_cell, dimension, nearest_neighbour_distance, parse_defect
-    from genanalysis.norms import dual_norm, energy_norm, stencil, stencil_radius
+    from genanalysis.norms import stencil, stencil_radius
 
-    t0 = time.perf_counter()
-    _check_inputs(size, fmax, core_radius, start, max_iter)
-    size = int(size)
-    if not 0 < basin_fraction <= 10:
-        raise InputError(f"basin_fraction={basin_fraction} must lie in (0, 10]")
     ref_pot = load_potential(reference)
-    dim = dimension(lattice)
-    spec = parse_defect(lattice, defect)
-    if a is None:
-        a = ref_pot.equilibrium_lattice_constant(lattice)
-    a = float(a)
-    if not (math.isfinite(a) and a > 0):
-        raise InputError(f"lattice constant a={a} Å must be positive")
-    model_pot = load_potential(model, lattice=lattice, a=a)
+    defect = parse_defect(spec.lattice, spec.defect)
+    a = float(ref_pot.equilibrium_lattice_constant(spec.lattice) if spec.a is None else spec.a)
+    model_pot = load_potential(model, lattice=spec.lattice, a=a)
     symbol = ref_pot.species[0] if getattr(ref_pot, "species", None) else "X"
-    cell0 = defect_cell(lattice, a, size, spec, symbol)
-    if r_stencil is None:
-        r_stencil = stencil_radius(lattice, a)
-    r_stencil = float(r_stencil)
-    if not (math.isfinite(r_stencil) and r_stencil > 0):
-        raise InputError(f"r_stencil={r_stencil} Å must be positive")
-    st = stencil(cell0, r_stencil)
-    r_nn = nearest_neighbour_distance(lattice, a)
-    core_radius = 2.0 * r_nn if core_radius is None else float(core_radius)
-    res = ExperimentResult(
-        status="converged", reason="", model=_spec_name(model), reference=_spec_name(reference),
-        lattice=lattice, a=a, defect=str(spec), size=size, dim=dim, n_atoms=len(cell0),
-        r_stencil=r_stencil, core_radius=core_radius, fmax=float(fmax), start=start,
-    )
-    failures: list[tuple[str, str]] = []
+    cell = defect_cell(spec.lattice, a, spec.size, defect, symbol)
+    r_stencil = stencil_radius(spec.lattice, a) if spec.r_stencil is None else spec.r_stencil
+    r_nn = nearest_neighbour_distance(spec.lattice, a)
+    return Problem(spec=spec, model=model_pot, reference=ref_pot, a=a, dim=dimension(spec.lattice), defect=defect,
+                   symbol=symbol, cell=cell, r_stencil=float(r_stencil), stencil=stencil(cell, r_stencil), r_nn=r_nn,
+                   core_radius=2.0 * r_nn if spec.core_radius is None else spec.core_radius,
+                   distances=distances_from_centre(cell))
 
-    # perfect-lattice terms: need no defect equilibrium
-    lat = None
-    if lattice_terms:
-        lat = lattice_errors(model_pot, ref_pot, lattice, a, size, symbol=symbol, r_stencil=r_stencil)
-        for k in ("force_constant_error", "force_constant_error_max_block", "elastic_constants_reference",
-                  "elastic_constants_model", "elastic_constant_error", "lattice_virial_reference",
-                  "lattice_virial_model", "lattice_stress_error"):
-            setattr(res, k, getattr(lat, k))
-        if res.elastic_constant_error is not None and dim == 3:
-            res.elastic_constant_error_gpa = res.elastic_constant_error * EV_PER_A3_IN_GPA
-        res.notes.extend(lat.notes)
 
-    # the reference equilibrium ū
-    rel_ref = relax(cell0, ref_pot, fmax=fmax, max_iter=max_iter)
-    res.reference_relaxation = rel_ref.summary()
-    res.reference_atoms = rel_ref.atoms
-    if not rel_ref.converged:
-        failures.append(("reference failure", f"reference relaxation: {rel_ref.status}"))
-    u_ref = _displacement(rel_ref.atoms, cell0)
-    res.reference_energy_norm = energy_norm(u_ref, st)
-    ev_ref_def = ref_pot.evaluate(rel_ref.atoms)
-    res.reference_residual_dual_norm = dual_norm(ev_ref_def.forces, st)
-    e_atom_ref = lat.energy_per_atom_reference if lat and lat.energy_per_atom_reference is not None else None
-    if e_atom_ref is None:
-        from genanalysis.defect import perfect_energy_per_atom
+#: what a failure of each kind makes the status, the first that applies winning: the
+#: reference failing makes every comparison moot, a physics verdict beats a solver one
+_STATUS_OF = (("reference", NumericalFailure, "reference failure"),
+              ("model", InstabilityError, "no stable equilibrium"),
+              ("model", NumericalFailure, "solver failure"))
 
-        e_atom_ref = perfect_energy_per_atom(ref_pot, lattice, a, size, symbol)
-    res.formation_energy_reference = formation_energy(rel_ref.energy, len(cell0), e_atom_ref)
-    v_perf_ref = lat.virial_reference if lat is not None else None
-    if v_perf_ref is not None:
-        res.dipole_reference = (np.asarray(ev_ref_def.virial)[:dim, :dim] - v_perf_ref[:dim, :dim]).tolist()
-    dist = distances_from_centre(cell0)
-    if identifiability is not None:
-        from genanalysis.identifiability import experiment_metrics
 
-        try:  # a CG solve that does not converge is a result; bad options and bugs raise
-            res.identifiability = experiment_metrics(getattr(model_pot, "model", model_pot), res, ref_pot,
-                                                     **dict(identifiability))
-        except FloatingPointError as exc:
-            res.notes.append(f"identifiability width: {exc}")
+def classify(failures) -> tuple[str, str]:
+    """(status, reason) of the numerical failures met, a list of (``"reference"`` or
+    ``"model"``, :class:`~genanalysis.exceptions.NumericalFailure`) in the order met."""
+    if not failures:
+        return "converged", ""
+    reason = "; ".join(str(exc) for _, exc in failures)
+    for who, kind, status in _STATUS_OF:
+        if any(w == who and isinstance(exc, kind) for w, exc in failures):
+            return status, reason
+    raise AssertionError(f"unclassified failures {failures!r}")  # pragma: no cover - every kind is listed
 
-    # residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū
-    try:
-        f_ml = np.asarray(model_pot.evaluate(rel_ref.atoms).forces, float)
-        if not np.all(np.isfinite(f_ml)):
-            raise FloatingPointError("model forces at ū are not finite")
-        res.residual_dual_norm = dual_norm(f_ml, st)
-        radii = _default_profile_radii(r_nn, 0.5 * _inscribed_width(cell0)) if profile_radii is None else list(profile_radii)
-        df = f_ml - np.asarray(ev_ref_def.forces, float)
+
+class _Failures(list):
+    """The failures met so far; ``record(who)`` is a context that keeps a numerical failure
+    as a result (and lets every other exception propagate)."""
+
+    @contextlib.contextmanager
+    def record(self, who: str):
+        try:
+            yield
+        except NumericalFailure as exc:
+            self.append((who, exc))
+
+
+def _lattice_stage(p: Problem, res: ExperimentResult) -> LatticeErrors:
+    """Stage 2: the perfect-lattice terms (they need no defect equilibrium)."""
+    lat = lattice_errors(p.model, p.reference, p.spec.lattice, p.a, p.spec.size, symbol=p.symbol,
+                         r_stencil=p.r_stencil)
+    for k in ("force_constant_error", "force_constant_error_max_block", "elastic_constants_reference",
+              "elastic_constants_model", "elastic_constant_error", "lattice_virial_reference",
+              "lattice_virial_model", "lattice_stress_error"):
+        setattr(res, k, getattr(lat, k))
+    if res.elastic_constant_error is not None and p.dim == 3:
+        res.elastic_constant_error_gpa = res.elastic_constant_error * EV_PER_A3_IN_GPA
+    res.notes.extend(lat.notes)
+    return lat
+
+
+def _energy_per_atom(p: Problem, lat: LatticeErrors | None, which: str) -> float:
+    e = getattr(lat, f"energy_per_atom_{which}") if lat is not None else None
+    if e is None:
+        e = perfect_energy_per_atom(getattr(p, which), p.spec.lattice, p.a, p.spec.size, p.symbol)
+    return e
+
+
+def _reference_stage(p: Problem, res: ExperimentResult, lat, failures: _Failures):
+    """Stage 3: the reference equilibrium ū, its energy norm, residual, formation energy and
+    dipole tensor. Returns (relaxation, ū, the reference's evaluation at ū)."""
+    rel = relax(p.cell, p.reference, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
+    res.reference_relaxation = rel.summary()
+    res.reference_atoms = rel.atoms
+    with failures.record("reference"):
+        rel.check("reference relaxation")
+    u_ref = _displacement(rel.atoms, p.cell)
+    res.reference_energy_norm = energy_norm(u_ref, p.stencil)
+    ev = p.reference.evaluate(rel.atoms)
+    res.reference_residual_dual_norm = dual_norm(ev.forces, p.stencil)
+    res.formation_energy_reference = formation_energy(rel.energy, len(p.cell), _energy_per_atom(p, lat, "reference"))
+    if lat is not None and lat.virial_reference is not None:
+        res.dipole_reference = (np.asarray(ev.virial)[:p.dim, :p.dim] - lat.virial_reference[:p.dim, :p.dim]).tolist()
+    return rel, u_ref, ev
+
+
+def _identifiability_stage(p: Problem, res: ExperimentResult) -> None:
+    """Stage 3b (on request): the identifiability width of a linear model at ū."""
+    from genanalysis.identifiability import experiment_metrics
+
+    try:  # a CG solve that does not converge is a result; bad options and bugs raise
+        res.identifiability = experiment_metrics(getattr(p.model, "model", p.model), res, p.reference,
+                                                 **dict(p.spec.identifiability))
+    except FloatingPointError as exc:
+        res.notes.append(f"identifiability width: {exc}")
+
+
+def _finite_forces(pot, atoms, what: str) -> np.ndarray:
+    f = np.asarray(pot.evaluate(atoms).forces, float)
+    if not np.all(np.isfinite(f)):
+        raise NonFiniteError(f"{what}: the model forces are not finite")
+    return f
+
+
+def _residual_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, failures: _Failures) -> None:
+    """Stage 4: the residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū."""
+    with failures.record("model"):
+        f_ml = _finite_forces(p.model, rel_ref.atoms, "model forces at ū")
+        res.residual_dual_norm = dual_norm(f_ml, p.stencil)
+        radii = (_default_profile_radii(p.r_nn, 0.5 * _inscribed_width(p.cell)) if p.spec.profile_radii is None
+                 else list(p.spec.profile_radii))
+        df = f_ml - np.asarray(ev_ref.forces, float)
         res.residual_profile = [
-            {"radius": float(r), "force_error_tail": dual_norm(np.where((dist > r)[:, None], df, 0.0), st),
-             "sites": int(np.sum(dist > r))}
+            {"radius": float(r), "force_error_tail": dual_norm(np.where((p.distances > r)[:, None], df, 0.0), p.stencil),
+             "sites": int(np.sum(p.distances > r))}
             for r in radii
         ]
-    except Exception as exc:
-        failures.append(("solver failure", f"model forces at ū: {type(exc).__name__}: {exc}"))
 
-    if stability:
-        res.stability_reference = _safe(lambda: stability_constant(rel_ref.atoms, ref_pot, cell0, r_stencil=r_stencil),
-                                        res.notes, "stability of the reference")
-        res.stability_model_at_reference = _safe(
-            lambda: stability_constant(rel_ref.atoms, model_pot, cell0, r_stencil=r_stencil), res.notes,
-            "stability of the model at ū")
-        c = res.stability_model_at_reference
-        if c is not None and c > 0 and res.residual_dual_norm is not None:
-            res.a_posteriori_bound = 2.0 * res.residual_dual_norm / c
 
-    # the model equilibrium ū^ML, from the same start
-    start_atoms = cell0 if start == "unrelaxed" else rel_ref.atoms
-    res.start_atoms = start_atoms
-    rel_ml = None
+def _stability(p: Problem, atoms, pot, notes: list, what: str) -> float | None:
+    """The stability constant (eV/Å²) at ``atoms``, or None with a note when it cannot be
+    computed (non-finite Hessian, eigen-solver failure) or is not finite."""
     try:
+        val = float(stability_constant(atoms, pot, p.cell, r_stencil=p.r_stencil))
+    except NumericalFailure as exc:
+        notes.append(f"{what}: {type(exc).__name__}: {exc}")
+        return None
+    return val if math.isfinite(val) else None
+
+
+def _stability_at_reference(p: Problem, res: ExperimentResult, rel_ref) -> None:
+    """Stage 5a: stability constants at ū (reference and model) and the a-posteriori bound."""
+    res.stability_reference = _stability(p, rel_ref.atoms, p.reference, res.notes, "stability of the reference")
+    res.stability_model_at_reference = _stability(p, rel_ref.atoms, p.model, res.notes, "stability of the model at ū")
+    c = res.stability_model_at_reference
+    if c is not None and c > 0 and res.residual_dual_norm is not None:
+        res.a_posteriori_bound = 2.0 * res.residual_dual_norm / c
+
+
+def _model_stage(p: Problem, res: ExperimentResult, rel_ref, failures: _Failures):
+    """Stage 6: the model equilibrium ū^ML from the spec's start; None if the solver met a
+    numerical failure before returning."""
+    start = p.cell if p.spec.start == "unrelaxed" else rel_ref.atoms
+    res.start_atoms = start
+    rel = None
+    with failures.record("model"):
         # a model driven out of its range (atoms on top of each other) may divide by zero:
         # that is a finding (reported below), not a warning for the user
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rel_ml = relax(start_atoms, model_pot, fmax=fmax, max_iter=max_iter)
-    except InputError:
-        raise
-    except Exception as exc:
-        failures.append(("solver failure", f"model relaxation raised {type(exc).__name__}: {exc}"))
-    if rel_ml is not None:
-        res.model_relaxation = rel_ml.summary()
-        res.model_atoms = rel_ml.atoms
-        if not rel_ml.converged:
-            failures.append(("solver failure", f"model relaxation: {rel_ml.status}"))
-        finite_pos = bool(np.all(np.isfinite(rel_ml.atoms.positions)))
-        min_d = _min_distance(rel_ml.atoms, 0.5 * r_nn) if finite_pos else math.nan
-        res.min_distance = _finite(min_d)
-        if finite_pos and min_d < 0.5 * r_nn:
-            failures.append(("no stable equilibrium",
-                             f"atoms too close: {min_d:.3g} Å < half the nearest-neighbour distance {0.5 * r_nn:.3g} Å"))
-        if finite_pos:
-            u_ml = _displacement(rel_ml.atoms, cell0)
-            du = u_ml - u_ref
-            amp = np.linalg.norm(du[:, :dim], axis=1)
-            res.max_displacement_error = float(amp.max())
-            core = dist <= core_radius
-            res.max_core_displacement_error = float(amp[core].max()) if core.any() else None
-            if amp.max() > basin_fraction * r_nn:
-                failures.append(("no stable equilibrium",
-                                 f"left the basin of ū: max |ū^ML − ū| = {amp.max():.3g} Å > "
-                                 f"{basin_fraction:g} r_nn = {basin_fraction * r_nn:.3g} Å"))
-        if finite_pos and rel_ml.converged:  # quantities of the equilibrium ū^ML
-            res.error_energy_norm = energy_norm(du, st)
-            if res.reference_energy_norm and res.reference_energy_norm > 0:
-                res.relative_error = res.error_energy_norm / res.reference_energy_norm
-            try:
-                ev_ml_def = model_pot.evaluate(rel_ml.atoms)
-                e_atom_ml = lat.energy_per_atom_model if lat and lat.energy_per_atom_model is not None else None
-                if e_atom_ml is None:
-                    from genanalysis.defect import perfect_energy_per_atom
+            rel = relax(start, p.model, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
+    if rel is not None:
+        res.model_relaxation = rel.summary()
+        res.model_atoms = rel.atoms
+        with failures.record("model"):
+            rel.check("model relaxation")
+    return rel
 
-                    e_atom_ml = perfect_energy_per_atom(model_pot, lattice, a, size, symbol)
-                res.formation_energy_model = formation_energy(rel_ml.energy, len(cell0), e_atom_ml)
-                res.formation_energy_error = res.formation_energy_model - res.formation_energy_reference
-                if lat is not None and lat.virial_model is not None and v_perf_ref is not None:
-                    res.dipole_model = (np.asarray(ev_ml_def.virial)[:dim, :dim] - lat.virial_model[:dim, :dim]).tolist()
-                    res.dipole_error = float(np.linalg.norm(np.subtract(res.dipole_model, res.dipole_reference)))
-            except Exception as exc:
-                res.notes.append(f"model energy at ū^ML: {type(exc).__name__}: {exc}")
-            if stability and rel_ml.converged:
-                res.stability_model = _safe(
-                    lambda: stability_constant(rel_ml.atoms, model_pot, cell0, r_stencil=r_stencil), res.notes,
-                    "stability of the model at ū^ML")
-                if res.stability_model is not None and res.stability_model <= 0:
-                    failures.append(("no stable equilibrium",
-                                     f"stability constant of the model at ū^ML is {res.stability_model:.3g} eV/Å² ≤ 0"))
-            c = res.stability_model_at_reference
-            if stability and res.residual_dual_norm is not None and c is not None:
-                res.effectivity = _effectivity(res.error_energy_norm, res.residual_dual_norm, c)
-                if res.a_posteriori_bound:
-                    res.bound_ratio = res.error_energy_norm / res.a_posteriori_bound
-        if not finite_pos:
-            failures.append(("solver failure", "model relaxation produced non-finite positions"))
 
-    if failures:
-        # the reference failing makes every comparison moot; a physics verdict beats a solver one
-        kinds = [f[0] for f in failures]
-        res.status = "reference failure" if "reference failure" in kinds else (
-            "no stable equilibrium" if "no stable equilibrium" in kinds else "solver failure")
-        res.reason = "; ".join(r for _, r in failures)
+def _check_overlap(min_d: float, r_min: float) -> None:
+    if min_d < r_min:
+        raise OverlapError(f"atoms too close: {min_d:.3g} Å < half the nearest-neighbour distance {r_min:.3g} Å")
 
-    if check_convergence:
-        m2 = size + max(2, size // 2) if check_convergence is True else int(check_convergence)
-        res.convergence = _convergence(res, model_pot, ref_pot, lattice, a, spec, m2, fmax=fmax, r_stencil=r_stencil,
-                                       start=start, max_iter=max_iter, basin_fraction=basin_fraction)
-    res.model_hessian, res.reference_hessian = _hessian_source(model_pot), _hessian_source(ref_pot)
+
+def _check_basin(max_amp: float, basin_fraction: float, r_nn: float) -> None:
+    if max_amp > basin_fraction * r_nn:
+        raise InstabilityError(f"left the basin of ū: max |ū^ML − ū| = {max_amp:.3g} Å > "
+                               f"{basin_fraction:g} r_nn = {basin_fraction * r_nn:.3g} Å")
+
+
+def _error_stage(p: Problem, res: ExperimentResult, rel_ml, u_ref, lat, failures: _Failures):
+    """Stage 7: overlap and basin checks, displacement errors, ‖D(ū^ML − ū)‖, the
+    formation-energy and dipole errors. Returns whether ū^ML is an equilibrium to measure."""
+    finite = bool(np.all(np.isfinite(rel_ml.atoms.positions)))
+    if not finite:
+        res.min_distance = None
+        failures.append(("model", NonFiniteError("model relaxation produced non-finite positions")))
+        return False
+    min_d = _min_distance(rel_ml.atoms, 0.5 * p.r_nn)
+    res.min_distance = _finite(min_d)
+    with failures.record("model"):
+        _check_overlap(min_d, 0.5 * p.r_nn)
+    du = _displacement(rel_ml.atoms, p.cell) - u_ref
+    amp = np.linalg.norm(du[:, :p.dim], axis=1)
+    res.max_displacement_error = float(amp.max())
+    core = p.distances <= p.core_radius
+    res.max_core_displacement_error = float(amp[core].max()) if core.any() else None
+    with failures.record("model"):
+        _check_basin(float(amp.max()), p.spec.basin_fraction, p.r_nn)
+    if not rel_ml.converged:
+        return False
+    res.error_energy_norm = energy_norm(du, p.stencil)
+    if res.reference_energy_norm and res.reference_energy_norm > 0:
+        res.relative_error = res.error_energy_norm / res.reference_energy_norm
+    ev = p.model.evaluate(rel_ml.atoms)
+    res.formation_energy_model = formation_energy(rel_ml.energy, len(p.cell), _energy_per_atom(p, lat, "model"))
+    res.formation_energy_error = res.formation_energy_model - res.formation_energy_reference
+    if lat is not None and lat.virial_model is not None and lat.virial_reference is not None:
+        res.dipole_model = (np.asarray(ev.virial)[:p.dim, :p.dim] - lat.virial_model[:p.dim, :p.dim]).tolist()
+        res.dipole_error = float(np.linalg.norm(np.subtract(res.dipole_model, res.dipole_reference)))
+    return True
+
+
+def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Failures) -> None:
+    """Stage 8: the model's stability at ū^ML (≤ 0: no stable equilibrium), the
+    effectivity η and the bound ratio."""
+    res.stability_model = _stability(p, rel_ml.atoms, p.model, res.notes, "stability of the model at ū^ML")
+    with failures.record("model"):
+        if res.stability_model is not None and res.stability_model <= 0:
+            raise InstabilityError(f"stability constant of the model at ū^ML is {res.stability_model:.3g} eV/Å² ≤ 0")
+    c = res.stability_model_at_reference
+    if res.residual_dual_norm is not None and c is not None:
+        res.effectivity = _effectivity(res.error_energy_norm, res.residual_dual_norm, c)
+        if res.a_posteriori_bound:
+            res.bound_ratio = res.error_energy_norm / res.a_posteriori_bound
+
+
+def evaluate(model, reference, spec: ExperimentSpec) -> ExperimentResult:
+    """Run the generalisation experiment ``spec`` (docs/experiment.md §3) and return its result.
+
+    ``model``/``reference``: Potentials, or specs resolved by
+    :func:`~genanalysis.potentials.load_potential` (a surrogate model spec takes the
+    experiment's lattice and ``a``). The stages: :func:`resolve` → perfect-lattice terms →
+    reference equilibrium ū → residual at ū → stability at ū → model equilibrium ū^ML →
+    errors and norms → stability at ū^ML and effectivity; :func:`classify` turns the
+    numerical failures met on the way (:class:`~genanalysis.exceptions.NumericalFailure`)
+    into ``status`` and ``reason``. Every other exception propagates.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(spec, ExperimentSpec):
+        raise InputError(f"evaluate() needs an ExperimentSpec, got {type(spec).__name__}")
+    p = resolve(model, reference, spec)
+    res = ExperimentResult(
+        status="converged", reason="", model=_spec_name(model), reference=_spec_name(reference),
+        lattice=spec.lattice, a=p.a, defect=str(p.defect), size=spec.size, dim=p.dim, n_atoms=len(p.cell),
+        r_stencil=p.r_stencil, core_radius=p.core_radius, fmax=spec.fmax, start=spec.start,
+    )
+    failures = _Failures()
+    lat = _lattice_stage(p, res) if spec.lattice_terms else None
+    rel_ref, u_ref, ev_ref = _reference_stage(p, res, lat, failures)
+    if spec.identifiability is not None:
+        _identifiability_stage(p, res)
+    _residual_stage(p, res, rel_ref, ev_ref, failures)
+    if spec.stability:
+        _stability_at_reference(p, res, rel_ref)
+    rel_ml = _model_stage(p, res, rel_ref, failures)
+    if rel_ml is not None and _error_stage(p, res, rel_ml, u_ref, lat, failures) and spec.stability:
+        _effectivity_stage(p, res, rel_ml, failures)
+    res.status, res.reason = classify(failures)
+    if spec.check_size is not None:
+        res.convergence = _convergence(res, p)
+    res.model_hessian, res.reference_hessian = _hessian_source(p.model), _hessian_source(p.reference)
     res.wall_time = time.perf_counter() - t0
     return res
 
@@ -643,28 +833,11 @@ def _hessian_source(pot) -> dict:
     return report() if callable(report) else {"source": "analytic"}
 
 
-def _inscribed_width(atoms) -> float:
-    """Smallest distance between opposite faces of the periodic cell (in-plane in 2D), Å."""
-    dim = int(atoms.info.get("dim", 3))
-    cell = np.array(atoms.cell)[:dim, :dim]
-    recip = np.linalg.inv(cell).T
-    return float(1.0 / np.linalg.norm(recip, axis=1).max())
-
-
-def _safe(fn, notes, what):
-    try:
-        val = float(fn())
-        return val if math.isfinite(val) else None
-    except Exception as exc:
-        notes.append(f"{what}: {type(exc).__name__}: {exc}")
-        return None
-
-
-def _convergence(res, model_pot, ref_pot, lattice, a, spec, m2, **kw) -> dict:
-    if m2 <= res.size:
-        raise InputError(f"convergence check size M2={m2} must exceed the test-domain size M={res.size}")
-    big = evaluate(model_pot, ref_pot, lattice, a, str(spec), m2, check_convergence=False, stability=False,
-                   lattice_terms=False, profile_radii=(), **kw)
+def _convergence(res: ExperimentResult, p: Problem) -> dict:
+    m2 = p.spec.check_size
+    big = evaluate(p.model, p.reference, dataclasses.replace(
+        p.spec, a=p.a, size=m2, check_size=None, stability=False, lattice_terms=False, profile_radii=(),
+        identifiability=None))
     out = {"size": m2, "status": big.status, "n_atoms": big.n_atoms}
     for k in ("error_energy_norm", "relative_error", "formation_energy_error", "residual_dual_norm",
               "max_core_displacement_error", "reference_energy_norm"):
@@ -678,23 +851,13 @@ def _convergence(res, model_pot, ref_pot, lattice, a, spec, m2, **kw) -> dict:
 # --------------------------------------------------------------------------- sweep task kinds
 
 
-_EXPERIMENT_KEYS = {"model", "reference", "lattice", "a", "defect", "size", "fmax", "r_stencil", "start",
-                    "core_radius", "check_size", "family", "eta", "scale", "width", "stability", "max_iter"}
-
-
-def _table(params) -> dict:
-    ex = dict(params.get("experiment", {}))
-    bad = sorted(set(ex) - _EXPERIMENT_KEYS)
-    if bad:
-        raise InputError(f"experiment.{bad[0]}: unknown key; accepted: {', '.join(sorted(_EXPERIMENT_KEYS))}")
-    for k in ("reference", "lattice", "defect", "size"):
-        if k not in ex:
-            raise InputError(f"experiment.{k}: required")
-    return ex
+#: keys of the experiment.surrogate / experiment.evaluate tables beside the spec's
+_SURROGATE_KEYS = ("reference", "family", "eta", "scale", "width")
+_EVALUATE_KEYS = ("reference", "model")
 
 
 def _surrogate_spec_of(ex) -> str:
-    from genanalysis.surrogates import FAMILIES, parse_surrogate_spec
+    from genanalysis.surrogates import parse_surrogate_spec
 
     if "family" not in ex or "eta" not in ex:
         raise InputError("experiment.family and experiment.eta are required for experiment.surrogate")
@@ -705,45 +868,47 @@ def _surrogate_spec_of(ex) -> str:
         q += f"&width={float(ex['width'])!r}"
     spec = f"surrogate:{ex['reference']}?{q}"
     parse_surrogate_spec(spec)  # validates
-    assert FAMILIES
     return spec
 
 
-def _run_table(ex, model) -> dict:
-    res = evaluate(model, ex["reference"], ex["lattice"], ex.get("a"), ex["defect"], ex["size"],
-                   fmax=float(ex.get("fmax", 1e-8)), r_stencil=ex.get("r_stencil"), start=ex.get("start", "unrelaxed"),
-                   core_radius=ex.get("core_radius"), check_convergence=ex.get("check_size") or False,
-                   stability=bool(ex.get("stability", True)), max_iter=int(ex.get("max_iter", 200)))
-    return res.metrics()
+def _parse(params, extra: tuple[str, ...]) -> tuple[dict, ExperimentSpec]:
+    """(the model/reference keys, the ExperimentSpec) of an experiment.* table: parsed and
+    validated once, by the validator and the task alike."""
+    table = dict(params.get("experiment", {}))
+    if "reference" not in table:
+        raise InputError("experiment.reference: required")
+    own = {k: table.pop(k) for k in extra if k in table}
+    return own, ExperimentSpec.from_table(table, accepted=TABLE_KEYS + extra, where="experiment")
+
+
+def _surrogate_point(params) -> tuple[str, str, ExperimentSpec]:
+    own, spec = _parse(params, _SURROGATE_KEYS)
+    return _surrogate_spec_of(own), own["reference"], spec
+
+
+def _evaluate_point(params) -> tuple[str, str, ExperimentSpec]:
+    own, spec = _parse(params, _EVALUATE_KEYS)
+    if "model" not in own:
+        raise InputError("experiment.model: required for experiment.evaluate")
+    return own["model"], own["reference"], spec
 
 
 def surrogate_task(params, shared, ctx):
     """Sweep task ``experiment.surrogate``: ``[experiment]`` keys reference, lattice, defect,
     size, family, eta (and optionally a, scale, width, fmax, r_stencil, start, core_radius,
     check_size, stability, max_iter); returns :meth:`ExperimentResult.metrics`."""
-    ex = _table(params)
-    return _run_table(ex, _surrogate_spec_of(ex))
+    return evaluate(*_surrogate_point(params)).metrics()
 
 
 def evaluate_task(params, shared, ctx):
     """Sweep task ``experiment.evaluate``: like ``experiment.surrogate`` with a ``model`` spec
     (any :func:`~genanalysis.potentials.load_potential` spec) instead of family/eta."""
-    ex = _table(params)
-    if "model" not in ex:
-        raise InputError("experiment.model: required for experiment.evaluate")
-    return _run_table(ex, ex["model"])
+    return evaluate(*_evaluate_point(params)).metrics()
 
 
-def _validate_surrogate(params):
-    ex = _table(params)
-    _surrogate_spec_of(ex)
-    _check_inputs(ex["size"], float(ex.get("fmax", 1e-8)), ex.get("core_radius"), ex.get("start", "unrelaxed"),
-                  int(ex.get("max_iter", 200)))
+def _validate_surrogate(params) -> None:
+    _surrogate_point(params)
 
 
-def _validate_evaluate(params):
-    ex = _table(params)
-    if "model" not in ex:
-        raise InputError("experiment.model: required for experiment.evaluate")
-    _check_inputs(ex["size"], float(ex.get("fmax", 1e-8)), ex.get("core_radius"), ex.get("start", "unrelaxed"),
-                  int(ex.get("max_iter", 200)))
+def _validate_evaluate(params) -> None:
+    _evaluate_point(params)

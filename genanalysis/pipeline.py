@@ -17,8 +17,8 @@ A study names ``task = "generalisation"`` and gives three tables (docs/studies.m
   in the fit report, so one fit table serves a sweep over observation sets) and
   ``spatial = {amplitude, radius}``, shorthand for the loss's spatial weights
   (``loss.spatial``, :class:`~genanalysis.fit.SpatialWeights`);
-* ``[experiment]``: ``defect`` and ``size`` (the test domain M) and the optional keys of
-  :func:`~genanalysis.experiment.evaluate` (``a``, ``fmax``, ``r_stencil``, ``start``,
+* ``[experiment]``: ``defect`` and ``size`` (the test domain M) and the optional fields of
+  :class:`~genanalysis.experiment.ExperimentSpec` (``a``, ``fmax``, ``r_stencil``, ``start``,
   ``core_radius``, ``check_size``, ``stability``, ``max_iter``). The reference and the
   lattice are the training set's (the model is judged against the potential it was fitted
   to); ``a`` defaults to the lattice constant the training set was built at.
@@ -46,7 +46,6 @@ reference work in atom-evaluations (see :func:`reference_work`).
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -64,7 +63,7 @@ __all__ = [
     "TrainingData",
     "trainingset_specs",
     "fit_spec",
-    "experiment_options",
+    "experiment_spec",
     "validate",
     "reference_work",
     "build_training_data",
@@ -85,8 +84,6 @@ _TS_INHERITED = ("potential", "element", "lattice", "a", "seed", "rattle", "fmax
 #: keys of the [fit] table
 _FIT_KEYS = ("model", "loss", "validation_fraction", "seed", "rcond", "on_rank_deficient", "drop_unobserved",
              "spatial")
-#: optional keys of the [experiment] table, passed to evaluate()
-_EXPERIMENT_OPTIONAL = ("a", "fmax", "r_stencil", "start", "core_radius", "check_size", "stability", "max_iter")
 
 #: units of the metrics this kind adds to the experiment's, and of its sweep axes
 UNITS = {
@@ -215,34 +212,14 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     return spec, drop
 
 
-def experiment_options(table: dict) -> dict:
-    """Validated ``[experiment]`` table: ``defect``, ``size`` and the optional keys."""
-    table = dict(table)
-    bad = sorted(set(table) - {"defect", "size", *_EXPERIMENT_OPTIONAL})
-    if bad:
-        hint = (" (the reference and lattice are the training set's)" if bad[0] in ("reference", "lattice", "model")
-                else "")
-        raise InputError(f"experiment.{bad[0]}: unknown key{hint}; accepted: defect, size, "
-                         f"{', '.join(_EXPERIMENT_OPTIONAL)}")
-    for k in ("defect", "size"):
-        if k not in table:
-            raise InputError(f"experiment.{k}: required (the test defect and the test-domain size M)")
-    m = table["size"]
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise InputError(f"experiment.size={m!r}: the test-domain size M must be a whole number ≥ 1")
-    if "a" in table and not (isinstance(table["a"], (int, float)) and math.isfinite(table["a"]) and table["a"] > 0):
-        raise InputError(f"experiment.a={table['a']!r} Å must be a positive number")
-    if "fmax" in table and not (isinstance(table["fmax"], (int, float)) and 0 < table["fmax"] <= 1):
-        raise InputError(f"experiment.fmax={table['fmax']!r} eV/Å must lie in (0, 1]")
-    if "start" in table and table["start"] not in ("unrelaxed", "reference"):
-        raise InputError(f"experiment.start={table['start']!r}; choose 'unrelaxed' or 'reference'")
-    if "check_size" in table:
-        c = table["check_size"]
-        if isinstance(c, bool) or not isinstance(c, int) or c <= m:
-            raise InputError(f"experiment.check_size={c!r} must be a whole number > experiment.size = {m}")
-    if "stability" in table and not isinstance(table["stability"], bool):
-        raise InputError(f"experiment.stability={table['stability']!r} must be true or false")
-    return table
+def experiment_spec(table: dict, lattice: str, a: float | None = None):
+    """The :class:`~genanalysis.experiment.ExperimentSpec` of an ``[experiment]`` table
+    (``defect``, ``size`` and the optional keys) on the training set's ``lattice``; ``a``
+    (Å) is the table's, else the given one (the training set's)."""
+    from genanalysis.experiment import TABLE_KEYS, ExperimentSpec
+
+    return ExperimentSpec.from_table(table, accepted=tuple(k for k in TABLE_KEYS if k != "lattice"),
+                                     hint=" (the reference and lattice are the training set's)", lattice=lattice, a=a)
 
 
 def validate(params) -> None:
@@ -251,22 +228,11 @@ def validate(params) -> None:
     Registered as the kind's validator rather than as stage validators: stage validators
     apply to every study of the process whatever its task kind, and these tables mean
     something only to this kind."""
-    from genanalysis.lattice import parse_defect, smallest_size
-
     seed = _seed(params)
     specs = trainingset_specs(_table(params, "trainingset"), seed)
     fit_spec(_table(params, "fit"), seed)
-    ex = experiment_options(_table(params, "experiment"))
-    lattice = specs[0].lattice
-    try:
-        d = parse_defect(lattice, ex["defect"])
-    except InputError as exc:
-        raise InputError(f"experiment.defect: {exc}") from None
-    n_min = smallest_size(lattice, 1.0, d)
-    if ex["size"] < n_min:
-        raise InputError(f"experiment.size={ex['size']}: the test domain is too small for a {d} on the {lattice} "
-                         f"lattice; use M ≥ {n_min}")
-    if any(s.lattice != lattice or s.potential != specs[0].potential for s in specs[1:]):
+    experiment_spec(_table(params, "experiment"), specs[0].lattice)
+    if any(s.lattice != specs[0].lattice or s.potential != specs[0].potential for s in specs[1:]):
         raise InputError("trainingset.extra: every set must share the base set's potential and lattice")
 
 
@@ -491,18 +457,15 @@ def generalisation_task(params, shared, ctx):
     t0 = time.perf_counter()
     data: TrainingData = shared["trainingset"]
     fitted: dict = shared["fit"]
-    ex = experiment_options(params.get("experiment", {}))
+    spec = experiment_spec(params.get("experiment", {}), data.lattice, data.a)
     metrics = dict(data.work)
     metrics.update(_fit_metrics(fitted))
-    metrics["a"] = float(ex.get("a", data.a))
+    metrics["a"] = spec.a
     if fitted["status"] != "fitted":
         metrics.update(status="fit failure", reason=fitted["reason"], task_seconds=time.perf_counter() - t0)
         return Outcome(metrics=metrics, fit_report=fitted.get("report"))
     model = _model_from(fitted)
-    res = evaluate(model, data.potential, data.lattice, float(ex.get("a", data.a)), ex["defect"], ex["size"],
-                   fmax=float(ex.get("fmax", 1e-8)), r_stencil=ex.get("r_stencil"), start=ex.get("start", "unrelaxed"),
-                   core_radius=ex.get("core_radius"), check_convergence=ex.get("check_size") or False,
-                   stability=bool(ex.get("stability", True)), max_iter=int(ex.get("max_iter", 200)))
+    res = evaluate(model, data.potential, spec)
     metrics.update(res.metrics())
     metrics["model_dir"] = fitted.get("model_dir")
     metrics["task_seconds"] = time.perf_counter() - t0

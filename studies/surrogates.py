@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from genanalysis.experiment import _inscribed_width, evaluate
+from genanalysis.experiment import ExperimentSpec, _inscribed_width, evaluate
 from genanalysis.lattice import nearest_neighbour_distance
 from genanalysis.potentials import load_potential
 
@@ -56,8 +56,9 @@ def part_a(systems) -> list[dict]:
     for name, (base, lattice, d, size, _) in systems.items():
         for defect in ("vacancy", "interstitial"):
             for fam in FAMILIES:
-                res = [evaluate(f"surrogate:{base}?family={fam}&eta={eta!r}", base, lattice, None, defect, size,
-                                lattice_terms=(eta == ETAS[-1]), profile_radii=()) for eta in ETAS]
+                res = [evaluate(f"surrogate:{base}?family={fam}&eta={eta!r}", base,
+                                ExperimentSpec(lattice, defect, size, lattice_terms=(eta == ETAS[-1]), profile_radii=()))
+                       for eta in ETAS]
                 eff = [r.effectivity for r in res if r.effectivity is not None]
                 last = res[-1]
                 rows.append(dict(
@@ -84,8 +85,9 @@ def part_b(systems, eta: float = 1e-3) -> list[dict]:
             for m in sizes:
                 big = m == sizes[-1]
                 radii = r_nn * np.array([2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]) if big else ()
-                r = evaluate(f"surrogate:{base}?family={fam}&eta={eta!r}", base, lattice, a, "interstitial", m,
-                             stability=False, lattice_terms=False, profile_radii=radii)
+                r = evaluate(f"surrogate:{base}?family={fam}&eta={eta!r}", base,
+                             ExperimentSpec(lattice, "interstitial", m, a=a, stability=False, lattice_terms=False,
+                                            profile_radii=radii))
                 per_m.append(r)
             big = per_m[-1]
             half = 0.5 * _inscribed_width(big.start_atoms)  # beyond it the tail leaves the domain

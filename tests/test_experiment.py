@@ -4,6 +4,7 @@ results, lattice errors agree with closed forms, the command line and the sweep 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genanalysis.exceptions import InputError
-from genanalysis.experiment import evaluate, surrogate_task
+from genanalysis.experiment import ExperimentSpec, evaluate, surrogate_task
 from genanalysis.lattice import nearest_neighbour_distance
-from genanalysis.potentials import load_potential
+from genanalysis.potentials import Potential, load_potential
 
 #: small, fast systems: bcc W (d = 3) and the triangular Morse lattice (d = 2)
 W = ("builtin:W", "bcc", "vacancy", 4)
@@ -24,7 +25,7 @@ MORSE = ("builtin:morse", "triangular", "interstitial", 6)
 
 def _run(model, system, **kw):
     base, lattice, defect, size = system
-    return evaluate(model, base, lattice, None, defect, size, **kw)
+    return evaluate(model, base, ExperimentSpec(lattice, defect, size, **kw))
 
 
 @pytest.mark.parametrize("system", [W, MORSE], ids=["W-bcc", "morse-triangular"])
@@ -78,8 +79,9 @@ def test_far_field_force_error_is_absent_for_core_and_bounded_for_force_constant
     radii = r_nn * np.array([3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
     tails = {}
     for fam in ("core", "force_constants"):
-        res = evaluate(f"surrogate:{base}?family={fam}&eta=1e-3", base, lattice, None, "interstitial", 20,
-                       stability=False, lattice_terms=False, profile_radii=radii)
+        res = evaluate(f"surrogate:{base}?family={fam}&eta=1e-3", base,
+                       ExperimentSpec(lattice, "interstitial", 20, stability=False, lattice_terms=False,
+                                      profile_radii=radii))
         tails[fam] = np.array([p["force_error_tail"] for p in res.residual_profile])
     assert np.all(tails["core"][-2:] == 0.0)  # beyond the band |ρ/ρ₀ − 1| > δ
     assert np.all(tails["force_constants"] > 0)
@@ -88,12 +90,12 @@ def test_far_field_force_error_is_absent_for_core_and_bounded_for_force_constant
 
 
 def test_check_convergence_reports_the_change_in_m():
-    res = _run("surrogate:builtin:morse?family=force_constants&eta=1e-3", MORSE, check_convergence=10,
+    res = _run("surrogate:builtin:morse?family=force_constants&eta=1e-3", MORSE, check_size=10,
                lattice_terms=False, stability=False, profile_radii=())
     c = res.convergence
     assert c["size"] == 10 and c["status"] == "converged"
     assert c["error_energy_norm_change"] == pytest.approx(c["error_energy_norm"] - res.error_energy_norm)
-    ident = _run("builtin:morse", MORSE, check_convergence=True, lattice_terms=False, stability=False,
+    ident = _run("builtin:morse", MORSE, check_size=True, lattice_terms=False, stability=False,
                  profile_radii=())
     assert ident.convergence["size"] == 6 + 3
     assert abs(ident.convergence["error_energy_norm"]) <= 1e-12
@@ -116,15 +118,15 @@ def test_triangular_lattice_errors_match_closed_forms():
     base, lattice = "builtin:morse", "triangular"
     a = load_potential(base).equilibrium_lattice_constant(lattice)
     eta = 0.01
-    res = evaluate(f"surrogate:{base}?family=bond_stiffness&eta={eta}", base, lattice, a, "vacancy", 6,
-                   stability=False, profile_radii=())
+    res = evaluate(f"surrogate:{base}?family=bond_stiffness&eta={eta}", base,
+                   ExperimentSpec(lattice, "vacancy", 6, a=a, stability=False, profile_radii=()))
     dc = np.subtract(res.elastic_constants_model, res.elastic_constants_reference)
     assert dc[0, 0] == pytest.approx(9.0 / 8.0 * eta / (math.sqrt(3) / 2), rel=1e-5)
     assert res.elastic_constant_error == pytest.approx(np.abs(dc).max())
     assert 0 < res.force_constant_error <= eta / 2 + 1e-12
     assert res.lattice_stress_error < 1e-12
-    res = evaluate(f"surrogate:{base}?family=stress&eta={eta}", base, lattice, a, "vacancy", 6,
-                   stability=False, profile_radii=())
+    res = evaluate(f"surrogate:{base}?family=stress&eta={eta}", base,
+                   ExperimentSpec(lattice, "vacancy", 6, a=a, stability=False, profile_radii=()))
     dv = np.subtract(res.lattice_virial_model, res.lattice_virial_reference)
     np.testing.assert_allclose(dv, -1.5 * eta * a * np.eye(2), atol=1e-12)
     assert res.lattice_stress_error == pytest.approx(1.5 * eta * a * math.sqrt(2), rel=1e-10)
@@ -149,12 +151,85 @@ def test_core_radius_and_stencil_are_stated():
     assert m["units"]["elastic_constant_error"] == "eV/Å²"
 
 
-@pytest.mark.parametrize("kw", [dict(size=0), dict(fmax=-1.0), dict(start="elsewhere"), dict(core_radius=-1.0)])
-def test_bad_input_raises_input_error(kw):
-    args = dict(model="builtin:W", reference="builtin:W", lattice="bcc", a=None, defect="vacancy", size=3)
+@pytest.mark.parametrize("kw, key", [
+    (dict(size=0), "size=0"), (dict(lattice="triangular", size=1), "size=1"), (dict(size=2.5), "size=2.5"), (dict(fmax=-1.0), "fmax=-1.0"),
+    (dict(fmax=2.0), "fmax=2.0"), (dict(max_iter=0), "max_iter=0"), (dict(start="elsewhere"), "start='elsewhere'"),
+    (dict(core_radius=-1.0), "core_radius=-1.0"), (dict(a=0.0), "a=0.0"), (dict(r_stencil=float("nan")), "r_stencil"),
+    (dict(check_size=3), "check_size=3"), (dict(stability="yes"), "stability='yes'"), (dict(lattice="hcp"), "lattice"),
+    (dict(defect="antisite"), "defect='antisite'"), (dict(basin_fraction=0.0), "basin_fraction"),
+    (dict(profile_radii=(1.0, -2.0)), "profile_radii[1]"),
+])
+def test_bad_spec_raises_one_input_error_naming_the_field(kw, key):
+    args = dict(lattice="bcc", defect="vacancy", size=3)
     args.update(kw)
-    with pytest.raises(InputError):
-        evaluate(**args)
+    with pytest.raises(InputError) as err:
+        ExperimentSpec(**args)
+    assert str(err.value).startswith(key) and "\n" not in str(err.value)
+
+
+def test_spec_states_the_defaults_and_normalises():
+    s = ExperimentSpec("bcc", "interstitial", 4, check_size=True, profile_radii=[2, 3.5])
+    assert (s.fmax, s.max_iter, s.start, s.stability, s.lattice_terms) == (1e-8, 200, "unrelaxed", True, True)
+    assert s.check_size == 6 and s.profile_radii == (2.0, 3.5) and s.defect == "interstitial:dumbbell110"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.size = 5
+    with pytest.raises(InputError, match="needs an ExperimentSpec"):
+        evaluate("builtin:W", "builtin:W", {"lattice": "bcc"})
+
+
+class _Wrapped(Potential):
+    """builtin:morse with one method replaced (to inject bugs and numerical failures)."""
+
+    def __init__(self, **override):
+        self.base = load_potential("builtin:morse")
+        self.name, self.cutoff, self.species = "wrapped", self.base.cutoff, self.base.species
+        self.override = override
+
+    def evaluate(self, atoms):
+        return self.override.get("evaluate", self.base.evaluate)(atoms)
+
+    def hessian(self, atoms):
+        return self.base.hessian(atoms)
+
+
+def test_a_bug_in_the_model_propagates_instead_of_a_status():
+    def broken(atoms):
+        raise TypeError("unsupported operand type(s)")
+
+    with pytest.raises(TypeError, match="unsupported operand"):
+        _run(_Wrapped(evaluate=broken), MORSE, profile_radii=())
+
+
+def test_numerical_failures_of_the_model_are_results_with_their_status():
+    base = load_potential("builtin:morse")
+
+    def uphill(atoms):  # forces of the wrong sign: no line search can accept a step
+        ev = base.evaluate(atoms)
+        return dataclasses.replace(ev, forces=-ev.forces)
+
+    res = _run(_Wrapped(evaluate=uphill), MORSE, lattice_terms=False, profile_radii=())
+    assert res.status == "solver failure" and res.reason.startswith("model relaxation: line search failed"), res.reason
+    assert res.reference_relaxation["converged"] and res.residual_dual_norm > 0
+
+    def nan_forces(atoms):
+        ev = base.evaluate(atoms)
+        return dataclasses.replace(ev, forces=np.full_like(ev.forces, np.nan))
+
+    res = _run(_Wrapped(evaluate=nan_forces), MORSE, lattice_terms=False, stability=False, profile_radii=())
+    assert res.status == "solver failure" and res.residual_dual_norm is None
+    assert "model forces at ū: the model forces are not finite" in res.reason
+    assert "model relaxation: energy or forces not finite" in res.reason
+
+
+def test_the_status_classifier_ranks_reference_then_instability_then_solver():
+    from genanalysis.exceptions import ConvergenceError, InstabilityError, NonFiniteError, OverlapError
+    from genanalysis.experiment import classify
+
+    solver, overlap = ("model", ConvergenceError("a")), ("model", OverlapError("b"))
+    assert classify([]) == ("converged", "")
+    assert classify([solver, ("model", NonFiniteError("c"))]) == ("solver failure", "a; c")
+    assert classify([solver, overlap]) == ("no stable equilibrium", "a; b")
+    assert classify([("model", InstabilityError("d")), ("reference", ConvergenceError("e"))])[0] == "reference failure"
 
 
 def test_fitted_model_directory_is_a_model_spec(tmp_path):
@@ -167,7 +242,7 @@ def test_fitted_model_directory_is_a_model_spec(tmp_path):
     pot = load_potential(str(tmp_path / "m"))
     assert isinstance(pot, Potential)
     # an untrained (zero) model has no stable equilibrium: reported, never raised
-    res = evaluate(str(tmp_path / "m"), "builtin:morse", "triangular", None, "vacancy", 4, profile_radii=())
+    res = evaluate(str(tmp_path / "m"), "builtin:morse", ExperimentSpec("triangular", "vacancy", 4, profile_radii=()))
     assert res.status == "no stable equilibrium"
     assert res.residual_dual_norm == 0.0 and res.force_constant_error > 0
 

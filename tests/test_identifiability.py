@@ -4,6 +4,8 @@ noise-free posterior as the limit of a vanishing noise. Units: Å, eV, eV/Å."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 
 import numpy as np
@@ -212,19 +214,19 @@ def test_bad_options_are_input_errors(setup):
 def test_evaluate_reports_the_width_only_when_asked(setup):
     """Off by default (existing results do not move); on request the metrics appear and
     equal the module's own computation."""
-    from genanalysis.experiment import evaluate
+    from genanalysis.experiment import ExperimentSpec, evaluate
     from genanalysis.identifiability import experiment_metrics
     from genanalysis.models.calculator import ModelPotential
 
     ref, a, cell0, atoms = setup
     model, _ = _fit(_label(ref, _cells(a, 1, seed=6)))
     pot = ModelPotential(model)
-    plain = evaluate(pot, ref, "triangular", a, "vacancy", 5, stability=False, lattice_terms=False, profile_radii=())
+    spec = ExperimentSpec("triangular", "vacancy", 5, a=a, stability=False, lattice_terms=False, profile_radii=())
+    plain = evaluate(pot, ref, spec)
     assert plain.identifiability is None
     assert not any(k.startswith("identifiability") for k in plain.metrics())
     opts = {"probes": 4, "seed": 1, "dipole": False, "priors": {"degree_q1": 1.0}}
-    res = evaluate(pot, ref, "triangular", a, "vacancy", 5, stability=False, lattice_terms=False, profile_radii=(),
-                   identifiability=opts)
+    res = evaluate(pot, ref, dataclasses.replace(spec, identifiability=opts))
     m = res.metrics()
     assert m["identifiability_width_degree_q1"] > 0 and m["identifiability_unseen_degree_q1"] > 0
     assert m["error_energy_norm"] == plain.metrics()["error_energy_norm"]

@@ -24,7 +24,8 @@ PACKAGE = "genanalysis"
 #: the layers, lowest first; a module may import modules of its own layer or below. A
 #: module is placed by the longest entry that is it or one of its parent packages.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("genanalysis", "genanalysis.exceptions", "genanalysis.jsonutil", "genanalysis.lattice")),
+    ("core", ("genanalysis", "genanalysis.exceptions", "genanalysis.constraints", "genanalysis.jsonutil",
+              "genanalysis.lattice", "genanalysis.bloch")),
     ("spec", ("genanalysis.data", "genanalysis.trainingset.spec")),
     ("geometry", ("genanalysis.norms",)),
     ("observations", ("genanalysis.potentials", "genanalysis.observe", "genanalysis.models.calculator")),

@@ -24,26 +24,31 @@ def register(sub) -> None:
     p.add_argument("--a", type=float, help="lattice constant, Å (default: the potential's equilibrium value)")
     p.add_argument("--defect", required=True, help="vacancy, interstitial, interstitial:KIND or perfect")
     p.add_argument("--size", type=int, required=True, help="cell size n: n×n×n conventional cells (3D) or n×n (2D)")
-    p.add_argument("--fmax", type=float, default=1e-8, help="force tolerance, eV/Å (default 1e-8)")
-    p.add_argument("--max-iter", type=int, default=200, help="Newton iterations at most (default 200)")
+    p.add_argument("--fmax", type=float, help="force tolerance, eV/Å (default 1e-8)")
+    p.add_argument("--max-iter", type=int, help="Newton iterations at most (default 200)")
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from genanalysis.defect import solve_defect
+    from genanalysis.constraints import check_arguments, renamed
+    from genanalysis.defect import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, solve_defect
     from genanalysis.exceptions import InputError
     from genanalysis.potentials import load_potential
     from genanalysis.stdio import stdout_to_stderr
 
-    if args.fmax is not None and not args.fmax > 0:
-        raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
+    fmax = DEFAULT_FMAX if args.fmax is None else args.fmax
+    max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
+    try:  # the solver's own declarations, checked before the potential is loaded
+        check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
+    except InputError as exc:
+        raise renamed(exc, RELAX_CONSTRAINTS, lambda f: "--" + f.replace("_", "-")) from None
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
         pot = load_potential(args.potential, format=args.format, element=args.element, lattice=args.lattice,
                              a=args.a)
-        res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
-                           stability=args.stability, max_iter=args.max_iter, element=args.element)
+        res = solve_defect(pot, args.lattice, args.a, args.defect, args.size, fmax=fmax,
+                           stability=args.stability, max_iter=max_iter, element=args.element)
     rel = res.relaxation
     out = {
         "potential": args.potential,
@@ -56,7 +61,7 @@ def run(args) -> int:
         "energy": rel.energy,
         "perfect_energy_per_atom": res.perfect_energy_per_atom,
         "max_force": rel.max_force,
-        "fmax": args.fmax,
+        "fmax": fmax,
         "status": rel.status,
         "iterations": rel.iterations,
         "force_evaluations": rel.force_evaluations,

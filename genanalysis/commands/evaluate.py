@@ -11,8 +11,11 @@ input.
 from __future__ import annotations
 
 import json
-import math
 import sys
+
+#: ExperimentSpec fields that are options of this command (an option not given takes the
+#: spec's default, stated there alone)
+_OPTIONS = ("lattice", "defect", "size", "a", "fmax", "max_iter", "start", "r_stencil", "core_radius", "check_size")
 
 #: the keys the short (non-JSON) table prints, in order
 _SUMMARY = (
@@ -37,32 +40,38 @@ def register(sub) -> None:
     p.add_argument("--a", type=float, help="lattice constant, Å (default: the reference's equilibrium value)")
     p.add_argument("--defect", required=True, help="vacancy, interstitial or interstitial:KIND")
     p.add_argument("--size", type=int, required=True, help="test-domain size M (periodic M-cell)")
-    p.add_argument("--fmax", type=float, default=1e-8, help="force tolerance of both relaxations, eV/Å (default 1e-8)")
+    p.add_argument("--fmax", type=float, help="force tolerance of both relaxations, eV/Å (default 1e-8)")
     p.add_argument("--r-stencil", type=float, help="stencil radius of the norms, Å (default: nearest-neighbour shell)")
     p.add_argument("--core-radius", type=float, help="core radius of the max displacement error, Å (default 2 r_nn)")
-    p.add_argument("--start", choices=["unrelaxed", "reference"], default="unrelaxed",
+    p.add_argument("--start", choices=["unrelaxed", "reference"],
                    help="model relaxation start: the unrelaxed defect cell (default) or the reference equilibrium")
     p.add_argument("--check-size", type=int, help="rerun at this larger M and report the change (convergence in M)")
-    p.add_argument("--max-iter", type=int, default=200, help="Newton iterations per relaxation at most (default 200)")
+    p.add_argument("--max-iter", type=int, help="Newton iterations per relaxation at most (default 200)")
     p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def spec_of(args):
+    """The :class:`~genanalysis.experiment.ExperimentSpec` of the command line; errors name the option."""
+    from genanalysis.constraints import renamed
     from genanalysis.exceptions import InputError
+    from genanalysis.experiment import ExperimentSpec
+
+    given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    try:
+        return ExperimentSpec(**given, stability=not args.no_stability)
+    except InputError as exc:
+        raise renamed(exc, _OPTIONS, lambda f: "--" + f.replace("_", "-")) from None
+
+
+def run(args) -> int:
     from genanalysis.experiment import evaluate
     from genanalysis.stdio import stdout_to_stderr
 
-    if not (args.fmax > 0 and math.isfinite(args.fmax)):
-        raise InputError(f"--fmax {args.fmax} must be a positive force in eV/Å")
-    if args.check_size is not None and args.check_size <= args.size:
-        raise InputError(f"--check-size {args.check_size} must exceed --size {args.size}")
+    spec = spec_of(args)
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
-        res = evaluate(args.model, args.reference, args.lattice, args.a, args.defect, args.size, fmax=args.fmax,
-                       r_stencil=args.r_stencil, core_radius=args.core_radius, start=args.start,
-                       check_convergence=args.check_size or False, max_iter=args.max_iter,
-                       stability=not args.no_stability)
+        res = evaluate(args.model, args.reference, spec)
     out = res.to_dict()
     if args.json:
         json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
