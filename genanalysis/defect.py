@@ -34,6 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from ase import Atoms
 
+from genanalysis import bloch
 from genanalysis.constraints import Number, Whole, check_arguments
 from genanalysis.exceptions import ConvergenceError, InputError, NonFiniteError
 from genanalysis.lattice import defect_cell, minimum_image, perfect_cell, site_grid
@@ -147,13 +148,7 @@ class LatticePreconditioner:
         small = perfect_cell(lattice, a, k, symbol)
         shape_k, _ = site_grid(lattice, k)
         op = pot.linearise(small)
-        cols_k = np.zeros(shape_k + (m, m))
-        for b in range(nb):
-            for alpha in range(dim):
-                v = np.zeros((len(small), 3))
-                v[b, alpha] = 1.0  # atom b of grid cell 0
-                col = np.asarray(op @ v.ravel()).reshape(-1, 3)[:, :dim]
-                cols_k[..., :, b * dim + alpha] = col.reshape(shape_k + (m,))
+        cols_k = bloch.block_row(lambda v: op @ v, lattice, k, dim)
         if not np.all(np.isfinite(cols_k)):
             raise NonFiniteError(f"the perfect-lattice Hessian of {pot.name} at a = {a} Å is not finite")
         if k == n:
@@ -167,14 +162,12 @@ class LatticePreconditioner:
             np.add.at(flat, target, cols_k.reshape(-1, m, m))
         self.hvp_evaluations = m
         self.kappa = float(np.trace(cols[(0,) * len(self.shape)]) / m)
-        axes = tuple(range(len(self.shape)))
-        symbol_k = np.fft.fftn(cols, axes=axes)
-        symbol_k = 0.5 * (symbol_k + np.conj(np.swapaxes(symbol_k, -1, -2)))
-        w, v = np.linalg.eigh(symbol_k)
-        scale = np.abs(w).max()
-        winv = np.where(np.abs(w) > 1e-10 * scale, 1.0 / np.maximum(np.abs(w), 1e-300), 0.0)
-        self._pinv = np.einsum("...ij,...j,...kj->...ik", v, winv, np.conj(v))
-        self._axes = axes
+
+        def pseudo_inverse(w):  # |w| so that a lattice under stress stays positive definite
+            return np.where(np.abs(w) > 1e-10 * np.abs(w).max(), 1.0 / np.maximum(np.abs(w), 1e-300), 0.0)
+
+        self._pinv = bloch.symbol_function(bloch.symbol(cols), pseudo_inverse)
+        self._axes = tuple(range(len(self.shape)))
 
     def apply(self, r: np.ndarray, site_index: np.ndarray) -> np.ndarray:
         """P⁺ r for a field r (n_atoms, dim) on a cell whose atoms map to sites by ``site_index``."""

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from genanalysis import bloch
 from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
 from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, formation_energy,
                                 perfect_energy_per_atom, relax, stability_constant)
@@ -281,18 +282,6 @@ class ExperimentSpec:
 # --------------------------------------------------------------------------- perfect lattice
 
 
-def _bloch_blocks(h, lattice: str, n: int, dim: int) -> np.ndarray:
-    """C(R) (grid..., m, m), m = nb·dim: the couplings between cell 0 and cell R of a periodic
-    operator on the perfect n-cell (atom-major with ``dim`` components per atom)."""
-    from genanalysis.lattice import site_grid
-
-    shape, nb = site_grid(lattice, n)
-    m = nb * dim
-    rows = np.asarray(h[:m].toarray() if hasattr(h, "toarray") else h[:m])
-    n_cells = int(np.prod(shape))
-    return rows.reshape(m, n_cells, m).transpose(1, 0, 2).reshape(shape + (m, m))
-
-
 def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: int) -> tuple[float, float]:
     """ε_FC of the perfect n-cell (eV/Å²): (operator norm, largest block norm).
 
@@ -304,24 +293,24 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
     norm is max over pairs (ℓ, k) of the spectral norm of the 3×3 block ΔΦ(ℓ − k); for
     cells smaller than twice the cutoff, periodic images add into the blocks.
     """
-    dh = _bloch_blocks(h_model, lattice, n, dim) - _bloch_blocks(h_reference, lattice, n, dim)
-    lb = _bloch_blocks(lap, lattice, n, dim)
-    if not np.all(np.isfinite(dh)):
-        raise NonFiniteError("the perfect-lattice force constants are not finite")
-    axes = tuple(range(dh.ndim - 2))
+    def row(h):
+        c = bloch.block_row(lambda v: h @ v, lattice, n, dim, stride=dim)
+        if not np.all(np.isfinite(c)):
+            raise NonFiniteError("the perfect-lattice force constants are not finite")
+        return c
+
+    dh = row(h_model) - row(h_reference)
     m = dh.shape[-1]
     nb = m // dim
     blocks = dh.reshape(dh.shape[:-2] + (nb, dim, nb, dim)).swapaxes(-3, -2)
     block_norm = float(np.linalg.norm(blocks.reshape(-1, dim, dim), ord=2, axis=(1, 2)).max())
-    dk = np.fft.fftn(dh, axes=axes).reshape(-1, m, m)
-    lk = np.fft.fftn(lb, axes=axes).reshape(-1, m, m)
-    dk = 0.5 * (dk + np.conj(dk.swapaxes(-1, -2)))
-    lk = 0.5 * (lk + np.conj(lk.swapaxes(-1, -2)))
-    w, v = np.linalg.eigh(lk)
-    tol = 1e-10 * float(np.abs(w).max())
-    winv = np.where(w > tol, 1.0 / np.sqrt(np.maximum(w, tol)), 0.0)
-    s = np.einsum("kij,kj,klj->kil", v, winv, np.conj(v))  # L̂^{-1/2} (pseudo-inverse at k = 0)
-    a = s @ dk @ s
+
+    def inverse_sqrt(w):  # L̂^{-1/2}, the pseudo-inverse at k = 0 (translations)
+        tol = 1e-10 * float(np.abs(w).max())
+        return np.where(w > tol, 1.0 / np.sqrt(np.maximum(w, tol)), 0.0)
+
+    s = bloch.symbol_function(bloch.symbol(row(lap)), inverse_sqrt)
+    a = s @ bloch.symbol(dh) @ s
     lam = np.linalg.eigvalsh(0.5 * (a + np.conj(a.swapaxes(-1, -2))))
     return float(np.abs(lam).max()), block_norm
 

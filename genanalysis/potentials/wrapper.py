@@ -45,7 +45,7 @@ from genanalysis.potentials.base import Evaluation, Potential
 
 __all__ = [
     "ASECalculatorPotential", "calculator_from_python_spec", "potential_from_python_spec",
-    "finite_difference_hessian", "hessian_from_layout", "DEFAULT_FD_STEP", "DEFAULT_HESSIAN_RTOL",
+    "finite_difference_hessian", "force_derivative", "hessian_from_layout", "DEFAULT_FD_STEP", "DEFAULT_HESSIAN_RTOL",
 ]
 
 #: default central-difference step for force constants, Å
@@ -65,6 +65,20 @@ def _check_step(fd_step) -> float:
     return step
 
 
+def force_derivative(forces, work, x0: np.ndarray, direction: np.ndarray, step: float) -> np.ndarray:
+    """Central difference ``−(F(x0 + h d) − F(x0 − h d)) / 2h`` (n, 3) of ``forces(work) ->
+    (n, 3)`` eV/Å along the displacement field ``direction`` d (n, 3) with step h (Å): the
+    Hessian applied to d, eV/Å² · (units of d). The one finite-difference force-constant
+    rule: a Hessian column (d a unit vector), a row block of the training set's force
+    constants, a Hessian-vector product. Moves ``work`` and puts it back at x0."""
+    work.positions = x0 + step * direction
+    fp = np.asarray(forces(work), dtype=np.float64)
+    work.positions = x0 - step * direction
+    fm = np.asarray(forces(work), dtype=np.float64)
+    work.positions = x0
+    return -(fp - fm) / (2.0 * step)
+
+
 def finite_difference_hessian(atoms, forces, fd_step: float = DEFAULT_FD_STEP) -> sp.csr_array:
     """Hessian (eV/Å², (3n × 3n) CSR, atom-major) by central differences of
     ``forces(atoms) -> (n, 3)`` eV/Å with step ``fd_step`` Å, symmetrised (½(H + Hᵀ)).
@@ -75,15 +89,11 @@ def finite_difference_hessian(atoms, forces, fd_step: float = DEFAULT_FD_STEP) -
     x0 = atoms.positions.copy()
     n3 = 3 * len(atoms)
     cols = np.empty((n3, n3))
+    unit = np.zeros(n3)
     for k in range(n3):  # one column per coordinate: inherent to finite differences
-        a, c = divmod(k, 3)
-        work.positions = x0
-        work.positions[a, c] += step
-        fp = np.asarray(forces(work)).ravel()
-        work.positions = x0
-        work.positions[a, c] -= step
-        fm = np.asarray(forces(work)).ravel()
-        cols[:, k] = -(fp - fm) / (2.0 * step)
+        unit[k] = 1.0
+        cols[:, k] = force_derivative(forces, work, x0, unit.reshape(-1, 3), step).ravel()
+        unit[k] = 0.0
     H = 0.5 * (cols + cols.T)
     return sp.csr_array(H)
 
@@ -95,14 +105,7 @@ def _directional_difference(forces, atoms, v, step: float) -> np.ndarray:
     scale = np.abs(v).max()
     if scale == 0:
         return np.zeros(v.size)
-    d = (v / scale).reshape(-1, 3)
-    work = atoms.copy()
-    x0 = atoms.positions
-    work.positions = x0 + step * d
-    fp = np.asarray(forces(work), dtype=np.float64).ravel()
-    work.positions = x0 - step * d
-    fm = np.asarray(forces(work), dtype=np.float64).ravel()
-    return -(fp - fm) / (2.0 * step) * scale
+    return force_derivative(forces, atoms.copy(), atoms.positions, (v / scale).reshape(-1, 3), step).ravel() * scale
 
 
 _LAYOUTS = "(3n, 3n) sparse or dense, (3n, n, 3), (n, 3, n, 3), or a list of those (a committee)"

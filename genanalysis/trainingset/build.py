@@ -290,20 +290,20 @@ def _relax_task(lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
 def _fd_rows(pot, atoms: Atoms, atom_indices, step: float):
     """Central-difference force constants of the rows of ``atom_indices``: 6 force calls
     per atom, Φ(ℓa, kb) = −(F_kb(x + h e_ℓa) − F_kb(x − h e_ℓa)) / 2h, eV/Å²."""
+    from genanalysis.potentials.wrapper import force_derivative
+
     n = len(atoms)
     work = atoms.copy()
     work.calc = None
+    x0 = work.positions.copy()
+    unit = np.zeros((n, 3))
     rows = []
     for ell in atom_indices:  # one displaced atom per pass: the finite-difference method itself
         block = np.empty((3, n, 3))
         for a in range(3):
-            x0 = work.positions[ell, a]
-            work.positions[ell, a] = x0 + step
-            fp = np.asarray(pot.evaluate(work).forces)
-            work.positions[ell, a] = x0 - step
-            fm = np.asarray(pot.evaluate(work).forces)
-            work.positions[ell, a] = x0
-            block[a] = -(fp - fm) / (2.0 * step)
+            unit[ell, a] = 1.0
+            block[a] = force_derivative(lambda at: pot.evaluate(at).forces, work, x0, unit, step)
+            unit[ell, a] = 0.0
         rows.append(block)
     return rows  # each (3, n, 3): [a, k, b]
 
