@@ -1,7 +1,7 @@
 """The numbers docs/studies.md, docs/calibration.md and docs/experiment.md quote in their
 readings, recomputed from docs/data/*.json and, for the elastic constants, from the code.
 
-    python studies/docs_numbers.py [--skip-elastic]
+    python studies/docs_numbers.py [--skip-elastic] [--vacancy-tail]
 
 Prints: the factors of docs/studies.md §3 (ratios of mean ‖D(ū^ML − ū)‖ between training
 sizes, from the mean tables in docs/data/studies.json; dimensionless) and its floors (Å);
@@ -121,14 +121,34 @@ def calibration_numbers() -> None:
                   f"{short.label}; local slopes {tail}")
 
 
+def vacancy_tail() -> None:
+    """The prediction of docs/experiment.md §5: the force_constants surrogate's force-error
+    tail on the W vacancy (isotropic P), η = 1e-3, M = 4…24, as part B of
+    studies/surrogates.py measures it for the interstitial (slope of the tail over R ≥ 4 r_nn)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("surrogates", ROOT / "studies" / "surrogates.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for fam in ("force_constants", "bond_stiffness"):
+        (row,) = mod.part_b({"W": mod.SYSTEMS["W"]}, defect="vacancy", families=(fam,))
+        radii = ", ".join(f"{r:.1f}" for r in row["tail_radii"])
+        print(f"docs/experiment.md §5: W vacancy, {fam}, M = {row['sizes'][-1]} ({row['n_atoms_max']} atoms): "
+              f"tail slope {row['tail_slope']:.2f} over R = {radii} Å (bound −1.5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-elastic", action="store_true", help="leave out the elastic constants (a few s)")
+    ap.add_argument("--vacancy-tail", action="store_true",
+                    help="also measure the W vacancy's surrogate force-error tails (a few minutes)")
     args = ap.parse_args()
     studies_numbers()
     calibration_numbers()
     if not args.skip_elastic:
         elastic_numbers()
+    if args.vacancy_tail:
+        vacancy_tail()
 
 
 if __name__ == "__main__":

@@ -75,18 +75,19 @@ def part_a(systems) -> list[dict]:
     return rows
 
 
-def part_b(systems, eta: float = 1e-3) -> list[dict]:
+def part_b(systems, eta: float = 1e-3, *, defect: str = "interstitial", families=FAMILIES) -> list[dict]:
+    """Far-field tails and M-convergence of each family for the test ``defect``."""
     rows = []
     for name, (base, lattice, d, _, sizes) in systems.items():
         a = load_potential(base).equilibrium_lattice_constant(lattice)
         r_nn = nearest_neighbour_distance(lattice, a)
-        for fam in FAMILIES:
+        for fam in families:
             per_m = []
             for m in sizes:
                 big = m == sizes[-1]
                 radii = r_nn * np.array([2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]) if big else ()
                 r = evaluate(f"surrogate:{base}?family={fam}&eta={eta!r}", base,
-                             ExperimentSpec(lattice, "interstitial", m, a=a, stability=False, lattice_terms=False,
+                             ExperimentSpec(lattice, defect, m, a=a, stability=False, lattice_terms=False,
                                             profile_radii=radii))
                 per_m.append(r)
             big = per_m[-1]
@@ -97,7 +98,7 @@ def part_b(systems, eta: float = 1e-3) -> list[dict]:
             res_m = np.array([r.residual_dual_norm for r in per_m])
             err_m = np.array([r.error_energy_norm for r in per_m])
             rows.append(dict(
-                system=name, d=d, family=fam, eta=eta, sizes=list(sizes), n_atoms_max=big.n_atoms,
+                system=name, d=d, defect=defect, family=fam, eta=eta, sizes=list(sizes), n_atoms_max=big.n_atoms,
                 tail_radii=tail_r, tail=tail_v, tail_slope=_slope(tail_r, tail_v),
                 tail_all_zero=bool(all(v == 0.0 for v in tail_v)),
                 zero_beyond=next((rr for rr, v in zip(tail_r, tail_v)
