@@ -234,3 +234,24 @@ def test_evaluate_reports_the_width_only_when_asked(setup):
     assert direct == res.identifiability
     with pytest.raises(InputError, match="R factor"):
         experiment_metrics(LinearACE(SPEC.ace_spec(2), model.coef_), res, ref)
+
+
+@pytest.mark.slow
+def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path):
+    """studies/identifiability_width.py --quick: every (set, defect, prior) gets a fit entry
+    whose range holds only cells at least 2·r_cut wide, and every width is finite."""
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "studies" / "identifiability_width.py"
+    spec = importlib.util.spec_from_file_location("identifiability_width", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out_file = tmp_path / "w.json"
+    assert mod.main(["--quick", "--json", str(out_file)]) == 0
+    out = json.loads(out_file.read_text())
+    assert len(out["fits"]) == len(mod.SETS) * 2 * len(PRIORS)
+    assert all(np.isfinite(r["width"]) and r["width"] >= 0 for r in out["rows"])
+    assert all(n >= 6 for f in out["fits"] for n in f["fit_range"])  # 5.03 Å ≥ 2·2.5 Å from N = 6
+    assert out["M"] >= 4 * max(out["sizes"])
