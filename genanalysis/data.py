@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from ase import Atoms
 
+from genanalysis.lattice import atoms_dim
+
 __all__ = ["Configuration", "OBSERVATION_TYPES", "configurations_hash"]
 
 #: observation codes: E energy, F forces, V virial, H force constants
@@ -67,7 +69,7 @@ def configurations_hash(configs) -> str:
 
     for c in configs:
         at = c.atoms
-        head = json.dumps({"group": c.group, "observed": c.observed, "dim": int(at.info.get("dim", 3)),
+        head = json.dumps({"group": c.group, "observed": c.observed, "dim": atoms_dim(at),
                            "defect": at.info.get("defect")}, sort_keys=True)
         put("head", np.frombuffer(head.encode(), np.uint8))
         put("numbers", np.asarray(at.numbers, np.int64))

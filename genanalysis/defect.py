@@ -37,7 +37,13 @@ from ase import Atoms
 from genanalysis import bloch
 from genanalysis.constraints import Number, Whole, check_arguments
 from genanalysis.exceptions import ConvergenceError, InputError, NonFiniteError
-from genanalysis.lattice import defect_cell, minimum_image, perfect_cell, site_grid
+from genanalysis.lattice import (
+    atoms_dim,
+    defect_cell,
+    minimum_image,
+    perfect_cell,
+    site_grid,
+)
 from genanalysis.potentials import load_potential
 
 __all__ = [
@@ -301,7 +307,7 @@ def relax(
     pot = load_potential(potential, atoms=atoms)
     work = atoms.copy()
     work.calc = None
-    dim = int(work.info.get("dim", 3))
+    dim = atoms_dim(work)
     n = len(work)
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
@@ -450,7 +456,7 @@ def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, 
     from genanalysis.norms import riesz_matrix, stencil
 
     pot = load_potential(potential, atoms=atoms)
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     n = len(atoms)
     idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
     h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
@@ -512,7 +518,7 @@ class DefectResult:
     def displacement(self) -> np.ndarray:
         """ū (n, 3), Å: relaxed minus reference positions (minimum image)."""
         return minimum_image(self.relaxation.atoms.positions - self.reference.positions,
-                             np.array(self.reference.cell), int(self.reference.info.get("dim", 3)))
+                             np.array(self.reference.cell), atoms_dim(self.reference))
 
 
 def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = DEFAULT_FMAX,

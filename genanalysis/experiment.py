@@ -53,7 +53,7 @@ from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINT
                                 perfect_energy_per_atom, relax, stability_constant)
 from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
 from genanalysis.jsonutil import json_ready
-from genanalysis.lattice import LATTICES, distances_from_centre, minimum_image
+from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, minimum_image
 from genanalysis.norms import dual_norm, energy_norm
 from genanalysis.potentials import load_potential
 
@@ -134,7 +134,7 @@ def _dim_index(n: int, dim: int) -> np.ndarray:
 
 def _displacement(atoms, start) -> np.ndarray:
     """Relaxed minus start positions (n, 3), Å, by minimum image."""
-    dim = int(start.info.get("dim", 3))
+    dim = atoms_dim(start)
     return minimum_image(atoms.positions - start.positions, np.array(start.cell), dim)
 
 
@@ -332,7 +332,7 @@ def elastic_constants(potential, atoms, *, step: float = 1e-4) -> np.ndarray:
     volume (3D, eV/Å³) or the in-plane area (2D, eV/Å²); strain ``step`` (dimensionless)
     applied to cell and positions (clamped ions: exact for the one-atom-per-primitive-cell
     lattices here, whose internal relaxation vanishes by inversion symmetry)."""
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     pairs = _voigt(dim)
     out = np.zeros((len(pairs), len(pairs)))
     cell0 = np.array(atoms.cell)
@@ -524,7 +524,7 @@ def _default_profile_radii(r_nn: float, r_max: float) -> list[float]:
 
 def _inscribed_width(atoms) -> float:
     """Smallest distance between opposite faces of the periodic cell (in-plane in 2D), Å."""
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     cell = np.array(atoms.cell)[:dim, :dim]
     recip = np.linalg.inv(cell).T
     return float(1.0 / np.linalg.norm(recip, axis=1).max())

@@ -24,10 +24,8 @@ import hashlib
 import json
 import math
 import time
-import tomllib
 import warnings
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +41,9 @@ from genanalysis.fitting.loss import (
     terms,
     weighted_kinds,
 )
+from genanalysis.lattice import atoms_dim
 from genanalysis.models.basis import ACEParams
+from genanalysis.tomlutil import read_toml
 
 __all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "ModelSpec", "FitSpec", "FitResult", "FitWarning",
            "RankDeficiencyWarning", "split", "fit", "fit_hash", "fit_linear", "fit_mlp", "fit_report",
@@ -164,14 +164,7 @@ class FitSpec:
 
     @classmethod
     def from_toml(cls, path) -> "FitSpec":
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"fit spec {str(p)!r} does not exist")
-        try:
-            d = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"fit spec {str(p)!r} is not valid TOML: {exc}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_toml(path, "fit spec"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +173,7 @@ class FitSpec:
 
 
 def _dim(configs: list[Configuration]) -> int:
-    dims = {int(c.atoms.info.get("dim", 3)) for c in configs}
+    dims = {atoms_dim(c.atoms) for c in configs}
     if len(dims) != 1:
         raise InputError(f"training set mixes dimensions {sorted(dims)}; fit 2D and 3D data separately")
     return dims.pop()
@@ -384,7 +377,7 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
         if not kinds:
             continue
         pred = predict(model, conf, kinds)
-        n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
+        n, dim = len(conf), atoms_dim(conf.atoms)
         pl = plane(dim)
         g = res.setdefault(conf.group, {t: [] for t in OBSERVATION_TYPES})
         if "E" in kinds:

@@ -32,6 +32,7 @@ from ase import Atoms
 from genanalysis.exceptions import InputError
 
 __all__ = [
+    "atoms_dim",
     "LATTICES",
     "DEFECTS",
     "DefectSpec",
@@ -76,6 +77,12 @@ class DefectSpec:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.variant}" if self.variant else self.kind
+
+
+def atoms_dim(atoms) -> int:
+    """The dimension d (2 or 3) of a configuration: ``atoms.info["dim"]``, 3 when unset.
+    A d = 2 configuration lies in the x–y plane (z is a spectator)."""
+    return int(atoms.info.get("dim", 3))
 
 
 def _check_lattice(lattice: str) -> None:
@@ -227,7 +234,7 @@ def minimum_image(vectors: np.ndarray, cell: np.ndarray, dim: int = 3) -> np.nda
 
 def distances_from_centre(atoms: Atoms) -> np.ndarray:
     """Minimum-image distance (Å) of every atom from ``atoms.info["defect_centre"]``."""
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     rel = minimum_image(atoms.positions - np.asarray(atoms.info["defect_centre"]), np.array(atoms.cell), dim)
     return np.linalg.norm(rel[:, :dim], axis=1)
 
@@ -241,7 +248,7 @@ def _too_close(atoms: Atoms, r_min: float) -> bool:
     added = np.flatnonzero(atoms.arrays.get("site_index", np.zeros(len(atoms), int)) < 0)
     if len(added) == 0:
         return False
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     cell = np.array(atoms.cell)
     # images of an added atom itself lie a full cell vector away
     if np.min(np.linalg.norm(cell[:dim], axis=1)) < r_min:

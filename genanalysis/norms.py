@@ -31,6 +31,7 @@ import scipy.sparse.linalg as spla
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
+from genanalysis.lattice import atoms_dim
 
 __all__ = ["Stencil", "stencil", "energy_norm", "dual_norm", "riesz_matrix", "stencil_radius"]
 
@@ -69,7 +70,7 @@ def stencil(reference: Atoms, r_stencil: float | None = None, shells: int = 1) -
     """
     from ase.neighborlist import neighbor_list
 
-    dim = int(reference.info.get("dim", 3))
+    dim = atoms_dim(reference)
     if r_stencil is None:
         try:
             r_stencil = stencil_radius(reference.info["lattice"], reference.info["a"], shells)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from genanalysis.sweep.outputs import StudyOutput, rate_report
-from genanalysis.sweep.rates import RateResult
+from genanalysis.sweep.rates import RateResult, group_label
 
 __all__ = ["axis_label", "convergence_figure", "save_rate_plots", "plot_study"]
 
@@ -34,10 +34,6 @@ def axis_label(name: str, units: Mapping[str, str]) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "plot"
-
-
-def _group_label(group: Mapping) -> str:
-    return ", ".join(f"{k}={v}" for k, v in group.items()) or "all"
 
 
 def convergence_figure(results: Sequence[RateResult], *, units: Mapping[str, str], title: str = ""):
@@ -59,7 +55,7 @@ def convergence_figure(results: Sequence[RateResult], *, units: Mapping[str, str
         # clip the lower bar so that it stays positive on a log axis
         lower = np.minimum(s.sem[pos], s.mean[pos] * (1 - 1e-9))
         ax.errorbar(s.x[pos], s.mean[pos], yerr=[lower, s.sem[pos]], fmt="o", ms=4, capsize=3, color=c,
-                    label=_group_label(s.group))
+                    label=group_label(s.group))
         if math.isfinite(fit.slope) and fit.n >= 2:
             xs = np.geomspace(fit.x_range[0], fit.x_range[1], 50)
             ci = "" if not math.isfinite(fit.half_width) else f" ± {fit.half_width:.2g}"

@@ -75,12 +75,10 @@ def _rates_table(results) -> tuple[str, list]:
              "|---|---|---|---|---|---|---|---|---|"]
     data = []
     for res in results:
-        d = res.as_dict()
+        d, t = res.as_dict(), res.text(".2f")
         group = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in d["group"].items()) or "all"
-        s = "—" if d["fitted_slope"] is None else f"{d['fitted_slope']:.2f}"
-        ci = "—" if None in d["ci"] else f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
-        p = "—" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f} ({d['predicted']})"
-        fr = "—" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
+        s, ci, fr = t["slope"] or "—", t["ci"] or "—", t["fit_range"] or "—"
+        p = "—" if t["predicted_slope"] is None else f"{t['predicted_slope']} ({d['predicted']})"
         floor = d["floor"] if isinstance(d["floor"], str) else (f"{d['floor']:g}" if d["floor"] else "none")
         lines.append(f"| {d['quantity']} vs {d['against']} | {group} | {fr} | {floor} | {s} | {ci} | {d['n_points']} | "
                      f"{p} | {d['verdict_label']} |")

@@ -164,13 +164,10 @@ def run_demo(out, *, workers: int | None = None, quick: bool = False, scale: str
     print("", file=stream)
     print(md, file=stream)
     for res in results:
-        d = res.as_dict()
-        group = ", ".join(f"{k}={v}" for k, v in d["group"].items()) or "all"
-        slope = "n/a" if d["fitted_slope"] is None else f"{d['fitted_slope']:.2f}"
-        ci = "" if None in d["ci"] else f" [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}]"
-        pred = "n/a" if d["predicted_slope"] is None else f"{d['predicted_slope']:.2f}"
-        print(f"{d['quantity']} vs {d['against']} ({group}): slope {slope}{ci}, predicted up to {pred} "
-              f"-> {d['verdict_label']}", file=stream)
+        d, t = res.as_dict(), res.text(".2f")
+        ci = f" {t['ci']}" if t["ci"] else ""
+        print(f"{d['quantity']} vs {d['against']} ({t['group']}): slope {t['slope'] or 'n/a'}{ci}, predicted up to "
+              f"{t['predicted_slope'] or 'n/a'} -> {d['verdict_label']}", file=stream)
     outp = Path(out)
     print("", file=stream)
     print(f"results database: {outp / 'results.sqlite'}", file=stream)

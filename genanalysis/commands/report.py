@@ -36,13 +36,10 @@ def main(args) -> int:
     print(f"{out.study.name}: {out.n_points} points, {done} done, {len(failed)} failed, "
           f"{out.n_points - len(out.rows)} not run")
     for res in results:
-        d = res.as_dict()
-        group = ", ".join(f"{k}={v}" for k, v in d["group"].items()) or "all"
-        slope = "n/a" if d["fitted_slope"] is None else f"{d['fitted_slope']:.3f}"
-        ci = "n/a" if None in d["ci"] else f"[{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
-        pred = "n/a" if d["predicted_slope"] is None else f"{d['predicted_slope']:.3f}"
-        print(f"  {d['quantity']} vs {d['against']} ({group}): slope {slope} {ci} "
-              f"(n={d['n_points']}), predicted {pred} [{d['predicted']}] -> {d['verdict_label']}"
+        d, t = res.as_dict(), res.text(".3f")
+        print(f"  {d['quantity']} vs {d['against']} ({t['group']}): slope {t['slope'] or 'n/a'} {t['ci'] or 'n/a'} "
+              f"(n={d['n_points']}), predicted {t['predicted_slope'] or 'n/a'} [{d['predicted']}] -> "
+              f"{d['verdict_label']}"
               + (f"  ({d['note']})" if d["note"] else ""))
     print(f"tables: {tables['markdown']}, {tables['csv']}")
     return 0

@@ -33,6 +33,7 @@ import numpy as np
 
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError, check_number
+from genanalysis.lattice import atoms_dim
 
 __all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "Term", "plane", "atom_weights", "hessian_rows", "hessian_row_weights", "terms",
            "select"]
@@ -174,7 +175,7 @@ def terms(conf: Configuration, loss: LossWeights, kinds: str | None = None) -> l
     """The :class:`Term` of every observation of ``conf`` in ``kinds`` (default: all) with
     positive weight. Entries with zero weight (α_a = 0) are left out, so a zero weight
     removes an observation exactly."""
-    n, dim = len(conf), int(conf.atoms.info.get("dim", 3))
+    n, dim = len(conf), atoms_dim(conf.atoms)
     alpha = atom_weights(conf, loss)
     pl = plane(dim)
     out = []
@@ -209,7 +210,7 @@ def select(term: Term, predicted: dict, conf: Configuration):
     optional trailing axes (a design's parameter axis): E (…), F (n, 3, …), V (3, 3, …),
     H (3r, 3n, …) for the rows r of :func:`hessian_rows`."""
     t, sel = term.code, term.selector
-    dim = int(conf.atoms.info.get("dim", 3))
+    dim = atoms_dim(conf.atoms)
     pl = plane(dim)
     n = len(conf)
     x = predicted[t]

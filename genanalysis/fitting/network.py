@@ -34,7 +34,14 @@ import numpy as np
 import torch
 
 from genanalysis.exceptions import InputError
-from genanalysis.fitting.loss import hessian_row_weights, plane, select, terms, weighted_kinds
+from genanalysis.fitting.loss import (
+    hessian_row_weights,
+    plane,
+    select,
+    terms,
+    weighted_kinds,
+)
+from genanalysis.lattice import atoms_dim
 from genanalysis.models import engine
 from genanalysis.models.linear import feature_pair_jacobian
 from genanalysis.models.mlp import MLPACE
@@ -52,7 +59,7 @@ class ConfigurationLoss:
     def __init__(self, basis, cutoff: float, conf, loss, *, probes: int | None = None, rng=None):
         self.conf, self.basis = conf, basis
         self.n = len(conf)
-        self.dim = int(conf.atoms.info.get("dim", 3))
+        self.dim = atoms_dim(conf.atoms)
         self.pl = torch.tensor(plane(self.dim))
         self.geom = engine.geometry(conf.atoms, cutoff)
         A = engine.projections(basis, self.geom)

@@ -29,9 +29,7 @@ gives exact first and second derivatives without autograd through the products.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 
 from genanalysis.exceptions import InputError
+from genanalysis.jsonutil import sha256_json
 
 __all__ = ["ACEParams", "ACESpec", "ACEBasis"]
 
@@ -104,7 +103,7 @@ class ACESpec(ACEParams):
         return asdict(self)
 
     def content_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_json(self.to_dict())[:16]
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ase import Atoms
 from matscipy.neighbours import neighbour_list
 
 from genanalysis.exceptions import InputError
+from genanalysis.lattice import atoms_dim  # noqa: F401 - re-exported: engine.atoms_dim
 from genanalysis.models import kernels
 
 __all__ = ["Geometry", "GeometryCache", "geometry", "projections", "pair_gradients", "forces_virial",
@@ -72,10 +73,6 @@ class Geometry:
     @property
     def zmax(self) -> int:
         return self.pad.shape[1]
-
-
-def atoms_dim(atoms: Atoms) -> int:
-    return int(atoms.info.get("dim", 3))
 
 
 def _sorted(n, i, j, D, dim) -> Geometry:

@@ -75,13 +75,10 @@ def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]
                  "verdict"]
         rvals = []
         for res in results:
-            d = res.as_dict()
-            ci = "" if None in d["ci"] else f"[{d['ci'][0]:.3g}, {d['ci'][1]:.3g}]"
-            fr = "" if None in d["fit_range"] else f"{d['fit_range'][0]:g}–{d['fit_range'][1]:g}"
-            slope = "" if d["fitted_slope"] is None else f"{d['fitted_slope']:.3g}"
-            group = ", ".join(f"{k}={v}" for k, v in d["group"].items()) or "all"
-            rvals.append([d["quantity"], d["against"], group, slope, ci, fr, f"{d['floor']:g}" if isinstance(
-                d["floor"], float) else d["floor"], d["n_points"], d["predicted"], d["verdict_label"]])
+            d, t = res.as_dict(), res.text(".3g")
+            floor = f"{d['floor']:g}" if isinstance(d["floor"], float) else d["floor"]
+            rvals.append([d["quantity"], d["against"], t["group"], t["slope"] or "", t["ci"] or "",
+                          t["fit_range"] or "", floor, d["n_points"], d["predicted"], d["verdict_label"]])
         lines += ["## Rates\n", "Slopes of log-log least-squares fits to the mean over replicates "
                   f"({results[0].fit.method}).\n", markdown_table(rcols, rvals)]
     lines += ["## Tasks\n", markdown_table(cols, values)]

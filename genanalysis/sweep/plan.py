@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from genanalysis import jsonutil
 from genanalysis.exceptions import InputError
 from genanalysis.sweep.registry import STAGES, Kind, get_shared, get_task_kind, select, validators
 from genanalysis.sweep.spec import Study
@@ -27,9 +28,9 @@ SALT = "genanalysis.sweep/1"
 
 
 def canonical_json(obj: Any) -> str:
-    """Canonical JSON text of ``obj`` (sorted keys, compact); InputError if not JSON."""
+    """:func:`genanalysis.jsonutil.canonical_json` of sweep parameters; InputError if not JSON."""
     try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return jsonutil.canonical_json(obj)
     except (TypeError, ValueError) as exc:
         raise InputError(f"parameters are not plain JSON values (numbers, strings, lists, tables): {exc}") from None
 

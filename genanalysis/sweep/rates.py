@@ -38,7 +38,7 @@ from genanalysis.sweep.plan import canonical_json
 from genanalysis.sweep.registry import lookup
 from genanalysis.sweep.spec import Rate, Study
 
-__all__ = ["SlopeFit", "Series", "RateResult", "fit_slope", "verdict", "predicted_exponent", "aggregate",
+__all__ = ["SlopeFit", "Series", "RateResult", "group_label", "fit_slope", "verdict", "predicted_exponent", "aggregate",
            "evaluate_rates", "default_rates", "theory_available"]
 
 MIN_POINTS = 3
@@ -232,6 +232,26 @@ class RateResult:
             "aggregation": "mean ± standard error of the mean over replicates",
             "note": self.note,
         }
+
+    def text(self, fmt: str = ".3f") -> dict[str, str | None]:
+        """The fields reports print, as text with the number format ``fmt``: ``group``
+        (``"k=v, ..."`` or ``"all"``), ``slope``, ``ci`` (``"[lo, hi]"``), ``fit_range``
+        (``"lo–hi"``, in units of x) and ``predicted_slope``; ``None`` where undefined."""
+        d = self.as_dict()
+        lo, hi = d["ci"]
+        x0, x1 = d["fit_range"]
+        return {
+            "group": group_label(d["group"]),
+            "slope": None if d["fitted_slope"] is None else format(d["fitted_slope"], fmt),
+            "ci": None if None in (lo, hi) else f"[{lo:{fmt}}, {hi:{fmt}}]",
+            "fit_range": None if None in (x0, x1) else f"{x0:g}–{x1:g}",
+            "predicted_slope": None if d["predicted_slope"] is None else format(d["predicted_slope"], fmt),
+        }
+
+
+def group_label(group: Mapping) -> str:
+    """``"k=v, ..."`` of a group's fixed fields, ``"all"`` for the whole study."""
+    return ", ".join(f"{k}={v}" for k, v in group.items()) or "all"
 
 
 def _value(params: Mapping, path: str):

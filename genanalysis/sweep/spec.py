@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 
 from genanalysis.exceptions import InputError
 from genanalysis.sweep.registry import STAGES
+from genanalysis.tomlutil import read_toml
 
 __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "set_path"]
 
@@ -335,12 +335,4 @@ def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study
 def load_study(path: str | Path) -> Study:
     """Read and validate a study spec from a TOML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read study spec {str(path)!r}: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path.name}: not valid TOML: {exc}") from None
-    return parse_study(raw, default_name=path.stem)
+    return parse_study(read_toml(path, "study spec"), default_name=path.stem)

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genanalysis.lattice import atoms_dim
+
 __all__ = [
     "PropertyReport", "PROPERTIES", "check_calculator", "forces_are_minus_gradient", "virial_is_strain_derivative",
     "hessian_properties", "rotation_invariance", "reflection_invariance", "translation_invariance",
@@ -97,14 +99,10 @@ def as_potential(calc, *, cutoff: float | None = None):
     return load_potential(calc)
 
 
-def _dim(atoms) -> int:
-    return int(atoms.info.get("dim", 3))
-
-
 def _mask(atoms) -> np.ndarray:
     """(n, 3) ones on the components a 2D system may move in."""
     m = np.zeros((len(atoms), 3))
-    m[:, :_dim(atoms)] = 1.0
+    m[:, :atoms_dim(atoms)] = 1.0
     return m
 
 
@@ -156,7 +154,7 @@ def virial_is_strain_derivative(calc, atoms, *, strains: int = 2, step: float = 
     where all are smaller (an unstressed cell)."""
     pot = as_potential(calc)
     name = "virial = -dE/dstrain"
-    dim = _dim(atoms)
+    dim = atoms_dim(atoms)
     if not all(atoms.pbc[:dim]):
         return _skipped(name, "1", "the cell is not periodic")
     V = np.asarray(pot.evaluate(atoms).virial, float)
@@ -261,14 +259,14 @@ def _mapped(atoms, R) -> object:
 
 def rotation_invariance(calc, atoms, *, tol: float = 1e-8, seed: int = 0) -> PropertyReport:
     """E unchanged and F rotated with the atoms and cell under a random rotation."""
-    R = _random_rotation(np.random.default_rng(seed), _dim(atoms), proper=True)
+    R = _random_rotation(np.random.default_rng(seed), atoms_dim(atoms), proper=True)
     return _compare("rotation invariance", as_potential(calc), atoms, _mapped(atoms, R), lambda f: f @ R.T, tol,
                     "random rotation of atoms and cell")
 
 
 def reflection_invariance(calc, atoms, *, tol: float = 1e-8, seed: int = 0) -> PropertyReport:
     """E unchanged and F reflected under a random improper orthogonal map (det −1)."""
-    R = _random_rotation(np.random.default_rng(seed), _dim(atoms), proper=False)
+    R = _random_rotation(np.random.default_rng(seed), atoms_dim(atoms), proper=False)
     return _compare("reflection invariance", as_potential(calc), atoms, _mapped(atoms, R), lambda f: f @ R.T, tol,
                     "random reflection of atoms and cell")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from genanalysis.lattice import DEFECTS, LATTICES, defect_cell, dimension, perfect_cell, smallest_size
+from genanalysis.lattice import DEFECTS, LATTICES, atoms_dim, defect_cell, dimension, perfect_cell, smallest_size
 
 __all__ = ["lattices", "point_defects", "supercells", "defect_cells", "strains", "strained", "rattles",
            "rattled", "configurations", "training_specs"]
@@ -73,7 +73,7 @@ def rattled(atoms, amplitude: float, seed: int):
     """A copy of ``atoms`` displaced by Gaussian noise of standard deviation ``amplitude``
     (Å) from ``seed`` (in-plane for 2D lattices)."""
     out = atoms.copy()
-    dim = int(atoms.info.get("dim", 3))
+    dim = atoms_dim(atoms)
     noise = np.random.default_rng(seed).normal(scale=amplitude, size=(len(atoms), 3))
     noise[:, dim:] = 0.0
     out.positions = atoms.positions + noise

@@ -47,10 +47,10 @@ import numpy as np
 import scipy.sparse as sp
 from ase import Atoms
 
-from genanalysis.jsonutil import json_ready
+from genanalysis.jsonutil import json_ready, sha256_json
 from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError
-from genanalysis.lattice import defect_cell, perfect_cell
+from genanalysis.lattice import atoms_dim, defect_cell, perfect_cell
 from genanalysis.trainingset import fc as fcmod
 from genanalysis.trainingset import io as tio
 from genanalysis.trainingset.spec import TrainingSetSpec
@@ -98,11 +98,6 @@ class BuildSummary:
 
 
 # --------------------------------------------------------------------------- hashing
-
-def _sha(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 def _file_sha(path: Path) -> str:
     h = hashlib.sha256()
@@ -229,7 +224,7 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
     """The configurations of one (group, N) cell, derived from its relaxed state ``relaxed``
     (positions Å): relaxed, rattled (Gaussian, σ = ``rattle`` Å), strained (ε uniform in
     [−amplitude, amplitude], symmetric). Deterministic in (seed, group, N, kind, index)."""
-    dim = int(relaxed.info.get("dim", 3))
+    dim = atoms_dim(relaxed)
     items: list[_Item] = []
     perfect = group == "perfect"
 
@@ -237,7 +232,7 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
         atoms.info["dim"] = dim
         key = {"v": CACHE_VERSION, "potential": identity, "parent": parent_key, "kind": kind, "index": index,
                "seed": spec.seed, **extra, "geometry": _geometry_digest(atoms)}
-        items.append(_Item(group, size, kind, index, atoms, _sha(key),
+        items.append(_Item(group, size, kind, index, atoms, sha256_json(key),
                            translation_invariant=perfect and kind != "rattle", strain=strain))
 
     if spec.include_relaxed:
@@ -523,7 +518,7 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
     if spec.a is not None:
         a = float(spec.a)
     else:
-        lkey = _sha({"v": CACHE_VERSION, "potential": identity, "lattice": spec.lattice, "what": "a_eq"})
+        lkey = sha256_json({"v": CACHE_VERSION, "potential": identity, "lattice": spec.lattice, "what": "a_eq"})
         rec = cache.get_json("lattice", lkey)
         if rec is None:
             a = float(pot.equilibrium_lattice_constant(spec.lattice))
@@ -540,10 +535,10 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
         for n in spec.sizes:
             if group == "perfect":
                 at = perfect_cell(spec.lattice, a, n, symbol)
-                cells[(group, n)] = (at, _sha({"v": CACHE_VERSION, "lattice": spec.lattice, "a": repr(a), "n": n,
+                cells[(group, n)] = (at, sha256_json({"v": CACHE_VERSION, "lattice": spec.lattice, "a": repr(a), "n": n,
                                                "symbol": symbol, "defect": "perfect"}))
                 continue
-            rkey = _sha({"v": CACHE_VERSION, "potential": identity, "lattice": spec.lattice, "a": repr(a),
+            rkey = sha256_json({"v": CACHE_VERSION, "potential": identity, "lattice": spec.lattice, "a": repr(a),
                          "defect": group, "n": n, "symbol": symbol, "fmax": repr(spec.fmax),
                          "max_iter": spec.max_iter})
             rec = cache.get_relax(rkey)

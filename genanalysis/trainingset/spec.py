@@ -13,18 +13,16 @@ reference evaluation.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import tomli_w
 
 from genanalysis.data import OBSERVATION_TYPES
 from genanalysis.exceptions import InputError, check_number
+from genanalysis.jsonutil import sha256_json
 from genanalysis.lattice import LATTICES, parse_defect, smallest_size
+from genanalysis.tomlutil import read_toml
 
 __all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations"]
 
@@ -253,15 +251,7 @@ class TrainingSetSpec:
 
     @classmethod
     def from_toml(cls, path) -> "TrainingSetSpec":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read training-set spec {str(path)!r}: {exc.strerror}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"training-set spec {str(path)!r} is not valid TOML: {exc}") from None
+        data = read_toml(path, "training-set spec")
         if "trainingset" in data and isinstance(data["trainingset"], dict) and len(data) == 1:
             data = data["trainingset"]
         return cls.from_dict(data)
@@ -272,20 +262,12 @@ class TrainingSetSpec:
     def content_hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON of the resolved spec: independent of TOML key
         order, of how defects/observations were spelled, and of the run."""
-        payload = {"version": SPEC_VERSION, **self.to_dict()}
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_json({"version": SPEC_VERSION, **self.to_dict()})
 
 
 @functools.lru_cache(maxsize=None)
 def _smallest_size(lattice: str, defect: str) -> int:
     return smallest_size(lattice, 1.0, defect)  # whether a defect fits is scale-free
-
-
-def _json_default(obj):
-    if isinstance(obj, float):  # pragma: no cover - json handles floats itself
-        return repr(obj)
-    raise TypeError(f"cannot hash {type(obj).__name__}")
 
 
 def _resolve_observations(obs, groups: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
