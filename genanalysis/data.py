@@ -21,7 +21,7 @@ from ase import Atoms
 
 from genanalysis.lattice import atoms_dim
 
-__all__ = ["Configuration", "OBSERVATION_TYPES", "configurations_hash"]
+__all__ = ["Configuration", "TrainingData", "OBSERVATION_TYPES", "configurations_hash"]
 
 #: observation codes: E energy, F forces, V virial, H force constants
 OBSERVATION_TYPES = ("E", "F", "V", "H")
@@ -93,3 +93,19 @@ def configurations_hash(configs) -> str:
             put("data", H.data)
         put("weights", None if c.atom_weights is None else np.asarray(c.atom_weights, np.float64))
     return h.hexdigest()
+
+
+@dataclass
+class TrainingData:
+    """A built training set as the pipeline shares it between its stages: the
+    configurations, the lattice constant ``a`` (Å) they were built at, the element, the
+    reference potential's spec, the lattice, per-set build summaries and the reference work
+    (:func:`genanalysis.pipeline.reference_work`)."""
+
+    configs: list[Configuration]
+    a: float
+    element: str
+    potential: str
+    lattice: str
+    summaries: list = field(default_factory=list)
+    work: dict = field(default_factory=dict)

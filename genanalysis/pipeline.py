@@ -50,12 +50,13 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from genanalysis.data import TrainingData
 from genanalysis.exceptions import InputError
+from genanalysis.lattice import atoms_dim
 
 __all__ = [
     "KIND",
@@ -239,21 +240,6 @@ def validate(params) -> None:
 # --------------------------------------------------------------------------- shared work
 
 
-@dataclass
-class TrainingData:
-    """A built training set: its configurations (:class:`~genanalysis.data.Configuration`),
-    the lattice constant ``a`` (Å) it was built at, the element, per-set build summaries
-    and :func:`reference_work`."""
-
-    configs: list
-    a: float
-    element: str
-    potential: str
-    lattice: str
-    summaries: list = field(default_factory=list)
-    work: dict = field(default_factory=dict)
-
-
 def reference_work(configs) -> dict:
     """What the training set cost the reference, counted from its configurations.
 
@@ -276,7 +262,7 @@ def reference_work(configs) -> dict:
     per_type = {t: 0 for t in "EFVH"}
     for c in configs:
         n = len(c)
-        dim = int(c.atoms.info.get("dim", 3))
+        dim = atoms_dim(c.atoms)
         obs = c.observed
         out["ts_configurations"] += 1
         out["ts_atoms"] += n

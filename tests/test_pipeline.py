@@ -296,3 +296,26 @@ def test_study_specs_in_the_repository_validate(name):
     n_fits = sum(n.kind.name == "generalisation.fit" for n in plan.shared.values())
     n_sets = sum(n.kind.name == "generalisation.trainingset" for n in plan.shared.values())
     assert 1 <= n_sets <= n_fits <= len(plan.tasks)
+
+
+def test_the_pipeline_shared_work_round_trips_through_its_data_only_file(point):
+    """The training set and the fit, as the sweep stores them (genanalysis.sweep.sharedio),
+    come back equal bit for bit: the fit of the data read back gives the same coefficients,
+    and the model read back gives the same forces."""
+    from genanalysis.pipeline import _model_from, fit_model
+    from genanalysis.sweep import sharedio
+
+    _, work = point
+    data = _training_data(work)
+    back = sharedio.loads(sharedio.dumps(data, "h" * 64), "h" * 64)
+    assert [c.observed for c in back.configs] == [c.observed for c in data.configs]
+    for a, b in zip(data.configs, back.configs):
+        assert a.energy == b.energy and np.array_equal(a.forces, b.forces)
+        assert np.array_equal(a.atoms.positions, b.atoms.positions) and a.atoms.info == b.atoms.info
+    fitted = fit_model(params(), {"trainingset": data}, None)
+    refit = fit_model(params(), {"trainingset": back}, None)
+    np.testing.assert_array_equal(refit["arrays"]["coef"], fitted["arrays"]["coef"])
+    stored = sharedio.loads(sharedio.dumps(fitted, "f" * 64), "f" * 64)
+    assert stored["report"] == fitted["report"] and stored["header"] == fitted["header"]
+    at = data.configs[0].atoms
+    np.testing.assert_array_equal(_model_from(stored).evaluate(at).forces, _model_from(fitted).evaluate(at).forces)

@@ -1,6 +1,9 @@
 """Saving and loading fitted models in safe formats: ``model.json`` (kind, hyper-parameters,
-provenance) + ``model.npz`` (float64 arrays, read with ``allow_pickle=False``). Nothing is
-ever unpickled; a torch network is stored as its ``state_dict`` arrays.
+provenance, and ``arrays_sha256``, the checksum of the arrays) + ``model.npz`` (float64
+arrays, read with ``allow_pickle=False``). Nothing is ever unpickled; a torch network is
+stored as its ``state_dict`` arrays. Arrays that do not match the checksum in model.json
+(changed, truncated or swapped since they were saved) are refused with one line: the
+checksum detects damage and edits of the arrays alone; it is not a signature.
 
 Units of the stored arrays: linear coefficients eV; network weights act on standardised
 (dimensionless) features and return eV.
@@ -10,18 +13,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from genanalysis.exceptions import InputError
+from genanalysis.jsonutil import arrays_sha256
 
 __all__ = ["save_model", "load_fitted", "load_model", "model_potential", "model_class", "model_from_state",
            "MODEL_KINDS", "MODEL_JSON", "MODEL_NPZ", "FORMAT_VERSION"]
 
 MODEL_JSON = "model.json"
 MODEL_NPZ = "model.npz"
-FORMAT_VERSION = 1
+#: 2: model.json carries ``arrays_sha256``
+FORMAT_VERSION = 2
 
 
 #: model kind -> (module, class name): the one table of the fitted-model classes
@@ -48,8 +54,10 @@ def save_model(model, directory, *, element: str = "X", extra: dict | None = Non
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     header, arrays = model.state()
-    header = dict(header, format_version=FORMAT_VERSION, element=element, **(extra or {}))
-    np.savez(d / MODEL_NPZ, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    header = dict(header, format_version=FORMAT_VERSION, element=element, arrays_sha256=arrays_sha256(arrays),
+                  **(extra or {}))
+    np.savez(d / MODEL_NPZ, **arrays)
     (d / MODEL_JSON).write_text(json.dumps(header, indent=1, sort_keys=True) + "\n")
     return d
 
@@ -75,14 +83,22 @@ def load_fitted(path):
         header = json.loads(jpath.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{str(jpath)!r} is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{str(jpath)!r} is not a model header (a JSON object)")
     if header.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{str(jpath)!r} has format_version {header.get('format_version')!r}; "
-                         f"this version reads {FORMAT_VERSION}")
+                         f"this version reads {FORMAT_VERSION} (refit the model to write it)")
     kind = header.get("kind")
     if kind not in MODEL_KINDS:
         raise InputError(f"{str(jpath)!r}: unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
-    with np.load(npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{str(npz)!r} is not a readable arrays file ({type(exc).__name__}); refit the model") from None
+    if arrays_sha256(arrays) != header.get("arrays_sha256"):
+        raise InputError(f"{str(npz)!r} does not match the arrays checksum in {jpath.name} (changed or damaged "
+                         "since it was saved); refusing to load it")
     return model_from_state(header, arrays), header
 
 

@@ -4,7 +4,7 @@ Output directory layout::
 
     DIR/study.toml          the spec that was run (the last run's, if rerun with another)
     DIR/results.sqlite      the results database (genanalysis.results)
-    DIR/shared/KIND-HASH.pkl  shared-work results, one file per content hash
+    DIR/shared/KIND-HASH.npz  shared-work results, one file per content hash (data only)
     DIR/artifacts/HASH16/   files a task chose to write (ctx.artifacts)
     DIR/.lock               held while a coordinator runs (one coordinator per directory)
 
@@ -12,7 +12,10 @@ Guarantees: every finished task is written in one transaction by this (coordinat
 process; a task that raises is recorded ``failed: reason``; a task whose worker dies is
 retried ``study.retries`` times, then recorded failed; a rerun skips every task already in
 the database (``retry_failed=True`` reruns the failed ones) and reuses every shared result
-already on disk, so a sweep killed at any moment and rerun ends with each task once.
+already on disk, so a sweep killed at any moment and rerun ends with each task once. A
+shared file is reused only if it passes its check (:func:`~genanalysis.sweep.sharedio.check`:
+readable, written for the hash in its name, matching its checksum); any other file there
+is treated as missing and built again. No file of a results directory is ever unpickled.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import tomli_w
 
 from genanalysis.exceptions import InputError
 from genanalysis.results import ResultsStore
+from genanalysis.sweep import sharedio
 from genanalysis.sweep.executors import make_executor
 from genanalysis.sweep.plan import Node, Plan, build_plan
 from genanalysis.sweep.spec import Study, load_study
@@ -61,7 +65,17 @@ class RunSummary:
 def shared_path(out: Path, node: Node) -> Path:
     """The cache file of a shared node."""
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in node.kind.name)
-    return out / "shared" / f"{slug}-{node.hash}.pkl"
+    return out / "shared" / f"{slug}-{node.hash}.npz"
+
+
+def _reusable(path: Path, quiet: bool) -> bool:
+    """Whether the shared file ``path`` holds a valid result (else it is built again)."""
+    if not path.exists():
+        return False
+    reason = sharedio.check(path)
+    if reason is not None and not quiet:
+        print(f"genanalysis: shared work {path.name} {reason}: building it again", file=sys.stderr)
+    return reason is None
 
 
 class _Lock:
@@ -134,7 +148,7 @@ def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll
             if h not in needed:
                 needed[h] = plan.shared[h]
                 stack.extend(dh for _, dh in plan.shared[h].deps)
-        available = {h for h, n in needed.items() if shared_path(out, n).exists()}
+        available = {h for h, n in needed.items() if _reusable(shared_path(out, n), quiet)}
         for h in available:
             store.adopt_shared(hash=h, kind=needed[h].kind.name, params=needed[h].params)
         to_build = [n for h, n in needed.items() if h not in available]

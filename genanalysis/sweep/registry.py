@@ -7,8 +7,10 @@ result of its shared work, ``ctx`` is a :class:`~genanalysis.sweep.worker.TaskCo
 It returns a mapping of JSON-serialisable metrics, or an
 :class:`~genanalysis.sweep.worker.Outcome` carrying a fit report beside the metrics.
 
-A **shared-work kind** has the same signature and returns any picklable object; it is
-computed once per distinct input (its content hash) and cached on disk, so every task
+A **shared-work kind** has the same signature and returns data of the value types of
+:mod:`~genanalysis.sweep.sharedio` (JSON values, NumPy arrays, CSR matrices, ``ase.Atoms``,
+training-data records); it is computed once per distinct input (its content hash) and
+cached on disk in that data-only format, so every task
 needing the same training set or reference equilibrium triggers one build.
 
 A **need** says which shared work a kind uses and which part of the parameter tree
@@ -133,7 +135,8 @@ def register_shared(name: str, fn: Callable, *, needs=None, version: str = "1",
     """Register ``fn(params, shared, ctx) -> object`` as the shared-work kind ``name``.
 
     ``params`` is whatever the needing kind's selector picked out of the point's parameters;
-    the result must be picklable (it is cached on disk under its content hash).
+    the result must be data of the value types of :mod:`~genanalysis.sweep.sharedio` (it is
+    cached on disk under its content hash; anything else fails the build with the reason).
     """
     kind = _make_kind(name, fn, needs, version, units, None)
     _SHARED[name] = kind

@@ -2,8 +2,10 @@
 
 :func:`execute` calls the kind's function, catches every exception (the task is then
 ``failed`` with its reason) and returns a small record the coordinating process writes to
-the results database. Shared-work results are pickled to their cache file atomically
-(temporary file + ``os.replace``), so a reader sees either nothing or the whole file.
+the results database. Shared-work results are written to their cache file in the
+data-only format of :mod:`genanalysis.sweep.sharedio` (no pickle), atomically (temporary
+file + ``os.replace``), so a reader sees either nothing or the whole file; a reader checks
+the file against the hash in its name and its checksum.
 
 Timings are wall-clock seconds (``wall_s``) and CPU seconds of the worker process
 (``cpu_s``); ``started``/``finished`` are Unix times in seconds.
@@ -16,7 +18,6 @@ import importlib.metadata
 import json
 import math
 import os
-import pickle
 import platform
 import socket
 import time
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from genanalysis.sweep import sharedio
 
 __all__ = ["TaskContext", "Outcome", "Payload", "execute", "atomic_write_bytes", "load_shared", "versions",
            "jsonable"]
@@ -112,18 +115,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             tmp.unlink()
 
 
-_SHARED_CACHE: OrderedDict[str, Any] = OrderedDict()
+_SHARED_CACHE: OrderedDict[tuple, Any] = OrderedDict()
 _SHARED_CACHE_SIZE = 4
 
 
 def load_shared(path: str) -> Any:
-    """Load a cached shared result; the last few stay in memory (tasks sharing them run back to back)."""
-    if path in _SHARED_CACHE:
-        _SHARED_CACHE.move_to_end(path)
-        return _SHARED_CACHE[path]
-    with open(path, "rb") as fh:
-        value = pickle.load(fh)
-    _SHARED_CACHE[path] = value
+    """Load a shared result from its file, checked against the hash in its name and its
+    checksum (:mod:`~genanalysis.sweep.sharedio`; a file that fails the check raises
+    :class:`~genanalysis.sweep.sharedio.SharedFileError`). The last few stay in memory
+    (tasks sharing them run back to back), keyed by the file's identity, so a file rebuilt
+    since is read again."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise sharedio.SharedFileError(f"shared file {Path(path).name} cannot be read ({exc.strerror})") from None
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _SHARED_CACHE:
+        _SHARED_CACHE.move_to_end(key)
+        return _SHARED_CACHE[key]
+    try:
+        value = sharedio.load(path)
+    except sharedio.SharedFileError as exc:
+        raise sharedio.SharedFileError(f"shared file {Path(path).name} {exc}; rerun to rebuild it") from None
+    _SHARED_CACHE[key] = value
     while len(_SHARED_CACHE) > _SHARED_CACHE_SIZE:
         _SHARED_CACHE.popitem(last=False)
     return value
@@ -147,7 +161,7 @@ def execute(payload: Payload) -> dict[str, Any]:
         shared = {alias: load_shared(path) for alias, path in payload.inputs.items()}
         result = payload.fn(payload.params, shared, payload.ctx)
         if payload.role == "shared":
-            atomic_write_bytes(payload.output, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+            atomic_write_bytes(payload.output, sharedio.dumps(result, payload.ctx.hash))
             record.update(status="done", reason="")
         else:
             if isinstance(result, Outcome):
