@@ -17,9 +17,9 @@ def read_toml(path, what: str) -> dict:
     ``"study spec"``)."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{what} {str(path)!r} is a directory, not a TOML file")
+        raise InputError(f"cannot read {what} {str(path)!r}: it is a directory, not a TOML file")
     if not path.exists():
-        raise InputError(f"{what} {str(path)!r} does not exist")
+        raise InputError(f"cannot read {what} {str(path)!r}: it does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
