@@ -68,7 +68,10 @@ class ModelSpec(ACEParams):
     invariants) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
     (cutoff Å, degree, body_order, l_max, w_l, r_in Å, pair_degree; the dimension is taken
     from the data) and, for ``mlp``, hidden layer widths, Adam epochs/learning rate, L-BFGS
-    iterations, Hessian probes."""
+    iterations, Hessian probes, the number of initialisations ``seeds`` (the one of lowest
+    validation loss is kept), and early stopping: the validation loss is checked every
+    ``validate_every`` iterations (0: never; the weights of its minimum are kept) and
+    ``patience`` checks without improvement stop the run (0: never stop early)."""
 
     kind: str = "ace"
     hidden: tuple = (32, 32)
@@ -76,6 +79,9 @@ class ModelSpec(ACEParams):
     lr: float = 3e-3
     lbfgs_iterations: int = 50
     hessian_probes: int = 4
+    seeds: int = 1
+    validate_every: int = 10
+    patience: int = 0
 
     def __post_init__(self):
         from genanalysis.models.io import model_class
@@ -84,7 +90,9 @@ class ModelSpec(ACEParams):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
-        for name in ("epochs", "lbfgs_iterations", "hessian_probes"):
+        if isinstance(self.seeds, bool) or int(self.seeds) != self.seeds or self.seeds < 1:
+            raise InputError(f"seeds={self.seeds!r} must be a whole number ≥ 1")
+        for name in ("epochs", "lbfgs_iterations", "hessian_probes", "validate_every", "patience"):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise InputError(f"{name}={v!r} must be a whole number ≥ 0")
@@ -426,12 +434,14 @@ def fit_report(model, configs: list[Configuration], train: list[int], validation
 # ---------------------------------------------------------------------------------------
 
 
-def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, progress=None):
-    """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS) on the loss
+def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, validation=None, progress=None):
+    """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS, early-stopped on
+    the ``validation`` configurations) on the loss
     (:func:`genanalysis.fitting.network.train_network`)."""
     from genanalysis.fitting.network import train_network
 
-    return train_network(configs, model_spec, loss, seed=seed, dim=_dim(configs), progress=progress)
+    return train_network(configs, model_spec, loss, seed=seed, dim=_dim(configs), validation=validation,
+                         progress=progress)
 
 
 def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult:
@@ -453,7 +463,8 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
         model, diag = fit_linear(tr, spec.model, spec.loss, rcond=spec.rcond,
                                  on_rank_deficient=spec.on_rank_deficient, progress=progress)
     else:
-        model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, progress=progress)
+        model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, validation=[configs[i] for i in val],
+                              progress=progress)
     fit_seconds = time.perf_counter() - t0
     report = fit_report(model, configs, train, val)
     data_hash = configurations_hash(configs)

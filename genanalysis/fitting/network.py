@@ -46,7 +46,7 @@ from genanalysis.models import engine
 from genanalysis.models.linear import feature_pair_jacobian
 from genanalysis.models.mlp import MLPACE
 
-__all__ = ["ConfigurationLoss", "train_network", "weight_penalty"]
+__all__ = ["BatchLoss", "ConfigurationLoss", "standardise", "train_network", "weight_penalty"]
 
 
 class ConfigurationLoss:
@@ -128,49 +128,139 @@ class ConfigurationLoss:
         return total * self.probe_coefficient
 
 
+class BatchLoss:
+    """Σ_c L_c over many configurations in one pass through the network: the sites of all
+    configurations are stacked, so one forward and one (double) backward serve them all.
+
+    The residual entries are gathered from the stacked predictions by index maps that
+    :func:`~genanalysis.fitting.loss.select` itself builds (applied to arrays of indices),
+    so the weighting and the component selection stay those of the one loss definition.
+    The force-constant terms (when weighted) are added per configuration."""
+
+    def __init__(self, items: list[ConfigurationLoss]):
+        self.items = items
+        self.B = torch.cat([it.B for it in items])
+        self.dBdD = torch.cat([it.dBdD for it in items])
+        site_off = np.cumsum([0] + [it.n for it in items])
+        self.site_conf = torch.tensor(np.repeat(np.arange(len(items)), [it.n for it in items]))
+        self.it = torch.cat([it.it + int(o) for it, o in zip(items, site_off)])
+        self.jt = torch.cat([it.jt + int(o) for it, o in zip(items, site_off)])
+        self.pair_conf = torch.cat([torch.full((len(it.it),), c) for c, it in enumerate(items)])
+        self.D = torch.cat([it.geom.D for it in items])
+        self.n_sites, self.n_conf = int(site_off[-1]), len(items)
+        self.needs_gradient = any(it.needs_gradient for it in items)
+        idx, sw, ref = {"E": [], "F": [], "V": []}, {"E": [], "F": [], "V": []}, {"E": [], "F": [], "V": []}
+        for c, it in enumerate(items):
+            o = int(site_off[c])
+            index = {"E": np.array(c), "F": 3 * (o + np.arange(it.n))[:, None] + np.arange(3)[None, :],
+                     "V": 9 * c + np.arange(9).reshape(3, 3)}
+            for term, w, r in it.terms:
+                idx[term.code].append(torch.as_tensor(np.asarray(select(term, index, it.conf)).reshape(-1)))
+                sw[term.code].append(w)
+                ref[term.code].append(r)
+        self.gather = [(t, torch.cat(idx[t]), torch.cat(sw[t]), torch.cat(ref[t])) for t in "EFV" if idx[t]]
+        self.hessian_items = [it for it in items if it.probes is not None]
+
+    def value(self, site_energy) -> torch.Tensor:
+        """Σ_c L_c (dimensionless) for the site energies ``site_energy(B)`` eV."""
+        B = self.B.clone().requires_grad_(True)
+        eps = site_energy(B)
+        predicted = {"E": torch.zeros(self.n_conf).index_add(0, self.site_conf, eps)}
+        if self.needs_gradient:
+            (s,) = torch.autograd.grad(eps.sum(), B, create_graph=True)
+            dEdD = torch.einsum("pak,pk->pa", self.dBdD, s[self.it])
+            F = torch.zeros(self.n_sites, 3).index_add(0, self.it, dEdD).index_add(0, self.jt, -dEdD)
+            W = torch.zeros(self.n_conf, 3, 3).index_add(0, self.pair_conf,
+                                                        -self.D[:, :, None] * dEdD[:, None, :])
+            predicted["F"], predicted["V"] = F.reshape(-1), W.reshape(-1)
+        L = torch.zeros(())
+        for t, idx, sw, ref in self.gather:
+            L = L + ((sw * (predicted[t][idx] - ref)) ** 2).sum()
+        for it in self.hessian_items:
+            L = L + it._hessian_term(site_energy)
+        return L
+
+
 def weight_penalty(model: MLPACE) -> torch.Tensor:
     """Σ_l ‖W_l‖²_F over the network's weight matrices (biases excluded)."""
     return sum((layer.weight**2).sum() for layer in model.net if isinstance(layer, torch.nn.Linear))
 
 
-def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, progress=None):
-    """Fit an :class:`~genanalysis.models.mlp.MLPACE` to ``configs`` (see the module
-    docstring): (model, diagnostics)."""
-    torch.manual_seed(seed)
-    model = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed)
-    rng = np.random.default_rng(seed)
-    items = [ConfigurationLoss(model.basis, model.cutoff, c, loss, probes=model_spec.hessian_probes, rng=rng)
-             for c in configs]
-    Ball = torch.cat([it.B for it in items])
-    model.mu = Ball.mean(0)
-    sd = Ball.std(0)
-    model.sigma = torch.where(sd > 1e-12 * (1 + Ball.abs().mean(0)), sd, torch.ones_like(sd))
-    with_E = [it for it in items if it.energy is not None]
-    model.e0 = float(sum(it.energy for it in with_E) / sum(it.n for it in with_E)) if with_E else 0.0
+def standardise(model: MLPACE, B: torch.Tensor) -> None:
+    """Set the model's feature mean μ and standard deviation σ (dimensionless, per
+    feature) from the training sites' features ``B`` (n, K); a feature constant over the
+    training sites keeps σ = 1."""
+    model.mu = B.mean(0)
+    sd = B.std(0) if B.shape[0] > 1 else torch.zeros(B.shape[1], dtype=B.dtype)
+    model.sigma = torch.where(sd > 1e-12 * (1 + B.abs().mean(0)), sd, torch.ones_like(sd))
+
+
+class _Best:
+    """The network state of the lowest monitored loss seen so far."""
+
+    def __init__(self):
+        self.loss, self.state, self.step = float("inf"), None, -1
+
+    def offer(self, loss: float, model: MLPACE, step: int) -> bool:
+        if loss < self.loss:
+            self.loss, self.step = loss, step
+            self.state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+            return True
+        return False
+
+
+def _train_one(model, train_loss, val_loss, model_spec, ridge, nconf, progress, seed_index):
+    """Adam then L-BFGS on one initialisation, monitoring the validation loss every
+    ``validate_every`` iterations (when there is a validation set): the returned model
+    carries the weights of the lowest validation loss seen; ``patience`` checks without
+    improvement stop the run. Returns the history dict."""
     params = list(model.net.parameters())
-    nconf = len(items)
-    ridge = float(loss.ridge)
+    every = int(model_spec.validate_every)
+    patience = int(model_spec.patience)
+    monitor = val_loss is not None and every > 0
+    best, since = _Best(), 0
+    n_total = model_spec.epochs + model_spec.lbfgs_iterations
+    history = {"train": [], "validation": []}
 
     def total():
-        L = sum(it.value(model.site_energy) for it in items)
+        L = train_loss.value(model.site_energy)
         if ridge > 0:
             L = L + ridge * weight_penalty(model)
         return L / nconf
 
-    t0 = time.perf_counter()
-    history = []
+    def check(step) -> bool:
+        """Record the validation loss at ``step``; True to stop."""
+        nonlocal since
+        if not monitor:
+            return False
+        v = float(val_loss.value(model.site_energy).detach()) / val_loss.n_conf
+        history["validation"].append((step, v))
+        if best.offer(v, model, step):
+            since = 0
+        else:
+            since += 1
+        return patience > 0 and since >= patience
+
+    step, stopped = 0, False
+    check(0)
     opt = torch.optim.Adam(params, lr=model_spec.lr)
-    for ep in range(model_spec.epochs):
+    for _ in range(model_spec.epochs):
         opt.zero_grad()
         L = total()
         L.backward()
         opt.step()
-        history.append(float(L.detach()))
+        step += 1
+        history["train"].append((step, float(L.detach())))
         if progress:
-            progress(ep + 1, model_spec.epochs + model_spec.lbfgs_iterations)
-    if model_spec.lbfgs_iterations > 0:
-        lb = torch.optim.LBFGS(params, lr=1.0, max_iter=int(model_spec.lbfgs_iterations),
-                               line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+            progress(step + seed_index * n_total, n_total * model_spec.seeds)
+        if step % every == 0 if every else False:
+            if check(step):
+                stopped = True
+                break
+    if model_spec.lbfgs_iterations > 0 and not stopped:
+        lb = torch.optim.LBFGS(params, lr=1.0, max_iter=every if monitor else int(model_spec.lbfgs_iterations),
+                               line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15,
+                               history_size=50)
 
         def closure():
             lb.zero_grad()
@@ -178,14 +268,69 @@ def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, pro
             L.backward()
             return L
 
-        lb.step(closure)
-        history.append(float(total().detach()))
+        left = int(model_spec.lbfgs_iterations)
+        while left > 0:
+            chunk = min(left, every) if monitor else left
+            lb.param_groups[0].update(max_iter=chunk, max_eval=4 * chunk)
+            before = lb.state[lb._params[0]].get("n_iter", 0)
+            lb.step(closure)
+            done = lb.state[lb._params[0]].get("n_iter", 0) - before
+            step += done
+            left -= done
+            history["train"].append((step, float(total().detach())))
+            if progress:
+                progress(min(step, n_total) + seed_index * n_total, n_total * model_spec.seeds)
+            if check(step) or done == 0:
+                break  # early stop, or L-BFGS made no more progress
+    if monitor and best.state is not None:
+        model.net.load_state_dict(best.state)
+    history["best_validation"] = best.loss if monitor else None
+    history["best_step"] = best.step if monitor else None
+    history["steps"] = step
+    return history
+
+
+def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, validation=None, progress=None):
+    """Fit an :class:`~genanalysis.models.mlp.MLPACE` to ``configs`` (see the module
+    docstring), early-stopped on ``validation`` (configurations, optional): (model,
+    diagnostics). ``model_spec.seeds`` initialisations (seeds ``seed``, ``seed + 1``, …)
+    are trained; the one of lowest validation loss (training loss without validation) is
+    returned."""
+    ridge = float(loss.ridge)
+    rng = np.random.default_rng(seed)
+    proto = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed)
+    items = [ConfigurationLoss(proto.basis, proto.cutoff, c, loss, probes=model_spec.hessian_probes, rng=rng)
+             for c in configs]
+    train_loss = BatchLoss(items)
+    val_items = [ConfigurationLoss(proto.basis, proto.cutoff, c, loss, probes=model_spec.hessian_probes, rng=rng)
+                 for c in (validation or [])]
+    val_loss = BatchLoss(val_items) if val_items else None
+    with_E = [it for it in items if it.energy is not None]
+    e0 = float(sum(it.energy for it in with_E) / sum(it.n for it in with_E)) if with_E else 0.0
+    t0 = time.perf_counter()
+    runs = []
+    for k in range(int(model_spec.seeds)):
+        torch.manual_seed(seed + k)
+        model = proto if k == 0 else MLPACE(proto.spec, hidden=model_spec.hidden, seed=seed + k)
+        standardise(model, train_loss.B)
+        model.e0 = e0
+        hist = _train_one(model, train_loss, val_loss, model_spec, ridge, len(items), progress, k)
+        L = train_loss.value(model.site_energy)
+        final = float((L + (ridge * weight_penalty(model) if ridge > 0 else 0.0)).detach()) / len(items)
+        score = hist["best_validation"] if hist["best_validation"] is not None else final
+        runs.append((score, k, model, hist, final))
+    score, k, model, hist, final = min(runs, key=lambda r: (r[0], r[1]))
     diag = {"solver": "Adam (full batch) then L-BFGS (strong Wolfe)" + (f", weight decay λ={ridge:g}" if ridge > 0
-                                                                         else ""),
+                                                                         else "")
+                      + (", early stopping on the validation loss" if hist["best_validation"] is not None else ""),
             "n_params": model.n_params, "epochs": model_spec.epochs,
             "lbfgs_iterations": model_spec.lbfgs_iterations, "hessian_probes": model_spec.hessian_probes,
-            "final_loss": history[-1] if history else None, "initial_loss": history[0] if history else None,
+            "seeds": int(model_spec.seeds), "chosen_seed": seed + k, "steps": hist["steps"],
+            "best_step": hist["best_step"], "best_validation_loss": hist["best_validation"],
+            "seed_scores": [r[0] for r in sorted(runs, key=lambda r: r[1])],
+            "validation_history": hist["validation"],
+            "final_loss": final, "initial_loss": hist["train"][0][1] if hist["train"] else None,
             "train_seconds": time.perf_counter() - t0}
-    for p in params:
+    for p in model.net.parameters():
         p.requires_grad_(False)
     return model, diag

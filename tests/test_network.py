@@ -1,0 +1,129 @@
+"""Training the network (genanalysis.fitting.network): standardised features stored in the
+model, L-BFGS after Adam, early stopping on the validation split, several seeds, and the
+trained network's forces are still −∇E. Tiny data and few iterations: these test the
+mechanics, not the accuracy (studies/network_vs_linear.py measures that)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genanalysis.data import Configuration
+from genanalysis.exceptions import InputError
+from genanalysis.fit import FitSpec, LossWeights, ModelSpec, fit
+from genanalysis.fitting.network import BatchLoss, ConfigurationLoss, train_network
+from genanalysis.lattice import defect_cell
+from genanalysis.models import engine
+from genanalysis.models.io import load_fitted, save_model
+from genanalysis.potentials import load_potential
+
+LOSS = LossWeights(E=1.0, F=1.0, V=0.5)
+GEOM = dict(kind="mlp", cutoff=2.5, degree=3, body_order=3, l_max=1, hidden=(6,), hessian_probes=1)
+
+
+def _morse(count: int, seed: int) -> list[Configuration]:
+    """Rattled perfect and vacancy cells of the triangular Morse crystal (d = 2), E, F, V."""
+    pot = load_potential("builtin:morse")
+    a = pot.equilibrium_lattice_constant("triangular")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        group = ("perfect", "vacancy")[k % 2]
+        at = defect_cell("triangular", a, 3, group, "X")
+        at.positions[:, :2] += rng.normal(scale=0.05, size=(len(at), 2))
+        ev = pot.evaluate(at)
+        out.append(Configuration(at, group=group, energy=ev.energy, forces=ev.forces, virial=ev.virial))
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _morse(4, 0)
+
+
+def _loss_of(model, configs) -> float:
+    items = [ConfigurationLoss(model.basis, model.cutoff, c, LOSS) for c in configs]
+    return float(BatchLoss(items).value(model.site_energy).detach()) / len(items)
+
+
+def test_batched_loss_is_the_sum_of_the_configuration_losses(data):
+    model, _ = train_network(data[:3], ModelSpec(**GEOM, epochs=3, lbfgs_iterations=0), LOSS, dim=2)
+    items = [ConfigurationLoss(model.basis, model.cutoff, c, LOSS) for c in data]
+    one = sum(float(it.value(model.site_energy).detach()) for it in items)
+    assert float(BatchLoss(items).value(model.site_energy).detach()) == pytest.approx(one, rel=1e-12)
+
+
+def test_standardisation_round_trips_through_save_and_load(data, tmp_path):
+    res = fit(data, FitSpec(training_set="unused", model=ModelSpec(**GEOM, epochs=5, lbfgs_iterations=3),
+                            loss=LOSS, validation_fraction=0.0))
+    m = res.model
+    B = np.concatenate([m.basis.features(engine.projections(m.basis, engine.geometry(c.atoms, m.cutoff))).numpy()
+                        for c in data])
+    assert np.allclose(m.mu.numpy(), B.mean(0), rtol=1e-12, atol=1e-14)
+    varying = B.std(0) > 1e-9
+    assert varying.any() and not np.allclose(m.sigma.numpy()[varying], 1.0)
+    assert np.allclose(m.sigma.numpy()[varying], B.std(0, ddof=1)[varying], rtol=1e-12)
+    save_model(m, tmp_path / "m", element="X")
+    with np.load(next((tmp_path / "m").glob("*.npz")), allow_pickle=False) as z:
+        assert "mu" in z and "sigma" in z
+    back, _ = load_fitted(tmp_path / "m")
+    assert np.array_equal(back.mu.numpy(), m.mu.numpy()) and np.array_equal(back.sigma.numpy(), m.sigma.numpy())
+    at = data[1].atoms
+    r0, r1 = m.evaluate(at), back.evaluate(at)
+    assert r1["energy"] == r0["energy"] and np.array_equal(r1["forces"], r0["forces"])
+
+
+def test_lbfgs_lowers_the_loss_below_adam_alone_on_the_same_budget(data):
+    spec = dict(GEOM, validate_every=0)
+    _, adam = train_network(data, ModelSpec(**spec, epochs=25, lbfgs_iterations=0), LOSS, dim=2)
+    _, both = train_network(data, ModelSpec(**spec, epochs=5, lbfgs_iterations=20), LOSS, dim=2)
+    assert both["steps"] <= 25 and adam["steps"] == 25
+    assert both["final_loss"] < 0.5 * adam["final_loss"], (both["final_loss"], adam["final_loss"])
+
+
+def test_early_stopping_returns_the_best_validation_state(data):
+    val = _morse(2, 1)
+    spec = ModelSpec(**dict(GEOM, hidden=(12,)), epochs=20, lbfgs_iterations=20, validate_every=5)
+    model, diag = train_network(data[:2], spec, LOSS, dim=2, validation=val)
+    hist = diag["validation_history"]
+    assert len(hist) >= 4 and hist[0][0] == 0
+    losses = [v for _, v in hist]
+    assert diag["best_validation_loss"] == min(losses)
+    assert diag["best_step"] == hist[int(np.argmin(losses))][0]
+    assert _loss_of(model, val) == pytest.approx(min(losses), rel=1e-10)
+    # patience stops the run after that many checks without improvement
+    stopped, d2 = train_network(data[:2], ModelSpec(**dict(GEOM, hidden=(12,)), epochs=20, lbfgs_iterations=20,
+                                                    validate_every=5, patience=1), LOSS, dim=2, validation=val)
+    h2 = d2["validation_history"]
+    improved = [h2[k][1] < min(v for _, v in h2[:k]) for k in range(1, len(h2))]
+    assert d2["steps"] == 40 or not improved[-1]
+
+
+def test_several_seeds_keep_the_lowest_validation_loss(data):
+    val = _morse(2, 2)
+    spec = ModelSpec(**GEOM, epochs=5, lbfgs_iterations=5, seeds=2)
+    model, diag = train_network(data[:3], spec, LOSS, seed=4, dim=2, validation=val)
+    scores = diag["seed_scores"]
+    assert len(scores) == 2 and diag["chosen_seed"] == 4 + int(np.argmin(scores))
+    assert _loss_of(model, val) == pytest.approx(min(scores), rel=1e-10)
+
+
+def test_trained_network_forces_are_minus_the_energy_gradient(data):
+    model, _ = train_network(data, ModelSpec(**GEOM, epochs=5, lbfgs_iterations=10), LOSS, dim=2)
+    at = data[1].atoms.copy()
+    F = model.evaluate(at)["forces"]
+    assert np.abs(F[:, :2]).max() > 1e-3  # a trained, not a flat, network
+    h = 1e-5
+    for a in (0, 3):
+        for c in (0, 1):
+            p, m = at.copy(), at.copy()
+            p.positions[a, c] += h
+            m.positions[a, c] -= h
+            fd = -(model.evaluate(p)["energy"] - model.evaluate(m)["energy"]) / (2 * h)
+            assert fd == pytest.approx(F[a, c], rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("field, value", [("seeds", 0), ("validate_every", -1), ("patience", 1.5)])
+def test_bad_training_settings_are_refused(field, value):
+    with pytest.raises(InputError, match=field):
+        ModelSpec(**GEOM, **{field: value})
