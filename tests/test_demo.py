@@ -42,6 +42,8 @@ def test_demo_writes_database_tables_and_plots_and_reruns_nothing(tmp_path):
         assert (out / name).stat().st_size > 0
     pngs = list((out / "plots").glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # the convergence plot and the two pictures of the bound
+    assert {p.name for p in pngs} == {p.name for p in res["plots"]} >= {"bound_against_error.png", "effectivity.png"}
     text = buf.getvalue()
     assert "results.sqlite" in text and "summary.md" in text and "predicted up to" in text
     # rerun: every task is found in the database, nothing is built again

@@ -177,13 +177,13 @@ def test_plot_axes_carry_units_and_both_slopes():
                                                                          "seed": r.params["seed"]}}) for r in rows])
     fig = convergence_figure(res, units={"e": "eV", "trainingset.n": "cells"})
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "trainingset.n [cells]" and ax.get_ylabel() == "e [eV]"
+    assert ax.get_xlabel() == "trainingset.n (cells)" and ax.get_ylabel() == "e (eV)"
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any(t.startswith("fit: slope -2") for t in labels)
-    assert any(t.startswith("predicted: slope -2") for t in labels)
+    assert any(t.startswith("all: fitted slope -2") for t in labels)
+    assert any(t.startswith("predicted slope -2") for t in labels)
     fig2 = convergence_figure(res, units={})
-    assert fig2.axes[0].get_ylabel() == "e [units not declared]"
+    assert fig2.axes[0].get_ylabel() == "e (units not declared)"
 
 
 def test_report_and_plot_of_a_directory_without_results_is_a_clean_error(tmp_path, capsys):

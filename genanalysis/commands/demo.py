@@ -6,7 +6,8 @@ ACE-style model fitted to each, and the generalisation experiment on a vacancy i
 domain of M = 4 conventional cells (127 atoms). Writes into DIR (default
 ``./genanalysis-demo``): ``results.sqlite`` (the results database), ``results.md`` /
 ``results.csv`` (every metric), ``summary.md`` / ``summary.csv`` (the table printed here),
-and ``plots/*.png`` (error against N with fitted and predicted slopes). Rerunning reuses
+and ``plots/*.png`` (error against N with fitted and predicted slopes, the bound against
+the measured error, the effectivity of each task; see :mod:`genanalysis.plots`). Rerunning reuses
 every finished task. ``--quick``: N ∈ {2, 3} with EF only (about a minute).
 
 Units: Å, eV, eV/Å, eV/Å²; fit errors meV/Å.

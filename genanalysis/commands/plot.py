@@ -7,7 +7,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "plot", help="draw convergence plots of a results directory",
         description="Log-log plots of each declared rate (or of --metric against --against): mean ± standard "
-                    "error over seeds, fitted slope and predicted slope. Files go to DIR/plots/.")
+                    "error over seeds, fitted slope, predicted slope as a triangle, the floor where one is "
+                    "subtracted; without --metric also the bound (2/c)‖f^ML(ū)‖₋₁ against the measured error "
+                    "(with y = x) and the effectivity of every converged task. Files go to DIR/plots/.")
     p.add_argument("dir", metavar="DIR", help="a directory written by `genanalysis run`")
     p.add_argument("--metric", help="plot this metric ...")
     p.add_argument("--against", help="... against this swept field (dotted, e.g. trainingset.size)")
