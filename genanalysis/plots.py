@@ -182,13 +182,15 @@ def convergence_figure(results: Sequence[RateResult], *, units: Mapping[str, str
     predicted = [(r, c) for r, c in fitted if r.predicted is not None]
     if predicted and len({r.predicted for r, _ in predicted}) == 1:
         lowest = min(predicted, key=lambda rc: float(rc[0].fit.line(np.array([rc[0].fit.x_range[0]]))[0]))[0]
-        names = sorted({r.predicted_label.split(" ")[0] for r, _ in predicted})
+        # named predictions say their name; a literal exponent is its own label
+        names = sorted({r.predicted_label.split(" ")[0] for r, _ in predicted if isinstance(r.rate.predicted, str)})
         _triangle(ax, lowest.fit, lowest.predicted, "0.35",
-                  f"predicted slope {lowest.predicted:.3g} ({', '.join(names)})")
+                  f"predicted slope {lowest.predicted:.3g}" + (f" ({', '.join(names)})" if names else ""))
     else:
         for r, c in predicted:
+            named = f" ({r.predicted_label})" if isinstance(r.rate.predicted, str) else ""
             _triangle(ax, r.fit, r.predicted, c, f"{legend_label(r.series.group)}: predicted slope "
-                                                 f"{r.predicted:.3g} ({r.predicted_label})")
+                                                 f"{r.predicted:.3g}{named}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     if all_x:
@@ -228,7 +230,7 @@ def _groups(rows, fields: Sequence[str]) -> dict[str, list]:
     return out
 
 
-def _colour_fields(study, rows) -> list[str]:
+def _colour_fields(study) -> list[str]:
     """The swept fields the bound pictures colour by: those with non-numeric values (e.g. the
     observation set); numeric axes are the x axes of the rates."""
     return [path for path, values in study.axes
@@ -331,7 +333,7 @@ def save_bound_plots(out: StudyOutput, out_dir: str | Path, *, formats: Sequence
     ``out_dir`` (only where the tasks report the bound and the effectivity); return the files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fields = _colour_fields(out.study, out.rows)
+    fields = _colour_fields(out.study)
     files = []
     for stem, fig in (("bound_against_error", bound_figure(out.rows, units=out.units, fields=fields)),
                       ("effectivity", effectivity_figure(out.rows, fields=fields))):

@@ -142,7 +142,7 @@ def test_a_metric_floor_is_the_mean_floor_estimate_at_each_size(tmp_path):
 
 
 @given(seed=st.integers(0, 2**31), n_bad=st.integers(0, 3))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 def test_bound_figure_has_y_equals_x_and_every_converged_task_above_it(seed, n_bad):
     rows = _rows(seed=seed)
     # tasks that did not converge or failed are not drawn
