@@ -88,7 +88,8 @@ def _value_words(key: str, value) -> str:
 
 
 def legend_label(group: Mapping) -> str:
-    """A group in words for a legend (tables use :func:`genanalysis.sweep.rates.group_label`): an observation set ``"EFV"`` as ``E F V``, other fields ``words = value``."""
+    """A group in words for a legend: an observation set ``"EFV"`` as ``E F V``, other fields
+    ``words = value`` (tables use :func:`genanalysis.sweep.rates.group_label`)."""
     return ", ".join(_value_words(k, v) for k, v in group.items()) or "all"
 
 
