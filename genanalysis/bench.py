@@ -25,7 +25,9 @@ perfect lattice, each code using its own e₀. *Solve* times are the relaxation 
 around it); *process* wall and CPU times are whole subprocesses. ``ratio_to_lammps`` is
 solve over LAMMPS's solve at the same n. Nothing in the tables is trimmed: the potential's
 cutoff is used as given (:func:`cutoff_note` says whether a shorter one would be exact).
-``run_model_scaling`` times a fitted model's energy and forces against the cell size.
+``run_model_scaling`` times a fitted model's energy and forces, Hessian-vector product and
+sparse Hessian against the cell size, next to a reference potential's on the same cells;
+``run_evaluate_timing`` times ``genanalysis evaluate`` against ``genanalysis defect``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
 
 __all__ = ["BenchCase", "BenchResult", "run_case", "run_benchmark", "format_table", "plot_scaling", "cutoff_note",
-           "lammps_available", "run_model_scaling", "scaling_exponent", "CODES"]
+           "lammps_available", "run_model_scaling", "run_evaluate_timing", "scaling_exponent", "CODES"]
 
 #: codes the benchmark knows, in table order
 CODES = ("genanalysis", "lammps", "ase")
@@ -215,10 +217,25 @@ def _child_ase(case: BenchCase) -> dict:
     }
 
 
+def _cpu_best(fn, repeats: int) -> tuple[float, list[float]]:
+    """(fastest, all) CPU seconds (this process) of ``repeats`` calls of ``fn`` after one
+    untimed warm-up call (neighbour lists, compiled kernels, buffers)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return min(times), times
+
+
 def _child_model(spec: dict) -> dict:
-    """Time energy + forces of a fitted model on a rattled perfect n-cell (min over repeats)."""
+    """Time a fitted model on a rattled perfect n-cell (CPU s, fastest of the repeats):
+    energy + forces, one Hessian-vector product and the sparse Hessian — and the same
+    three for the reference potential ``spec['reference']`` on the same cell."""
     from genanalysis.lattice import perfect_cell
     from genanalysis.models.calculator import ModelPotential
+    from genanalysis.potentials import load_potential
 
     if spec.get("model"):
         from genanalysis.models.io import load_fitted
@@ -236,23 +253,33 @@ def _child_model(spec: dict) -> dict:
     pot = ModelPotential(model, name=name)
     atoms = perfect_cell(spec["lattice"], spec["a"], spec["n"], "X")
     atoms.positions += np.random.default_rng(1).normal(scale=0.02, size=atoms.positions.shape)
-    times = []
-    for _ in range(spec["repeats"] + 1):  # the first call warms caches and is not counted
-        t0 = time.perf_counter()
-        ev = pot.evaluate(atoms)
-        times.append(time.perf_counter() - t0)
-    return {"atoms": len(atoms), "time": min(times[1:]), "times": times[1:], "energy": ev.energy,
-            "name": name, "cutoff": pot.cutoff, "n_params": int(getattr(model, "n_params", 0))}
+    v = np.random.default_rng(2).normal(size=3 * len(atoms))
+    reps = spec["repeats"]
+    out = {"atoms": len(atoms), "name": name, "cutoff": pot.cutoff, "n_params": int(getattr(model, "n_params", 0))}
+    out["time"], out["times"] = _cpu_best(lambda: pot.energy_forces(atoms), reps)
+    out["energy"] = float(pot.evaluate(atoms).energy)
+    op = pot.linearise(atoms)
+    out["hvp_time"], _ = _cpu_best(lambda: op @ v, reps)  # one product, operator built
+    out["hessian_time"], _ = _cpu_best(lambda: pot.hessian(atoms), 1)
+    if spec.get("reference"):
+        ref = load_potential(spec["reference"])
+        out["reference"] = spec["reference"]
+        out["ref_time"], _ = _cpu_best(lambda: ref.energy_forces(atoms), reps)
+        rop = ref.linearise(atoms)
+        out["ref_hvp_time"], _ = _cpu_best(lambda: rop @ v, reps)
+        out["ref_hessian_time"], _ = _cpu_best(lambda: ref.hessian(atoms), 1)
+    return out
 
 
 def run_model_scaling(model: str | None, lattice: str, a: float, sizes, *, repeats: int = 3, nprocs: int = 1,
-                      timeout: float = 3600.0) -> list[dict]:
+                      timeout: float = 3600.0, reference: str | None = None) -> list[dict]:
     """Energy + forces of a fitted model (or the default linear ACE model) on perfect cells
     of each size, one subprocess per size: atoms, seconds per call (s), microseconds per
     atom, peak memory (MiB)."""
     rows = []
     for n in sizes:
-        spec = {"model": model, "lattice": lattice, "a": float(a), "n": int(n), "repeats": int(repeats)}
+        spec = {"model": model, "lattice": lattice, "a": float(a), "n": int(n), "repeats": int(repeats),
+                "reference": reference}
         work = tempfile.mkdtemp(prefix="bench-model-")
         try:
             code, wall, mem, stdout, stderr = _run_measured(
@@ -267,6 +294,40 @@ def run_model_scaling(model: str | None, lattice: str, a: float, sizes, *, repea
             out = json.loads(stdout.strip().splitlines()[-1])
             row.update(out)
             row["us_per_atom"] = 1e6 * out["time"] / out["atoms"]
+        rows.append(row)
+    return rows
+
+
+def run_evaluate_timing(model: str, reference: str, lattice: str, sizes, *, defect: str = "vacancy",
+                        nprocs: int = 1, timeout: float = 3600.0) -> list[dict]:
+    """Wall time (s), CPU time (s) and peak memory (MiB) of ``genanalysis evaluate`` of a
+    fitted ``model`` against ``reference`` and of the reference alone, ``genanalysis
+    defect``, at each test-domain size M (one subprocess each, run one after the other)."""
+    rows = []
+    for m in sizes:
+        row = {"size": int(m)}
+        cmds = {
+            "evaluate": ["evaluate", "--model", model, "--reference", reference, "--lattice", lattice,
+                         "--defect", defect, "--size", str(m), "--json"],
+            "defect": ["defect", "--potential", reference, "--lattice", lattice, "--defect", defect,
+                       "--size", str(m), "--json"],
+        }
+        for what, args in cmds.items():
+            work = tempfile.mkdtemp(prefix=f"bench-{what}-")
+            try:
+                code, wall, mem, stdout, stderr = _run_measured([sys.executable, "-m", "genanalysis", *args], work,
+                                                                _child_env(nprocs), timeout)
+                cpu = _run_measured.cpu
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            row[what] = {"wall_time": wall, "cpu_time": cpu, "peak_memory_mib": mem,
+                         "status": "ok" if code in (0, 3) else ("timed out" if code == -9 else
+                                                                 f"failed: {(stderr.strip() or '?').splitlines()[-1][:200]}")}
+            if code in (0, 3):
+                try:
+                    row["atoms"] = int(json.loads(stdout)["n_atoms"])
+                except (ValueError, KeyError, TypeError):
+                    pass
         rows.append(row)
     return rows
 

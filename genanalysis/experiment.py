@@ -331,7 +331,13 @@ def elastic_constants(potential, atoms, *, step: float = 1e-4) -> np.ndarray:
     perfect periodic cell, by central differences of the virial: σ = −virial/Ω with Ω the
     volume (3D, eV/Å³) or the in-plane area (2D, eV/Å²); strain ``step`` (dimensionless)
     applied to cell and positions (clamped ions: exact for the one-atom-per-primitive-cell
-    lattices here, whose internal relaxation vanishes by inversion symmetry)."""
+    lattices here, whose internal relaxation vanishes by inversion symmetry). A potential
+    with an analytic ``elastic_constants(atoms)`` (the same clamped-ion quantity) is asked
+    for it instead; finite differences remain for the others (e.g. ASE calculators)."""
+    analytic = getattr(potential, "elastic_constants", None)
+    C = analytic(atoms) if analytic is not None else None
+    if C is not None:
+        return np.asarray(C, dtype=float)
     dim = atoms_dim(atoms)
     pairs = _voigt(dim)
     out = np.zeros((len(pairs), len(pairs)))

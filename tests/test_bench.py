@@ -146,7 +146,35 @@ def test_bench_model_reports_cost_per_atom(capsys):
     for r in rows:
         assert r["status"] == "ok" and r["time"] > 0 and r["peak_memory_mib"] > 20
         assert r["us_per_atom"] == pytest.approx(1e6 * r["time"] / r["atoms"])
-    assert np.isfinite(out["exponent"])
+        # the same cell timed for the reference potential, and the products and Hessians
+        assert r["reference"] == "builtin:W"
+        assert min(r["hvp_time"], r["hessian_time"], r["ref_time"], r["ref_hvp_time"], r["ref_hessian_time"]) > 0
+    assert np.isfinite(out["exponent"]) and out["evaluate"] == []
+
+
+def test_bench_model_table_and_evaluate_timing(capsys, tmp_path):
+    """The table prints model and reference costs with their ratios; --evaluate-sizes times
+    `genanalysis evaluate` of a saved model against `genanalysis defect`."""
+    from genanalysis.models.basis import ACESpec
+    from genanalysis.models.io import save_model
+    from genanalysis.models.linear import LinearACE
+
+    m = LinearACE(ACESpec(cutoff=4.6, degree=4, body_order=3, l_max=1, r_in=2.0))
+    m.coef_[1] = 1e-3  # a weak pair repulsion: the cell stays near the lattice
+    save_model(m, tmp_path / "m", element="W")
+    code = main(["bench", "model", "--model", str(tmp_path / "m"), "--sizes", "2", "--repeats", "1",
+                 "--evaluate-sizes", "2"])
+    text = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "E+F model/ref" in text and "HVP/E+F model" in text
+    table = [ln for ln in text.splitlines() if ln.startswith("| 2 |")]
+    assert len(table) == 2  # one cost row, one evaluate row
+    assert table[1].split("|")[2].strip() == "15"  # the vacancy 2-cell
+
+
+def test_bench_model_evaluate_timing_needs_a_model(capsys):
+    code = main(["bench", "model", "--sizes", "2", "--evaluate-sizes", "2"])
+    assert code == 2 and "--model" in capsys.readouterr().err
 
 
 def test_bench_model_rejects_a_missing_model(capsys, tmp_path):

@@ -48,15 +48,23 @@ def register(sub) -> None:
     r.add_argument("--no-ase", action="store_true", help="skip ASE + matscipy")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     r.set_defaults(func=run_relax)
-    m = bsub.add_parser("model", help="cost of a fitted model's energy and forces against the number of atoms",
-                        description="Time energy + forces of a fitted model (a directory written by the fit "
-                                    "command) or, without --model, of the default linear ACE model on perfect "
-                                    "n-cells; prints atoms, s per call, µs per atom, peak MiB and the fitted "
-                                    "exponent of time against atoms (1 = linear).")
+    m = bsub.add_parser("model", help="cost of a fitted model (energy+forces, Hessian products, Hessian) "
+                                      "against a reference potential and the number of atoms",
+                        description="Time a fitted model (a directory written by the fit command) or, without "
+                                    "--model, the default linear ACE model on rattled perfect n-cells: energy + "
+                                    "forces, one Hessian-vector product and the sparse Hessian, CPU µs per atom, "
+                                    "next to the reference potential on the same cells, with the ratios and the "
+                                    "fitted exponent of time against atoms (1 = linear); with --evaluate-sizes also "
+                                    "the wall/CPU time and peak memory of `genanalysis evaluate` of the model "
+                                    "against `genanalysis defect` of the reference alone (3D vacancy).")
     m.add_argument("--model", help="fitted model directory (model.json + model.npz); default: LinearACE(ACESpec())")
+    m.add_argument("--reference", default="builtin:W",
+                   help="potential timed on the same cells, and of the evaluate runs (default builtin:W; none: skip)")
     m.add_argument("--lattice", default="bcc", help="bcc, fcc (default bcc)")
     m.add_argument("--a", type=float, default=3.157, help="lattice constant, Å (default 3.157)")
     m.add_argument("--sizes", default="4,6,8,12", help="cell sizes n (default 4,6,8,12)")
+    m.add_argument("--evaluate-sizes", default="",
+                   help="test-domain sizes M of the evaluate/defect timing, e.g. 12,20 (default: none; needs --model)")
     m.add_argument("--repeats", type=int, default=3, help="timed calls per size, the fastest counts (default 3)")
     m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
     m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
@@ -171,11 +179,12 @@ def run_relax(args) -> int:
 
 
 def run_model(args) -> int:
-    from genanalysis.bench import run_model_scaling, scaling_exponent
+    from genanalysis.bench import run_evaluate_timing, run_model_scaling, scaling_exponent
     from genanalysis.exceptions import InputError
     from genanalysis.lattice import LATTICES
 
     sizes = _sizes(args.sizes)
+    eval_sizes = _sizes(args.evaluate_sizes) if args.evaluate_sizes else []
     if args.lattice not in LATTICES or args.lattice == "triangular":
         raise InputError(f"--lattice {args.lattice!r}: choose bcc or fcc")
     if not (args.a > 0):
@@ -188,25 +197,68 @@ def run_model(args) -> int:
         from genanalysis.models.io import load_fitted
 
         load_fitted(args.model)  # a bad path is an InputError here, not in a subprocess
+    elif eval_sizes:
+        raise InputError("--evaluate-sizes needs --model (a fitted-model directory)")
+    reference = None if args.reference in ("", "none") else args.reference
+    if reference is not None:
+        from genanalysis.potentials import load_potential
+
+        load_potential(reference)
     rows = run_model_scaling(args.model, args.lattice, args.a, sizes, repeats=args.repeats, nprocs=args.nprocs,
-                             timeout=args.timeout)
+                             timeout=args.timeout, reference=reference)
     ok = [r for r in rows if r["status"] == "ok"]
     slope = scaling_exponent([r["atoms"] for r in ok], [r["time"] for r in ok])
+    evals = run_evaluate_timing(args.model, reference or "builtin:W", args.lattice, eval_sizes, nprocs=args.nprocs,
+                                timeout=args.timeout) if eval_sizes else []
     if args.json:
-        json.dump({"model": args.model, "lattice": args.lattice, "a": args.a, "nprocs": args.nprocs,
-                   "exponent": slope, "rows": rows,
-                   "units": {"time": "s", "us_per_atom": "µs", "peak_memory_mib": "MiB"}}, sys.stdout, indent=1)
+        json.dump({"model": args.model, "reference": reference, "lattice": args.lattice, "a": args.a,
+                   "nprocs": args.nprocs, "exponent": slope, "rows": rows, "evaluate": evals,
+                   "units": {"time": "s (CPU)", "us_per_atom": "µs (CPU)", "peak_memory_mib": "MiB",
+                             "wall_time": "s", "cpu_time": "s"}}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        name = ok[0]["name"] if ok else args.model
-        print(f"# energy + forces of {name}, {args.lattice} a = {args.a} Å; threads {args.nprocs}")
-        print("| n | atoms | s per call | µs per atom | peak mem (MiB) | status |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            if r["status"] == "ok":
-                print(f"| {r['n']} | {r['atoms']} | {r['time']:.3f} | {r['us_per_atom']:.1f} | "
-                      f"{r['peak_memory_mib']:.0f} | ok |")
-            else:
-                print(f"| {r['n']} | — | — | — | — | {r['status']} |")
-        print(f"time ∝ atoms^{slope:.2f} (1 = linear)")
-    return 0 if len(ok) == len(rows) else 1
+        _print_model_rows(rows, ok, args, reference, slope)
+        if evals:
+            _print_evaluate_rows(evals, args.model, reference or "builtin:W")
+    return 0 if len(ok) == len(rows) and all(
+        r[w]["status"] == "ok" for r in evals for w in ("evaluate", "defect")) else 1
+
+
+def _us(r, key):
+    return 1e6 * r[key] / r["atoms"] if r.get(key) is not None else None
+
+
+def _print_model_rows(rows, ok, args, reference, slope) -> None:
+    name = ok[0]["name"] if ok else args.model
+    print(f"# {name} against {reference or 'no reference'}, {args.lattice} a = {args.a} Å, rattled n-cells; "
+          f"threads {args.nprocs}; CPU µs per atom, fastest of {args.repeats}; HVP = one Hessian-vector product")
+    print("| n | atoms | model E+F | model HVP | model Hessian | ref E+F | ref HVP | ref Hessian "
+          "| E+F model/ref | HVP/E+F model | Hessian model/ref | peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    f = lambda x, s=".1f": "—" if x is None else format(x, s)  # noqa: E731
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"| {r['n']} | — | — | — | — | — | — | — | — | — | — | {r['status']} |")
+            continue
+        ef, hv, hs = _us(r, "time"), _us(r, "hvp_time"), _us(r, "hessian_time")
+        ref, rhv, rhs = _us(r, "ref_time"), _us(r, "ref_hvp_time"), _us(r, "ref_hessian_time")
+        ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
+        print(f"| {r['n']} | {r['atoms']} | {f(ef)} | {f(hv)} | {f(hs)} | {f(ref)} | {f(rhv)} | {f(rhs)} "
+              f"| {f(ratio(ef, ref), '.2f')} | {f(ratio(hv, ef), '.2f')} | {f(ratio(hs, rhs), '.1f')} "
+              f"| {r['peak_memory_mib']:.0f} |")
+    print(f"model E+F time ∝ atoms^{slope:.2f} (1 = linear)")
+
+
+def _print_evaluate_rows(evals, model, reference) -> None:
+    print(f"# genanalysis evaluate --model {model} --reference {reference} (3D vacancy) against the reference "
+          f"alone, genanalysis defect --potential {reference}; one process each")
+    print("| M | atoms | evaluate wall s | evaluate CPU s | evaluate peak MiB | defect wall s | defect CPU s "
+          "| defect peak MiB | CPU ratio | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in evals:
+        e, d = r["evaluate"], r["defect"]
+        ratio = e["cpu_time"] / d["cpu_time"] if d["cpu_time"] and d["cpu_time"] > 0 else float("nan")
+        st = "ok" if e["status"] == d["status"] == "ok" else f"{e['status']} / {d['status']}"
+        print(f"| {r['size']} | {r.get('atoms', '—')} | {e['wall_time']:.1f} | {e['cpu_time']:.1f} "
+              f"| {e['peak_memory_mib']:.0f} | {d['wall_time']:.1f} | {d['cpu_time']:.1f} "
+              f"| {d['peak_memory_mib']:.0f} | {ratio:.1f} | {st} |")

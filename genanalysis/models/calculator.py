@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
 
@@ -46,6 +47,30 @@ class ModelPotential(Potential):
         self.check_species(atoms)
         return self.model.hessian(atoms)
 
+
+    def energy_forces(self, atoms, linearise: bool = False):
+        """(energy eV, forces eV/Å, Hessian operator or None): the model's fused pass when
+        it has one (the linear model), else its evaluation and no operator (callers then
+        call :meth:`linearise` when they need products)."""
+        self.check_species(atoms)
+        fn = getattr(self.model, "energy_forces", None)
+        if fn is not None:
+            return fn(atoms, linearise=linearise)
+        r = self.model.evaluate(atoms)
+        return float(r["energy"]), np.asarray(r["forces"]), None
+
+    def linearise(self, atoms) -> spla.LinearOperator:
+        """Hessian-vector products (eV/Å² · Å → eV/Å): the model's matrix-free operator when
+        it has one, else products with its assembled sparse Hessian."""
+        self.check_species(atoms)
+        fn = getattr(self.model, "linearise", None)
+        return fn(atoms) if fn is not None else super().linearise(atoms)
+
+    def elastic_constants(self, atoms) -> np.ndarray | None:
+        """Analytic clamped-ion elastic constants (Voigt, eV/Å³; 2D eV/Å²) when the model
+        provides them, else None (callers then take finite differences of virials)."""
+        fn = getattr(self.model, "elastic_constants", None)
+        return None if fn is None else fn(atoms)
 
 def model_calculator(model, name: str | None = None, element: str = "X") -> PotentialCalculator:
     """The ASE calculator of a fitted model."""

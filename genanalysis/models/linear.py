@@ -192,6 +192,23 @@ class LinearACE:
 
         return engine.hessian_dense_rows(self.basis, geom, site_fn, S, np.asarray(rows))[0].numpy()
 
+    def elastic_constants(self, atoms: Atoms) -> np.ndarray:
+        """Clamped-ion elastic constants (Voigt; eV/Å³, 2D eV/Å²) of a periodic cell,
+        analytic (:func:`genanalysis.potentials.base.born_elastic_constants`) from the
+        pair-space Hessian product of :func:`kernels.linear_hvp`: six (2D: three) products,
+        no strained copies of the cell."""
+        from genanalysis.potentials.base import born_elastic_constants
+
+        geom, _, dEdD, A, G = self._pass(atoms)
+        w, idx = self.site_tables()
+        tabs = kernels.tables(self.basis)
+        T = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
+
+        def pair_hvp(dD):
+            return kernels.linear_hvp(geom.Dn, geom.start, np.ascontiguousarray(dD), A, T, w, idx, *tabs)
+
+        return born_elastic_constants(atoms, geom.Dn, dEdD, pair_hvp)
+
     # -- design rows --------------------------------------------------------------------------
 
     def design(self, atoms: Atoms, kinds: str = "EFV", hessian_rows: np.ndarray | None = None) -> dict:

@@ -23,7 +23,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["Evaluation", "Potential", "PotentialCalculator"]
+__all__ = ["Evaluation", "Potential", "PotentialCalculator", "VOIGT", "born_elastic_constants"]
 
 
 @dataclass
@@ -139,6 +139,42 @@ def _equilibrium_lattice_constant(potential: Potential, lattice: str) -> float:
             f"nearest-neighbour distances {0.1 * potential.cutoff:.3g}–{0.95 * potential.cutoff:.3g} Å"
         )
     return float(brentq(pressure_term, a_grid[k - 1], a_grid[k + 1], xtol=1e-13, rtol=4 * np.finfo(float).eps))
+
+
+#: Voigt order of the stress and strain components (3D, 2D in-plane)
+VOIGT = {3: [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)], 2: [(0, 0), (1, 1), (0, 1)]}
+
+
+def born_elastic_constants(atoms, R: np.ndarray, grad: np.ndarray, pair_hvp) -> np.ndarray:
+    """Clamped-ion elastic constants C_ab = ∂σ_a/∂ε_b (Voigt, engineering shear strains) of
+    a periodic cell, analytically: eV/Å³ (3D) or eV/Å² (2D, per in-plane area).
+
+    ``R`` (P, 3) Å the pair vectors of a site-energy potential (every periodic image,
+    including an atom's own), ``grad`` (P, 3) eV/Å = ∂E/∂R_p and ``pair_hvp(δR) → δ∂E/∂R``
+    (P, 3) its pair-space Hessian product. A homogeneous strain ε maps R ↦ (I + ε) R and
+    σ = (1/Ω) Σ_p R_p ⊗ ∂E/∂R_p (= −virial/Ω), so for the strain direction E_b
+
+        ∂σ/∂ε_b = (1/Ω) Σ_p [E_b R_p ⊗ ∂E/∂R_p + R_p ⊗ H_p(E_b R)] − tr(E_b) σ,
+
+    the Born term plus the change of the measure Ω; positions follow the strain (no
+    internal relaxation, exact for a Bravais lattice, whose internal relaxation vanishes by
+    inversion symmetry). The same quantity as central differences of the virial."""
+    dim = int(atoms.info.get("dim", 3))
+    cell = np.array(atoms.cell)
+    omega = abs(float(np.linalg.det(cell))) if dim == 3 else abs(float(np.cross(cell[0], cell[1])[2]))
+    pairs = VOIGT[dim]
+    R = np.asarray(R, dtype=np.float64)
+    grad = np.asarray(grad, dtype=np.float64)
+    sigma = R.T @ grad / omega
+    out = np.zeros((len(pairs), len(pairs)))
+    for b, (k, l) in enumerate(pairs):
+        E = np.zeros((3, 3))
+        E[k, l] += 0.5
+        E[l, k] += 0.5
+        dR = R @ E.T
+        ds = (dR.T @ grad + R.T @ np.asarray(pair_hvp(dR))) / omega - np.trace(E) * sigma
+        out[:, b] = [ds[i, j] for i, j in pairs]
+    return out
 
 
 class PotentialCalculator(Calculator):

@@ -418,6 +418,38 @@ class EAMPotential(Potential):
         self.check_species(atoms)
         return self._operator(self._pass(atoms, 2)[4])
 
+    def elastic_constants(self, atoms) -> np.ndarray:
+        """Clamped-ion elastic constants (Voigt; eV/Å³, 2D eV/Å²) of a periodic cell,
+        analytic (:func:`genanalysis.potentials.base.born_elastic_constants`): per pair
+        ∂E/∂R = g e and the pair-space product K_p δR_p + f'_p e_p (F''_i w_i + F''_j w_j),
+        w_a = Σ_{q∋a} f'_q e_q·δR_q — with every image pair, an atom's own included (a
+        strain moves those too)."""
+        from genanalysis.potentials.base import born_elastic_constants
+
+        pl = self.pairs(atoms)
+        n = pl.n_atoms
+        _, dphi, ddphi = self.phi(pl.r, 2)
+        if self.is_pair:
+            a, g, df, ddF = ddphi, dphi, None, None
+        else:
+            (_, df, ddf), rho = self._densities(pl, 2)
+            _, dF, ddF = self.F(rho, 2)
+            s = dF[pl.i] + dF[pl.j]
+            a, g = ddphi + s * ddf, dphi + s * df
+        e = pl.R / pl.r[:, None]
+        b = g / pl.r
+
+        def pair_hvp(dR):
+            er = np.einsum("pc,pc->p", e, dR)
+            out = ((a - b) * er)[:, None] * e + b[:, None] * dR
+            if df is not None:
+                w = np.bincount(pl.i, weights=df * er, minlength=n) + np.bincount(pl.j, weights=df * er, minlength=n)
+                w *= ddF
+                out += (df * (w[pl.i] + w[pl.j]))[:, None] * e
+            return out
+
+        return born_elastic_constants(atoms, pl.R, g[:, None] * e, pair_hvp)
+
 
 class PairPotential(EAMPotential):
     """A pair potential E = Σ_pairs φ(r) (the EAM engine with F = 0)."""
