@@ -430,6 +430,10 @@ def _fit_metrics(fitted: dict) -> dict:
     return out
 
 
+#: metrics true of one run only (seconds), moved to the task's ``info``
+_RUN_ONLY = ("wall_time", "fit_seconds")
+
+
 def generalisation_task(params, shared, ctx):
     """Task kind ``generalisation``: evaluate the fitted model on the test domain.
 
@@ -438,7 +442,6 @@ def generalisation_task(params, shared, ctx):
     + the training set's :func:`reference_work` + ``status``/``reason``; fit report = the full
     report of the fit."""
     from genanalysis.experiment import evaluate
-    from genanalysis.sweep import Outcome
 
     t0 = time.perf_counter()
     data: TrainingData = shared["trainingset"]
@@ -448,14 +451,22 @@ def generalisation_task(params, shared, ctx):
     metrics.update(_fit_metrics(fitted))
     metrics["a"] = spec.a
     if fitted["status"] != "fitted":
-        metrics.update(status="fit failure", reason=fitted["reason"], task_seconds=time.perf_counter() - t0)
-        return Outcome(metrics=metrics, fit_report=fitted.get("report"))
+        metrics.update(status="fit failure", reason=fitted["reason"])
+        return _outcome(metrics, fitted, t0)
     model = _model_from(fitted)
     res = evaluate(model, data.potential, spec)
     metrics.update(res.metrics())
-    metrics["model_dir"] = fitted.get("model_dir")
-    metrics["task_seconds"] = time.perf_counter() - t0
-    return Outcome(metrics=metrics, fit_report=fitted.get("report"))
+    return _outcome(metrics, fitted, t0)
+
+
+def _outcome(metrics: dict, fitted: dict, t0: float):
+    """The task's Outcome: timings (s) and the saved model's path go beside the metrics
+    (``info``), so that equal inputs give equal metrics whatever the run."""
+    from genanalysis.sweep import Outcome
+
+    info = {k: metrics.pop(k) for k in _RUN_ONLY if k in metrics}
+    info.update(model_dir=fitted.get("model_dir"), task_seconds=time.perf_counter() - t0)
+    return Outcome(metrics=metrics, fit_report=fitted.get("report"), info=info)
 
 
 def run_point(trainingset: dict, fit: dict, experiment: dict, seed: int = 0, workdir=None):

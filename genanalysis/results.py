@@ -6,7 +6,9 @@ Schema (``results.sqlite``, WAL journal; all JSON columns are UTF-8 JSON text):
     ``hash`` (unique content hash), ``kind``, ``study``, ``point`` (index in the sweep),
     ``params`` (JSON, the point's full parameter tree), ``overrides`` (JSON, the values its
     sweep axes take), ``state`` (``done`` | ``failed``), ``status`` (``done`` or
-    ``failed: reason``), ``metrics`` (JSON), ``fit_report`` (JSON or NULL), ``attempts``,
+    ``failed: reason``), ``metrics`` (JSON: what identifies the result), ``fit_report``
+    (JSON or NULL), ``info`` (JSON or NULL: what is true of this run only, e.g. timings and
+    paths of the files the task wrote), ``attempts``,
     ``started``/``finished``/``recorded`` (Unix time, s), ``wall_s``/``cpu_s`` (s), ``host``,
     ``versions`` (JSON: python, numpy, torch, genanalysis).
 ``task_params``
@@ -65,7 +67,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     cpu_s REAL,
     host TEXT,
     versions TEXT,
-    recorded REAL
+    recorded REAL,
+    info TEXT
 );
 CREATE TABLE IF NOT EXISTS task_params (
     hash TEXT NOT NULL, key TEXT NOT NULL, value, PRIMARY KEY (hash, key)) WITHOUT ROWID;
@@ -77,6 +80,10 @@ CREATE TABLE IF NOT EXISTS shared (
     wall_s REAL, finished REAL);
 CREATE TABLE IF NOT EXISTS points (point INTEGER PRIMARY KEY, hash TEXT NOT NULL, overrides TEXT);
 """
+
+
+_TASK_COLUMNS = ("hash", "kind", "study", "point", "params", "overrides", "state", "status", "metrics", "fit_report",
+                 "attempts", "started", "finished", "wall_s", "cpu_s", "host", "versions", "recorded", "info")
 
 
 def _dumps(obj: Any) -> str | None:
@@ -125,6 +132,7 @@ class TaskRow:
     finished: float | None = None
     host: str | None = None
     versions: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -149,6 +157,8 @@ class ResultsStore:
         # NORMAL with WAL survives a killed process (only power loss can drop the last commits)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_DDL)
+        if "info" not in {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}:
+            self._db.execute("ALTER TABLE tasks ADD COLUMN info TEXT")  # a database of an earlier version
         with self._txn():
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
 
@@ -217,12 +227,13 @@ class ResultsStore:
         row = (hash, kind, study, point, json.dumps(params, sort_keys=True), _dumps(dict(overrides)), state, status,
                _dumps(metrics), _dumps(record.get("fit_report")), int(record.get("attempt", 1)),
                record.get("started"), record.get("finished"), record.get("wall_s"), record.get("cpu_s"),
-               record.get("host"), _dumps(record.get("versions") or {}), time.time())
+               record.get("host"), _dumps(record.get("versions") or {}), time.time(), _dumps(record.get("info")))
         flat_params = [(hash, k, _sql_value(v)) for k, v in _flatten(dict(params)).items()]
         flat_metrics = [(hash, k, float(v)) for k, v in _flatten(metrics).items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)]
         with self._txn():
-            self._db.execute("INSERT OR REPLACE INTO tasks VALUES (" + ",".join("?" * len(row)) + ")", row)
+            self._db.execute(f"INSERT OR REPLACE INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES "
+                             f"({','.join('?' * len(row))})", row)
             self._db.execute("DELETE FROM task_params WHERE hash = ?", (hash,))
             self._db.execute("DELETE FROM task_metrics WHERE hash = ?", (hash,))
             self._db.executemany("INSERT INTO task_params VALUES (?, ?, ?)", flat_params)
@@ -253,7 +264,7 @@ class ResultsStore:
     def tasks(self, *, current: bool = True) -> list[TaskRow]:
         """The stored tasks: those of the current study's points (in point order) or all."""
         cols = ["hash", "kind", "point", "params", "overrides", "state", "status", "metrics", "fit_report",
-                "attempts", "wall_s", "cpu_s", "started", "finished", "host", "versions"]
+                "attempts", "wall_s", "cpu_s", "started", "finished", "host", "versions", "info"]
         if current:
             sel = ", ".join(f"p.{c}" if c in ("point", "overrides") else f"t.{c}" for c in cols)
             sql = f"SELECT {sel} FROM points p JOIN tasks t ON t.hash = p.hash ORDER BY p.point"
@@ -262,8 +273,9 @@ class ResultsStore:
         out = []
         for r in self._db.execute(sql).fetchall():
             d = dict(zip(cols, r))
-            for key in ("params", "overrides", "metrics", "fit_report", "versions"):
+            for key in ("params", "overrides", "metrics", "fit_report", "versions", "info"):
                 d[key] = _loads(d[key])
+            d["info"] = d["info"] or {}
             d["overrides"] = d["overrides"] or {}
             d["metrics"] = d["metrics"] or {}
             d["versions"] = d["versions"] or {}

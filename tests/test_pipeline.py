@@ -204,7 +204,7 @@ def test_saved_model_is_the_model_the_task_evaluated(point):
     out, work = point
     data = _training_data(work)
     in_memory = _model_from(fit_model(params(), {"trainingset": data}, None))
-    saved = load_potential(out.metrics["model_dir"])
+    saved = load_potential(out.info["model_dir"])
     for c in data.configs:
         a, b = in_memory.evaluate(c.atoms), saved.evaluate(c.atoms)
         assert a.energy == b.energy
@@ -219,7 +219,7 @@ def test_pipeline_fit_equals_a_direct_fit_of_the_same_data(point):
     from genanalysis.trainingset import load_training_set
 
     out, work = point
-    model, _ = load_fitted(out.metrics["model_dir"])
+    model, _ = load_fitted(out.info["model_dir"])
     ts_dirs = sorted((work / "artifacts" / "ts").glob("set0-*"))
     configs = load_training_set(ts_dirs[0])
     spec, _ = fit_spec(FIT, 0)

@@ -10,7 +10,9 @@ Output directory layout::
 
 Guarantees: every finished task is written in one transaction by this (coordinating)
 process; a task that raises is recorded ``failed: reason``; a task whose worker dies is
-retried ``study.retries`` times, then recorded failed; a rerun skips every task already in
+retried ``study.retries`` times, then recorded failed; a task or shared build running longer
+than ``study.task_timeout_s`` on a local worker is stopped and recorded failed (not
+retried); a rerun skips every task already in
 the database (``retry_failed=True`` reruns the failed ones) and reuses every shared result
 already on disk, so a sweep killed at any moment and rerun ends with each task once. A
 shared file is reused only if it passes its check (:func:`~genanalysis.sweep.sharedio.check`:
@@ -156,7 +158,7 @@ def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll
         if not pending:
             return RunSummary(out, len(plan.tasks), skipped, 0, 0, 0, len(available), time.time() - t0, "nothing to run")
 
-        executor = make_executor(workers=workers, scheduler=scheduler)
+        executor = make_executor(workers=workers, scheduler=scheduler, task_timeout=study.task_timeout_s)
         bar = _progress(len(plan.tasks), skipped, study.name, quiet)
         try:
             _loop(plan, out, store, executor, pending, to_build, available, counts, bar, poll_s)
@@ -232,6 +234,8 @@ def _loop(plan, out, store, executor, pending, to_build, available, counts, bar,
                 finish(node, value)
             elif event == "died" and attempts[token] <= study.retries:
                 submit(node)
+            elif event == "timeout":  # a rerun would take as long: not retried
+                finish(node, {"status": "failed", "reason": value, "attempt": attempts[token]})
             else:
                 n = attempts[token]
                 reason = value if event == "error" else f"{value}; gave up after {n} attempt{'s' if n > 1 else ''}"

@@ -3,14 +3,26 @@
 All three share one small interface — ``submit(token, payload)``, ``wait(timeout) ->
 events``, ``close()`` — where an event is ``("result", token, record)`` (the worker's
 record, done or failed), ``("died", token, reason)`` (the worker process died while
-running it: the engine retries it) or ``("error", token, reason)`` (the node could not be
-run at all, e.g. the payload does not unpickle on a remote worker).
+running it: the engine retries it), ``("timeout", token, reason)`` (the node ran longer
+than the per-task time limit and its worker was stopped: recorded failed, not retried) or
+``("error", token, reason)`` (the node could not be run at all, e.g. the payload does not
+unpickle on a remote worker).
 
 The local pool manages its worker processes itself (rather than through
 ``concurrent.futures``) so that a worker that dies — ``os._exit``, a segfault, SIGKILL, the
-out-of-memory killer — is blamed on exactly the task it was running, and replaced.
-Workers watch their parent and exit when it is gone, so killing the coordinator (even with
-``kill -9``) leaves no orphans computing for nobody.
+out-of-memory killer — is blamed on exactly the task it was running, and replaced, and so
+that a task over its time limit can be stopped by stopping its worker.
+
+Workers watch their coordinator through a liveness pipe whose only write end the
+coordinator holds: when the coordinator is gone (SIGTERM, SIGKILL, a crash) the read end
+reaches end-of-file and every worker exits within a fraction of a second, even in the
+middle of a task. (Watching the parent process is not enough: a worker's parent is the
+fork server, which itself lives as long as any worker does.)
+
+Workers import the package their coordinator imported, wherever the user stands: the fork
+server is started with ``PYTHONSAFEPATH`` set, so the working directory is not put on its
+``sys.path`` (a folder named ``genanalysis`` there would otherwise be imported instead), and
+each worker then takes the coordinator's ``sys.path``.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import sys
 import threading
 import time
 import uuid
@@ -31,18 +44,21 @@ from genanalysis.sweep.worker import Payload, execute
 __all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: set only while the fork server starts (it must not see the working directory)
+_SAFE_PATH_MARK = "GENANALYSIS_FORKSERVER_SAFEPATH"
 
 
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            os._exit(70)
+def _watch_coordinator(alive) -> None:
+    # blocks until the coordinator, the only holder of the write end, is gone
+    with contextlib.suppress(EOFError, OSError):
+        alive.recv_bytes()
+    os._exit(70)
 
 
-def _worker_main(conn) -> None:
-    # the parent is the coordinator (spawn) or the fork server, which exits with it
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+def _worker_main(conn, alive) -> None:
+    if os.environ.pop(_SAFE_PATH_MARK, None) == "1":
+        os.environ.pop("PYTHONSAFEPATH", None)  # the tasks' own subprocesses see the user's environment
+    threading.Thread(target=_watch_coordinator, args=(alive,), daemon=True).start()
     while True:
         try:
             msg = conn.recv()
@@ -59,19 +75,25 @@ def _worker_main(conn) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx):
+    def __init__(self, ctx, alive):
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, alive), daemon=True)
         self.process.start()
         child.close()
         self.token: Any = None
+        self.started = 0.0  # time.monotonic() when its current node was sent
 
 
 @contextlib.contextmanager
-def _thread_env(threads: int):
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+def _worker_env(threads: int):
+    """The environment the fork server (and so every worker) starts with: BLAS/OpenMP
+    threads (unless the user set them) and no working directory on ``sys.path``."""
+    saved = {k: os.environ.get(k) for k in (*_THREAD_VARS, "PYTHONSAFEPATH", _SAFE_PATH_MARK)}
     for k in _THREAD_VARS:
         os.environ.setdefault(k, str(threads))
+    if not os.environ.get("PYTHONSAFEPATH"):
+        os.environ["PYTHONSAFEPATH"] = "1"
+        os.environ[_SAFE_PATH_MARK] = "1"
     try:
         yield
     finally:
@@ -87,25 +109,28 @@ class LocalPool:
 
     Workers are forked from a fork server (``multiprocessing`` "forkserver": single-threaded,
     so safe beside threads in the coordinator) that has imported NumPy once, so starting
-    or replacing a worker costs milliseconds. BLAS/OpenMP threads per worker default to
-    ``cpu_count // workers`` (at least 1) unless the environment sets them; they are fixed
-    when the fork server starts (the first pool of the process).
+    or replacing a worker costs milliseconds. Every task runs with one BLAS/OpenMP thread
+    (:func:`genanalysis.sweep.worker.execute`), whatever the number of workers, so a result
+    does not depend on ``--workers``. ``task_timeout`` (s): a node running longer is
+    reported ``("timeout", ...)`` and its worker is killed and replaced.
     """
 
-    def __init__(self, workers: int, *, start_method: str = "forkserver"):
+    def __init__(self, workers: int, *, start_method: str = "forkserver", task_timeout: float | None = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"--workers {workers!r}: need a whole number ≥ 1 (0 runs in-process)")
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(["genanalysis.sweep.worker"])
-        self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._timeout = task_timeout
+        # the read end goes to every worker; the write end never leaves this process
+        self._alive_r, self._alive_w = self._ctx.Pipe(duplex=False)
         self._queue: deque = deque()
         self._workers = [self._spawn() for _ in range(workers)]
         self.description = f"{workers} local worker process{'es' if workers > 1 else ''}"
 
     def _spawn(self) -> _Worker:
-        with _thread_env(self._threads):
-            return _Worker(self._ctx)
+        with _worker_env(1):
+            return _Worker(self._ctx, self._alive_r)
 
     def submit(self, token, payload: Payload) -> None:
         self._queue.append((token, payload))
@@ -115,6 +140,7 @@ class LocalPool:
             if w.token is None and self._queue:
                 token, payload = self._queue.popleft()
                 w.token = token
+                w.started = time.monotonic()
                 try:
                     w.conn.send((token, payload))
                 except (BrokenPipeError, OSError):
@@ -124,6 +150,9 @@ class LocalPool:
         self._dispatch()
         busy = {w.conn: w for w in self._workers if w.token is not None}
         sentinels = {w.process.sentinel: w for w in self._workers}
+        if self._timeout is not None and busy:
+            first = min(w.started for w in busy.values()) + self._timeout
+            timeout = max(0.0, min(timeout, first - time.monotonic()))
         ready = mpc.wait([*busy, *sentinels], timeout)
         events = []
         dead = []
@@ -142,6 +171,16 @@ class LocalPool:
             w = sentinels.get(obj)
             if w is not None and w not in dead:
                 dead.append(w)
+        if self._timeout is not None:
+            now = time.monotonic()
+            for w in self._workers:
+                if w.token is not None and w not in dead and now - w.started >= self._timeout:
+                    w.process.kill()
+                    w.process.join(timeout=5)
+                    events.append(("timeout", w.token, f"exceeded the time limit of {self._timeout:g} s "
+                                                       "(study.task_timeout_s); its worker was stopped"))
+                    w.token = None
+                    dead.append(w)
         for w in dead:
             w.process.join(timeout=5)
             if w.token is not None:
@@ -166,6 +205,8 @@ class LocalPool:
                 w.process.join(timeout=5)
             w.conn.close()
         self._workers = []
+        self._alive_w.close()
+        self._alive_r.close()
 
 
 class DaskExecutor:
@@ -176,18 +217,44 @@ class DaskExecutor:
     (shared results are files in it). A worker that dies is rescheduled by dask up to its
     ``distributed.scheduler.allowed-failures`` setting; when dask gives up
     (``KilledWorker``) the engine counts one death and resubmits, up to ``retries``.
+    While nodes wait and the scheduler has no worker at all, one line on stderr says so
+    (every ``idle_notice_s`` seconds) instead of waiting silently; the sweep goes on as
+    soon as workers connect. The per-task time limit is not enforced here (a dask task
+    cannot be stopped without its worker): use the cluster's own wall-time limits.
     """
 
-    def __init__(self, address: str, *, timeout: float = 30.0):
+    def __init__(self, address: str, *, timeout: float = 30.0, idle_notice_s: float = 30.0):
         from distributed import Client
 
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"--scheduler {address!r}: cannot reach a dask scheduler ({exc})") from None
+        self._address = address
         self._futures: dict[Any, Any] = {}
-        n = len(self.client.scheduler_info().get("workers", {}))
+        self._idle_notice_s = idle_notice_s
+        self._no_workers_since: float | None = None
+        self._last_notice = 0.0
+        n = self._n_workers()
         self.description = f"dask scheduler {address} ({n} workers)"
+
+    def _n_workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def _notice_if_no_workers(self) -> None:
+        now = time.monotonic()
+        if self._n_workers():
+            self._no_workers_since = None
+            return
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if now - self._no_workers_since >= min(5.0, self._idle_notice_s) and \
+                now - self._last_notice >= self._idle_notice_s:
+            self._last_notice = now
+            print(f"genanalysis: the dask scheduler {self._address} has no workers; {len(self._futures)} "
+                  f"node{'s' if len(self._futures) != 1 else ''} waiting "
+                  f"(for {now - self._no_workers_since:.0f} s) — start workers or stop the sweep",
+                  file=sys.stderr, flush=True)
 
     def submit(self, token, payload: Payload) -> None:
         key = f"{payload.ctx.kind}-{payload.ctx.hash[:16]}-{payload.ctx.attempt}-{uuid.uuid4().hex[:6]}"
@@ -205,6 +272,7 @@ class DaskExecutor:
             # distributed.wait() would need a process-wide default client; use ours
             done, _ = self.client.sync(_wait, list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
+            self._notice_if_no_workers()
             return []
         events = []
         for fut in done:
@@ -230,7 +298,8 @@ class DaskExecutor:
 
 class InlineExecutor:
     """Runs each node in the coordinating process (``--workers 0``): for debugging only —
-    a task that kills its process kills the sweep."""
+    a task that kills its process kills the sweep, and the per-task time limit is not
+    enforced."""
 
     description = "in-process (no workers)"
 
@@ -248,8 +317,11 @@ class InlineExecutor:
         self._events = []
 
 
-def make_executor(*, workers: int | None = None, scheduler: str | None = None):
-    """The executor for ``--workers K`` / ``--scheduler ADDRESS`` (default: one worker per CPU)."""
+def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None):
+    """The executor for ``--workers K`` / ``--scheduler ADDRESS`` (default: one worker per CPU).
+
+    ``task_timeout`` (s) is enforced by the local pool only (see :class:`DaskExecutor`,
+    :class:`InlineExecutor`)."""
     if scheduler:
         if workers is not None:
             raise InputError("--workers and --scheduler exclude each other: the cluster decides its workers")
@@ -258,4 +330,4 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None):
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0 or workers > 1024:
         raise InputError(f"--workers {workers!r}: need a whole number in 0..1024 (0 runs in-process)")
-    return InlineExecutor() if workers == 0 else LocalPool(workers)
+    return InlineExecutor() if workers == 0 else LocalPool(workers, task_timeout=task_timeout)

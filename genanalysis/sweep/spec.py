@@ -7,6 +7,7 @@ A study spec holds the base parameters of every sweep point — the free-form ta
     name = "toy-series"          # default: the file's stem
     task = "toy.series"          # a registered task kind, or "module:function"
     retries = 2                  # reruns of a task whose worker died (default 2)
+    task_timeout_s = 3600        # optional: wall-time limit (s) of one task or shared build
     imports = ["mypkg.tasks"]    # modules imported first (they register kinds/validators)
 
     [sweep]                      # axes: dotted field -> list of values
@@ -50,7 +51,7 @@ from genanalysis.tomlutil import read_toml
 __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "set_path"]
 
 _TOP = ("study", "sweep", "rates", "seed", *STAGES)
-_STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate")
+_STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate", "task_timeout_s")
 _RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "where", "fit_range", "confidence", "tolerance",
               "sense", "label", "floor")
 #: comparison rules of theory.compare: two-sided, an upper bound, a "rate up to" hypothesis
@@ -100,6 +101,7 @@ class Study:
     replicate: str = "seed"
     description: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
+    task_timeout_s: float | None = None
 
     @property
     def axis_paths(self) -> tuple[str, ...]:
@@ -278,11 +280,15 @@ def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study
     if not isinstance(task, str) or not task:
         raise _err("study.task", f"required: a task kind name or 'module:function', got {task!r}")
     name = study.get("name", default_name)
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\\0"):
-        raise _err("study.name", f"must be a non-empty string without path separators, got {name!r}")
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise _err("study.name", f"must be a non-empty string without path separators, other than '.' and '..' "
+                   f"(it names the default output directory), got {name!r}")
     retries = study.get("retries", 2)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
         raise _err("study.retries", f"must be a whole number in 0..100, got {retries!r}")
+    timeout = study.get("task_timeout_s")
+    if timeout is not None and (not _is_number(timeout) or not 0 < timeout <= 1e7):
+        raise _err("study.task_timeout_s", f"must be a number of seconds in (0, 1e7], got {timeout!r}")
     imports = study.get("imports", [])
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
         raise _err("study.imports", f"must be a list of module names, got {imports!r}")
@@ -329,7 +335,7 @@ def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study
             raise _err(f"rates[{i}].d", f"{rate.d!r} is not a field of the study")
     return Study(name=name, task=task, base=base, axes=axes, mode=mode, rates=rates, retries=retries,
                  imports=tuple(imports), replicate=replicate, description=description,
-                 raw=copy.deepcopy(dict(raw)))
+                 raw=copy.deepcopy(dict(raw)), task_timeout_s=None if timeout is None else float(timeout))
 
 
 def load_study(path: str | Path) -> Study:

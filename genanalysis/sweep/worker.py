@@ -7,12 +7,18 @@ data-only format of :mod:`genanalysis.sweep.sharedio` (no pickle), atomically (t
 file + ``os.replace``), so a reader sees either nothing or the whole file; a reader checks
 the file against the hash in its name and its checksum.
 
+Every node runs with one BLAS/OpenMP/torch thread (:func:`one_thread`), whatever the number
+of workers or the backend, so that a result is bit-for-bit the same with ``--workers 1``,
+``--workers 2``, in-process or on dask (multi-threaded reductions sum in an order that
+depends on the thread count).
+
 Timings are wall-clock seconds (``wall_s``) and CPU seconds of the worker process
 (``cpu_s``); ``started``/``finished`` are Unix times in seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
@@ -20,6 +26,7 @@ import math
 import os
 import platform
 import socket
+import sys
 import time
 import traceback
 import uuid
@@ -34,7 +41,35 @@ import numpy as np
 from genanalysis.sweep import sharedio
 
 __all__ = ["TaskContext", "Outcome", "Payload", "execute", "atomic_write_bytes", "load_shared", "versions",
-           "jsonable"]
+           "jsonable", "one_thread"]
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the body with one thread in every BLAS/OpenMP library and in torch: those loaded
+    already (threadpoolctl, ``torch.set_num_threads``) and those loaded inside (they read
+    the ``*_NUM_THREADS`` variables when they load). Restores the previous settings."""
+    from threadpoolctl import threadpool_limits
+
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=1):
+            if torch is not None:
+                torch.set_num_threads(1)
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(torch_threads)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @dataclass(frozen=True)
@@ -50,10 +85,13 @@ class TaskContext:
 
 @dataclass
 class Outcome:
-    """A task's result when it has more than metrics: ``metrics`` (JSON) and a ``fit_report``."""
+    """A task's result when it has more than metrics: ``metrics`` (JSON: what identifies the
+    result, equal for equal inputs), a ``fit_report`` and ``info`` (JSON: what is true of this
+    run only — timings in s, paths of files it wrote — stored beside the metrics)."""
 
     metrics: Mapping[str, Any]
     fit_report: Mapping[str, Any] | None = None
+    info: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,21 +197,23 @@ def execute(payload: Payload) -> dict[str, Any]:
                               "attempt": payload.ctx.attempt, "versions": versions()}
     try:
         shared = {alias: load_shared(path) for alias, path in payload.inputs.items()}
-        result = payload.fn(payload.params, shared, payload.ctx)
+        with one_thread():
+            result = payload.fn(payload.params, shared, payload.ctx)
         if payload.role == "shared":
             atomic_write_bytes(payload.output, sharedio.dumps(result, payload.ctx.hash))
             record.update(status="done", reason="")
         else:
             if isinstance(result, Outcome):
-                metrics, fit_report = result.metrics, result.fit_report
+                metrics, fit_report, info = result.metrics, result.fit_report, result.info
             else:
-                metrics, fit_report = result, None
+                metrics, fit_report, info = result, None, None
             if not isinstance(metrics, Mapping):
                 raise TypeError(f"task returned {type(metrics).__name__}; expected a mapping of metrics")
             metrics = jsonable(metrics, "metrics")
             fit_report = jsonable(fit_report, "fit_report")
+            info = jsonable(info, "info")
             json.dumps(metrics, allow_nan=True)
-            record.update(status="done", reason="", metrics=metrics, fit_report=fit_report)
+            record.update(status="done", reason="", metrics=metrics, fit_report=fit_report, info=info)
     except Exception as exc:  # noqa: BLE001 - a failing task must never lose the sweep
         record.update(status="failed", reason=_reason(exc))
     record["finished"] = time.time()
