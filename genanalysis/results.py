@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultsStore", "TaskRow", "DB_NAME", "results_table", "write_csv", "markdown_table"]
+__all__ = ["ResultsStore", "TaskRow", "DB_NAME", "results_table", "write_csv", "markdown_table", "result_status",
+           "status_counts", "SUCCESS_STATUSES"]
 
 DB_NAME = "results.sqlite"
 SCHEMA = 1
@@ -112,6 +113,32 @@ def _sql_value(v: Any) -> Any:
     return json.dumps(v, sort_keys=True)
 
 
+#: result statuses of a task stored ``done`` that mean success (a task that reports none is ``done``)
+SUCCESS_STATUSES = ("done", "converged")
+
+
+def result_status(state: str, metrics: Mapping[str, Any] | None) -> str:
+    """What became of a task: ``failed`` (it raised or its worker died), else the ``status``
+    its metrics report (``converged``, ``no stable equilibrium``, ``solver failure``, ``fit
+    failure``, ...: a result, stored ``done``), else ``done``."""
+    if state != "done":
+        return "failed"
+    status = (metrics or {}).get("status")
+    return status if isinstance(status, str) and status else "done"
+
+
+def status_counts(statuses: Iterable[str] | Mapping[str, int]) -> dict[str, int]:
+    """Counts by status (of a list of statuses, or counts to order): successes first, then
+    the other results, ``failed`` last."""
+    if isinstance(statuses, Mapping):
+        counts = dict(statuses)
+    else:
+        counts = {}
+        for s in statuses:
+            counts[s] = counts.get(s, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == "failed", kv[0] not in SUCCESS_STATUSES, kv[0])))
+
+
 @dataclass
 class TaskRow:
     """One task as stored: parameters and metrics decoded from JSON."""
@@ -137,6 +164,11 @@ class TaskRow:
     @property
     def reason(self) -> str:
         return self.status.partition(": ")[2] if self.state == "failed" else ""
+
+    @property
+    def result_status(self) -> str:
+        """:func:`result_status` of this row."""
+        return result_status(self.state, self.metrics)
 
 
 class ResultsStore:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+from genanalysis.results import SUCCESS_STATUSES, status_counts
+
+#: tasks listed by status in the text report (the JSON lists every one)
+_SHOWN = 10
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,18 +28,32 @@ def main(args) -> int:
     tables = write_tables(out, results)
     done = sum(r.state == "done" for r in out.rows)
     failed = [{"point": r.point, "hash": r.hash, "reason": r.reason} for r in out.rows if r.state == "failed"]
+    by_status = status_counts(r.result_status for r in out.rows)
+    unsuccessful = [{"point": r.point, "hash": r.hash, "status": r.result_status,
+                     "reason": str(r.metrics.get("reason") or "")} for r in out.rows
+                    if r.state == "done" and r.result_status not in SUCCESS_STATUSES]
     if args.json:
         print(json.dumps({
             "study": out.study.name,
             "tasks": {"points": out.n_points, "recorded": len(out.rows), "done": done, "failed": len(failed),
-                      "missing": out.n_points - len(out.rows)},
+                      "missing": out.n_points - len(out.rows), "by_status": by_status},
             "rates": [r.as_dict() for r in results],
             "failed": failed,
+            "unsuccessful": unsuccessful,
             "tables": {k: str(v) for k, v in tables.items()},
         }, indent=2))
         return 0
-    print(f"{out.study.name}: {out.n_points} points, {done} done, {len(failed)} failed, "
+    results_by = {s: n for s, n in by_status.items() if s != "failed"}
+    detail = f" ({', '.join(f'{n} {s}' for s, n in results_by.items())})" if unsuccessful else ""
+    print(f"{out.study.name}: {out.n_points} points, {done} done{detail}, {len(failed)} failed, "
           f"{out.n_points - len(out.rows)} not run")
+    for u in unsuccessful[:_SHOWN]:
+        print(f"  point {u['point']} ({u['hash'][:12]}): {u['status']}" + (f": {u['reason']}" if u["reason"] else ""))
+    for f in failed[:_SHOWN]:
+        print(f"  point {f['point']} ({f['hash'][:12]}): failed: {f['reason']}")
+    hidden = max(0, len(unsuccessful) - _SHOWN) + max(0, len(failed) - _SHOWN)
+    if hidden:
+        print(f"  ... and {hidden} more (genanalysis report {args.dir} --json lists them all)")
     for res in results:
         d, t = res.as_dict(), res.text(".3f")
         print(f"  {d['quantity']} vs {d['against']} ({t['group']}): slope {t['slope'] or 'n/a'} {t['ci'] or 'n/a'} "

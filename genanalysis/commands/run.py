@@ -43,4 +43,4 @@ def main(args) -> int:
                         retry_failed=args.retry_failed)
     if not args.quiet:
         print(summary, file=sys.stderr)
-    return 0 if summary.failed == 0 else 1
+    return 0 if summary.ok else 1

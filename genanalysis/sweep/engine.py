@@ -27,13 +27,14 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
 
 from genanalysis.exceptions import InputError
-from genanalysis.results import ResultsStore
+from genanalysis.results import SUCCESS_STATUSES, ResultsStore, result_status, status_counts
 from genanalysis.sweep import sharedio
 from genanalysis.sweep.executors import make_executor
 from genanalysis.sweep.plan import Node, Plan, build_plan
@@ -57,10 +58,28 @@ class RunSummary:
     shared_reused: int
     wall_s: float
     backend: str = ""
+    #: this run's done tasks by the status their result reports (``converged``, ``fit failure``, ...)
+    statuses: Mapping[str, int] = field(default_factory=dict)
+    #: ``study.fail_on_status``: results whose status is not a success make the run unsuccessful
+    fail_on_status: bool = False
+
+    @property
+    def unsuccessful(self) -> int:
+        """Done tasks of this run whose result status is not a success (no stable
+        equilibrium, solver failure, fit failure, ...)."""
+        return sum(n for s, n in self.statuses.items() if s not in SUCCESS_STATUSES)
+
+    @property
+    def ok(self) -> bool:
+        """No task failed in this run (and, with ``fail_on_status``, every result succeeded)."""
+        return self.failed == 0 and not (self.fail_on_status and self.unsuccessful)
 
     def __str__(self) -> str:
-        return (f"{self.total} tasks: {self.done} done, {self.failed} failed, {self.skipped} already in the database; "
-                f"shared work: {self.shared_built} built, {self.shared_reused} reused; {self.wall_s:.1f} s "
+        by = ""
+        if self.unsuccessful:
+            by = " (" + ", ".join(f"{n} {s}" for s, n in status_counts(self.statuses).items()) + ")"
+        return (f"{self.total} tasks: {self.done} done{by}, {self.failed} failed, {self.skipped} already in the "
+                f"database; shared work: {self.shared_built} built, {self.shared_reused} reused; {self.wall_s:.1f} s "
                 f"({self.backend}); results in {self.out}")
 
 
@@ -155,24 +174,27 @@ def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll
             store.adopt_shared(hash=h, kind=needed[h].kind.name, params=needed[h].params)
         to_build = [n for h, n in needed.items() if h not in available]
         counts = {"done": 0, "failed": 0, "built": 0}
+        statuses: dict[str, int] = defaultdict(int)
         if not pending:
-            return RunSummary(out, len(plan.tasks), skipped, 0, 0, 0, len(available), time.time() - t0, "nothing to run")
+            return RunSummary(out, len(plan.tasks), skipped, 0, 0, 0, len(available), time.time() - t0, "nothing to run",
+                              fail_on_status=study.fail_on_status)
 
         executor = make_executor(workers=workers, scheduler=scheduler, task_timeout=study.task_timeout_s)
         bar = _progress(len(plan.tasks), skipped, study.name, quiet)
         try:
-            _loop(plan, out, store, executor, pending, to_build, available, counts, bar, poll_s)
+            _loop(plan, out, store, executor, pending, to_build, available, counts, statuses, bar, poll_s)
         finally:
             if bar is not None:
                 bar.close()
             executor.close()
         return RunSummary(out, len(plan.tasks), skipped, counts["done"], counts["failed"], counts["built"],
-                          len(available) - counts["built"], time.time() - t0, executor.description)
+                          len(available) - counts["built"], time.time() - t0, executor.description,
+                          dict(statuses), study.fail_on_status)
     finally:
         store.close()
 
 
-def _loop(plan, out, store, executor, pending, to_build, available, counts, bar, poll_s) -> None:
+def _loop(plan, out, store, executor, pending, to_build, available, counts, statuses, bar, poll_s) -> None:
     study = plan.study
     nodes = {n.hash: n for n in [*pending, *to_build]}
     dependents: dict[str, list[str]] = defaultdict(list)
@@ -220,6 +242,8 @@ def _loop(plan, out, store, executor, pending, to_build, available, counts, bar,
         open_tasks.discard(node.hash)
         ok = record.get("status") == "done"
         counts["done" if ok else "failed"] += 1
+        if ok:
+            statuses[result_status("done", record.get("metrics"))] += 1
         if bar is not None:
             bar.update(1)
             if counts["failed"]:

@@ -8,6 +8,8 @@ A study spec holds the base parameters of every sweep point — the free-form ta
     task = "toy.series"          # a registered task kind, or "module:function"
     retries = 2                  # reruns of a task whose worker died (default 2)
     task_timeout_s = 3600        # optional: wall-time limit (s) of one task or shared build
+    fail_on_status = false       # true: results that are not a success (e.g. "no stable
+                                 # equilibrium", "fit failure") make `run` exit 1
     imports = ["mypkg.tasks"]    # modules imported first (they register kinds/validators)
 
     [sweep]                      # axes: dotted field -> list of values
@@ -51,7 +53,8 @@ from genanalysis.tomlutil import read_toml
 __all__ = ["Rate", "Study", "Point", "load_study", "parse_study", "flatten", "set_path"]
 
 _TOP = ("study", "sweep", "rates", "seed", *STAGES)
-_STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate", "task_timeout_s")
+_STUDY_KEYS = ("name", "task", "retries", "imports", "description", "replicate", "task_timeout_s",
+               "fail_on_status")
 _RATE_KEYS = ("quantity", "against", "predicted", "d", "group_by", "where", "fit_range", "confidence", "tolerance",
               "sense", "label", "floor")
 #: comparison rules of theory.compare: two-sided, an upper bound, a "rate up to" hypothesis
@@ -102,6 +105,7 @@ class Study:
     description: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
     task_timeout_s: float | None = None
+    fail_on_status: bool = False
 
     @property
     def axis_paths(self) -> tuple[str, ...]:
@@ -289,6 +293,9 @@ def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study
     timeout = study.get("task_timeout_s")
     if timeout is not None and (not _is_number(timeout) or not 0 < timeout <= 1e7):
         raise _err("study.task_timeout_s", f"must be a number of seconds in (0, 1e7], got {timeout!r}")
+    fail_on_status = study.get("fail_on_status", False)
+    if not isinstance(fail_on_status, bool):
+        raise _err("study.fail_on_status", f"must be true or false, got {fail_on_status!r}")
     imports = study.get("imports", [])
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
         raise _err("study.imports", f"must be a list of module names, got {imports!r}")
@@ -335,7 +342,8 @@ def parse_study(raw: Mapping[str, Any], *, default_name: str = "study") -> Study
             raise _err(f"rates[{i}].d", f"{rate.d!r} is not a field of the study")
     return Study(name=name, task=task, base=base, axes=axes, mode=mode, rates=rates, retries=retries,
                  imports=tuple(imports), replicate=replicate, description=description,
-                 raw=copy.deepcopy(dict(raw)), task_timeout_s=None if timeout is None else float(timeout))
+                 raw=copy.deepcopy(dict(raw)), task_timeout_s=None if timeout is None else float(timeout),
+                 fail_on_status=fail_on_status)
 
 
 def load_study(path: str | Path) -> Study:
