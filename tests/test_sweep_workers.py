@@ -2,7 +2,7 @@
 time limit is stopped and recorded failed, they import the coordinator's package wherever
 the user stands, and a result does not depend on the number of workers.
 
-The sweeps run the built-in probe task (``toy.probe``: ``y = x² + seed`` after sleeping
+The sweeps run the built-in probe task (``toy.probe`` of tests/toykinds.py: ``y = x² + seed`` after sleeping
 ``experiment.sleep`` seconds) and the ζ(p) series task.
 """
 
@@ -24,7 +24,7 @@ from genanalysis.sweep import parse_study, run_study
 
 def _probe(xs, sleeps, **study):
     return {
-        "study": {"name": "probe", "task": "toy.probe", "retries": 0, **study},
+        "study": {"name": "probe", "task": "toy.probe", "retries": 0, "imports": ["toykinds"], **study},
         "trainingset": {"g": 0},
         "experiment": {"x": 0.0},
         "sweep": {"mode": "zip", "experiment.x": list(xs), "experiment.sleep": list(sleeps)},
