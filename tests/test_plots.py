@@ -135,7 +135,8 @@ def test_series_study_report_and_plots(tmp_path, capsys):
 
     assert cli(["report", str(tmp_path), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert rep["tasks"] == {"points": 30, "recorded": 30, "done": 30, "failed": 0, "missing": 0}
+    assert rep["tasks"] == {"points": 30, "recorded": 30, "done": 30, "failed": 0, "missing": 0,
+                            "by_status": {"done": 30}}
     for r in rep["rates"]:
         assert set(r) >= {"quantity", "fitted_slope", "ci", "predicted_slope", "verdict"}
         assert r["quantity"] == "error" and r["predicted_slope"] == -1.0
