@@ -30,6 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
+from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 
 __all__ = [
     "atoms_dim",
@@ -45,6 +46,8 @@ __all__ = [
     "defect_cell",
     "site_grid",
     "smallest_size",
+    "cell_atoms",
+    "check_cell",
     "minimum_image",
     "distances_from_centre",
 ]
@@ -166,10 +169,25 @@ def _cell(lattice: str, a: float, n: int) -> tuple[np.ndarray, tuple[bool, bool,
     return np.eye(3) * (a * n), (True, True, True)
 
 
+def cell_atoms(lattice: str, n: int) -> int:
+    """Atoms of the perfect n-cell of ``lattice`` (a point defect adds or removes one)."""
+    dim, basis = LATTICES[lattice]
+    return len(basis) * int(n) ** dim
+
+
+def check_cell(lattice: str, n: int, what: str | None = None) -> None:
+    """Refuse (:class:`InputError`) an n-cell too large to build in the available memory
+    (:mod:`genanalysis.memory`); ``what`` names the value in the message."""
+    _check_lattice(lattice)
+    atoms = cell_atoms(lattice, _check_n(n))
+    check_memory(f"{what or f'cell size n={n}'} ({lattice}: {atoms:,} atoms)", float(atoms) * CELL_BYTES_PER_ATOM)
+
+
 def perfect_cell(lattice: str, a: float, n: int, symbol: str = "X") -> Atoms:
     """The perfect n×n(×n) periodic supercell (see the module docstring for the geometry)."""
     _check_lattice(lattice)
     a, n = _check_a(a), _check_n(n)
+    check_cell(lattice, n)
     dim, basis = LATTICES[lattice]
     cell, pbc = _cell(lattice, a, n)
     if dim == 3:

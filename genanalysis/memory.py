@@ -2,7 +2,8 @@
 
 A request whose size has no upper bound in its own terms — a cell of n×n×n conventional
 cells, a basis of total degree D, a training set of many configurations — is estimated
-here first (atoms, neighbour pairs, basis features, design-matrix entries) and refused
+here first (atoms: :func:`genanalysis.lattice.check_cell`; neighbour pairs; basis features;
+training-set observations) and refused
 with one line naming the value, the estimate and the limit when it exceeds the memory the
 machine has available, instead of exhausting it.
 
@@ -24,8 +25,8 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["ENV_LIMIT", "memory_limit", "check_memory", "cell_atoms", "cell_bytes", "pairs_bytes",
-           "ace_features", "ace_bytes", "check_cell"]
+__all__ = ["ENV_LIMIT", "CELL_BYTES_PER_ATOM", "memory_limit", "check_memory", "pairs_bytes", "ace_features",
+           "ace_bytes"]
 
 ENV_LIMIT = "GENANALYSIS_MEMORY_LIMIT_GB"
 
@@ -75,46 +76,10 @@ def check_memory(what: str, estimate: float) -> None:
                      f"{ENV_LIMIT} to allow more")
 
 
-def cell_atoms(lattice: str, n: int) -> int:
-    """Atoms of the perfect n-cell of ``lattice`` (a defect adds or removes one)."""
-    from genanalysis.lattice import LATTICES
-
-    dim, basis = LATTICES[lattice]
-    return len(basis) * int(n) ** dim
-
-
-def _density(lattice: str, a: float) -> float:
-    """Sites per Å³ (3D) or per Å² (2D)."""
-    from genanalysis.lattice import LATTICES
-
-    dim, basis = LATTICES[lattice]
-    return len(basis) / (a ** 3 if dim == 3 else a * a * math.sqrt(3.0) / 2.0)
-
-
-def cell_bytes(lattice: str, n: int) -> float:
-    """Bytes of building the n-cell."""
-    return float(cell_atoms(lattice, n)) * CELL_BYTES_PER_ATOM
-
-
 def pairs_bytes(n_atoms: float, density: float, radius: float, dim: int) -> float:
     """Bytes of the half neighbour list of ``n_atoms`` at ``density`` (Å⁻ᵈ) within ``radius`` (Å)."""
     ball = 4.0 / 3.0 * math.pi * radius ** 3 if dim == 3 else math.pi * radius ** 2
     return float(n_atoms) * 0.5 * density * ball * PAIR_BYTES
-
-
-def check_cell(lattice: str, n: int, *, a: float | None = None, cutoff: float | None = None,
-               what: str | None = None) -> None:
-    """Refuse an n-cell of ``lattice`` whose cell (and, given the lattice constant ``a`` and
-    the interaction ``cutoff`` in Å, its neighbour pairs) would not fit in memory."""
-    from genanalysis.lattice import LATTICES
-
-    dim = LATTICES[lattice][0]
-    atoms = cell_atoms(lattice, n)
-    estimate = cell_bytes(lattice, n)
-    if a is not None and cutoff:
-        estimate += pairs_bytes(atoms, _density(lattice, a), cutoff, dim)
-    label = what or f"cell size n={n}"
-    check_memory(f"{label} ({lattice}, {atoms:,} atoms)", estimate)
 
 
 def _three_body(D: int, l_max: int, w: float) -> float:

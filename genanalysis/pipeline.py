@@ -46,6 +46,7 @@ reference work in atom-evaluations (see :func:`reference_work`).
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -229,12 +230,28 @@ def validate(params) -> None:
     Registered as the kind's validator rather than as stage validators: stage validators
     apply to every study of the process whatever its task kind, and these tables mean
     something only to this kind."""
+    from genanalysis.lattice import check_cell
+
     seed = _seed(params)
     specs = trainingset_specs(_table(params, "trainingset"), seed)
     fit_spec(_table(params, "fit"), seed)
-    experiment_spec(_table(params, "experiment"), specs[0].lattice)
+    ex = experiment_spec(_table(params, "experiment"), specs[0].lattice)
+    check_cell(specs[0].lattice, ex.size, what=f"experiment.size={ex.size}")
     if any(s.lattice != specs[0].lattice or s.potential != specs[0].potential for s in specs[1:]):
         raise InputError("trainingset.extra: every set must share the base set's potential and lattice")
+    _check_potential(specs[0].potential, specs[0].element)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_potential(potential: str, element: str | None) -> None:
+    """The reference resolves (a built-in name, a readable file, an importable callable):
+    checked once per distinct spec, before any work, rather than in every task."""
+    from genanalysis.potentials import load_potential
+
+    try:
+        load_potential(potential, element=element)
+    except InputError as exc:
+        raise InputError(f"trainingset.potential: {exc}") from None
 
 
 # --------------------------------------------------------------------------- shared work

@@ -35,6 +35,7 @@ def run(args) -> int:
     from genanalysis.constraints import check_arguments, renamed
     from genanalysis.defect import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, solve_defect
     from genanalysis.exceptions import InputError
+    from genanalysis.lattice import LATTICES, check_cell
     from genanalysis.potentials import load_potential
     from genanalysis.stdio import stdout_to_stderr
 
@@ -44,6 +45,8 @@ def run(args) -> int:
         check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     except InputError as exc:
         raise renamed(exc, RELAX_CONSTRAINTS, lambda f: "--" + f.replace("_", "-")) from None
+    if args.lattice in LATTICES:  # a cell too large is refused before the potential is read
+        check_cell(args.lattice, args.size, what=f"--size {args.size}")
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
         pot = load_potential(args.potential, format=args.format, element=args.element, lattice=args.lattice,
                              a=args.a)

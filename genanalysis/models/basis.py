@@ -38,6 +38,7 @@ import torch
 
 from genanalysis.exceptions import InputError
 from genanalysis.jsonutil import sha256_json
+from genanalysis.memory import ace_bytes, ace_features, check_memory
 
 __all__ = ["ACEParams", "ACESpec", "ACEBasis"]
 
@@ -98,6 +99,9 @@ class ACESpec(ACEParams):
         super().__post_init__()
         if self.dim not in (2, 3):
             raise InputError(f"dim={self.dim!r} must be 2 or 3")
+        check_memory(f"degree={self.degree} (body_order {self.body_order}, l_max {self.l_max}: "
+                     f"{ace_features(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree):.3g} "
+                     "features)", ace_bytes(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,6 +27,8 @@ import numpy as np
 from matscipy.neighbours import neighbour_list
 from scipy.spatial import cKDTree
 
+from genanalysis.memory import check_memory, pairs_bytes
+
 __all__ = ["PairList", "PairBlocks", "NeighbourCache", "BLOCK"]
 
 #: pairs per block of the chunked passes (temporaries of 8·BLOCK bytes stay in cache)
@@ -94,6 +96,18 @@ class PairBlocks:
         return comps, np.sqrt(r2, out=r2)
 
 
+def _check_pairs_memory(atoms, radius: float) -> None:
+    """Refuse a pair list that cannot fit in memory, before the search allocates it."""
+    cell = np.asarray(atoms.cell, dtype=np.float64)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    dim = 2 if pbc[0] and pbc[1] and not pbc[2] else 3
+    size = abs(np.linalg.det(cell)) if dim == 3 else float(np.linalg.norm(np.cross(cell[0], cell[1])))
+    if not (np.isfinite(size) and size > 0):
+        return
+    n = len(atoms)
+    check_memory(f"the neighbour list of {n:,} atoms within {radius:.3g} Å", pairs_bytes(n, n / size, radius, dim))
+
+
 def _codes(S: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Image shifts S (P, 3) as small integer codes into a table of shift vectors (Å)."""
     smax = int(np.abs(S).max()) if len(S) else 0
@@ -159,6 +173,7 @@ class NeighbourCache:
     def _search(self, atoms):
         """(i, j, S): every unordered pair within cutoff + skin once."""
         radius = self.cutoff + self.skin
+        _check_pairs_memory(atoms, radius)
         box = self._box(atoms)
         if box is not None:
             # a periodic k-d tree lists each pair once (i < j) about 3x faster than

@@ -21,7 +21,8 @@ import tomli_w
 from genanalysis.data import OBSERVATION_TYPES
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.jsonutil import sha256_json
-from genanalysis.lattice import LATTICES, parse_defect, smallest_size
+from genanalysis.lattice import LATTICES, cell_atoms, parse_defect, smallest_size
+from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 from genanalysis.tomlutil import read_toml
 
 __all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations"]
@@ -160,6 +161,8 @@ class TrainingSetSpec:
             raise InputError(f"defects={list(defects)} lists a group twice (canonical names {list(canon)})")
         set_("defects", canon)
         sizes = self.sizes
+        if isinstance(sizes, str) or not isinstance(sizes, (int, float, list, tuple)):
+            raise InputError(f"sizes={sizes!r} must be a list of whole numbers ≥ 1, e.g. sizes = [2, 3, 4]")
         if isinstance(sizes, (int, float)):
             sizes = (sizes,)
         if not len(sizes):
@@ -199,11 +202,26 @@ class TrainingSetSpec:
                 "strains.count=0, include_relaxed=false); ask for at least one"
             )
         set_("observations", _resolve_observations(self.observations, canon))
+        self._check_memory()
         set_("seed", _whole(self.seed, "seed", 0))
         if self.fd_step is not None:
             set_("fd_step", _real(self.fd_step, "fd_step", "Å", maximum=0.1))
         set_("fmax", _real(self.fmax, "fmax", "eV/Å", strict=True))
         set_("max_iter", _whole(self.max_iter, "max_iter", 1))
+
+    def _check_memory(self) -> None:
+        """Refuse a training set whose configurations (positions and observations, force
+        constants (d·n)² per configuration) cannot fit in memory."""
+        dim = LATTICES[self.lattice][0]
+        total = 0.0
+        for group in self.defects:
+            hessian = "H" in self.observations_of(group)
+            for n in self.sizes:
+                atoms = float(cell_atoms(self.lattice, n))
+                per = atoms * (CELL_BYTES_PER_ATOM + 8 * (2 * dim + 1)) + (8.0 * (dim * atoms) ** 2 if hessian else 0.0)
+                total += per * self.configs_per_group
+        check_memory(f"the training set (configs_per_size={self.configs_per_size}, sizes={list(self.sizes)}: "
+                     f"{self.n_configurations:,} configurations)", total)
 
     # ------------------------------------------------------------------ derived
 
