@@ -92,6 +92,12 @@ class ModelSpec(ACEParams):
             raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
         if isinstance(self.seeds, bool) or int(self.seeds) != self.seeds or self.seeds < 1:
             raise InputError(f"seeds={self.seeds!r} must be a whole number ≥ 1")
+        for name in ("degree", "body_order", "l_max", "pair_degree"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+                raise InputError(f"model.{name}={v!r} must be a whole number")
+        for name in ("cutoff", "w_l", "r_in"):
+            _num(getattr(self, name), f"model.{name}")
         for name in ("epochs", "lbfgs_iterations", "hessian_probes", "validate_every", "patience"):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or v < 0:

@@ -31,6 +31,7 @@ Units: times in seconds; metrics carry the units their task kind declares (``met
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -41,6 +42,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from genanalysis.exceptions import InputError
 
 __all__ = ["ResultsStore", "TaskRow", "DB_NAME", "results_table", "write_csv", "markdown_table", "result_status",
            "status_counts", "SUCCESS_STATUSES"]
@@ -93,6 +96,13 @@ def _dumps(obj: Any) -> str | None:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _decode(text: str | None, where: str) -> Any:
+    try:
+        return _loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"results database: {where} is not valid JSON ({exc}); the row is damaged") from None
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -178,21 +188,46 @@ class ResultsStore:
     Writes happen only in the coordinating process, one transaction per finished task.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         path = Path(path)
         if path.is_dir() or path.suffix != ".sqlite":
             path = path / DB_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL with WAL survives a killed process (only power loss can drop the last commits)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_DDL)
-        if "info" not in {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}:
-            self._db.execute("ALTER TABLE tasks ADD COLUMN info TEXT")  # a database of an earlier version
-        with self._txn():
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+        self.readonly = readonly
+        with self._guard():
+            if readonly:  # reading a copied or read-only directory writes nothing into it
+                try:
+                    self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                    self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                except sqlite3.OperationalError:  # WAL without its index files in a read-only directory
+                    self._db = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True,
+                                               isolation_level=None)
+                self._columns = {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}
+                if not self._columns:
+                    raise InputError(f"{str(path)!r} is not a results database (it has no tasks table)")
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL with WAL survives a killed process (only power loss can drop the last commits)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_DDL)
+            if "info" not in {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}:
+                self._db.execute("ALTER TABLE tasks ADD COLUMN info TEXT")  # a database of an earlier version
+            self._columns = set(_TASK_COLUMNS)
+            with self._txn():
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+
+    @contextlib.contextmanager
+    def _guard(self):
+        """A damaged database file is bad input (one line naming it), not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise InputError(f"{str(self.path)!r} is not a readable results database ({exc}); restore it or "
+                             "run the study into a new directory") from None
 
     # -- plumbing -----------------------------------------------------------------------
     class _Txn:
@@ -226,8 +261,9 @@ class ResultsStore:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        with self._guard():
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else _decode(row[0], f"meta {key!r}")
 
     def set_points(self, points: Iterable[tuple[int, str, Mapping[str, Any]]]) -> None:
         """Replace the current study's sweep points ``(point, hash, overrides)``."""
@@ -237,13 +273,15 @@ class ResultsStore:
                                  [(int(p), h, _dumps(dict(o))) for p, h, o in points])
 
     def points(self) -> list[tuple[int, str, dict]]:
-        rows = self._db.execute("SELECT point, hash, overrides FROM points ORDER BY point").fetchall()
-        return [(p, h, _loads(o) or {}) for p, h, o in rows]
+        with self._guard():
+            rows = self._db.execute("SELECT point, hash, overrides FROM points ORDER BY point").fetchall()
+        return [(p, h, _decode(o, f"point {p}") or {}) for p, h, o in rows]
 
     # -- tasks ---------------------------------------------------------------------------
     def states(self) -> dict[str, str]:
         """``hash -> 'done' | 'failed'`` for every task stored."""
-        return dict(self._db.execute("SELECT hash, state FROM tasks").fetchall())
+        with self._guard():
+            return dict(self._db.execute("SELECT hash, state FROM tasks").fetchall())
 
     def record_task(self, *, hash: str, kind: str, study: str | None, point: int | None,
                     params: Mapping[str, Any], overrides: Mapping[str, Any], record: Mapping[str, Any]) -> None:
@@ -297,16 +335,19 @@ class ResultsStore:
         """The stored tasks: those of the current study's points (in point order) or all."""
         cols = ["hash", "kind", "point", "params", "overrides", "state", "status", "metrics", "fit_report",
                 "attempts", "wall_s", "cpu_s", "started", "finished", "host", "versions", "info"]
+        cols = [c for c in cols if c in self._columns]  # a database of an earlier version lacks info
         if current:
             sel = ", ".join(f"p.{c}" if c in ("point", "overrides") else f"t.{c}" for c in cols)
             sql = f"SELECT {sel} FROM points p JOIN tasks t ON t.hash = p.hash ORDER BY p.point"
         else:
             sql = f"SELECT {', '.join(cols)} FROM tasks ORDER BY point, hash"
         out = []
-        for r in self._db.execute(sql).fetchall():
+        with self._guard():
+            found = self._db.execute(sql).fetchall()
+        for r in found:
             d = dict(zip(cols, r))
             for key in ("params", "overrides", "metrics", "fit_report", "versions", "info"):
-                d[key] = _loads(d[key])
+                d[key] = _decode(d.get(key), f"task {d['hash'][:12]} column {key}")
             d["info"] = d["info"] or {}
             d["overrides"] = d["overrides"] or {}
             d["metrics"] = d["metrics"] or {}

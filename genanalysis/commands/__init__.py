@@ -1,0 +1,43 @@
+"""The subcommands of ``genanalysis`` (one module each, see :mod:`genanalysis.cli`) and the
+checks they share: outputs are checked before any computation, so that a computation is
+never lost to an output that cannot be written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from genanalysis.exceptions import InputError
+
+__all__ = ["check_output_dir", "check_output_file"]
+
+
+def _writable_ancestor(p: Path, flag: str, value: str) -> None:
+    anc = p
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(f"{flag} {value!r}: {str(anc)!r} is a file, so the path cannot be created")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {value!r}: the directory {str(anc)!r} is not writable")
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a directory that can be created or written; InputError otherwise."""
+    p = Path(path).expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{flag} {str(path)!r} exists and is not a directory; name a new or existing directory")
+    _writable_ancestor(p, flag, str(path))
+    return p
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` as a file that can be written (its directory exists); InputError otherwise."""
+    p = Path(path).expanduser().absolute()
+    if p.is_dir():
+        raise InputError(f"{flag} {str(path)!r} is a directory; name a file")
+    if not p.parent.is_dir():
+        raise InputError(f"{flag} {str(path)!r}: the directory {str(p.parent)!r} does not exist")
+    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{flag} {str(path)!r} cannot be written (permission denied)")
+    return p

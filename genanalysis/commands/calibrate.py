@@ -15,12 +15,17 @@ def _sizes(text: str) -> list[int]:
     from genanalysis.exceptions import InputError
 
     try:
-        sizes = sorted({int(s) for s in text.split(",") if s.strip()})
-    except ValueError as exc:
-        raise InputError(f"--sizes {text!r} must be comma-separated whole numbers, e.g. 2,3,4,6") from exc
-    if not sizes:
+        given = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--sizes {text!r} must be comma-separated whole numbers, e.g. 2,3,4,6") from None
+    if not given:
         raise InputError("--sizes is empty; give e.g. 2,3,4,6")
-    return sizes
+    dup = sorted({n for n in given if given.count(n) > 1})
+    if dup:
+        raise InputError(f"--sizes {text!r} lists N={dup[0]} twice; give each size once")
+    if min(given) < 1:
+        raise InputError(f"--sizes {text!r}: N={min(given)} is not a cell size; use whole numbers ≥ 1")
+    return sorted(given)
 
 
 def register(sub) -> None:
@@ -41,11 +46,16 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from genanalysis.calibration import calibrate, plot_case, rates
+    from genanalysis.commands import check_output_file
     from genanalysis.exceptions import InputError
 
     sizes = _sizes(args.sizes)
     if args.reference_size <= max(sizes):
         raise InputError(f"--reference-size {args.reference_size} must exceed the largest size {max(sizes)}")
+    if args.min_size is not None and not 1 <= args.min_size <= max(sizes):
+        raise InputError(f"--min-size {args.min_size} must be a cell size in 1..{max(sizes)} (the largest of --sizes)")
+    if args.plot:  # before the relaxations, which an unwritable plot would lose
+        check_output_file(args.plot, "--plot")
     case = calibrate(args.potential, args.lattice, args.defect, sizes, args.reference_size, a=args.a, fmax=args.fmax)
     fits = rates(case, min_size=args.min_size)
     if args.plot:

@@ -3,7 +3,7 @@
 Relaxes the defect with the reference and with the model in the same periodic M-cell from
 the same start and prints every term of the estimate (docs/experiment.md). MODEL is any
 potential spec, a fitted-model directory (``model.json``) or a surrogate
-``surrogate:BASE?family=core|force_constants|stress&eta=E``. Exit codes: 0 when the model
+``surrogate:BASE?family=core|force_constants|bond_stiffness|stress&eta=E``. Exit codes: 0 when the model
 has a stable equilibrium (``status`` converged), 3 otherwise (the output says why), 2 bad
 input.
 """

@@ -9,6 +9,7 @@ import json
 import sys
 import warnings
 
+from genanalysis.commands import check_output_dir
 from genanalysis.exceptions import InputError
 
 
@@ -41,6 +42,7 @@ def run(args) -> int:
     from genanalysis.fit import FitSpec, FitWarning, fit
     from genanalysis.models.io import save_model
 
+    check_output_dir(args.out)  # before the fit, which an unwritable output would lose
     spec = FitSpec.from_toml(args.spec)
     from genanalysis.trainingset import load_training_set
 

@@ -21,9 +21,21 @@ def main(args) -> int:
     from genanalysis.plots import plot_study
     from genanalysis.sweep.outputs import load_output
 
+    from genanalysis.exceptions import InputError
+
     out = load_output(args.dir)
-    files = plot_study(out, quantity=args.metric, against=args.against,
-                       formats=("png", "pdf") if args.pdf else ("png",))
+    if args.metric:
+        known = sorted({k for r in out.rows for k, v in r.metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if args.metric not in known:
+            raise InputError(f"--metric {args.metric!r} is not a numeric metric of {args.dir}; "
+                             f"its metrics: {', '.join(known) or 'none (no finished task)'}")
+    try:
+        files = plot_study(out, quantity=args.metric, against=args.against,
+                           formats=("png", "pdf") if args.pdf else ("png",))
+    except OSError as exc:
+        raise InputError(f"cannot write the plots into {args.dir}/plots ({exc.strerror}); copy the directory "
+                         "somewhere writable") from None
     for f in files:
         print(f)
     if not files:

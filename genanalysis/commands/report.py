@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from genanalysis.results import SUCCESS_STATUSES, status_counts
 
@@ -25,7 +26,12 @@ def main(args) -> int:
 
     out = load_output(args.dir)
     results = rate_report(out)
-    tables = write_tables(out, results)
+    try:
+        tables = write_tables(out, results)
+    except OSError as exc:  # a read-only directory: the report itself is still worth having
+        print(f"genanalysis: warning: results.csv and results.md not written into {args.dir} ({exc.strerror})",
+              file=sys.stderr)
+        tables = {"markdown": "(not written)", "csv": "(not written)"}
     done = sum(r.state == "done" for r in out.rows)
     failed = [{"point": r.point, "hash": r.hash, "reason": r.reason} for r in out.rows if r.state == "failed"]
     by_status = status_counts(r.result_status for r in out.rows)

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "trainingset",
         help="build (or complete) a training set of varying cell size and observation type",
-        description=__doc__.splitlines()[0].replace("``", ""),
+        description=" ".join(__doc__.split()).replace("``", ""),
     )
     p.add_argument("spec", metavar="SPEC.toml", help="training-set spec (keys in docs/trainingset.md)")
     p.add_argument("--out", metavar="DIR", default=None,

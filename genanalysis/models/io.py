@@ -84,7 +84,7 @@ def load_fitted(path):
     except json.JSONDecodeError as exc:
         raise InputError(f"{str(jpath)!r} is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
-        raise InputError(f"{str(jpath)!r} is not a model header (a JSON object)")
+        raise InputError(f"{str(jpath)!r} holds a JSON {type(header).__name__}, not a model header (a JSON object)")
     if header.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{str(jpath)!r} has format_version {header.get('format_version')!r}; "
                          f"this version reads {FORMAT_VERSION} (refit the model to write it)")
@@ -99,7 +99,14 @@ def load_fitted(path):
     if arrays_sha256(arrays) != header.get("arrays_sha256"):
         raise InputError(f"{str(npz)!r} does not match the arrays checksum in {jpath.name} (changed or damaged "
                          "since it was saved); refusing to load it")
-    return model_from_state(header, arrays), header
+    try:
+        return model_from_state(header, arrays), header
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        # a header or arrays edited by hand, or written for another kind
+        raise InputError(f"{str(jpath)!r} does not describe a valid {kind!r} model with its arrays "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def model_potential(path):

@@ -159,6 +159,14 @@ def load_eam_file(path: str, *, format: str | None = None, element: str | None =
 
     dr, drho = params.distance_grid_spacing, params.density_grid_spacing
     density = f[k, k] if f.ndim == 3 else f[k]
+    for label, table in (("embedding F(ρ)", F[k]), ("density f(r)", density), ("pair r·φ(r)", rep[k, k])):
+        bad = ~np.isfinite(np.asarray(table, dtype=np.float64))
+        if bad.any():
+            raise InputError(f"EAM file {path!r}: the {label} table of {symbol} holds {int(bad.sum())} value(s) "
+                             f"that are not finite (nan/inf), the first at index {int(np.argmax(bad))}")
+    for label, step in (("distance grid spacing", dr), ("density grid spacing", drho), ("cutoff", params.cutoff)):
+        if not (np.isfinite(step) and step > 0):
+            raise InputError(f"EAM file {path!r}: the {label} {step!r} must be a positive finite number")
     return EAMPotential(
         name=path,
         element=symbol,

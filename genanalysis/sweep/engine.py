@@ -34,9 +34,9 @@ from pathlib import Path
 import tomli_w
 
 from genanalysis.exceptions import InputError
-from genanalysis.results import SUCCESS_STATUSES, ResultsStore, result_status, status_counts
+from genanalysis.results import DB_NAME, SUCCESS_STATUSES, ResultsStore, result_status, status_counts
 from genanalysis.sweep import sharedio
-from genanalysis.sweep.executors import make_executor
+from genanalysis.sweep.executors import check_backend, make_executor
 from genanalysis.sweep.plan import Node, Plan, build_plan
 from genanalysis.sweep.spec import Study, load_study
 from genanalysis.sweep.worker import Payload, TaskContext, atomic_write_bytes
@@ -135,12 +135,15 @@ def run_study(study: Study | str | Path, out: str | Path, *, workers: int | None
     if not isinstance(study, Study):
         study = load_study(study)
     plan = build_plan(study)
+    check_backend(workers=workers, scheduler=scheduler)
     out = Path(out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {str(out)!r}: cannot create the directory ({exc.strerror})") from None
     lock = _Lock(out)
+    if (out / DB_NAME).exists():  # a damaged database is refused before anything is written
+        ResultsStore(out, readonly=True).close()
     try:
         return _run(plan, out, workers=workers, scheduler=scheduler, quiet=quiet, retry_failed=retry_failed,
                     poll_s=poll_s, t0=t0)

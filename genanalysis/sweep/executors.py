@@ -31,6 +31,7 @@ import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import re
 import sys
 import threading
 import time
@@ -317,17 +318,32 @@ class InlineExecutor:
         self._events = []
 
 
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss|inproc)://[^\s/]+|[A-Za-z0-9_.\-]+:\d{1,5})/?$")
+
+
+def check_backend(*, workers: int | None = None, scheduler: str | None = None) -> None:
+    """Refuse a bad ``--workers``/``--scheduler`` choice without touching anything (the
+    engine calls this before it creates the output directory)."""
+    if scheduler is not None:
+        if workers is not None:
+            raise InputError("--workers and --scheduler exclude each other: the cluster decides its workers")
+        if not isinstance(scheduler, str) or not _ADDRESS.match(scheduler):
+            raise InputError(f"--scheduler {scheduler!r} is not a scheduler address; use tcp://HOST:PORT "
+                             "(or HOST:PORT)")
+        return
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 0 <= workers <= 1024):
+        raise InputError(f"--workers {workers!r}: need a whole number in 0..1024 (0 runs in-process)")
+
+
 def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None):
     """The executor for ``--workers K`` / ``--scheduler ADDRESS`` (default: one worker per CPU).
 
     ``task_timeout`` (s) is enforced by the local pool only (see :class:`DaskExecutor`,
     :class:`InlineExecutor`)."""
-    if scheduler:
-        if workers is not None:
-            raise InputError("--workers and --scheduler exclude each other: the cluster decides its workers")
+    check_backend(workers=workers, scheduler=scheduler)
+    if scheduler is not None:
         return DaskExecutor(scheduler)
     if workers is None:
         workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0 or workers > 1024:
-        raise InputError(f"--workers {workers!r}: need a whole number in 0..1024 (0 runs in-process)")
     return InlineExecutor() if workers == 0 else LocalPool(workers, task_timeout=task_timeout)

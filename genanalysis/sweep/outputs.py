@@ -35,7 +35,7 @@ def load_output(path: str | Path) -> StudyOutput:
     path = Path(path)
     if not (path / DB_NAME).is_file():
         raise InputError(f"{str(path)!r} holds no {DB_NAME}; run `genanalysis run STUDY.toml --out {path}` first")
-    with ResultsStore(path) as store:
+    with ResultsStore(path, readonly=True) as store:
         raw = store.get_meta("study")
         if raw is None:
             raise InputError(f"{str(path / DB_NAME)!r} records no study spec; rerun the study into it")

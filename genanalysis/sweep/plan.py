@@ -71,10 +71,33 @@ class Plan:
         return out
 
 
+def _first_bad_leaf(value: Any, where: str) -> tuple[str, Any] | None:
+    """The dotted path and value of the first leaf that is not plain JSON (nan, inf, a date)."""
+    if isinstance(value, Mapping):
+        items = [(f"{where}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            return where, value
+        return None
+    for path, v in items:
+        bad = _first_bad_leaf(v, path)
+        if bad:
+            return bad
+    return None
+
+
 def _check_json(value: Any, where: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
+        bad = _first_bad_leaf(value, where)
+        if bad:
+            raise InputError(f"{bad[0]}={bad[1]!r}: not a plain JSON value (a finite number, string, boolean, "
+                             "list or table)") from None
         raise InputError(f"{where}: not a plain JSON value ({exc})") from None
 
 
