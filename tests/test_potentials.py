@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, perfect_cell
@@ -43,6 +43,22 @@ def config(kind: str, seed: int, amplitude: float = 0.08):
     return pot, atoms
 
 
+def smooth_derivative(e, h: float, tol: float) -> float:
+    """d e(t)/dt at t = 0 by a fourth-order central difference (truncation O(h⁴), round-off
+    ~1e-16·|e|/h). The tabulated W embedding function is not exactly C¹ at its branch points
+    ρ_n = 0.85 ρ_e and ρ_0 = 1.15 ρ_e (a slope jump of ~0.05 eV per unit strain was seen), so a
+    stencil that straddles one measures the kink, not the derivative: when the steps h and
+    h/2 disagree by more than ``tol`` the draw is discarded. A wrong analytic derivative still
+    fails, since both steps then agree with each other and not with it."""
+
+    def fd(k):
+        return (8 * (e(k) - e(-k)) - (e(2 * k) - e(-2 * k))) / (12 * k)
+
+    d1, d2 = fd(h), fd(h / 2)
+    assume(abs(d1 - d2) <= tol)
+    return d2
+
+
 KINDS = st.sampled_from(["W", "morse", "lj"])
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -73,11 +89,11 @@ def test_forces_are_minus_energy_gradient(kind, seed):
     def e(t):
         return _energy(pot, atoms, x + t * v)
 
-    # fourth-order central difference: truncation O(h⁴) (a second-order one leaves h²/6·E'''
-    # ≈ 1e-6 eV/Å on stiff random draws), round-off ~1e-16·|E|/h
-    fd = (8 * (e(h) - e(-h)) - (e(2 * h) - e(-2 * h))) / (12 * h)
+    # fourth order: a second-order difference leaves h²/6·E''' ≈ 1e-6 eV/Å on stiff draws
     f = pot.evaluate(atoms).forces.ravel()
-    assert fd == pytest.approx(-f @ v, abs=1e-7 * max(1.0, np.abs(f).max()))
+    tol = 1e-7 * max(1.0, np.abs(f).max())
+    fd = smooth_derivative(e, h, tol / 4)
+    assert fd == pytest.approx(-f @ v, abs=tol)
 
 
 @FAST
@@ -96,11 +112,11 @@ def test_virial_is_minus_strain_derivative(kind, seed):
         at.set_cell(atoms.cell @ (np.eye(3) + t * B), scale_atoms=True)
         return pot.evaluate(at).energy
 
-    # fourth-order central difference: truncation O(h⁴), round-off ~1e-16·|E|/h
-    fd = (8 * (e_strained(h) - e_strained(-h)) - (e_strained(2 * h) - e_strained(-2 * h))) / (12 * h)
     virial = pot.evaluate(atoms).virial
+    tol = 1e-6 * max(1.0, np.abs(virial).max())
+    fd = smooth_derivative(e_strained, h, tol / 4)
     assert np.allclose(virial, virial.T, atol=1e-12)
-    assert -np.sum(virial * B) == pytest.approx(fd, abs=1e-6 * max(1.0, np.abs(virial).max()))
+    assert -np.sum(virial * B) == pytest.approx(fd, abs=tol)
 
 
 @FAST
