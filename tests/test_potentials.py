@@ -14,6 +14,7 @@ from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.potentials import Potential, load_potential
 from genanalysis.potentials.builtin import lennard_jones, morse, tungsten_zhou
 from genanalysis.potentials.eam import PairPotential
+from genanalysis.testing.properties import fourth_order_difference
 
 W = tungsten_zhou()
 MORSE = morse()
@@ -44,17 +45,14 @@ def config(kind: str, seed: int, amplitude: float = 0.08):
 
 
 def smooth_derivative(e, h: float, tol: float) -> float:
-    """d e(t)/dt at t = 0 by a fourth-order central difference (truncation O(h⁴), round-off
-    ~1e-16·|e|/h). The tabulated W embedding function is not exactly C¹ at its branch points
-    ρ_n = 0.85 ρ_e and ρ_0 = 1.15 ρ_e (a slope jump of ~0.05 eV per unit strain was seen), so a
-    stencil that straddles one measures the kink, not the derivative: when the steps h and
-    h/2 disagree by more than ``tol`` the draw is discarded. A wrong analytic derivative still
-    fails, since both steps then agree with each other and not with it."""
-
-    def fd(k):
-        return (8 * (e(k) - e(-k)) - (e(2 * k) - e(-2 * k))) / (12 * k)
-
-    d1, d2 = fd(h), fd(h / 2)
+    """d e(t)/dt at t = 0 by the fourth-order central difference of genanalysis.testing
+    (truncation O(h⁴), round-off ~1e-16·|e|/h). The W embedding function F(ρ) is piecewise and
+    its pieces do not join exactly C¹ at ρ_n = 0.85 ρ_e (an atom crossing it put a slope jump
+    into a strain stencil), so a stencil that straddles it measures the kink, not the
+    derivative: when the steps h and h/2 disagree by more than ``tol`` the draw is discarded.
+    A wrong analytic derivative still fails, since both steps then agree with each other and
+    not with it."""
+    d1, d2 = fourth_order_difference(e, h), fourth_order_difference(e, h / 2)
     assume(abs(d1 - d2) <= tol)
     return d2
 

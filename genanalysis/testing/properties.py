@@ -44,7 +44,7 @@ import numpy as np
 from genanalysis.lattice import atoms_dim
 
 __all__ = [
-    "PropertyReport", "PROPERTIES", "check_calculator", "forces_are_minus_gradient", "virial_is_strain_derivative",
+    "PropertyReport", "PROPERTIES", "check_calculator", "fourth_order_difference", "forces_are_minus_gradient", "virial_is_strain_derivative",
     "hessian_properties", "rotation_invariance", "reflection_invariance", "translation_invariance",
     "permutation_invariance", "extensivity", "smooth_across_cutoff", "as_potential",
 ]
@@ -106,7 +106,7 @@ def _mask(atoms) -> np.ndarray:
     return m
 
 
-def _fourth_order(f, h: float) -> float:
+def fourth_order_difference(f, h: float) -> float:
     """df/dt at 0 from f(±h), f(±2h): error O(h⁴ f⁽⁵⁾)."""
     return (8.0 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12.0 * h)
 
@@ -131,7 +131,7 @@ def forces_are_minus_gradient(calc, atoms, *, directions: int = 3, step: float =
             work.positions = atoms.positions + t * d
             return pot.evaluate(work).energy
 
-        de = _fourth_order(energy, step)
+        de = fourth_order_difference(energy, step)
         num.append(abs(float(np.sum(f0 * d)) + de))
         den.append(abs(de))
     scale = max(den)
@@ -173,7 +173,7 @@ def virial_is_strain_derivative(calc, atoms, *, strains: int = 2, step: float = 
             Bs.append(B / np.linalg.norm(B))
     num, den = [], []
     for B in Bs:
-        de = _fourth_order(lambda t, B=B: pot.evaluate(_strained(atoms, B, t)).energy, step)
+        de = fourth_order_difference(lambda t, B=B: pot.evaluate(_strained(atoms, B, t)).energy, step)
         num.append(abs(-float(np.sum(V * B)) - de))
         den.append(abs(de))
     scale = max(den)
@@ -185,7 +185,7 @@ def virial_is_strain_derivative(calc, atoms, *, strains: int = 2, step: float = 
 def _raw_hessian(pot, atoms, step: float = 1e-4) -> tuple[np.ndarray, str]:
     """The calculator's own Hessian (any accepted layout), else unsymmetrised central
     differences of the forces (step Å): dense (3n, 3n), eV/Å²."""
-    from genanalysis.potentials.wrapper import ASECalculatorPotential, hessian_from_layout
+    from genanalysis.potentials.wrapper import ASECalculatorPotential, force_derivative, hessian_from_layout
 
     if isinstance(pot, ASECalculatorPotential) and callable(getattr(pot.calc, "get_hessian", None)):
         at = atoms.copy()
@@ -200,14 +200,13 @@ def _raw_hessian(pot, atoms, step: float = 1e-4) -> tuple[np.ndarray, str]:
     n3 = 3 * len(atoms)
     cols = np.empty((n3, n3))
     work = atoms.copy()
-    for k in range(n3):
-        a, c = divmod(k, 3)
-        f = []
-        for s in (step, -step):
-            work.positions = atoms.positions
-            work.positions[a, c] += s
-            f.append(pot.evaluate(work).forces.ravel())
-        cols[:, k] = -(f[0] - f[1]) / (2 * step)
+    x0 = atoms.positions.copy()
+    unit = np.zeros(n3)
+    for k in range(n3):  # one column per coordinate, by the project's one difference rule
+        unit[k] = 1.0
+        cols[:, k] = force_derivative(lambda at: pot.evaluate(at).forces, work, x0, unit.reshape(-1, 3),
+                                      step).ravel()
+        unit[k] = 0.0
     return cols, "central differences of the forces, unsymmetrised"
 
 
