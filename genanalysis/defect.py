@@ -57,6 +57,8 @@ __all__ = [
     "formation_energy",
     "stability_constant",
     "LatticePreconditioner",
+    "shared_lattice_preconditioner",
+    "preconditioned_cg",
     "max_force",
 ]
 
@@ -205,7 +207,9 @@ def _force_constant_cell(pot, lattice: str, a: float) -> int | None:
 
 
 @lru_cache(maxsize=8)
-def _lattice_preconditioner(pot, lattice, a, n, symbol):
+def shared_lattice_preconditioner(pot, lattice, a, n, symbol):
+    """The :class:`LatticePreconditioner` of an n-cell, built once per (potential, lattice,
+    a in Å, n, symbol) and shared by the solver and the identifiability width."""
     return LatticePreconditioner(pot, lattice, a, n, symbol)
 
 
@@ -256,7 +260,7 @@ class _LaplacianPreconditioner:
 # --------------------------------------------------------------------------- the solver
 
 
-def _pcg(hop, b, precond, rtol, maxiter):
+def preconditioned_cg(hop, b, precond, rtol, maxiter):
     """Preconditioned CG on H x = b; stops at negative curvature (returns the iterate so far,
     or the preconditioned residual if there is none). Returns (x, cg_iterations, flag)."""
     x = np.zeros_like(b)
@@ -337,7 +341,7 @@ def relax(
         from ase.data import chemical_symbols
 
         sym = chemical_symbols[int(work.numbers[0])]
-        pre = _lattice_preconditioner(pot, work.info["lattice"], float(work.info["a"]), int(work.info["n"]), sym)
+        pre = shared_lattice_preconditioner(pot, work.info["lattice"], float(work.info["a"]), int(work.info["n"]), sym)
         setup_hvp = pre.hvp_evaluations
         precond = lambda r: pre.apply(r, site_index)  # noqa: E731
     elif kind in ("laplacian", "none"):
@@ -378,7 +382,7 @@ def relax(
         b = -grad + grad.mean(axis=0)
         gnorm = float(np.linalg.norm(grad))
         eta = min(0.25, math.sqrt(gnorm))
-        d, _, flag = _pcg(hop, b, precond, eta, cg_max_iter)
+        d, _, flag = preconditioned_cg(hop, b, precond, eta, cg_max_iter)
         slope = float(np.sum(grad * d))
         if slope >= 0:  # not a descent direction: fall back to the preconditioned gradient
             d = precond(b)

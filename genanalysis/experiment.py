@@ -61,6 +61,8 @@ __all__ = [
     "UNITS",
     "EV_PER_A3_IN_GPA",
     "ExperimentSpec",
+    "validate_surrogate_point",
+    "validate_evaluate_point",
     "EXPERIMENT_CONSTRAINTS",
     "ExperimentResult",
     "Problem",
@@ -901,9 +903,11 @@ def evaluate_task(params, shared, ctx):
     return evaluate(*_evaluate_point(params)).metrics()
 
 
-def _validate_surrogate(params) -> None:
+def validate_surrogate_point(params) -> None:
+    """Check a surrogate task's parameters as the task will read them (raises InputError)."""
     _surrogate_point(params)
 
 
-def _validate_evaluate(params) -> None:
+def validate_evaluate_point(params) -> None:
+    """Check an evaluate task's parameters as the task will read them (raises InputError)."""
     _evaluate_point(params)

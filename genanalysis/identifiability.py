@@ -173,7 +173,7 @@ def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
     if D._matches_perfect_cell(atoms):
         from ase.data import chemical_symbols
 
-        pre = D._lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
+        pre = D.shared_lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
                                         chemical_symbols[int(atoms.numbers[0])])
         precond = lambda r: pre.apply(r, site_index)  # noqa: E731
     else:
@@ -184,7 +184,7 @@ def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
         b = b - b.mean(axis=0)
         if not np.any(b):
             return np.zeros_like(b)
-        x, its, flag = D._pcg(hop, b, precond, rtol, maxiter)
+        x, its, flag = D.preconditioned_cg(hop, b, precond, rtol, maxiter)
         counter["cg"] += its
         if flag != "ok":
             raise FloatingPointError(f"CG on the Hessian at ū_M: {flag} after {its} iterations")

@@ -168,7 +168,7 @@ def test_relaxation_reuses_its_neighbour_list_and_operator():
         return orig(at)
 
     pot.linearise = counting
-    defect._lattice_preconditioner(pot, "bcc", float(atoms.info["a"]), 4, "W")  # set-up outside
+    defect.shared_lattice_preconditioner(pot, "bcc", float(atoms.info["a"]), 4, "W")  # set-up outside
     calls["linearise"] = 0
     builds = pot._neighbours.builds
     rel = defect.relax(atoms, pot, fmax=1e-9)

@@ -48,6 +48,6 @@ def register_experiment() -> None:
     units = {k: v for k, v in experiment.UNITS.items() if "." not in k}
     units.update({"experiment.size": "cells", "experiment.eta": "1", "experiment.a": "Å"})
     register_task_kind("experiment.surrogate", experiment.surrogate_task, version="1", units=units,
-                       validate=experiment._validate_surrogate)
+                       validate=experiment.validate_surrogate_point)
     register_task_kind("experiment.evaluate", experiment.evaluate_task, version="1", units=units,
-                       validate=experiment._validate_evaluate)
+                       validate=experiment.validate_evaluate_point)
