@@ -455,46 +455,82 @@ def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, 
     Translations are removed by adding σ·TTᵀ to H and TTᵀ to L (T the orthonormal
     translation modes): both operators preserve the complement of T, so the other
     eigenpairs are unchanged and the translations move to λ = σ ≫ the spectrum.
-    Dense for up to ``dense_limit`` unknowns, LOBPCG beyond.
+    Dense for up to ``dense_limit`` unknowns (assembled H). Beyond, LOBPCG with
+    matrix-free Hessian products (the potential's ``linearise``) and the translations as
+    constraints, preconditioned by the pseudo-inverse of the perfect-lattice Hessian (the
+    solver's FFT preconditioner, :class:`LatticePreconditioner`) when ``atoms`` is a
+    (defective) n-cell of :mod:`genanalysis.lattice`, else by L⁻¹: with the lattice
+    Hessian ~45 products per constant instead of ~400 with L⁻¹ (vacancy in bcc W, M = 12).
     """
     from genanalysis.norms import riesz_matrix, stencil
 
     pot = load_potential(potential, atoms=atoms)
     dim = atoms_dim(atoms)
     n = len(atoms)
-    idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
-    h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
-    if not np.all(np.isfinite(h.data)):
-        raise NonFiniteError(f"the Hessian of {pot.name} is not finite")
     st = stencil(reference if reference is not None else atoms, r_stencil)
     lap = riesz_matrix(st)
     t = np.zeros((n * dim, dim))
     for c in range(dim):
         t[c::dim, c] = 1.0 / math.sqrt(n)
-    sigma = 10.0 * float(abs(h).sum(axis=1).max()) / max(float(lap.diagonal().min()), 1e-12) + 1.0
     if n * dim <= dense_limit:
+        idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
+        h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
+        if not np.all(np.isfinite(h.data)):
+            raise NonFiniteError(f"the Hessian of {pot.name} is not finite")
+        sigma = 10.0 * float(abs(h).sum(axis=1).max()) / max(float(lap.diagonal().min()), 1e-12) + 1.0
         a_mat = h.toarray() + sigma * (t @ t.T)
         b_mat = lap.toarray() + t @ t.T
         w = sla.eigh(a_mat, b_mat, eigvals_only=True, subset_by_index=[0, 0])
         return float(w[0])
-    a_op = spla.LinearOperator(h.shape, matvec=lambda v: h @ v + sigma * (t @ (t.T @ v)), dtype=float)
-    b_op = spla.LinearOperator(h.shape, matvec=lambda v: lap @ v + t @ (t.T @ v), dtype=float)
-    shift = 1e-8 * float(lap.diagonal().mean())
-    lu = spla.splu(sp.csc_array(lap + shift * sp.eye_array(lap.shape[0])))
-    m_op = spla.LinearOperator(h.shape, matvec=lambda v: lu.solve(np.ascontiguousarray(v)), dtype=float)
+    op = pot.linearise(atoms)
+
+    def a_mat(X):  # H X; the constraints keep the iterates off the translations (H T = 0)
+        X = np.asarray(X, dtype=float).reshape(n * dim, -1)
+        full = np.zeros((n, 3, X.shape[1]))
+        full[:, :dim] = X.reshape(n, dim, -1)
+        out = np.stack([np.asarray(op @ full[:, :, k].ravel()) for k in range(X.shape[1])], axis=1)
+        out = out.reshape(n, 3, -1)[:, :dim].reshape(n * dim, -1)
+        if not np.all(np.isfinite(out)):
+            raise NonFiniteError(f"a Hessian product of {pot.name} is not finite")
+        return out
+
+    if _matches_perfect_cell(atoms):
+        from ase.data import chemical_symbols
+
+        pre = shared_lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
+                                            chemical_symbols[int(atoms.numbers[0])])
+        site_index = atoms.arrays["site_index"]
+
+        def m_mat(X):
+            X = np.asarray(X, dtype=float).reshape(n * dim, -1)
+            return np.stack([pre.apply(X[:, k].reshape(n, dim), site_index).ravel() for k in range(X.shape[1])],
+                            axis=1)
+    else:
+        shift = 1e-8 * float(lap.diagonal().mean())
+        lu = spla.splu(sp.csc_array(lap + shift * sp.eye_array(lap.shape[0])))
+
+        def m_mat(X):
+            return lu.solve(np.ascontiguousarray(np.asarray(X, dtype=float).reshape(n * dim, -1)))
+
+    def operator(f):
+        return spla.LinearOperator((n * dim, n * dim), matvec=lambda v: f(v).ravel(), matmat=f, dtype=float)
+
+    a_op = operator(a_mat)
+    b_op = operator(lambda X: lap @ np.asarray(X, dtype=float).reshape(n * dim, -1)
+                    + t @ (t.T @ np.asarray(X, dtype=float).reshape(n * dim, -1)))
     rng = np.random.default_rng(0)
-    x0 = rng.standard_normal((n * dim, 3))
+    x0 = rng.standard_normal((n * dim, 1))
     x0 -= t @ (t.T @ x0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # judged below, by the residual itself
         try:
-            w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=m_op, Y=t, largest=False, tol=tol, maxiter=1000)
+            w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=operator(m_mat), Y=t, largest=False, tol=tol, maxiter=1000)
         except np.linalg.LinAlgError as exc:  # its Rayleigh–Ritz step broke down
             raise ConvergenceError(f"stability_constant: LOBPCG failed: {exc}") from None
     k = int(np.argmin(w))
     x = vecs[:, k]
-    bx = b_op @ x
-    residual = float(np.linalg.norm(a_op @ x - w[k] * bx) / max(np.linalg.norm(a_op @ x), 1e-300))
+    ax = a_op @ x
+    residual = float(np.linalg.norm(ax - w[k] * (b_op @ x)) / max(np.linalg.norm(ax), 1e-300))
     if residual > 1e-5:
         warnings.warn(f"stability_constant: LOBPCG stopped with relative eigen-residual {residual:.1e} "
                       f"(> 1e-5); λ_min = {w[k]:.6g} eV/Å² is approximate", RuntimeWarning, stacklevel=2)

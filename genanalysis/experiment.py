@@ -46,6 +46,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.sparse.linalg as spla
 
 from genanalysis import bloch
 from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
@@ -128,10 +129,6 @@ STATUSES = ("converged", "no stable equilibrium", "solver failure", "reference f
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _dim_index(n: int, dim: int) -> np.ndarray:
-    return (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
 
 
 def _displacement(atoms, start) -> np.ndarray:
@@ -386,6 +383,21 @@ class LatticeErrors:
     notes: tuple = ()
 
 
+def _hessian_operator(pot, atoms, dim: int) -> spla.LinearOperator:
+    """Hessian products (eV/Å² · Å) of ``pot`` at ``atoms`` on the first ``dim`` components
+    of each atom: the potential's matrix-free ``linearise`` (the perfect-lattice terms need
+    nb·dim products, not the assembled Hessian)."""
+    op = pot.linearise(atoms)
+    n = len(atoms)
+
+    def matvec(v):
+        full = np.zeros((n, 3))
+        full[:, :dim] = np.asarray(v, dtype=float).reshape(n, dim)
+        return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim].ravel()
+
+    return spla.LinearOperator((n * dim, n * dim), matvec=matvec, dtype=float)
+
+
 def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: str = "X",
                    r_stencil: float | None = None, elastic: bool = True) -> LatticeErrors:
     """Perfect-lattice terms of the estimate on the perfect n-cell at lattice constant ``a`` (Å).
@@ -407,9 +419,7 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
                lattice_stress_error=_finite(float(np.linalg.norm(vm - vr))),
                energy_per_atom_reference=ev_r.energy / N, energy_per_atom_model=ev_m.energy / N,
                virial_reference=np.asarray(ev_r.virial, float), virial_model=np.asarray(ev_m.virial, float))
-    idx = _dim_index(N, dim)
-    hr = reference.hessian(cell).tocsr()[idx][:, idx]
-    hm = model.hessian(cell).tocsr()[idx][:, idx]
+    hr, hm = _hessian_operator(reference, cell, dim), _hessian_operator(model, cell, dim)
     lap = riesz_matrix(stencil(cell, r_stencil))
     try:
         op, blk = force_constant_error(hm, hr, lap, lattice, n, dim)

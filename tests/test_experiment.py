@@ -142,6 +142,29 @@ def test_force_constant_error_is_linear_and_elastic_error_in_gpa(eta):
     assert res.lattice_stress_error < 1e-12
 
 
+@pytest.mark.parametrize("base, lattice, n", [("builtin:W", "bcc", 4), ("builtin:morse", "triangular", 6)],
+                         ids=["W-bcc", "morse-triangular"])
+def test_force_constant_error_from_products_equals_the_assembled_hessians(base, lattice, n):
+    from genanalysis.experiment import _hessian_operator, force_constant_error
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.norms import riesz_matrix, stencil
+
+    ref = load_potential(base)
+    a = ref.equilibrium_lattice_constant(lattice)
+    model = load_potential(f"surrogate:{base}?family=force_constants&eta=0.003", lattice=lattice, a=a)
+    cell = perfect_cell(lattice, a, n)
+    dim = int(cell.info["dim"])
+    idx = (np.arange(len(cell))[:, None] * 3 + np.arange(dim)[None, :]).ravel()
+    lap = riesz_matrix(stencil(cell, None))
+    assembled = force_constant_error(model.hessian(cell).tocsr()[idx][:, idx], ref.hessian(cell).tocsr()[idx][:, idx],
+                                     lap, lattice, n, dim)
+    products = force_constant_error(_hessian_operator(model, cell, dim), _hessian_operator(ref, cell, dim),
+                                    lap, lattice, n, dim)
+    assert assembled[0] > 0
+    # ε_FC is a difference of two Hessians ~300× larger: round-off of H, not of ε_FC, sets the floor
+    np.testing.assert_allclose(products, assembled, rtol=1e-9)
+
+
 def test_core_radius_and_stencil_are_stated():
     res = _run("builtin:W", W, r_stencil=3.0, core_radius=4.0, stability=False, lattice_terms=False, profile_radii=())
     d = res.to_dict()
