@@ -71,6 +71,7 @@ __all__ = [
     "classify",
     "LatticeErrors",
     "evaluate",
+    "reference_equilibrium",
     "lattice_errors",
     "force_constant_error",
     "elastic_constants",
@@ -645,11 +646,67 @@ def _energy_per_atom(p: Problem, lat: LatticeErrors | None, which: str) -> float
     return e
 
 
-def _reference_stage(p: Problem, res: ExperimentResult, lat, failures: _Failures):
-    """Stage 3: the reference equilibrium ū, its energy norm, residual, formation energy and
-    dipole tensor. Returns (relaxation, ū, the reference's evaluation at ū)."""
-    rel = relax(p.cell, p.reference, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
-    res.reference_relaxation = rel.summary()
+#: bump when the meaning of a stored reference equilibrium changes
+REFERENCE_EQUILIBRIUM_VERSION = 1
+
+
+def reference_equilibrium(reference, spec: ExperimentSpec) -> dict:
+    """The reference equilibrium ū of ``spec``'s test domain, as data only (the value a sweep
+    stores once and every task on the same domain reads; docs/studies.md §1).
+
+    Returns ``{"version", "a" (Å), "lattice", "defect", "size", "n_atoms", "fmax", "max_iter",
+    "atoms" (the relaxed M-cell, no calculator), "relaxation" (:meth:`Relaxation.summary`)}``.
+    A relaxation that does not converge is stored as it is; :func:`evaluate` turns it into
+    ``reference failure`` as if it had relaxed ū itself."""
+    from genanalysis.lattice import defect_cell, parse_defect
+
+    ref_pot = load_potential(reference)
+    a = float(ref_pot.equilibrium_lattice_constant(spec.lattice) if spec.a is None else spec.a)
+    symbol = ref_pot.species[0] if getattr(ref_pot, "species", None) else "X"
+    cell = defect_cell(spec.lattice, a, spec.size, parse_defect(spec.lattice, spec.defect), symbol)
+    rel = relax(cell, ref_pot, fmax=spec.fmax, max_iter=spec.max_iter)
+    atoms = rel.atoms.copy()
+    atoms.calc = None
+    return {"version": REFERENCE_EQUILIBRIUM_VERSION, "a": a, "lattice": spec.lattice, "defect": spec.defect,
+            "size": spec.size, "n_atoms": len(atoms), "fmax": spec.fmax, "max_iter": spec.max_iter,
+            "atoms": atoms, "relaxation": rel.summary()}
+
+
+def _stored_relaxation(p: Problem, stored: dict):
+    """The :class:`~genanalysis.defect.Relaxation` of a stored :func:`reference_equilibrium`,
+    after checking that it belongs to this problem's test domain (else InputError)."""
+    from genanalysis.defect import Relaxation
+
+    want = {"version": REFERENCE_EQUILIBRIUM_VERSION, "lattice": p.spec.lattice, "defect": p.spec.defect,
+            "size": p.spec.size, "n_atoms": len(p.cell), "fmax": p.spec.fmax, "max_iter": p.spec.max_iter}
+    bad = [k for k, v in want.items() if stored.get(k) != v]
+    atoms = stored.get("atoms")
+    if not bad and (atoms is None or len(atoms) != len(p.cell)
+                    or not np.allclose(np.asarray(atoms.cell), np.asarray(p.cell.cell), rtol=0, atol=1e-12)
+                    or not np.array_equal(atoms.numbers, p.cell.numbers)):
+        bad = ["atoms"]
+    if bad or float(stored.get("a", float("nan"))) != p.a:
+        key = bad[0] if bad else "a"
+        raise InputError(f"reference_equilibrium: its {key}={stored.get(key)!r} is not this test domain's "
+                         f"({want.get(key, p.a)!r}); compute it with reference_equilibrium(reference, spec)")
+    s = stored["relaxation"]
+    atoms = atoms.copy()
+    return Relaxation(atoms=atoms, status=s["status"], converged=bool(s["converged"]), iterations=s["iterations"],
+                      force_evaluations=s["force_evaluations"], hvp_evaluations=s["hvp_evaluations"],
+                      max_force=s["max_force"], energy=s["energy"], wall_time=s["wall_time"],
+                      preconditioner=s["preconditioner"])
+
+
+def _reference_stage(p: Problem, res: ExperimentResult, lat, failures: _Failures, stored: dict | None = None):
+    """Stage 3: the reference equilibrium ū (relaxed here, or the stored
+    :func:`reference_equilibrium` of this domain), its energy norm, residual, formation
+    energy and dipole tensor. Returns (relaxation, ū, the reference's evaluation at ū)."""
+    if stored is None:
+        rel = relax(p.cell, p.reference, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
+        res.reference_relaxation = rel.summary()
+    else:
+        rel = _stored_relaxation(p, stored)
+        res.reference_relaxation = dict(rel.summary(), shared=True)
     res.reference_atoms = rel.atoms
     with failures.record("reference"):
         rel.check("reference relaxation")
@@ -793,7 +850,8 @@ def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Fai
             res.bound_ratio = res.error_energy_norm / res.a_posteriori_bound
 
 
-def evaluate(model, reference, spec: ExperimentSpec) -> ExperimentResult:
+def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: dict | None = None,
+             check_reference_equilibrium: dict | None = None) -> ExperimentResult:
     """Run the generalisation experiment ``spec`` (docs/experiment.md §3) and return its result.
 
     ``model``/``reference``: Potentials, or specs resolved by
@@ -803,11 +861,18 @@ def evaluate(model, reference, spec: ExperimentSpec) -> ExperimentResult:
     errors and norms → stability at ū^ML and effectivity; :func:`classify` turns the
     numerical failures met on the way (:class:`~genanalysis.exceptions.NumericalFailure`)
     into ``status`` and ``reason``. Every other exception propagates.
+
+    ``reference_equilibrium``: the stored :func:`reference_equilibrium` of this test domain
+    (the same reference, lattice, a, defect, M, fmax and max_iter; checked, else InputError),
+    used instead of relaxing ū again; ``check_reference_equilibrium``: the same for the
+    convergence check's domain ``check_size``.
     """
     t0 = time.perf_counter()
     if not isinstance(spec, ExperimentSpec):
         raise InputError(f"evaluate() needs an ExperimentSpec, got {type(spec).__name__}")
     p = resolve(model, reference, spec)
+    for pot in (p.reference, p.model):  # bit-identical results whichever process ran what before
+        pot.clear_caches()
     res = ExperimentResult(
         status="converged", reason="", model=_spec_name(model), reference=_spec_name(reference),
         lattice=spec.lattice, a=p.a, defect=str(p.defect), size=spec.size, dim=p.dim, n_atoms=len(p.cell),
@@ -815,7 +880,7 @@ def evaluate(model, reference, spec: ExperimentSpec) -> ExperimentResult:
     )
     failures = _Failures()
     lat = _lattice_stage(p, res) if spec.lattice_terms else None
-    rel_ref, u_ref, ev_ref = _reference_stage(p, res, lat, failures)
+    rel_ref, u_ref, ev_ref = _reference_stage(p, res, lat, failures, reference_equilibrium)
     if spec.identifiability is not None:
         _identifiability_stage(p, res)
     _residual_stage(p, res, rel_ref, ev_ref, failures)
@@ -826,7 +891,7 @@ def evaluate(model, reference, spec: ExperimentSpec) -> ExperimentResult:
         _effectivity_stage(p, res, rel_ml, failures)
     res.status, res.reason = classify(failures)
     if spec.check_size is not None:
-        res.convergence = _convergence(res, p)
+        res.convergence = _convergence(res, p, check_reference_equilibrium)
     res.model_hessian, res.reference_hessian = _hessian_source(p.model), _hessian_source(p.reference)
     res.wall_time = time.perf_counter() - t0
     return res
@@ -840,11 +905,11 @@ def _hessian_source(pot) -> dict:
     return report() if callable(report) else {"source": "analytic"}
 
 
-def _convergence(res: ExperimentResult, p: Problem) -> dict:
+def _convergence(res: ExperimentResult, p: Problem, stored: dict | None = None) -> dict:
     m2 = p.spec.check_size
     big = evaluate(p.model, p.reference, dataclasses.replace(
         p.spec, a=p.a, size=m2, check_size=None, stability=False, lattice_terms=False, profile_radii=(),
-        identifiability=None))
+        identifiability=None), reference_equilibrium=stored)
     out = {"size": m2, "status": big.status, "n_atoms": big.n_atoms}
     for k in ("error_energy_norm", "relative_error", "formation_energy_error", "residual_dual_norm",
               "max_core_displacement_error", "reference_energy_norm"):

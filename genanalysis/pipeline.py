@@ -36,9 +36,19 @@ the task records ``status = "fit failure"`` and the reason. The experiment's own
 (``converged``, ``no stable equilibrium``, ``solver failure``, ``reference failure``)
 pass through unchanged.
 
-The reference defect equilibrium on the test domain is *not* shared: :func:`evaluate`
-relaxes it in every task (it has no argument to pass ū in); for the built-in EAM references
-that relaxation is a small part of a task (the model's Hessians dominate).
+The reference defect equilibrium ū on the test domain is shared too (shared kind
+``generalisation.reference``, :func:`reference_key`): content-addressed by the reference's
+identity (spec, element and the SHA-256 of the file that defines it), the lattice, ``a``, the
+defect, M and the solver tolerances (``fmax``, ``max_iter``), it is relaxed once and every
+task on that domain — every training set, fit, seed and start — reads it; likewise the
+convergence check's domain ``check_size``.
+
+**The test-domain standard.** A study that sweeps the training cell size is refused unless
+every test domain is at least four times the largest training cell of the sweep,
+``M ≥ 4·N_max`` (N over the defect cells; perfect-lattice cells do not count): with M close
+to N the "generalisation" closes trivially as N → M (docs/theory.md §4). A study that must
+break it (the demo's runtime, a study *of* M) sets ``[experiment] allow_small_test_domain =
+true`` and says why.
 
 Units: Å, eV, eV/Å, eV/Å², virials eV; fit errors E and V eV/atom, F eV/Å, H eV/Å²;
 reference work in atom-evaluations (see :func:`reference_work`).
@@ -67,6 +77,9 @@ __all__ = [
     "fit_spec",
     "experiment_spec",
     "validate",
+    "validate_study",
+    "reference_key",
+    "reference_equilibrium_work",
     "reference_work",
     "build_training_data",
     "fit_model",
@@ -78,6 +91,12 @@ __all__ = [
 KIND = "generalisation"
 SHARED_TRAININGSET = "generalisation.trainingset"
 SHARED_FIT = "generalisation.fit"
+SHARED_REFERENCE = "generalisation.reference"
+
+#: the test domain of a study of training size must be this many times its largest training cell
+TEST_DOMAIN_RATIO = 4
+#: the [experiment] key that lets a study break that standard (it must say why)
+ALLOW_SMALL = "allow_small_test_domain"
 
 #: keys of the [trainingset] table that are not TrainingSetSpec fields
 _TS_CONVENIENCE = ("size", "fc_cells", "fc_observations", "extra")
@@ -214,14 +233,49 @@ def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     return spec, drop
 
 
+def _allow_small(table: dict) -> bool:
+    allow = table.get(ALLOW_SMALL, False)
+    if not isinstance(allow, bool):
+        raise InputError(f"experiment.{ALLOW_SMALL}={allow!r} must be true or false")
+    return allow
+
+
 def experiment_spec(table: dict, lattice: str, a: float | None = None):
     """The :class:`~genanalysis.experiment.ExperimentSpec` of an ``[experiment]`` table
     (``defect``, ``size`` and the optional keys) on the training set's ``lattice``; ``a``
-    (Å) is the table's, else the given one (the training set's)."""
+    (Å) is the table's, else the given one (the training set's). ``allow_small_test_domain``
+    is the study's, not the experiment's (:func:`validate_study`)."""
     from genanalysis.experiment import TABLE_KEYS, ExperimentSpec
 
-    return ExperimentSpec.from_table(table, accepted=tuple(k for k in TABLE_KEYS if k != "lattice"),
+    table = dict(table)
+    _allow_small(table)
+    table.pop(ALLOW_SMALL, None)
+    return ExperimentSpec.from_table(table, accepted=tuple(k for k in TABLE_KEYS if k != "lattice") + (ALLOW_SMALL,),
                                      hint=" (the reference and lattice are the training set's)", lattice=lattice, a=a)
+
+
+def validate_study(points) -> None:
+    """The test-domain standard, over all points of a study: if the training cell size
+    varies across the sweep (or within a point's set), every test domain must be
+    ``M ≥ 4·N_max``, unless the point sets ``experiment.allow_small_test_domain = true``.
+    Raises one InputError naming the values and the rule."""
+    sizes = []
+    for params in points:
+        specs = trainingset_specs(_table(params, "trainingset"), _seed(params))
+        sizes.append({n for s in specs if any(d != "perfect" for d in s.defects) for n in s.sizes})
+    every = set().union(*sizes)
+    if len(every) < 2:
+        return  # not a study of training size
+    n_max = max(every)
+    for params in points:
+        table = _table(params, "experiment")
+        m = table.get("size")
+        if _allow_small(table) or not isinstance(m, int) or isinstance(m, bool):
+            continue
+        if m < TEST_DOMAIN_RATIO * n_max:
+            raise InputError(f"experiment.size={m}: a study of training size needs test domains M ≥ "
+                             f"{TEST_DOMAIN_RATIO}·N_max = {TEST_DOMAIN_RATIO * n_max} (N_max = {n_max}); set "
+                             f"experiment.{ALLOW_SMALL} = true to run it anyway and say why")
 
 
 def validate(params) -> None:
@@ -357,6 +411,45 @@ def build_training_data(params, shared, ctx) -> TrainingData:
                         lattice=specs[0].lattice, summaries=summaries, work=reference_work(configs))
 
 
+def reference_key(params, size_key: str = "size") -> dict | None:
+    """What determines the reference equilibrium of a point's test domain (the selector of
+    the shared kind ``generalisation.reference``): the reference's identity (spec, element,
+    SHA-256 of its defining file; :func:`genanalysis.trainingset.build.potential_identity`),
+    the lattice, ``a`` (the experiment's, else the training set's, else None: the reference's
+    equilibrium constant), the defect (canonical name), the domain size (``size``, or the
+    convergence check's ``check_size``: None if the point has no check) and the solver
+    tolerances ``fmax`` and ``max_iter``. Seeds, fits and the model's start do not enter."""
+    from genanalysis.trainingset.build import potential_identity
+
+    ts = _table(params, "trainingset")
+    spec = experiment_spec(_table(params, "experiment"), ts.get("lattice"), ts.get("a"))
+    size = spec.size if size_key == "size" else spec.check_size
+    if size is None:
+        return None
+    return {"potential": ts.get("potential"), "identity": potential_identity(ts.get("potential"), ts.get("element")),
+            "lattice": spec.lattice, "a": None if spec.a is None else repr(float(spec.a)), "defect": spec.defect,
+            "size": int(size), "fmax": repr(float(spec.fmax)), "max_iter": int(spec.max_iter)}
+
+
+def check_reference_key(params) -> dict | None:
+    """:func:`reference_key` of the convergence check's domain (None without a check)."""
+    return reference_key(params, "check_size")
+
+
+def reference_equilibrium_work(params, shared, ctx):
+    """Shared work ``generalisation.reference``: the reference equilibrium of one test
+    domain (:func:`genanalysis.experiment.reference_equilibrium`), data only; None for a
+    point without that domain (no convergence check)."""
+    from genanalysis.experiment import ExperimentSpec, reference_equilibrium
+
+    if params is None:
+        return None
+    spec = ExperimentSpec(lattice=params["lattice"], defect=params["defect"], size=params["size"],
+                          a=None if params["a"] is None else float(params["a"]), fmax=float(params["fmax"]),
+                          max_iter=params["max_iter"])
+    return reference_equilibrium(params["potential"], spec)
+
+
 def _drop_unobserved(spec, configs):
     """FitSpec with the weights of unobserved types set to 0 (and the notes saying so)."""
     import dataclasses
@@ -471,9 +564,18 @@ def generalisation_task(params, shared, ctx):
         metrics.update(status="fit failure", reason=fitted["reason"])
         return _outcome(metrics, fitted, t0)
     model = _model_from(fitted)
-    res = evaluate(model, data.potential, spec)
+    res = evaluate(model, data.potential, spec, reference_equilibrium=_stored(shared.get("reference"), spec),
+                   check_reference_equilibrium=_stored(shared.get("reference_check"), spec))
     metrics.update(res.metrics())
     return _outcome(metrics, fitted, t0)
+
+
+def _stored(ref: dict | None, spec) -> dict | None:
+    """A shared reference equilibrium, if it was computed at this task's ``a`` (the
+    training set's lattice constant when the tables set none); else None (relaxed again)."""
+    if ref is None or float(ref["a"]) != float(spec.a):
+        return None
+    return ref
 
 
 def _outcome(metrics: dict, fitted: dict, t0: float):

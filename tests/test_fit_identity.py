@@ -95,7 +95,7 @@ def test_sweep_shares_fits_exactly_when_data_and_spec_agree():
            "trainingset": {"potential": "builtin:morse", "lattice": "triangular", "defects": ["perfect", "vacancy"],
                            "size": 3, "configs_per_size": 1, "rattle": 0.03, "observations": "EF"},
            "fit": dict(SPEC, spatial={"amplitude": 0.0, "radius": 2.0}),
-           "experiment": {"defect": "vacancy", "size": 5},
+           "experiment": {"defect": "vacancy", "size": 12},
            "sweep": {"mode": "product", "trainingset.size": [2, 3], "fit.spatial.amplitude": [0.0, 5.0],
                      "experiment.defect": ["vacancy", "interstitial"]}}
     plan = build_plan(parse_study(raw))

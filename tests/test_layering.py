@@ -228,7 +228,8 @@ def test_the_sweep_layer_imports_no_stage_at_run_time():
         "assert not [m for m in stages if m in sys.modules], [m for m in stages if m in sys.modules]\n"
         "from genanalysis.sweep.registry import get_task_kind\n"
         "kind = get_task_kind('generalisation')\n"
-        "assert sorted(n.kind for n in kind.needs) == ['generalisation.fit', 'generalisation.trainingset']\n"
+        "assert sorted(n.kind for n in kind.needs) == ['generalisation.fit', 'generalisation.reference',"
+        " 'generalisation.reference', 'generalisation.trainingset']\n"
         "assert get_task_kind('genanalysis.experiment:surrogate_task').name == 'experiment.surrogate'\n"
         "print('ok')\n"
     )

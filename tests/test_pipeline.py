@@ -105,13 +105,15 @@ def test_study_names_the_kind_without_imports_and_validates_before_work(tmp_path
     from genanalysis.sweep import parse_study, run_study
     from genanalysis.sweep.plan import build_plan
 
-    raw = {"study": {"name": "p", "task": KIND}, **params(), "sweep": {"trainingset.size": [2, 3],
-                                                                        "experiment.defect": ["vacancy", "interstitial"]}}
+    raw = {"study": {"name": "p", "task": KIND}, **params(ex={"size": 12}),
+           "sweep": {"trainingset.size": [2, 3], "experiment.defect": ["vacancy", "interstitial"]}}
     plan = build_plan(parse_study(raw))
-    # 4 tasks; 2 training sets and 2 fits: the vacancy and interstitial tests share each fit
+    # 4 tasks; 2 training sets and 2 fits: the vacancy and interstitial tests share each fit;
+    # one reference equilibrium per test defect, shared by both training sizes (and the
+    # empty one of "no convergence check")
     assert len(plan.tasks) == 4
     kinds = sorted(n.kind.name for n in plan.shared.values())
-    assert kinds == ["generalisation.fit"] * 2 + ["generalisation.trainingset"] * 2
+    assert kinds == ["generalisation.fit"] * 2 + ["generalisation.reference"] * 3 + ["generalisation.trainingset"] * 2
     bad = dict(raw, experiment=dict(EXPERIMENT, size=-3))
     with pytest.raises(InputError, match="experiment.size"):
         run_study(parse_study(bad), tmp_path / "never")
@@ -267,12 +269,13 @@ def test_sweep_shares_the_fit_between_test_defects_and_reruns_nothing(tmp_path):
            **params(ts={"size": 2}, ex={"size": 4}),
            "sweep": {"experiment.defect": ["vacancy", "interstitial"]}}
     s1 = run_study(parse_study(raw), tmp_path / "out", workers=2, quiet=True)
-    assert (s1.done, s1.failed, s1.shared_built) == (2, 0, 2)
+    assert (s1.done, s1.failed, s1.shared_built) == (2, 0, 5)
     with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
         builds = dict(db.execute("SELECT kind, SUM(builds) FROM shared GROUP BY kind").fetchall())
         statuses = [row[0] for row in db.execute(
             "SELECT json_extract(metrics, '$.status') FROM tasks ORDER BY point").fetchall()]
-    assert builds == {"generalisation.fit": 1, "generalisation.trainingset": 1}
+    # one reference equilibrium per test defect (plus the empty one of "no convergence check")
+    assert builds == {"generalisation.fit": 1, "generalisation.trainingset": 1, "generalisation.reference": 3}
     assert all(s in ("converged", "no stable equilibrium", "solver failure") for s in statuses)
     s2 = run_study(parse_study(raw), tmp_path / "out", workers=2, quiet=True)
     assert (s2.skipped, s2.done, s2.shared_built) == (2, 0, 0)
@@ -319,3 +322,65 @@ def test_the_pipeline_shared_work_round_trips_through_its_data_only_file(point):
     assert stored["report"] == fitted["report"] and stored["header"] == fitted["header"]
     at = data.configs[0].atoms
     np.testing.assert_array_equal(_model_from(stored).evaluate(at).forces, _model_from(fitted).evaluate(at).forces)
+
+
+# ------------------------------------------------------------------ shared reference equilibrium
+
+
+def test_a_stored_reference_equilibrium_gives_the_same_result_and_belongs_to_its_domain(point):
+    """evaluate() with the stored ū of the test domain (through its data-only file) gives
+    the metrics of evaluate() relaxing ū itself, bit for bit; a ū of another domain is
+    refused (InputError naming the field)."""
+    from genanalysis.experiment import evaluate, reference_equilibrium
+    from genanalysis.pipeline import _model_from, experiment_spec, fit_model
+    from genanalysis.sweep import sharedio
+
+    _, work = point
+    data = _training_data(work)
+    model = _model_from(fit_model(params(), {"trainingset": data}, None))
+    spec = experiment_spec(EXPERIMENT, data.lattice, data.a)
+    stored = sharedio.loads(sharedio.dumps(reference_equilibrium(data.potential, spec), "r" * 64), "r" * 64)
+    own = evaluate(model, data.potential, spec).metrics()
+    shared = evaluate(model, data.potential, spec, reference_equilibrium=stored).metrics()
+    for m in (own, shared):
+        m.pop("wall_time")
+    assert shared == own
+    other = reference_equilibrium(data.potential, dataclasses.replace(spec, size=spec.size + 1))
+    with pytest.raises(InputError, match="reference_equilibrium: its size"):
+        evaluate(model, data.potential, spec, reference_equilibrium=other)
+
+
+def test_reference_key_ignores_what_does_not_change_the_reference():
+    """The reference equilibrium's key: seeds, fits, observations, the model's start do not
+    enter it; the domain size, defect and tolerances do."""
+    from genanalysis.pipeline import check_reference_key, reference_key
+
+    base = reference_key(params(ex={"size": 12}))
+    assert reference_key(params(ts={"observations": "EFH", "size": 2}, fit={"validation_fraction": 0.2},
+                                ex={"size": 12, "start": "reference"}, seed=7)) == base
+    for ex in ({"size": 13}, {"size": 12, "defect": "interstitial"}, {"size": 12, "fmax": 1e-5},
+               {"size": 12, "max_iter": 77}):
+        assert reference_key(params(ex=ex)) != base
+    assert check_reference_key(params(ex={"size": 12})) is None
+    assert check_reference_key(params(ex={"size": 12, "check_size": 16}))["size"] == 16
+
+
+@given(n_max=st.integers(3, 10), m=st.integers(2, 60))
+@settings(max_examples=40, deadline=None)
+def test_a_size_sweep_needs_test_domains_four_times_its_largest_cell(n_max, m):
+    """The standard M ≥ 4·N_max: a study sweeping N with a smaller M is refused in one line
+    naming M and the bound, unless it says allow_small_test_domain = true; a study at one N
+    is not a size sweep."""
+    from genanalysis.pipeline import validate_study
+
+    points = [params(ts={"size": n}, ex={"size": m}) for n in range(2, n_max + 1)]
+    if m >= 4 * n_max:
+        validate_study(points)
+    else:
+        with pytest.raises(InputError, match=f"experiment.size={m}: .* M ≥ 4·N_max = {4 * n_max}"):
+            validate_study(points)
+    validate_study([params(ts={"size": n}, ex={"size": m, "allow_small_test_domain": True})
+                    for n in range(2, n_max + 1)])
+    validate_study([params(ts={"size": n_max}, ex={"size": m})])
+    with pytest.raises(InputError, match="experiment.allow_small_test_domain='yes'"):
+        validate(params(ex={"allow_small_test_domain": "yes"}))

@@ -3,7 +3,8 @@
 A small default study on the built-in W EAM (bcc, d = 3; docs/studies.md §2): training
 sets of perfect and vacancy cells of size N ∈ {2, 3, 4} observing EF, EFV or EFH, a linear
 ACE-style model fitted to each, and the generalisation experiment on a vacancy in a test
-domain of M = 4 conventional cells (127 atoms). Writes into DIR (default
+domain of M = 4 conventional cells (127 atoms; below the standard M ≥ 4·N_max, which the
+demo's spec overrides for its runtime, saying so). Writes into DIR (default
 ``./genanalysis-demo``): ``results.sqlite`` (the results database), ``results.md`` /
 ``results.csv`` (every metric), ``summary.md`` / ``summary.csv`` (the table printed here),
 and ``plots/*.png`` (error against N with fitted and predicted slopes, the bound against
@@ -51,7 +52,10 @@ DEMO_STUDY = {
         "loss": {"E": 1.0, "F": 1.0, "V": 1.0, "H": 0.01},
         "validation_fraction": 0.0,
     },
-    "experiment": {"defect": "vacancy", "size": 4, "fmax": 1e-8},
+    # M = 4 < 4·N_max = 16 breaks the test-domain standard (docs/studies.md §1): a bcc 16-cell
+    # has 8192 atoms, and the model's Hessians there take far longer than the demo's few
+    # minutes. The demo shows the pipeline; the rate is measured by the studies.
+    "experiment": {"defect": "vacancy", "size": 4, "fmax": 1e-8, "allow_small_test_domain": True},
     "sweep": {"mode": "product", "trainingset.size": [2, 3, 4], "trainingset.observations": ["EF", "EFV", "EFH"]},
     "rates": [
         {"quantity": "error_energy_norm", "against": "trainingset.size", "where": {"trainingset.observations": o},

@@ -80,6 +80,14 @@ class Potential(abc.ABC):
         return ev.energy, ev.forces, (self.linearise(atoms) if linearise else None)
 
     # -- shared -----------------------------------------------------------------------
+    def clear_caches(self) -> None:
+        """Forget cached neighbour lists, so that what follows does not depend on what this
+        (shared) potential evaluated before in the process: a list drawn at another
+        configuration orders its pairs differently, which moves sums in the last digits."""
+        cache = self.__dict__.get("_neighbours")
+        if cache is not None:
+            cache.clear()
+
     def calculator(self) -> "PotentialCalculator":
         """An ASE calculator backed by this potential (energy, free_energy, forces, stress,
         energies; plus ``get_hessian(atoms, format='sparse'|'dense')``)."""

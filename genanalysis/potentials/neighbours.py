@@ -150,6 +150,10 @@ class NeighbourCache:
         self._entries: dict = {}
         self.builds = 0  # number of full neighbour searches (for tests and benchmarks)
         self.draws = 0  # number of active lists drawn from a master list
+    def clear(self) -> None:
+        """Forget every cached list (the next pass searches afresh)."""
+        self._entries.clear()
+
     @staticmethod
     def _key(atoms) -> tuple:
         numbers = atoms.numbers

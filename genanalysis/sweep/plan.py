@@ -122,6 +122,8 @@ def _validate_points(study: Study, kind: Kind, points) -> None:
                 kind.validate(point.params)
             except (InputError, ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"sweep point {point.index} ({label}): {exc}") from None
+    if kind.validate_study is not None:
+        kind.validate_study([point.params for point in points])
 
 
 def _shared_node(kind: Kind, params: Mapping[str, Any], shared: dict[str, Node], depth: int = 0) -> list[tuple[str, str]]:

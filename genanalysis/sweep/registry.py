@@ -80,6 +80,7 @@ class Kind:
     version: str = "1"
     units: Mapping[str, str] = field(default_factory=dict)
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    validate_study: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
 
 
 _TASKS: dict[str, Kind] = {}
@@ -108,24 +109,27 @@ def _normalise_needs(needs) -> tuple[Need, ...]:
     return tuple(out)
 
 
-def _make_kind(name, fn, needs, version, units, validate) -> Kind:
+def _make_kind(name, fn, needs, version, units, validate, validate_study=None) -> Kind:
     if not isinstance(name, str) or not name:
         raise InputError(f"kind name {name!r} must be a non-empty string")
     if not callable(fn):
         raise InputError(f"kind {name!r}: {fn!r} is not callable")
-    return Kind(name, fn, _normalise_needs(needs), str(version), dict(units or {}), validate)
+    return Kind(name, fn, _normalise_needs(needs), str(version), dict(units or {}), validate, validate_study)
 
 
 def register_task_kind(name: str, fn: Callable, *, needs=None, version: str = "1",
                        units: Mapping[str, str] | None = None,
-                       validate: Callable[[Mapping[str, Any]], None] | None = None) -> Kind:
+                       validate: Callable[[Mapping[str, Any]], None] | None = None,
+                       validate_study: Callable[[Sequence[Mapping[str, Any]]], None] | None = None) -> Kind:
     """Register ``fn(params, shared, ctx) -> metrics`` as the task kind ``name``.
 
     ``fn`` must be a module-level function (it is sent to worker processes by reference).
     ``validate(params)`` raises :class:`InputError` for a bad sweep point; it runs for every
-    point before any work starts. Re-registering a name replaces it.
+    point before any work starts. ``validate_study(points_params)`` does the same for what
+    only the points together can say (e.g. a test domain against the largest training cell
+    of the sweep). Re-registering a name replaces it.
     """
-    kind = _make_kind(name, fn, needs, version, units, validate)
+    kind = _make_kind(name, fn, needs, version, units, validate, validate_study)
     _TASKS[name] = kind
     return kind
 

@@ -19,6 +19,7 @@ BUILTIN = {
     "generalisation": "genanalysis.tasks.kinds:register_generalisation",
     "generalisation.trainingset": "genanalysis.tasks.kinds:register_generalisation",
     "generalisation.fit": "genanalysis.tasks.kinds:register_generalisation",
+    "generalisation.reference": "genanalysis.tasks.kinds:register_generalisation",
     "experiment.surrogate": "genanalysis.tasks.kinds:register_experiment",
     "experiment.evaluate": "genanalysis.tasks.kinds:register_experiment",
 }

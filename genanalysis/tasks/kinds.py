@@ -25,8 +25,9 @@ def _fit_of(params):
 
 def register_generalisation() -> None:
     """``generalisation`` (the main job) and its shared work ``generalisation.trainingset``
-    (one build per ``[trainingset]`` table and seed) and ``generalisation.fit`` (one fit per
-    training set, ``[fit]`` table and seed)."""
+    (one build per ``[trainingset]`` table and seed), ``generalisation.fit`` (one fit per
+    training set, ``[fit]`` table and seed) and ``generalisation.reference`` (one reference
+    equilibrium per test domain, :func:`genanalysis.pipeline.reference_key`)."""
     from genanalysis import experiment, pipeline
 
     units = {k: v for k, v in experiment.UNITS.items() if "." not in k}
@@ -35,9 +36,12 @@ def register_generalisation() -> None:
     register_shared(pipeline.SHARED_TRAININGSET, pipeline.build_training_data, version="1")
     # version 2: the fit's report and model name carry the training set's content hash
     register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="2", needs={"trainingset": ts})
+    register_shared(pipeline.SHARED_REFERENCE, pipeline.reference_equilibrium_work, version="1")
     register_task_kind(pipeline.KIND, pipeline.generalisation_task, version="1", units=units,
-                       validate=pipeline.validate,
-                       needs={"trainingset": ts, "fit": (pipeline.SHARED_FIT, _fit_of)})
+                       validate=pipeline.validate, validate_study=pipeline.validate_study,
+                       needs={"trainingset": ts, "fit": (pipeline.SHARED_FIT, _fit_of),
+                              "reference": (pipeline.SHARED_REFERENCE, pipeline.reference_key),
+                              "reference_check": (pipeline.SHARED_REFERENCE, pipeline.check_reference_key)})
 
 
 def register_experiment() -> None:
