@@ -207,8 +207,14 @@ def trainingset_specs(table: dict, seed: int = 0) -> list:
 def fit_spec(table: dict, seed: int = 0, training_set: str = "<sweep>"):
     """(:class:`~genanalysis.fit.FitSpec`, drop_unobserved) of a ``[fit]`` table."""
     from genanalysis.fit import FitSpec
+    from genanalysis.fitting import external
 
     table = dict(table)
+    if table.get("kind") == external.KIND:
+        return external.ExternalFitSpec.from_table(table, seed), False
+    if "kind" in table:
+        raise InputError(f"fit.kind={table['kind']!r}: the only fit kind is {external.KIND!r} (a model trained by "
+                         "its own tool); the toolkit's own model kinds go in fit.model.kind")
     bad = sorted(set(table) - set(_FIT_KEYS))
     if bad:
         raise InputError(f"fit.{bad[0]}: unknown key; accepted: {', '.join(_FIT_KEYS)} "
@@ -288,7 +294,9 @@ def validate(params) -> None:
 
     seed = _seed(params)
     specs = trainingset_specs(_table(params, "trainingset"), seed)
-    fit_spec(_table(params, "fit"), seed)
+    fspec, _ = fit_spec(_table(params, "fit"), seed)
+    if hasattr(fspec, "check_tools"):
+        fspec.check_tools()
     ex = experiment_spec(_table(params, "experiment"), specs[0].lattice)
     check_cell(specs[0].lattice, ex.size, what=f"experiment.size={ex.size}")
     if any(s.lattice != specs[0].lattice or s.potential != specs[0].potential for s in specs[1:]):
@@ -479,6 +487,8 @@ def fit_model(params, shared, ctx) -> dict:
 
     data: TrainingData = shared["trainingset"]
     spec, drop = fit_spec(params.get("fit", {}), int(params.get("seed", 0)))
+    if not hasattr(spec, "model"):
+        return _fit_external(spec, data, ctx, int(params.get("seed", 0)))
     notes = []
     if drop:
         spec, notes = _drop_unobserved(spec, data.configs)
@@ -513,10 +523,53 @@ def fit_model(params, shared, ctx) -> dict:
     return out
 
 
+def _fit_external(spec, data: TrainingData, ctx, seed: int) -> dict:
+    """:func:`fit_model` for ``[fit] kind = "external"``
+    (:mod:`genanalysis.fitting.external`): the model file's bytes and the user's loader go
+    into the shared result; a run that gave no usable model is a fit failure."""
+    from genanalysis.fitting.external import ExternalFitError, fit_external
+
+    t0 = time.perf_counter()
+    work = _workdir(ctx, "external") / "train"
+    try:
+        res = fit_external(data.configs, spec, work, seed=seed)
+    except ExternalFitError as exc:
+        return {"status": "fit failure", "reason": str(exc)[:500], "report": {"notes": []},
+                "seconds": time.perf_counter() - t0}
+    return {"status": "fitted", "reason": "", "kind": "external", "load": spec.load, "output": spec.output,
+            "model_bytes": np.frombuffer(res["model_bytes"], dtype=np.uint8).copy(),
+            "model_sha256": res["model_sha256"], "element": data.element, "report": res["report"],
+            "seconds": time.perf_counter() - t0, "model_dir": res["workdir"]}
+
+
+def _external_model_from(fitted: dict):
+    """The loaded external model of a shared fit: its bytes are written once to a
+    content-addressed file (named by their SHA-256, checked) and handed to the loader."""
+    import hashlib
+
+    from genanalysis.fitting.external import external_potential
+
+    data = np.asarray(fitted["model_bytes"], dtype=np.uint8).tobytes()
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != fitted["model_sha256"]:
+        raise RuntimeError(f"external model bytes do not match their SHA-256 {fitted['model_sha256'][:12]}…")
+    path = Path(tempfile.gettempdir()) / "genanalysis-external-models" / sha / Path(fitted["output"]).name
+    if not (path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha):
+        from genanalysis.sweep.worker import atomic_write_bytes
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(str(path), data)
+    pot = external_potential(fitted["load"], path)
+    pot.name = f"external:{fitted['report'].get('fit_hash', sha[:16])}"
+    return pot
+
+
 def _model_from(fitted: dict):
     from genanalysis.models.calculator import ModelPotential
     from genanalysis.models.io import model_from_state
 
+    if fitted.get("kind") == "external":
+        return _external_model_from(fitted)
     header = dict(fitted["header"])
     kind = header.setdefault("kind", fitted.get("kind"))
     model = model_from_state(header, fitted["arrays"])

@@ -19,3 +19,11 @@ def make():
     from mace.calculators import MACECalculator
 
     return MACECalculator(model_paths=str(MODEL), device="cpu", default_dtype="float64")
+
+
+def load(path):
+    """The MACE calculator of a model file ``path`` that ``mace_run_train`` wrote: the
+    loader of ``[fit] kind = "external"`` in ``studies/external_mace_w.toml``."""
+    from mace.calculators import MACECalculator
+
+    return MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")

@@ -165,9 +165,10 @@ def _asymmetry(H: sp.csr_array) -> float:
     return float(spla.norm(H - H.T) / norm) if norm > 0 else 0.0
 
 
-def calculator_from_python_spec(spec: str):
-    """Call ``CALLABLE`` of ``MODULE`` for ``python:MODULE:CALLABLE[?OPTIONS]``; it must
-    return an ASE calculator (options: :func:`potential_from_python_spec`)."""
+def calculator_from_python_spec(spec: str, *args):
+    """Call ``CALLABLE`` of ``MODULE`` for ``python:MODULE:CALLABLE[?OPTIONS]`` with
+    ``args`` (none for a potential; the model file's path for the loader of an external
+    fit); it must return an ASE calculator (options: :func:`potential_from_python_spec`)."""
     _, _, rest = spec.partition(":")
     rest = rest.partition("?")[0]
     module, _, attr = rest.partition(":")
@@ -180,10 +181,10 @@ def calculator_from_python_spec(spec: str):
     factory = getattr(mod, attr, None)
     if factory is None or not callable(factory):
         raise InputError(f"potential spec {spec!r}: module {module!r} has no callable {attr!r}")
-    calc = factory()
+    calc = factory(*args)
     if not isinstance(calc, BaseCalculator):
         raise InputError(
-            f"potential spec {spec!r}: {attr}() returned {type(calc).__name__}, not an ASE calculator"
+            f"potential spec {spec!r}: {attr}({', '.join(map(repr, args))}) returned {type(calc).__name__}, not an ASE calculator"
         )
     return calc
 
@@ -195,7 +196,7 @@ _SPEC_OPTIONS = {
 }
 
 
-def potential_from_python_spec(spec: str) -> "ASECalculatorPotential":
+def potential_from_python_spec(spec: str, *args) -> "ASECalculatorPotential":
     """``python:MODULE:CALLABLE[?key=value&...]`` as an :class:`ASECalculatorPotential`
     named by the spec. Keys: ``hessian`` (auto, calculator, fd), ``on_check_failure``
     (error, fd), ``hessian_rtol``, ``fd_step`` (Å), ``cutoff`` (Å), ``allow_fd``
@@ -209,7 +210,7 @@ def potential_from_python_spec(spec: str) -> "ASECalculatorPotential":
             kwargs[key] = _SPEC_OPTIONS[key](value)
         except (ValueError, KeyError):
             raise InputError(f"potential spec {spec!r}: option {key}={value!r} is not understood") from None
-    return ASECalculatorPotential(calculator_from_python_spec(spec), name=spec, **kwargs)
+    return ASECalculatorPotential(calculator_from_python_spec(spec, *args), name=spec, **kwargs)
 
 
 class ASECalculatorPotential(Potential):
