@@ -188,3 +188,25 @@ def test_analytic_elastic_constants_match_finite_differences(case):
     fd = elastic_constants(_OnlyEvaluate(pot), cell, step=1e-4)
     assert C.shape == fd.shape == ((6, 6) if cell.info["dim"] == 3 else (3, 3))
     assert np.abs(C - fd).max() <= 1e-6 * np.abs(fd).max()
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_factored_basis_equals_the_full_basis(name):
+    """φ_{n,a} = R_n S̃_a and ∇φ_{n,a} = R_n' S̃_a û + R_n V_a (kernels.pair_factors, what
+    the Hessian operator holds) = φ, ∇φ of kernels.pair_phi_derivatives, to 1e-12."""
+    from genanalysis.models import kernels
+
+    spec = SPECS[name]
+    m = _model(spec, 0)
+    geom = engine.geometry(_cell(spec, 4), m.cutoff)
+    tabs = kernels.tables(m.basis)
+    phi, J, _ = kernels.pair_phi_derivatives(geom.Dn, 1, *tabs)
+    Rz, Sz, Uz = kernels.pair_factors(geom.Dn, *tabs)
+    n_rad, Dm, nc = m.basis.n_rad, m.basis.n_mb, m.basis.n_comp
+    a = np.r_[np.tile(np.arange(nc), Dm), np.zeros(n_rad - Dm, int)]
+    n = np.r_[np.repeat(np.arange(Dm), nc), np.arange(Dm, n_rad)]
+    assert phi.shape[1] == len(n)
+    phi_f = Rz[:, 0, n] * Sz[:, a, 0]
+    J_f = Rz[:, 1, n, None] * Sz[:, a, 0, None] * Uz[:, None, :] + Rz[:, 0, n, None] * Sz[:, a, 1:]
+    assert _rel(phi_f, phi) < 1e-12
+    assert _rel(J_f, J) < 1e-12

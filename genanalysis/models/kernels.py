@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
-           "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
+           "pair_factors", "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
 class BasisTables:
@@ -77,13 +77,13 @@ def tables(basis) -> tuple:
 
 
 @njit(cache=True)
-def _pair(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, order, phi, J, H, wk):
-    """φ (n_A,), and for order ≥ 1 ∇φ (n_A, 3), for order 2 ∇²φ (n_A, 3, 3), of one pair
-    vector (d0, d1, d2) Å, into the given arrays; ``wk`` scratch of :func:`_scratch`."""
-    rc, r_in, mz = scal[0], scal[1], scal[2]
-    n_rad, Dm, nc, nA, L = ints[0], ints[1], ints[2], ints[3], ints[4]
-    if mz == 0.0:
-        d2 = 0.0
+def _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, order, wk):
+    """The radial and angular factors of one pair vector (d0, d1, d2) Å (d2 = 0 in 2D) into
+    ``wk`` (of :func:`_scratch`): rows 0–2 R_n, R_n', R_n'' (n < n_rad), rows 9–21 S_a,
+    ∇S_a, ∇²S_a (a < n_comp; derivatives up to ``order``), row 22 r^{−λ} (λ ≤ l_max).
+    Returns r (Å). Every φ_{n,a} is a product of one radial and one angular factor."""
+    rc, r_in = scal[0], scal[1]
+    n_rad, nc, L = ints[0], ints[2], ints[4]
     r = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
     # Chebyshev radials with the (1 − r/r_c)³ envelope, and their r-derivatives
     xs = -2.0 / (rc - r_in)
@@ -158,12 +158,25 @@ def _pair(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, order, phi, J, H, 
             wk[13 + 2, a], wk[13 + 6, a] = h02, h02
             wk[13 + 5, a], wk[13 + 7, a] = h12, h12
     ir = 1.0 / r
-    u0, u1, u2 = d0 * ir, d1 * ir, d2 * ir
-    u = (u0, u1, u2)
     # r^{−λ} by repeated multiplication, one value per channel
     wk[22, 0] = 1.0
     for k in range(1, L + 1):
         wk[22, k] = wk[22, k - 1] * ir
+    return r
+
+
+@njit(cache=True)
+def _pair(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, order, phi, J, H, wk):
+    """φ (n_A,), and for order ≥ 1 ∇φ (n_A, 3), for order 2 ∇²φ (n_A, 3, 3), of one pair
+    vector (d0, d1, d2) Å, into the given arrays; ``wk`` scratch of :func:`_scratch`."""
+    mz = scal[2]
+    n_rad, Dm, nc = ints[0], ints[1], ints[2]
+    if mz == 0.0:
+        d2 = 0.0
+    r = _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, order, wk)
+    ir = 1.0 / r
+    u0, u1, u2 = d0 * ir, d1 * ir, d2 * ir
+    u = (u0, u1, u2)
     f = 0
     for n in range(Dm):
         for a in range(nc):
@@ -518,6 +531,83 @@ def _centre_scratch(start, ints):
 
 
 @njit(cache=True)
+def _pair_factored(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, wk, q, Rz, Sz, Uz):
+    """The factors of φ and ∇φ of one pair, into row q of the centre scratch:
+    φ_{n,a} = R_n S̃_a and ∇φ_{n,a} = R_n' S̃_a û + R_n V_a with S̃_a = r^{−λ} S_a and
+    V_a = r^{−λ} ∇S_a − (λ/r) S̃_a û (n < degree; the pair-only radials n ≥ degree take
+    a = 0, the constant S_0, λ = 0, V_0 = 0). The same φ, ∇φ as :func:`_pair`, without
+    forming the n_A × 3 products."""
+    if scal[2] == 0.0:
+        d2 = 0.0
+    r = _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, 1, wk)
+    ir = 1.0 / r
+    for k in range(ints[0]):
+        Rz[q, 0, k] = wk[0, k]
+        Rz[q, 1, k] = wk[1, k]
+    u0, u1, u2 = d0 * ir, d1 * ir, d2 * ir
+    Uz[q, 0], Uz[q, 1], Uz[q, 2] = u0, u1, u2
+    for a in range(ints[2]):
+        rl = wk[22, lam[a]]
+        st = rl * wk[9, a]
+        li = float(lam[a]) * ir * st
+        Sz[q, a, 0] = st
+        Sz[q, a, 1] = rl * wk[10, a] - li * u0
+        Sz[q, a, 2] = rl * wk[11, a] - li * u1
+        Sz[q, a, 3] = rl * wk[12, a] - li * u2
+
+
+@njit(cache=True)
+def _radial_outer(Rz, q, x, y, ints, out):
+    """out_{n,a} += R_n x_a + R_n' y_a over the features (n, a) of one pair (pair-only
+    radials: a = 0)."""
+    n_rad, Dm, nc = ints[0], ints[1], ints[2]
+    f = 0
+    for n in range(Dm):
+        R, dR = Rz[q, 0, n], Rz[q, 1, n]
+        for a in range(nc):
+            out[f] += R * x[a] + dR * y[a]
+            f += 1
+    for n in range(Dm, n_rad):
+        out[f] += Rz[q, 0, n] * x[0] + Rz[q, 1, n] * y[0]
+        f += 1
+
+
+@njit(cache=True)
+def _contract_factored(Rz, Sz, Uz, q, g, ints, gd, out, p):
+    """out[p] = Σ_f g_f ∇φ_f of one pair from its factors: with γ_a = Σ_n g_{n,a} R_n and
+    δ_a = Σ_n g_{n,a} R_n', Σ_a δ_a S̃_a û + Σ_a γ_a V_a; ``gd`` (≥ 2, n_comp) scratch."""
+    n_rad, Dm, nc = ints[0], ints[1], ints[2]
+    for a in range(nc):
+        gd[0, a] = 0.0
+        gd[1, a] = 0.0
+    f = 0
+    for n in range(Dm):
+        R, dR = Rz[q, 0, n], Rz[q, 1, n]
+        for a in range(nc):
+            gf = g[f]
+            gd[0, a] += gf * R
+            gd[1, a] += gf * dR
+            f += 1
+    for n in range(Dm, n_rad):
+        gd[0, 0] += g[f] * Rz[q, 0, n]
+        gd[1, 0] += g[f] * Rz[q, 1, n]
+        f += 1
+    s = 0.0
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    for a in range(nc):
+        s += gd[1, a] * Sz[q, a, 0]
+        ga = gd[0, a]
+        v0 += ga * Sz[q, a, 1]
+        v1 += ga * Sz[q, a, 2]
+        v2 += ga * Sz[q, a, 3]
+    out[p, 0] = s * Uz[q, 0] + v0
+    out[p, 1] = s * Uz[q, 1] + v1
+    out[p, 2] = s * Uz[q, 2] + v2
+
+
+@njit(cache=True)
 def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
     """One pass over the centres of a linear model: per centre the basis of its pairs (kept
     in scratch), A_i, ε_i − c_0 and g_i = ∂ε/∂A_i, then ∂E/∂D_p = g_i · ∇φ(D_p).
@@ -551,29 +641,48 @@ def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
 
 
 @njit(cache=True)
-def linear_hvp(D, start, dD, A, T, w, idx, scal, ints, lam, expo, ptr, mono, coef):
+def pair_factors(D, scal, ints, lam, expo, ptr, mono, coef):
+    """The factors of φ and ∇φ (:func:`_pair_factored`) of every pair: radial (P, 2, n_rad),
+    angular (P, n_comp, 4), û (P, 3) — 8·(2·n_rad + 4·n_comp + 3) bytes per pair, kept by a
+    Hessian operator so that its products do not evaluate the basis again."""
+    P = D.shape[0]
+    wk = _scratch(ints)
+    Rz = np.zeros((P, 2, ints[0]))
+    Sz = np.zeros((P, ints[2], 4))
+    Uz = np.zeros((P, 3))
+    for p in range(P):
+        _pair_factored(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, wk, p, Rz, Sz, Uz)
+    return Rz, Sz, Uz
+
+
+@njit(cache=True)
+def linear_hvp(start, dD, A, T, Rz, Sz, Uz, w, idx, ints):
     """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
     displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
-    (applied through the monomials, never formed) and T from :func:`pair_curvature`."""
+    (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
+    factored form from :func:`pair_factors`: δA_{n,a} = R_n' (S̃_a û·δD) + R_n (V_a·δD)."""
     nA = ints[3]
+    nc = ints[2]
     n = start.shape[0] - 1
-    wk, Jl, phi, H = _centre_scratch(start, ints)
     a1 = np.ones(nA + 1)
     d1 = np.zeros(nA + 1)
     dg = np.zeros(nA + 1)
-    out = np.zeros((D.shape[0], 3))
+    vec = np.zeros((4, nc))
+    out = np.zeros((dD.shape[0], 3))
+    x, y = vec[2], vec[3]
     for c in range(n):
         p0 = start[c]
         z = start[c + 1] - p0
         for f in range(nA):
             a1[f] = A[c, f]
             d1[f] = 0.0
-        for q in range(z):
-            p = p0 + q
-            _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
+        for p in range(p0, p0 + z):
             v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-            for f in range(nA):
-                d1[f] += Jl[q, f, 0] * v0 + Jl[q, f, 1] * v1 + Jl[q, f, 2] * v2
+            s1 = Uz[p, 0] * v0 + Uz[p, 1] * v1 + Uz[p, 2] * v2
+            for a in range(nc):
+                x[a] = Sz[p, a, 1] * v0 + Sz[p, a, 2] * v1 + Sz[p, a, 3] * v2
+                y[a] = Sz[p, a, 0] * s1
+            _radial_outer(Rz, p, x, y, ints, d1)
         for f in range(nA + 1):
             dg[f] = 0.0
         for t in range(w.shape[0]):
@@ -582,9 +691,8 @@ def linear_hvp(D, start, dD, A, T, w, idx, scal, ints, lam, expo, ptr, mono, coe
             dg[i0] += wt * (d1[i1] * a1[i2] + a1[i1] * d1[i2])
             dg[i1] += wt * (d1[i0] * a1[i2] + a1[i0] * d1[i2])
             dg[i2] += wt * (d1[i0] * a1[i1] + a1[i0] * d1[i1])
-        for q in range(z):
-            p = p0 + q
-            _contract(Jl[q], dg, nA, out, p)
+        for p in range(p0, p0 + z):
+            _contract_factored(Rz, Sz, Uz, p, dg, ints, vec, out, p)
             v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
             for c3 in range(3):
                 out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2

@@ -19,6 +19,7 @@ import torch
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
+from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
@@ -147,20 +148,34 @@ class LinearACE:
         geom, _, _, A, G = self._pass(atoms)
         return self._operator(geom, A, G)
 
-    def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
-        """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:func:`kernels.linear_hvp`);
-        the per-pair curvature T_p (9 floats per pair) is computed at the first product."""
+    def _pair_hvp(self, geom, A: np.ndarray, G: np.ndarray):
+        """δD (P, 3) ↦ δ(∂E/∂D) (P, 3) (:func:`kernels.linear_hvp`); the per-pair curvature
+        T_p and the basis factors (:func:`kernels.pair_factors`, together
+        8·(2·n_rad + 4·n_comp + 12) bytes per pair, estimated before allocating) are computed
+        at the first product and held."""
         w, idx = self.site_tables()
         tabs = kernels.tables(self.basis)
-        n = geom.n
         held: dict = {}
 
-        def matvec(v):
-            if "T" not in held:
+        def pair_hvp(dD):
+            if not held:
+                check_memory("the Hessian operator's pair factors",
+                             8.0 * geom.Dn.shape[0] * (2 * self.basis.n_rad + 4 * self.basis.n_comp + 12))
                 held["T"] = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
+                held["F"] = kernels.pair_factors(geom.Dn, *tabs)
+            return kernels.linear_hvp(geom.start, np.ascontiguousarray(dD), A, held["T"], *held["F"], w, idx,
+                                      tabs[1])
+
+        return pair_hvp
+
+    def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
+        """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:meth:`_pair_hvp`)."""
+        n = geom.n
+        pair_hvp = self._pair_hvp(geom, A, G)
+
+        def matvec(v):
             V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
-            dD = kernels.gather_pairs(V, geom.i, geom.j)
-            Y = kernels.linear_hvp(geom.Dn, geom.start, dD, A, held["T"], w, idx, *tabs)
+            Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
             return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
 
         def matmat(X):
@@ -200,14 +215,7 @@ class LinearACE:
         from genanalysis.potentials.base import born_elastic_constants
 
         geom, _, dEdD, A, G = self._pass(atoms)
-        w, idx = self.site_tables()
-        tabs = kernels.tables(self.basis)
-        T = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
-
-        def pair_hvp(dD):
-            return kernels.linear_hvp(geom.Dn, geom.start, np.ascontiguousarray(dD), A, T, w, idx, *tabs)
-
-        return born_elastic_constants(atoms, geom.Dn, dEdD, pair_hvp)
+        return born_elastic_constants(atoms, geom.Dn, dEdD, self._pair_hvp(geom, A, G))
 
     # -- design rows --------------------------------------------------------------------------
 
