@@ -51,7 +51,7 @@ import scipy.sparse.linalg as spla
 from genanalysis import bloch
 from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
 from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, formation_energy,
-                                perfect_energy_per_atom, relax, stability_constant)
+                                perfect_energy_per_atom, relax, stability_mode)
 from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
 from genanalysis.jsonutil import json_ready
 from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, minimum_image
@@ -753,21 +753,25 @@ def _residual_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, failures
         ]
 
 
-def _stability(p: Problem, atoms, pot, notes: list, what: str) -> float | None:
+def _stability(p: Problem, atoms, pot, notes: list, what: str, modes: list) -> float | None:
     """The stability constant (eV/Å²) at ``atoms``, or None with a note when it cannot be
-    computed (non-finite Hessian, eigen-solver failure) or is not finite."""
+    computed (non-finite Hessian, eigen-solver failure) or is not finite. ``modes``: the
+    eigenvectors found so far in this experiment; the last one starts the eigen-solver (the
+    three constants' lowest modes are close) and the new one is appended."""
     try:
-        val = float(stability_constant(atoms, pot, p.cell, r_stencil=p.r_stencil))
+        val, mode = stability_mode(atoms, pot, p.cell, r_stencil=p.r_stencil, guess=modes[-1] if modes else None)
     except NumericalFailure as exc:
         notes.append(f"{what}: {type(exc).__name__}: {exc}")
         return None
+    modes.append(mode)
     return val if math.isfinite(val) else None
 
 
-def _stability_at_reference(p: Problem, res: ExperimentResult, rel_ref) -> None:
+def _stability_at_reference(p: Problem, res: ExperimentResult, rel_ref, modes: list) -> None:
     """Stage 5a: stability constants at ū (reference and model) and the a-posteriori bound."""
-    res.stability_reference = _stability(p, rel_ref.atoms, p.reference, res.notes, "stability of the reference")
-    res.stability_model_at_reference = _stability(p, rel_ref.atoms, p.model, res.notes, "stability of the model at ū")
+    res.stability_reference = _stability(p, rel_ref.atoms, p.reference, res.notes, "stability of the reference", modes)
+    res.stability_model_at_reference = _stability(p, rel_ref.atoms, p.model, res.notes, "stability of the model at ū",
+                                                  modes)
     c = res.stability_model_at_reference
     if c is not None and c > 0 and res.residual_dual_norm is not None:
         res.a_posteriori_bound = 2.0 * res.residual_dual_norm / c
@@ -836,10 +840,10 @@ def _error_stage(p: Problem, res: ExperimentResult, rel_ml, u_ref, lat, failures
     return True
 
 
-def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Failures) -> None:
+def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Failures, modes: list) -> None:
     """Stage 8: the model's stability at ū^ML (≤ 0: no stable equilibrium), the
     effectivity η and the bound ratio."""
-    res.stability_model = _stability(p, rel_ml.atoms, p.model, res.notes, "stability of the model at ū^ML")
+    res.stability_model = _stability(p, rel_ml.atoms, p.model, res.notes, "stability of the model at ū^ML", modes)
     with failures.record("model"):
         if res.stability_model is not None and res.stability_model <= 0:
             raise InstabilityError(f"stability constant of the model at ū^ML is {res.stability_model:.3g} eV/Å² ≤ 0")
@@ -884,11 +888,12 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     if spec.identifiability is not None:
         _identifiability_stage(p, res)
     _residual_stage(p, res, rel_ref, ev_ref, failures)
+    modes: list = []
     if spec.stability:
-        _stability_at_reference(p, res, rel_ref)
+        _stability_at_reference(p, res, rel_ref, modes)
     rel_ml = _model_stage(p, res, rel_ref, failures)
     if rel_ml is not None and _error_stage(p, res, rel_ml, u_ref, lat, failures) and spec.stability:
-        _effectivity_stage(p, res, rel_ml, failures)
+        _effectivity_stage(p, res, rel_ml, failures, modes)
     res.status, res.reason = classify(failures)
     if spec.check_size is not None:
         res.convergence = _convergence(res, p, check_reference_equilibrium)

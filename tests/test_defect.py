@@ -109,6 +109,18 @@ def test_stability_dense_and_iterative_paths_agree():
     assert fallback == pytest.approx(dense, rel=1e-9)
 
 
+def test_stability_mode_from_a_nearby_mode_gives_the_same_constant():
+    from genanalysis.defect import stability_mode
+
+    res = solve_defect(W, "bcc", A_W, "vacancy", 3)
+    c_ref, v_ref = stability_mode(res.reference, W, res.reference, dense_limit=10, tol=1e-9)
+    cold, v = stability_mode(res.atoms, W, res.reference, dense_limit=10, tol=1e-9)
+    warm, v_warm = stability_mode(res.atoms, W, res.reference, dense_limit=10, tol=1e-9, guess=v_ref)
+    assert c_ref != pytest.approx(cold, rel=1e-6)  # a different problem, a nearby mode
+    assert warm == pytest.approx(cold, rel=1e-9)
+    assert v.shape == v_warm.shape == (3 * len(res.atoms),)
+
+
 def test_unstable_stationary_point_has_negative_stability():
     # the octahedral interstitial in bcc W is a saddle point of the energy
     res = solve_defect(W, "bcc", A_W, "interstitial:octahedral", 2, stability=True)
