@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
-           "pair_factors", "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
+           "pair_factors", "design_efv", "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
 class BasisTables:
@@ -697,6 +697,72 @@ def linear_hvp(start, dD, A, T, Rz, Sz, Uz, w, idx, ints):
             for c3 in range(3):
                 out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
     return out
+
+
+@njit(cache=True)
+def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam, expo, ptr, mono, coef):
+    """Design rows of a linear model (the observations per unit coefficient): per feature k
+    Σ_i B_k(A_i) (K,), the forces −∂/∂x Σ_i B_k (n, 3, K) eV/Å per eV and, if ``virial``,
+    −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K). Features are the monomials t of the basis:
+    B_k = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]] (A1 = A with the constant
+    1 at index n_A). Per centre: φ, ∇φ of its pairs (:func:`_pair`), A, and the three
+    A-derivatives of each monomial, then ∂B_k/∂D_p = Σ over those of value × ∇φ_f(D_p)."""
+    nA = ints[3]
+    n = start.shape[0] - 1
+    T = mono_k.shape[0]
+    wk, Jl, phi, H = _centre_scratch(start, ints)
+    a1 = np.ones(nA + 1)
+    tri = np.zeros((3 * T,))
+    tri_f = np.zeros(3 * T, dtype=np.int64)
+    E = np.zeros(K)
+    F = np.zeros((n, 3, K))
+    W = np.zeros((3, 3, K))
+    d = np.zeros((3, K))
+    for c in range(n):
+        p0 = start[c]
+        z = start[c + 1] - p0
+        for f in range(nA):
+            a1[f] = 0.0
+        for q in range(z):
+            p = p0 + q
+            _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
+            for f in range(nA):
+                a1[f] += phi[f]
+        for t in range(T):
+            i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+            x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+            ct = mono_coef[t]
+            E[mono_k[t]] += ct * (x0 * x1 * x2)
+            tri[3 * t], tri_f[3 * t] = ct * (x1 * x2), i0
+            tri[3 * t + 1], tri_f[3 * t + 1] = ct * (x0 * x2), i1
+            tri[3 * t + 2], tri_f[3 * t + 2] = ct * (x0 * x1), i2
+        for q in range(z):
+            p = p0 + q
+            for k in range(K):
+                d[0, k] = 0.0
+                d[1, k] = 0.0
+                d[2, k] = 0.0
+            for t in range(T):
+                k = mono_k[t]
+                for s in range(3):
+                    f = tri_f[3 * t + s]
+                    if f < nA:
+                        v = tri[3 * t + s]
+                        d[0, k] += v * Jl[q, f, 0]
+                        d[1, k] += v * Jl[q, f, 1]
+                        d[2, k] += v * Jl[q, f, 2]
+            b = j[p]
+            for e in range(3):
+                for k in range(K):
+                    F[c, e, k] += d[e, k]
+                    F[b, e, k] -= d[e, k]
+            if virial:
+                for a in range(3):
+                    da = D[p, a]
+                    for e in range(3):
+                        for k in range(K):
+                            W[a, e, k] -= da * d[e, k]
+    return E, F, W
 
 
 @njit(cache=True)

@@ -231,12 +231,16 @@ class LinearACE:
         A = engine.projections(b, geom)
         K, n = b.K, geom.n
         out: dict[str, np.ndarray] = {}
-        if "E" in kinds:
-            out["E"] = np.concatenate([[float(n)], b.features(A).sum(0).numpy()])
-        if "F" in kinds or "V" in kinds:
-            dBdD = feature_pair_jacobian(b, geom, A)
-            F, W = engine.forces_virial(geom, dBdD)
-            zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x.numpy()], axis=-1)  # noqa: E731
+        if "E" in kinds or "F" in kinds or "V" in kinds:
+            check_memory("the force rows of a design block", 8.0 * 3 * n * (K + 1) * (2 if "F" in kinds else 0))
+            S1 = np.concatenate([b.S.numpy(), np.full((K, 1), b.n_A)], axis=1)
+            mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
+            gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
+            E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, np.ascontiguousarray(b.mono_coef.numpy()),
+                                         gidx, K, "V" in kinds, *kernels.tables(b))
+            zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x], axis=-1)  # noqa: E731
+            if "E" in kinds:
+                out["E"] = np.concatenate([[float(n)], E])
             if "F" in kinds:
                 out["F"] = zero(F)
             if "V" in kinds:
