@@ -271,6 +271,57 @@ def _child_model(spec: dict) -> dict:
     return out
 
 
+def _child_fit(spec: dict) -> dict:
+    """Build an EFV training set of the reference (perfect and vacancy cells of sizes
+    ``spec['sizes']``, 2 rattled configurations each plus the relaxed one and a strained
+    copy) and time the linear fit of ``spec['model']`` (ACE parameters) on it: the design
+    assembly with the streamed QR and solve (CPU and wall s), the rows, the parameters."""
+    from genanalysis.fit import LossWeights, ModelSpec, fit_linear
+    from genanalysis.trainingset import TrainingSetSpec, build, read_training_set
+
+    work = tempfile.mkdtemp(prefix="bench-fit-")
+    try:
+        ts = TrainingSetSpec.from_dict({"potential": spec["reference"], "lattice": spec["lattice"], "a": spec["a"],
+                                        "defects": ["perfect", "vacancy"], "sizes": list(spec["sizes"]),
+                                        "configs_per_size": 2, "rattle": 0.05, "observations": "EFV", "seed": 0,
+                                        "strains": {"amplitude": 0.01, "count": 1}})
+        t0 = time.perf_counter()
+        build(ts, work, workers=1)
+        configs = read_training_set(work)
+        t_build = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    model_spec = ModelSpec(**spec["model"])
+    loss = LossWeights(E=1.0, F=1.0, V=1.0, H=0.0)
+    fit_linear(configs[:1], model_spec, loss, on_rank_deficient="ignore")  # compiled kernels loaded
+    c0, t0 = time.process_time(), time.perf_counter()
+    model, diag = fit_linear(configs, model_spec, loss, on_rank_deficient="ignore")
+    return {"configurations": len(configs), "atoms_total": int(sum(len(c) for c in configs)),
+            "largest_cell": int(max(len(c) for c in configs)), "n_params": int(model.n_params),
+            "rows": int(diag["n_rows"]), "fit_cpu_time": time.process_time() - c0,
+            "fit_wall_time": time.perf_counter() - t0, "trainingset_wall_time": t_build}
+
+
+def run_fit_timing(model_params: dict, reference: str, lattice: str, a: float, sizes, *, nprocs: int = 1,
+                   timeout: float = 3600.0) -> dict:
+    """:func:`_child_fit` in a subprocess: its timings, the run's wall time (s) and peak
+    memory (MiB)."""
+    spec = {"model": model_params, "reference": reference, "lattice": lattice, "a": float(a),
+            "sizes": [int(n) for n in sizes]}
+    work = tempfile.mkdtemp(prefix="bench-fit-")
+    try:
+        code, wall, mem, stdout, stderr = _run_measured(
+            [sys.executable, "-m", "genanalysis.bench", "fit", json.dumps(spec)], work, _child_env(nprocs), timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    row = {"sizes": spec["sizes"], "wall_time": wall, "peak_memory_mib": mem, "status": "ok"}
+    if code != 0:
+        row["status"] = "timed out" if code == -9 else f"failed: {(stderr.strip() or '?').splitlines()[-1][:200]}"
+    else:
+        row.update(json.loads(stdout.strip().splitlines()[-1]))
+    return row
+
+
 def run_model_scaling(model: str | None, lattice: str, a: float, sizes, *, repeats: int = 3, nprocs: int = 1,
                       timeout: float = 3600.0, reference: str | None = None) -> list[dict]:
     """Energy + forces of a fitted model (or the default linear ACE model) on perfect cells
@@ -339,8 +390,9 @@ def scaling_exponent(atoms, times) -> float:
 
 
 def _child_main(argv: list[str]) -> int:
-    if argv and argv[0] == "model":
-        sys.stdout.write(json.dumps(_child_model(json.loads(argv[1]))) + "\n")
+    if argv and argv[0] in ("model", "fit"):
+        child = _child_model if argv[0] == "model" else _child_fit
+        sys.stdout.write(json.dumps(child(json.loads(argv[1]))) + "\n")
         return 0
     case = BenchCase(**json.loads(argv[0]))
     os.environ.setdefault("OMP_NUM_THREADS", str(case.nprocs))

@@ -172,6 +172,24 @@ def test_bench_model_table_and_evaluate_timing(capsys, tmp_path):
     assert table[1].split("|")[2].strip() == "15"  # the vacancy 2-cell
 
 
+def test_bench_model_times_the_linear_fit_of_the_models_basis(capsys, tmp_path, monkeypatch):
+    from genanalysis.models.basis import ACESpec
+    from genanalysis.models.io import save_model
+    from genanalysis.models.linear import LinearACE
+
+    save_model(LinearACE(ACESpec(cutoff=4.0, degree=4, body_order=3, l_max=1, r_in=2.0)), tmp_path / "m", element="W")
+    monkeypatch.chdir(tmp_path)  # a relative model path reaches the measured processes
+    code = main(["bench", "model", "--model", "m", "--sizes", "2", "--repeats", "1", "--fit-sizes", "2,3", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    fit = out["fit"]
+    assert code == 0 and out["rows"][0]["status"] == "ok" and fit["status"] == "ok"
+    # perfect and vacancy cells of N = 2, 3: two rattled, the relaxed and one strained configuration each
+    assert fit["configurations"] == 16 and fit["largest_cell"] == 54
+    assert fit["n_params"] == LinearACE(ACESpec(cutoff=4.0, degree=4, body_order=3, l_max=1)).n_params
+    assert fit["rows"] == sum(1 + 3 * n + 9 for n in (16, 15, 54, 53) for _ in range(4))
+    assert fit["fit_cpu_time"] > 0 and fit["peak_memory_mib"] > 20
+
+
 def test_bench_model_evaluate_timing_needs_a_model(capsys):
     code = main(["bench", "model", "--sizes", "2", "--evaluate-sizes", "2"])
     assert code == 2 and "--model" in capsys.readouterr().err

@@ -9,6 +9,7 @@ of wall times to LAMMPS's. See docs/performance.md.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -65,6 +66,10 @@ def register(sub) -> None:
     m.add_argument("--sizes", default="4,6,8,12", help="cell sizes n (default 4,6,8,12)")
     m.add_argument("--evaluate-sizes", default="",
                    help="test-domain sizes M of the evaluate/defect timing, e.g. 12,20 (default: none; needs --model)")
+    m.add_argument("--fit-sizes", default="",
+                   help="also time the linear fit of the model's basis (default: of ACESpec()) to an EFV training "
+                        "set of the reference's perfect and vacancy cells of these sizes N, e.g. 2,4,6,8 "
+                        "(default: none)")
     m.add_argument("--repeats", type=int, default=3, help="timed calls per size, the fastest counts (default 3)")
     m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
     m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
@@ -179,12 +184,13 @@ def run_relax(args) -> int:
 
 
 def run_model(args) -> int:
-    from genanalysis.bench import run_evaluate_timing, run_model_scaling, scaling_exponent
+    from genanalysis.bench import run_evaluate_timing, run_fit_timing, run_model_scaling, scaling_exponent
     from genanalysis.exceptions import InputError
     from genanalysis.lattice import LATTICES
 
     sizes = _sizes(args.sizes)
     eval_sizes = _sizes(args.evaluate_sizes) if args.evaluate_sizes else []
+    fit_sizes = _sizes(args.fit_sizes) if args.fit_sizes else []
     if args.lattice not in LATTICES or args.lattice == "triangular":
         raise InputError(f"--lattice {args.lattice!r}: choose bcc or fcc")
     if not (args.a > 0):
@@ -197,6 +203,7 @@ def run_model(args) -> int:
         from genanalysis.models.io import load_fitted
 
         load_fitted(args.model)  # a bad path is an InputError here, not in a subprocess
+        args.model = os.path.abspath(args.model)  # the measured processes run in scratch directories
     elif eval_sizes:
         raise InputError("--evaluate-sizes needs --model (a fitted-model directory)")
     reference = None if args.reference in ("", "none") else args.reference
@@ -210,9 +217,13 @@ def run_model(args) -> int:
     slope = scaling_exponent([r["atoms"] for r in ok], [r["time"] for r in ok])
     evals = run_evaluate_timing(args.model, reference or "builtin:W", args.lattice, eval_sizes, nprocs=args.nprocs,
                                 timeout=args.timeout) if eval_sizes else []
+    fit_row = None
+    if fit_sizes:
+        fit_row = run_fit_timing(_model_params(args.model), reference or "builtin:W", args.lattice, args.a, fit_sizes,
+                                 nprocs=args.nprocs, timeout=args.timeout)
     if args.json:
         json.dump({"model": args.model, "reference": reference, "lattice": args.lattice, "a": args.a,
-                   "nprocs": args.nprocs, "exponent": slope, "rows": rows, "evaluate": evals,
+                   "nprocs": args.nprocs, "exponent": slope, "rows": rows, "evaluate": evals, "fit": fit_row,
                    "units": {"time": "s (CPU)", "us_per_atom": "µs (CPU)", "peak_memory_mib": "MiB",
                              "wall_time": "s", "cpu_time": "s"}}, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -220,8 +231,40 @@ def run_model(args) -> int:
         _print_model_rows(rows, ok, args, reference, slope)
         if evals:
             _print_evaluate_rows(evals, args.model, reference or "builtin:W")
+        if fit_row is not None:
+            _print_fit_row(fit_row, reference or "builtin:W")
     return 0 if len(ok) == len(rows) and all(
-        r[w]["status"] == "ok" for r in evals for w in ("evaluate", "defect")) else 1
+        r[w]["status"] == "ok" for r in evals for w in ("evaluate", "defect")) and (
+        fit_row is None or fit_row["status"] == "ok") else 1
+
+
+def _model_params(model) -> dict:
+    """The ACE parameters (a dict of :class:`~genanalysis.fit.ModelSpec` fields) of a fitted
+    model directory, or of ``ACESpec()``."""
+    from genanalysis.models.basis import ACESpec
+
+    if model is None:
+        d = ACESpec().to_dict()
+    else:
+        from genanalysis.models.io import load_fitted
+
+        d = load_fitted(model)[0].spec.to_dict()
+    d.pop("dim", None)
+    return d
+
+
+def _print_fit_row(r, reference) -> None:
+    print(f"# linear fit (design assembly + streamed QR + solve, one process) to an EFV training set of "
+          f"{reference}, perfect and vacancy cells N = {','.join(map(str, r['sizes']))}")
+    if r["status"] != "ok":
+        print(f"fit: {r['status']}")
+        return
+    print("| configurations | atoms | largest cell | parameters | rows | fit CPU s | fit wall s | training set wall s "
+          "| peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {r['configurations']} | {r['atoms_total']} | {r['largest_cell']} | {r['n_params']} | {r['rows']} "
+          f"| {r['fit_cpu_time']:.1f} | {r['fit_wall_time']:.1f} | {r['trainingset_wall_time']:.1f} "
+          f"| {r['peak_memory_mib']:.0f} |")
 
 
 def _us(r, key):
