@@ -50,6 +50,7 @@ import scipy.sparse.linalg as spla
 
 from genanalysis import bloch
 from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
+from genanalysis.decomposition import UNITS as DECOMPOSITION_UNITS
 from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, formation_energy,
                                 perfect_energy_per_atom, relax, stability_mode)
 from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
@@ -124,6 +125,7 @@ UNITS = {
     "model_hessian.committee_spread_max": "eV/Å²",
     "wall_time": "s",
 }
+UNITS.update(DECOMPOSITION_UNITS)
 
 #: statuses of a result
 STATUSES = ("converged", "no stable equilibrium", "solver failure", "reference failure")
@@ -496,6 +498,7 @@ class ExperimentResult:
     reference_hessian: dict | None = None
     wall_time: float | None = None
     identifiability: dict | None = None
+    decomposition: dict | None = None
     reference_atoms: object = field(default=None, repr=False)
     model_atoms: object = field(default=None, repr=False)
     start_atoms: object = field(default=None, repr=False)
@@ -526,6 +529,7 @@ class ExperimentResult:
         keep.update({k: d[k] for k in ("dipole_reference", "dipole_model", "residual_profile", "convergence")
                      if d.get(k) is not None})
         keep.update(d.get("identifiability") or {})
+        keep.update({k: v for k, v in (d.get("decomposition") or {}).items() if not isinstance(v, (list, dict))})
         return keep
 
 
@@ -738,8 +742,32 @@ def _finite_forces(pot, atoms, what: str) -> np.ndarray:
     return f
 
 
-def _residual_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, failures: _Failures) -> None:
-    """Stage 4: the residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū."""
+def _decomposition_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, u_ref, f_ml, training_cells) -> None:
+    """Stage 5b (with training cells): the decomposition r_test ≈ r_train + t(N) on the
+    largest relaxed training cell of the test defect, the coverage distance, and the
+    estimate (T9) against the measured core and far-field force errors
+    (:mod:`genanalysis.decomposition`)."""
+    from genanalysis.decomposition import decompose, estimate_terms
+    from genanalysis.lattice import parse_defect
+
+    out = estimate_terms(p, u_ref, f_ml, ev_ref.forces, eps_fc=res.force_constant_error,
+                         stability=res.stability_model_at_reference, residual_test=res.residual_dual_norm)
+    mine = [c for c in training_cells if str(parse_defect(p.spec.lattice, c.info.get("defect", "perfect")))
+            == p.spec.defect]
+    if mine:
+        cell = max(mine, key=lambda c: int(c.info["n"]))
+        out["training_cell_size"] = int(cell.info["n"])
+        out.update(decompose(p.model, p.reference, p, rel_ref.atoms, f_ml, ev_ref.forces, cell,
+                             residual_test=res.residual_dual_norm))
+    else:
+        res.notes.append(f"decomposition: no relaxed {p.spec.defect} training cell; only the estimate (T9) terms")
+    res.decomposition = out
+
+
+def _residual_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, failures: _Failures):
+    """Stage 4: the residual ‖f^ML(ū)‖₋₁ and the far-field profile of the force error at ū.
+    Returns the model forces at ū (None if they could not be computed)."""
+    f_ml = None
     with failures.record("model"):
         f_ml = _finite_forces(p.model, rel_ref.atoms, "model forces at ū")
         res.residual_dual_norm = dual_norm(f_ml, p.stencil)
@@ -751,6 +779,7 @@ def _residual_stage(p: Problem, res: ExperimentResult, rel_ref, ev_ref, failures
              "sites": int(np.sum(p.distances > r))}
             for r in radii
         ]
+    return f_ml
 
 
 def _stability(p: Problem, atoms, pot, notes: list, what: str, modes: list) -> float | None:
@@ -855,7 +884,7 @@ def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Fai
 
 
 def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: dict | None = None,
-             check_reference_equilibrium: dict | None = None) -> ExperimentResult:
+             check_reference_equilibrium: dict | None = None, training_cells=None) -> ExperimentResult:
     """Run the generalisation experiment ``spec`` (docs/experiment.md §3) and return its result.
 
     ``model``/``reference``: Potentials, or specs resolved by
@@ -869,7 +898,11 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     ``reference_equilibrium``: the stored :func:`reference_equilibrium` of this test domain
     (the same reference, lattice, a, defect, M, fmax and max_iter; checked, else InputError),
     used instead of relaxing ū again; ``check_reference_equilibrium``: the same for the
-    convergence check's domain ``check_size``.
+    convergence check's domain ``check_size``. ``training_cells``: the relaxed defect
+    training cells ū_N (Atoms from :func:`~genanalysis.lattice.defect_cell`, relaxed with the
+    reference): adds the decomposition metrics of :mod:`genanalysis.decomposition`
+    (``train_residual_dual_norm``, ``transfer_term``, ``decomposition_ratio``,
+    ``coverage_distance``, the estimate (T9) terms) on the largest cell of the test defect.
     """
     t0 = time.perf_counter()
     if not isinstance(spec, ExperimentSpec):
@@ -887,10 +920,12 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     rel_ref, u_ref, ev_ref = _reference_stage(p, res, lat, failures, reference_equilibrium)
     if spec.identifiability is not None:
         _identifiability_stage(p, res)
-    _residual_stage(p, res, rel_ref, ev_ref, failures)
+    f_ml = _residual_stage(p, res, rel_ref, ev_ref, failures)
     modes: list = []
     if spec.stability:
         _stability_at_reference(p, res, rel_ref, modes)
+    if training_cells is not None and f_ml is not None and rel_ref.converged:
+        _decomposition_stage(p, res, rel_ref, ev_ref, u_ref, f_ml, training_cells)
     rel_ml = _model_stage(p, res, rel_ref, failures)
     if rel_ml is not None and _error_stage(p, res, rel_ml, u_ref, lat, failures) and spec.stability:
         _effectivity_stage(p, res, rel_ml, failures, modes)

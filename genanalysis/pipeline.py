@@ -618,9 +618,17 @@ def generalisation_task(params, shared, ctx):
         return _outcome(metrics, fitted, t0)
     model = _model_from(fitted)
     res = evaluate(model, data.potential, spec, reference_equilibrium=_stored(shared.get("reference"), spec),
-                   check_reference_equilibrium=_stored(shared.get("reference_check"), spec))
+                   check_reference_equilibrium=_stored(shared.get("reference_check"), spec),
+                   training_cells=relaxed_defect_cells(data))
     metrics.update(res.metrics())
     return _outcome(metrics, fitted, t0)
+
+
+def relaxed_defect_cells(data: TrainingData) -> list:
+    """The relaxed defect training cells ū_N of a training set (configurations of kind
+    ``relaxed`` in a group other than ``perfect``), for the decomposition metrics."""
+    return [c.atoms for c in data.configs
+            if c.group != "perfect" and c.meta.get("kind") == "relaxed" and "defect_centre" in c.atoms.info]
 
 
 def _stored(ref: dict | None, spec) -> dict | None:
