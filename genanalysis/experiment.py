@@ -57,6 +57,7 @@ from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError
 from genanalysis.jsonutil import json_ready
 from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, minimum_image
 from genanalysis.norms import dual_norm, energy_norm
+from genanalysis.observe import elastic_constants
 from genanalysis.potentials import load_potential
 
 __all__ = [
@@ -315,55 +316,6 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
     a = s @ bloch.symbol(dh) @ s
     lam = np.linalg.eigvalsh(0.5 * (a + np.conj(a.swapaxes(-1, -2))))
     return float(np.abs(lam).max()), block_norm
-
-
-def _voigt(dim: int) -> list[tuple[int, int]]:
-    return [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)] if dim == 3 else [(0, 0), (1, 1), (0, 1)]
-
-
-def _measure(atoms, dim: int) -> float:
-    cell = np.array(atoms.cell)
-    if dim == 3:
-        return abs(float(np.linalg.det(cell)))
-    return abs(float(np.cross(cell[0], cell[1])[2]))
-
-
-def elastic_constants(potential, atoms, *, step: float = 1e-4) -> np.ndarray:
-    """Stress–strain coefficients C_ab = ∂σ_a/∂ε_b (Voigt, engineering shear strains) of a
-    perfect periodic cell, by central differences of the virial: σ = −virial/Ω with Ω the
-    volume (3D, eV/Å³) or the in-plane area (2D, eV/Å²); strain ``step`` (dimensionless)
-    applied to cell and positions (clamped ions: exact for the one-atom-per-primitive-cell
-    lattices here, whose internal relaxation vanishes by inversion symmetry). A potential
-    with an analytic ``elastic_constants(atoms)`` (the same clamped-ion quantity) is asked
-    for it instead; finite differences remain for the others (e.g. ASE calculators)."""
-    analytic = getattr(potential, "elastic_constants", None)
-    C = analytic(atoms) if analytic is not None else None
-    if C is not None:
-        return np.asarray(C, dtype=float)
-    dim = atoms_dim(atoms)
-    pairs = _voigt(dim)
-    out = np.zeros((len(pairs), len(pairs)))
-    cell0 = np.array(atoms.cell)
-    pos0 = atoms.positions.copy()
-    for b, (p, q) in enumerate(pairs):
-        sig = []
-        for sgn in (1.0, -1.0):
-            eps = np.zeros((3, 3))
-            h = sgn * step
-            if p == q:
-                eps[p, p] = h
-            else:
-                eps[p, q] = eps[q, p] = 0.5 * h
-            f = np.eye(3) + eps
-            work = atoms.copy()
-            work.calc = None
-            work.set_cell(cell0 @ f.T, scale_atoms=False)
-            work.positions = pos0 @ f.T
-            v = np.asarray(potential.evaluate(work).virial, dtype=float)
-            s = -v / _measure(work, dim)
-            sig.append(np.array([s[i, j] for i, j in pairs]))
-        out[:, b] = (sig[0] - sig[1]) / (2.0 * step)
-    return out
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ import scipy.sparse as sp
 from genanalysis.data import OBSERVATION_TYPES
 from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
+from genanalysis.potentials.base import VOIGT
 
-__all__ = ["energy", "forces", "virial", "force_constants", "observe"]
+__all__ = ["energy", "forces", "virial", "force_constants", "elastic_constants", "observe"]
 
 
 def energy(atoms, potential) -> float:
@@ -61,6 +62,51 @@ def force_constants(atoms, potential, *, fd_step: float | None = None) -> sp.csr
     if isinstance(pot, ASECalculatorPotential):
         return pot.hessian(atoms, fd_step=fd_step)
     return finite_difference_hessian(atoms, lambda at: pot.evaluate(at).forces, fd_step)
+
+
+def _measure(atoms, dim: int) -> float:
+    cell = np.array(atoms.cell)
+    if dim == 3:
+        return abs(float(np.linalg.det(cell)))
+    return abs(float(np.cross(cell[0], cell[1])[2]))
+
+
+def elastic_constants(potential, atoms, *, step: float = 1e-4) -> np.ndarray:
+    """Stress–strain coefficients C_ab = ∂σ_a/∂ε_b (Voigt, engineering shear strains) of a
+    perfect periodic cell, by central differences of the virial: σ = −virial/Ω with Ω the
+    volume (3D, eV/Å³) or the in-plane area (2D, eV/Å²); strain ``step`` (dimensionless)
+    applied to cell and positions (clamped ions: exact for the one-atom-per-primitive-cell
+    lattices here, whose internal relaxation vanishes by inversion symmetry). A potential
+    with an analytic ``elastic_constants(atoms)`` (the same clamped-ion quantity) is asked
+    for it instead; finite differences remain for the others (e.g. ASE calculators)."""
+    analytic = getattr(potential, "elastic_constants", None)
+    C = analytic(atoms) if analytic is not None else None
+    if C is not None:
+        return np.asarray(C, dtype=float)
+    dim = int(atoms.info.get("dim", 3))
+    pairs = VOIGT[dim]
+    out = np.zeros((len(pairs), len(pairs)))
+    cell0 = np.array(atoms.cell)
+    pos0 = atoms.positions.copy()
+    for b, (p, q) in enumerate(pairs):
+        sig = []
+        for sgn in (1.0, -1.0):
+            eps = np.zeros((3, 3))
+            h = sgn * step
+            if p == q:
+                eps[p, p] = h
+            else:
+                eps[p, q] = eps[q, p] = 0.5 * h
+            f = np.eye(3) + eps
+            work = atoms.copy()
+            work.calc = None
+            work.set_cell(cell0 @ f.T, scale_atoms=False)
+            work.positions = pos0 @ f.T
+            v = np.asarray(potential.evaluate(work).virial, dtype=float)
+            s = -v / _measure(work, dim)
+            sig.append(np.array([s[i, j] for i, j in pairs]))
+        out[:, b] = (sig[0] - sig[1]) / (2.0 * step)
+    return out
 
 
 def observe(atoms, potential, kinds: str = "EFVH", *, fd_step: float | None = None) -> dict:
