@@ -232,28 +232,48 @@ def _matches_perfect_cell(atoms: Atoms) -> bool:
 
 class _LaplacianPreconditioner:
     """Fallback for cells that are not (defective) perfect n-cells: κ·L + μ·I with the
-    nearest-neighbour stencil Laplacian L, κ a Rayleigh-quotient estimate of the stiffness."""
+    nearest-neighbour stencil Laplacian L, κ a Rayleigh-quotient estimate of the stiffness.
+    With clamped atoms (``free`` a mask) it is the Dirichlet Laplacian of the free atoms,
+    which is invertible on its own: zero on the clamped atoms, no mean removed."""
 
-    def __init__(self, atoms: Atoms, hop, dim: int):
+    def __init__(self, atoms: Atoms, hop, dim: int, free: np.ndarray | None = None):
         from ase.neighborlist import neighbor_list
 
         n = len(atoms)
-        d = neighbor_list("d", atoms, 6.0)
+        ii, d = neighbor_list("id", atoms, 6.0)
         r1 = d.min() if len(d) else 1.0
+        if free is not None and len(d):  # a compressed core must not cut its atoms off: the typical shell
+            nearest = np.full(n, np.inf)
+            np.minimum.at(nearest, ii, d)
+            r1 = float(np.median(nearest[np.isfinite(nearest)]))
         i, j = neighbor_list("ij", atoms, 1.15 * r1)
         keep = i != j
         a = sp.coo_array((np.ones(keep.sum()), (i[keep], j[keep])), shape=(n, n)).tocsr()
         lap = sp.diags_array(np.asarray(a.sum(axis=1)).ravel()) - a
+        self._free = free
         rng = np.random.default_rng(0)
         v = rng.standard_normal((n, dim))
-        v -= v.mean(axis=0)
+        if free is None:
+            v -= v.mean(axis=0)
+        else:
+            v[~free] = 0.0
         hv = hop(v)
         lv = lap @ v
         kappa = abs(float(np.sum(v * hv)) / max(float(np.sum(v * lv)), 1e-300))
-        mu = 1e-3 * kappa * max(float(lap.diagonal().mean()), 1.0)
-        self._lu = spla.splu((kappa * lap + mu * sp.eye_array(n)).tocsc())
+        if free is None:
+            mu = 1e-3 * kappa * max(float(lap.diagonal().mean()), 1.0)
+            self._lu = spla.splu((kappa * lap + mu * sp.eye_array(n)).tocsc())
+        else:
+            idx = np.flatnonzero(free)
+            mu = 1e-3 * kappa * max(float(lap.diagonal().mean()), 1.0)
+            self._lu = spla.splu((kappa * lap[idx][:, idx] + mu * sp.eye_array(len(idx))).tocsc())
+            self._idx = idx
 
     def apply(self, r: np.ndarray, site_index=None) -> np.ndarray:
+        if self._free is not None:
+            out = np.zeros_like(r)
+            out[self._idx] = self._lu.solve(np.ascontiguousarray(r[self._idx]))
+            return out
         out = self._lu.solve(np.ascontiguousarray(r))
         return out - out.mean(axis=0)
 
@@ -296,6 +316,7 @@ def relax(
     max_step: float = 0.3,
     preconditioner: str = "auto",
     cg_max_iter: int = 500,
+    fixed: np.ndarray | None = None,
 ) -> Relaxation:
     """Relax atomic positions in a fixed cell until max_i |F_i| ≤ ``fmax`` (eV/Å).
 
@@ -305,7 +326,13 @@ def relax(
     ``"auto"`` (the perfect-lattice FFT preconditioner when ``atoms`` is an n-cell from
     :mod:`genanalysis.lattice`, else a stencil-Laplacian one), ``"lattice"``,
     ``"laplacian"`` or ``"none"``. ``max_step`` (Å) caps any atom's displacement per step.
-    Returns a :class:`Relaxation`; the input is not modified.
+
+    ``fixed`` (bool mask, one per atom; default ``atoms.arrays["clamped"]`` when the cell
+    carries one, e.g. the clamped shell of a dislocation cylinder,
+    :mod:`genanalysis.dislocation`) holds those atoms exactly where they are: the Newton
+    steps act on the free atoms only (the Hessian restricted to them, the Dirichlet
+    Laplacian of the free atoms as preconditioner), and the convergence measure is the
+    largest force on a free atom. Returns a :class:`Relaxation`; the input is not modified.
     """
     fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     t0 = time.perf_counter()
@@ -316,6 +343,7 @@ def relax(
     n = len(work)
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
+    free = _free_mask(work, fixed)
 
     # potentials that return the Hessian operator with the forces (one sweep over the pairs)
     # do so at every trial point: a Newton step is accepted whole almost always, and its
@@ -326,7 +354,10 @@ def relax(
         work.positions[:, :dim] = x
         e, f, op = pot.energy_forces(work, linearise=fused)
         counts["fe"] += 1
-        return float(e), -np.asarray(f)[:, :dim].copy(), op
+        g = -np.asarray(f)[:, :dim].copy()
+        if free is not None:
+            g[~free] = 0.0  # the clamped atoms' forces are held by the boundary
+        return float(e), g, op
 
     x = x0[:, :dim].copy()
     energy, grad, op_now = evaluate(x)
@@ -335,8 +366,11 @@ def relax(
     kind = preconditioner
     setup_hvp = 0
     if kind == "auto":
-        kind = "lattice" if _matches_perfect_cell(work) else "laplacian"
+        kind = "lattice" if free is None and _matches_perfect_cell(work) else "laplacian"
     if kind == "lattice":
+        if free is not None:
+            raise InputError("preconditioner='lattice' is for periodic cells; a cell with clamped atoms takes "
+                             "'laplacian', 'none' or 'auto'")
         if not _matches_perfect_cell(work):
             raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice (fixed cell)")
         from ase.data import chemical_symbols
@@ -372,15 +406,23 @@ def relax(
             counts["hvp"] += 1
             full = np.zeros((n, 3))
             full[:, :dim] = v
+            if free is not None:  # the Hessian restricted to the free atoms
+                full[~free] = 0.0
+                out = np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
+                out[~free] = 0.0
+                return out
             return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
 
         if precond is None:
             if kind == "laplacian":
-                lp = _LaplacianPreconditioner(work, hop, dim)
+                lp = _LaplacianPreconditioner(work, hop, dim, free)
                 precond = lambda r, lp=lp: lp.apply(r)  # noqa: E731
+            elif free is not None:
+                precond = lambda r: np.where(free[:, None], r, 0.0)  # noqa: E731
             else:
                 precond = lambda r: r - r.mean(axis=0)  # noqa: E731
-        b = -grad + grad.mean(axis=0)
+        # translations are zero modes of a periodic cell (net force removed); clamped atoms pin them
+        b = -grad if free is not None else -grad + grad.mean(axis=0)
         gnorm = float(np.linalg.norm(grad))
         eta = min(0.25, math.sqrt(gnorm))
         d, _, flag = preconditioned_cg(hop, b, precond, eta, cg_max_iter)
@@ -430,6 +472,22 @@ def relax(
     )
 
 
+def _free_mask(atoms: Atoms, fixed) -> np.ndarray | None:
+    """The free atoms (bool mask) of ``fixed`` or ``atoms.arrays['clamped']``; None if none is clamped."""
+    if fixed is None:
+        fixed = atoms.arrays.get("clamped")
+    if fixed is None:
+        return None
+    fixed = np.asarray(fixed)
+    if fixed.dtype != bool or fixed.shape != (len(atoms),):
+        raise InputError(f"fixed: a boolean mask of {len(atoms)} atoms is needed, got {fixed.dtype} {fixed.shape}")
+    if not fixed.any():
+        return None
+    if fixed.all():
+        raise InputError("fixed: every atom is clamped; nothing to relax")
+    return ~fixed
+
+
 # --------------------------------------------------------------------------- energies, stability
 
 
@@ -448,14 +506,16 @@ def perfect_energy_per_atom(potential, lattice: str, a: float, n: int = 1, symbo
 
 
 def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, *, r_stencil=None,
-                       dense_limit: int = 3000, tol: float = 1e-8) -> float:
+                       dense_limit: int = 3000, tol: float = 1e-8, fixed: np.ndarray | None = None) -> float:
     """Smallest generalised eigenvalue of H v = λ L v with translations removed (eV/Å²);
     :func:`stability_mode` without its eigenvector."""
-    return stability_mode(atoms, potential, reference, r_stencil=r_stencil, dense_limit=dense_limit, tol=tol)[0]
+    return stability_mode(atoms, potential, reference, r_stencil=r_stencil, dense_limit=dense_limit, tol=tol,
+                          fixed=fixed)[0]
 
 
 def stability_mode(atoms: Atoms, potential, reference: Atoms | None = None, *, r_stencil=None,
-                   dense_limit: int = 3000, tol: float = 1e-8, guess: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                   dense_limit: int = 3000, tol: float = 1e-8, guess: np.ndarray | None = None,
+                   fixed: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """(λ, v): the smallest generalised eigenvalue of H v = λ L v with translations removed
     (eV/Å²) and its eigenvector (n·dim,), atom-major.
 
@@ -473,19 +533,32 @@ def stability_mode(atoms: Atoms, potential, reference: Atoms | None = None, *, r
     ``guess`` (n·dim,): LOBPCG's start (default random), e.g. the mode of a nearby
     problem — another potential's at the same cell takes 15–20 products instead of ~45.
     The eigenvalue is the same to the tolerance either way.
+
+    With clamped atoms (``fixed``, default ``arrays['clamped']`` of ``reference`` or
+    ``atoms``, as in :func:`relax`) the admissible displacements vanish on them: H and L are
+    restricted to the free atoms (L the Dirichlet Laplacian, invertible), there are no
+    translations to remove, the LOBPCG preconditioner is L_FF⁻¹, and v has n_free·dim entries.
     """
     from genanalysis.norms import riesz_matrix, stencil
 
     pot = load_potential(potential, atoms=atoms)
     dim = atoms_dim(atoms)
-    n = len(atoms)
+    n_all = len(atoms)
+    if fixed is None and reference is not None:
+        fixed = reference.arrays.get("clamped")
+    free = _free_mask(atoms, fixed)
+    sites = np.arange(n_all) if free is None else np.flatnonzero(free)
+    n = len(sites)
     st = stencil(reference if reference is not None else atoms, r_stencil)
     lap = riesz_matrix(st)
-    t = np.zeros((n * dim, dim))
-    for c in range(dim):
+    if free is not None:
+        didx = (sites[:, None] * dim + np.arange(dim)[None, :]).ravel()
+        lap = lap[didx][:, didx]
+    t = np.zeros((n * dim, dim if free is None else 0))  # translations: zero modes only without clamping
+    for c in range(t.shape[1]):
         t[c::dim, c] = 1.0 / math.sqrt(n)
     if n * dim <= dense_limit:
-        idx = (np.arange(n)[:, None] * 3 + np.arange(dim)[None, :]).ravel()
+        idx = (sites[:, None] * 3 + np.arange(dim)[None, :]).ravel()
         h = sp.csr_array(pot.hessian(atoms))[idx][:, idx]
         if not np.all(np.isfinite(h.data)):
             raise NonFiniteError(f"the Hessian of {pot.name} is not finite")
@@ -498,15 +571,15 @@ def stability_mode(atoms: Atoms, potential, reference: Atoms | None = None, *, r
 
     def a_mat(X):  # H X; the constraints keep the iterates off the translations (H T = 0)
         X = np.asarray(X, dtype=float).reshape(n * dim, -1)
-        full = np.zeros((n, 3, X.shape[1]))
-        full[:, :dim] = X.reshape(n, dim, -1)
+        full = np.zeros((n_all, 3, X.shape[1]))
+        full[sites, :dim] = X.reshape(n, dim, -1)
         out = np.stack([np.asarray(op @ full[:, :, k].ravel()) for k in range(X.shape[1])], axis=1)
-        out = out.reshape(n, 3, -1)[:, :dim].reshape(n * dim, -1)
+        out = out.reshape(n_all, 3, -1)[sites, :dim].reshape(n * dim, -1)
         if not np.all(np.isfinite(out)):
             raise NonFiniteError(f"a Hessian product of {pot.name} is not finite")
         return out
 
-    if _matches_perfect_cell(atoms):
+    if free is None and _matches_perfect_cell(atoms):
         from ase.data import chemical_symbols
 
         pre = shared_lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
@@ -538,7 +611,8 @@ def stability_mode(atoms: Atoms, potential, reference: Atoms | None = None, *, r
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # judged below, by the residual itself
         try:
-            w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=operator(m_mat), Y=t, largest=False, tol=tol, maxiter=1000)
+            w, vecs = spla.lobpcg(a_op, x0, B=b_op, M=operator(m_mat), Y=t if t.shape[1] else None,
+                                  largest=False, tol=tol, maxiter=1000)
         except np.linalg.LinAlgError as exc:  # its Rayleigh–Ritz step broke down
             raise ConvergenceError(f"stability_constant: LOBPCG failed: {exc}") from None
     k = int(np.argmin(w))

@@ -16,6 +16,13 @@ norm, so the dual norm of a force field f with zero net force is
 computed by one conjugate-gradient solve per Cartesian component on the (singular,
 consistent) graph Laplacian with the mean removed.
 
+**Clamped atoms** (``arrays['clamped']`` of the reference, the outer shell of a dislocation
+cylinder, :mod:`genanalysis.dislocation`): the admissible displacements vanish on them, so
+the norm (R1) of such a field is ``u_Fᵀ L_FF u_F`` over the free atoms F (L_FF the Dirichlet
+Laplacian: every pair with a free end counts) and its dual norm is
+``‖f‖₋₁ = sqrt(f_Fᵀ L_FF⁻¹ f_F)`` — the forces on the free atoms only, no mean removed
+(clamping pins the translations); the stencil records the free atoms in ``free``.
+
 The default stencil is the nearest-neighbour shell of the lattice (``shells=1``): r_stencil
 is the midpoint between the first and the second shell radius. Every table states it.
 Units: u in Å gives ‖Du‖ in Å; f in eV/Å gives ‖f‖₋₁ = sup ⟨f, v⟩/‖Dv‖ in eV/Å.
@@ -45,6 +52,7 @@ class Stencil:
     n: int
     dim: int
     r_stencil: float
+    free: np.ndarray | None = None
 
     def laplacian(self) -> sp.csr_array:
         """Scalar Riesz matrix 2(Deg − A) (n × n); the full map is this ⊗ I_dim, eq. (R1)."""
@@ -78,7 +86,9 @@ def stencil(reference: Atoms, r_stencil: float | None = None, shells: int = 1) -
             raise InputError("stencil: reference has no lattice info; pass r_stencil (Å)") from exc
     i, j = neighbor_list("ij", reference, float(r_stencil), self_interaction=False)
     keep = i != j  # an atom paired with its own image contributes D_ρ u = 0
-    return Stencil(i[keep].astype(np.int64), j[keep].astype(np.int64), len(reference), dim, float(r_stencil))
+    clamped = reference.arrays.get("clamped")
+    free = None if clamped is None or not np.any(clamped) else ~np.asarray(clamped, dtype=bool)
+    return Stencil(i[keep].astype(np.int64), j[keep].astype(np.int64), len(reference), dim, float(r_stencil), free)
 
 
 def _as_field(u: np.ndarray, st: Stencil) -> np.ndarray:
@@ -91,7 +101,9 @@ def _as_field(u: np.ndarray, st: Stencil) -> np.ndarray:
 
 
 def energy_norm(u: np.ndarray, st: Stencil, *, sites: np.ndarray | None = None) -> float:
-    """‖Du‖ (Å for u in Å), eq. (R1). ``sites`` (bool mask) restricts the outer sum over ℓ."""
+    """‖Du‖ (Å for u in Å), eq. (R1). ``sites`` (bool mask) restricts the outer sum over ℓ.
+    On a stencil with clamped atoms ``u`` is taken as given (an admissible field vanishes
+    there, and then this is the Dirichlet norm of the module docstring)."""
     u = _as_field(u, st)
     du = u[st.j] - u[st.i]
     sq = np.einsum("ij,ij->i", du, du)
@@ -113,10 +125,14 @@ def riesz_matrix(st: Stencil) -> sp.csr_array:
 
 
 def dual_norm(f: np.ndarray, st: Stencil, *, rtol: float = 1e-12) -> float:
-    """‖f‖₋₁ = sqrt(fᵀ L⁺ f), eq. (R2); the net force (mean) is removed first."""
+    """‖f‖₋₁ = sqrt(fᵀ L⁺ f), eq. (R2); the net force (mean) is removed first. On a stencil
+    with clamped atoms: sqrt(f_Fᵀ L_FF⁻¹ f_F) over the free atoms F (module docstring)."""
     f = _as_field(f, st).copy()
-    f -= f.mean(axis=0)
     lap = st.laplacian()
+    if st.free is not None:
+        f, lap = f[st.free], lap[st.free][:, st.free]
+    else:
+        f -= f.mean(axis=0)
     deg = lap.diagonal()
     pre = spla.LinearOperator(lap.shape, matvec=lambda x: x / np.where(deg > 0, deg, 1.0), dtype=float)
     total = 0.0
@@ -124,7 +140,7 @@ def dual_norm(f: np.ndarray, st: Stencil, *, rtol: float = 1e-12) -> float:
         rhs = f[:, c]
         if not np.any(rhs):
             continue
-        x, info = spla.cg(lap, rhs, rtol=rtol, atol=0.0, M=pre, maxiter=20 * st.n + 1000)
+        x, info = spla.cg(lap, rhs, rtol=rtol, atol=0.0, M=pre, maxiter=20 * lap.shape[0] + 1000)
         if info != 0:
             raise RuntimeError(f"dual_norm: conjugate gradients did not converge (info={info})")
         total += float(rhs @ x)
