@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training set", ("genanalysis.trainingset",)),
     ("models", ("genanalysis.models",)),
     ("fit", ("genanalysis.fit", "genanalysis.fitting")),
-    ("defect solve", ("genanalysis.defect", "genanalysis.surrogates")),
+    ("defect solve", ("genanalysis.defect", "genanalysis.surrogates", "genanalysis.dislocation")),
     ("errors and bound", ("genanalysis.experiment", "genanalysis.calibration", "genanalysis.identifiability",
                           "genanalysis.decomposition")),
     ("results", ("genanalysis.results", "genanalysis.sweep")),

@@ -1,0 +1,268 @@
+"""Straight dislocations in bcc: the clamped cylinder, its anisotropic-elasticity predictor,
+and its relaxation (docs/dislocations.md).
+
+Units: Å, eV; elastic constants eV/Å³ (Voigt, cubic axes); energies per length eV/Å.
+
+Geometry (docs/dislocations.md §1). The three 1/2⟨111⟩ dislocations of bcc, as
+:mod:`matscipy.dislocation` builds them (its axes; the line along z, periodic with the
+lattice period along the line):
+
+* ``screw``: line [111], b = a/2 [111] (axes x = [11-2], y = [-110], z = [111]);
+* ``edge``: line [11-2], b = a/2 [111] on (1-10) (x = [111], y = [1-10], z = [11-2]);
+* ``mixed``: line [1-11], b = a/2 [1-1-1], 70.5° between b and the line (x = [1-1-2],
+  y = [110], z = [1-11]).
+
+A cylinder of *free* radius R around the line, plus an outer shell of width w (the
+*clamped* atoms, ``arrays['clamped']``), is cut from the perfect crystal (atoms whose
+in-plane distance from the line is < R + w) and displaced by the predictor û: the
+anisotropic (Stroh) linear-elastic field of the dislocation, computed by matscipy
+(``method='adsl'``, self-consistent: û evaluated at the displaced positions) from the
+elastic constants of a potential — never re-derived here. The clamped atoms stay at the
+predictor in every relaxation (:func:`genanalysis.defect.relax` honours
+``arrays['clamped']``). The default w is twice the potential's cutoff: the force on a free
+atom depends on the site energies of atoms within one cutoff, and those on atoms within
+two, so no free atom feels the cylinder's outer surface; w below one cutoff is refused.
+
+The cell is periodic along the line only (``pbc = (False, False, True)``), its x–y box wide
+enough to hold the cylinder; ``info`` carries the lattice, a, the dislocation kind, R, w,
+the Burgers vector and line direction in the cell frame, the core position and the
+elastic constants the predictor used.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from ase import Atoms
+
+from genanalysis.constraints import Choice, Number, check_arguments
+from genanalysis.exceptions import InputError
+from genanalysis.lattice import perfect_cell
+from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
+
+__all__ = [
+    "KINDS",
+    "CYLINDER_CONSTRAINTS",
+    "predictor",
+    "predictor_elastic_constants",
+    "cylinder",
+    "cylinder_atoms",
+    "distances_from_line",
+    "elastic_prelog",
+    "excess_energy",
+    "relax_cylinder",
+]
+
+#: dislocation kind -> the matscipy class that builds it
+KINDS = {"screw": "BCCScrew111Dislocation", "edge": "BCCEdge111Dislocation", "mixed": "BCCMixed111Dislocation"}
+
+#: what a cylinder accepts: the free radius R and the clamped width w (Å)
+CYLINDER_CONSTRAINTS = {
+    "kind": Choice(tuple(KINDS), "'screw', 'edge' or 'mixed' (the 1/2<111> dislocations of bcc)"),
+    "radius": Number("Å", strict=True, maximum=1000.0),
+    "clamp_width": Number("Å", strict=True, optional=True),
+}
+
+#: 1 eV/Å³ in GPa (matscipy takes its elastic constants in GPa)
+_GPA = 160.21766208
+
+
+def _matscipy_class(kind: str):
+    import matscipy.dislocation as md
+
+    (kind,) = check_arguments(CYLINDER_CONSTRAINTS, kind=kind)
+    return getattr(md, KINDS[kind])
+
+
+def predictor_elastic_constants(potential, a: float, symbol: str = "X") -> np.ndarray:
+    """The 6×6 elastic constants (Voigt, cubic axes, eV/Å³) of ``potential``'s bcc lattice
+    at lattice constant ``a`` (Å): the analytic clamped-ion (Born) constants when the
+    potential has them, else central differences of virials
+    (:func:`genanalysis.observe.elastic_constants`); exact for bcc, whose internal
+    relaxation vanishes by inversion symmetry."""
+    from genanalysis.observe import elastic_constants
+
+    C = np.asarray(elastic_constants(potential, perfect_cell("bcc", a, 1, symbol)), dtype=float)
+    if C.shape != (6, 6) or not np.all(np.isfinite(C)):
+        raise InputError(f"the elastic constants of {getattr(potential, 'name', potential)} at a = {a} Å are not "
+                         f"a finite 6×6 matrix")
+    return C
+
+
+def _dislocation(kind: str, a: float, C: np.ndarray, symbol: str):
+    cls = _matscipy_class(kind)
+    C = np.asarray(C, dtype=float)
+    if C.shape != (6, 6) or not np.all(np.isfinite(C)):
+        raise InputError(f"elastic constants: a finite 6×6 Voigt matrix (eV/Å³) is needed, got shape {C.shape}")
+    zener = 2.0 * C[3, 3] / (C[0, 0] - C[0, 1]) if C[0, 0] != C[0, 1] else math.inf
+    if abs(zener - 1.0) < 1e-7:  # the sextic eigenproblem is degenerate: matscipy's field would be garbage
+        raise InputError(f"elastic constants: exactly isotropic (Zener ratio 2C44/(C11−C12) = {zener:.9g}); the "
+                         "Stroh predictor needs some anisotropy (|ratio − 1| ≥ 1e-7)")
+    return cls(float(a), C=C * _GPA, symbol=symbol)
+
+
+def _frame(disl) -> np.ndarray:
+    """Rows: the cell axes as unit vectors in the cubic frame."""
+    ax = np.asarray(disl.axes, dtype=float)
+    return ax / np.linalg.norm(ax, axis=1)[:, None]
+
+
+class predictor:
+    """The Stroh predictor of one dislocation, in the cell frame (x, y in the plane, z
+    along the line), centred on the line: ``displacement(points)`` (Å) and
+    ``gradient(points)`` (∂u_i/∂x_j, dimensionless) at points (k, 3) Å relative to the
+    core; ``burgers`` (3,) Å and ``line`` (3,) in the cell frame. Both are matscipy's
+    (``AnisotropicDislocation``), with the branch cut of the displacement on the negative
+    x axis (the half-plane y = 0, x < 0)."""
+
+    def __init__(self, kind: str, a: float, C: np.ndarray, symbol: str = "X"):
+        self.kind, self.a = kind, float(a)
+        self._disl = _dislocation(kind, a, C, symbol)
+        self.axes = np.asarray(self._disl.axes)
+        self.burgers = _frame(self._disl) @ np.asarray(self._disl.burgers, dtype=float)
+        self.line = np.array([0.0, 0.0, 1.0])
+        self.C = np.asarray(C, dtype=float)
+        self._disl.init_adsl()  # matscipy's own set-up of its Stroh solver for this dislocation
+        self._aniso = self._disl.ADstroh
+
+    def displacement(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(self._aniso.displacement(np.atleast_2d(points)), dtype=float)
+
+    def gradient(self, points: np.ndarray) -> np.ndarray:
+        # matscipy's array is indexed [point, j, i] for F_ij = δ_ij + ∂u_i/∂x_j
+        f = np.asarray(self._aniso.deformation_gradient(np.atleast_2d(points)), dtype=float)
+        return np.swapaxes(f, 1, 2) - np.eye(3)
+
+
+def _rotated_stiffness(C: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """C_ijkl (eV/Å³) of the Voigt matrix ``C`` (cubic axes) in the frame whose rows are ``frame``."""
+    from matscipy.elasticity import Voigt_6x6_to_full_3x3x3x3
+
+    c = Voigt_6x6_to_full_3x3x3x3(np.asarray(C, dtype=float))
+    return np.einsum("ia,jb,abcd,kc,ld->ijkl", frame, frame, c, frame, frame)
+
+
+def elastic_prelog(kind: str, a: float, C: np.ndarray, *, points: int = 720) -> float:
+    """The prelogarithmic energy factor E_log (eV/Å) of the predictor: the linear-elastic
+    energy per length of the annulus r₁ < r < r₂ is E_log · ln(r₂/r₁) (docs/dislocations.md
+    (D2)). The energy density of the Stroh field is f(θ)/r², so E_log = ∫₀^{2π} f(θ) dθ,
+    evaluated with the trapezoidal rule on ``points`` angles (spectrally accurate: f is
+    smooth and periodic). For an isotropic medium: μb²/4π (screw), μb²/(4π(1−ν)) (edge)."""
+    pred = predictor(kind, a, C)
+    theta = 2.0 * np.pi * np.arange(points) / points
+    pts = np.column_stack([np.cos(theta), np.sin(theta), np.zeros(points)])
+    g = pred.gradient(pts)
+    eps = 0.5 * (g + np.swapaxes(g, 1, 2))
+    c = _rotated_stiffness(C, _frame(pred._disl))
+    w = 0.5 * np.einsum("pij,ijkl,pkl->p", eps, c, eps)
+    return float(w.mean() * 2.0 * np.pi)
+
+
+def _estimate_atoms(kind: str, a: float, outer: float) -> float:
+    period = {"screw": math.sqrt(3.0) / 2.0, "edge": math.sqrt(6.0), "mixed": math.sqrt(3.0) / 2.0}[kind] * a
+    return math.pi * outer ** 2 * period / (0.5 * a ** 3)
+
+
+def cylinder_atoms(kind: str, radius: float, a: float, C: np.ndarray, *, clamp_width: float,
+                   symbol: str = "X") -> Atoms:
+    """The clamped cylinder (module docstring) of free radius ``radius`` and clamped width
+    ``clamp_width`` (Å), lattice constant ``a`` (Å), predictor from the elastic constants
+    ``C`` (Voigt, cubic axes, eV/Å³). ``arrays``: ``clamped`` (bool), ``lattice_positions``
+    (the perfect-crystal sites, Å). Refused beyond the available memory."""
+    kind, radius, clamp_width = check_arguments(CYLINDER_CONSTRAINTS, kind=kind, radius=radius,
+                                                clamp_width=clamp_width)
+    if clamp_width is None:
+        raise InputError("clamp_width: required (Å)")
+    outer = radius + clamp_width
+    n_est = _estimate_atoms(kind, a, outer)
+    check_memory(f"a {kind} dislocation cylinder of radius R={radius:g} Å + clamped {clamp_width:g} Å "
+                 f"(about {n_est:,.0f} atoms)", n_est * CELL_BYTES_PER_ATOM)
+    disl = _dislocation(kind, a, C, symbol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matscipy's notes on the solver it picks
+        bulk, disloc = disl.build_cylinder(outer, fix_width=clamp_width, method="adsl", verbose=False)
+    core = np.asarray(disloc.info["core_positions"][0], dtype=float)
+    # a box with vacuum around the cylinder: periodic along the line only
+    box = np.array(disloc.cell)
+    width = 2.0 * outer + 10.0
+    shift = np.array([0.5 * width - core[0], 0.5 * width - core[1], 0.0])
+    positions = disloc.positions + shift
+    lattice = bulk.positions + shift
+    rho = np.linalg.norm(lattice[:, :2] - (core[:2] + shift[:2]), axis=1)
+    clamped = rho >= radius
+    atoms = Atoms(symbols=[symbol] * len(positions), positions=positions,
+                  cell=[[width, 0, 0], [0, width, 0], box[2]], pbc=(False, False, True))
+    atoms.arrays["clamped"] = clamped
+    atoms.arrays["lattice_positions"] = lattice
+    frame = _frame(disl)
+    atoms.info.update(
+        lattice="bcc", a=float(a), dim=3, defect=f"dislocation:{kind}", dislocation=kind,
+        radius=float(radius), clamp_width=float(clamp_width), core=(core[:2] + shift[:2]).tolist(),
+        defect_centre=(core + shift).tolist(), burgers=(frame @ np.asarray(disl.burgers)).tolist(),
+        line=[0.0, 0.0, 1.0], axes=np.asarray(disl.axes).tolist(), elastic_constants=np.asarray(C).tolist(),
+        period=float(box[2, 2]),
+    )
+    return atoms
+
+
+def cylinder(potential, kind: str, radius: float, *, a: float | None = None, clamp_width: float | None = None,
+             elastic=None, symbol: str | None = None) -> Atoms:
+    """:func:`cylinder_atoms` with everything taken from ``potential`` (a Potential or a
+    :func:`~genanalysis.potentials.load_potential` spec): a its equilibrium bcc lattice
+    constant (unless given), the predictor's elastic constants those of ``elastic`` (a
+    potential; default ``potential`` itself) at that a, w = 2 × the cutoff (unless given;
+    at least one cutoff)."""
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential(potential)
+    symbol = symbol or (pot.species[0] if getattr(pot, "species", None) else "X")
+    a = float(pot.equilibrium_lattice_constant("bcc") if a is None else a)
+    src = pot if elastic is None else load_potential(elastic, lattice="bcc", a=a)
+    w = default_clamp_width(pot, src) if clamp_width is None else clamp_width
+    check_clamp_width(w, pot, src)
+    return cylinder_atoms(kind, radius, a, predictor_elastic_constants(src, a, symbol), clamp_width=w, symbol=symbol)
+
+
+def _cutoff(*pots) -> float:
+    cut = max(float(getattr(p, "cutoff", 0.0) or 0.0) for p in pots)
+    if not (cut > 0 and math.isfinite(cut)):
+        raise InputError("clamp_width: the potentials state no cutoff; give the clamped width in Å")
+    return cut
+
+
+def default_clamp_width(*pots) -> float:
+    """Twice the largest cutoff of ``pots`` (Å): the reach of a force (module docstring)."""
+    return 2.0 * _cutoff(*pots)
+
+
+def check_clamp_width(width: float, *pots) -> None:
+    """Refuse a clamped shell narrower than the interaction range (the largest cutoff, Å)."""
+    cut = _cutoff(*pots)
+    if width < cut:
+        raise InputError(f"clamp_width={width:g} Å is narrower than the interaction range {cut:g} Å; use "
+                         f"clamp_width ≥ {cut:g} Å (default {2 * cut:g} Å)")
+
+
+def distances_from_line(atoms: Atoms, positions: np.ndarray | None = None) -> np.ndarray:
+    """In-plane distance (Å) of every atom (of ``positions``, default the lattice sites)
+    from the dislocation line ``info['core']``."""
+    pos = atoms.arrays["lattice_positions"] if positions is None else np.asarray(positions)
+    return np.linalg.norm(pos[:, :2] - np.asarray(atoms.info["core"])[None, :], axis=1)
+
+
+def excess_energy(site_energies: np.ndarray, atoms: Atoms, energy_per_atom: float, r: float) -> float:
+    """(D1) Energy per length (eV/Å) of the atoms within in-plane distance ``r`` (Å) of the
+    line, in excess of the perfect crystal: Σ_{|ℓ|<r} (V_ℓ − e₀) / L, L the period along
+    the line, e₀ ``energy_per_atom`` (eV)."""
+    inside = distances_from_line(atoms) < r
+    return float(np.sum(np.asarray(site_energies)[inside] - energy_per_atom) / atoms.info["period"])
+
+
+def relax_cylinder(atoms: Atoms, potential, **options):
+    """Relax the free atoms of a cylinder, the clamped ones held at the predictor:
+    :func:`genanalysis.defect.relax` with its stencil-Laplacian (Dirichlet) preconditioner."""
+    from genanalysis.defect import relax
+
+    return relax(atoms, potential, fixed=np.asarray(atoms.arrays["clamped"], dtype=bool), **options)
