@@ -281,9 +281,10 @@ class _LaplacianPreconditioner:
 # --------------------------------------------------------------------------- the solver
 
 
-def preconditioned_cg(hop, b, precond, rtol, maxiter):
+def preconditioned_cg(hop, b, precond, rtol, maxiter, negative: list | None = None):
     """Preconditioned CG on H x = b; stops at negative curvature (returns the iterate so far,
-    or the preconditioned residual if there is none). Returns (x, cg_iterations, flag)."""
+    or the preconditioned residual if there is none; the direction p with pᵀHp ≤ 0 is
+    appended to ``negative`` when given). Returns (x, cg_iterations, flag)."""
     x = np.zeros_like(b)
     r = b.copy()
     z = precond(r)
@@ -294,6 +295,8 @@ def preconditioned_cg(hop, b, precond, rtol, maxiter):
         ap = hop(p)
         pap = float(np.sum(p * ap))
         if pap <= 0.0:
+            if negative is not None:
+                negative.append(p)
             return (x if k > 1 else z), k, "negative curvature"
         alpha = rz / pap
         x += alpha * p
@@ -317,6 +320,7 @@ def relax(
     preconditioner: str = "auto",
     cg_max_iter: int = 500,
     fixed: np.ndarray | None = None,
+    descend: bool | None = None,
 ) -> Relaxation:
     """Relax atomic positions in a fixed cell until max_i |F_i| ≤ ``fmax`` (eV/Å).
 
@@ -332,7 +336,16 @@ def relax(
     :mod:`genanalysis.dislocation`) holds those atoms exactly where they are: the Newton
     steps act on the free atoms only (the Hessian restricted to them, the Dirichlet
     Laplacian of the free atoms as preconditioner), and the convergence measure is the
-    largest force on a free atom. Returns a :class:`Relaxation`; the input is not modified.
+    largest force on a free atom.
+
+    ``descend``: where CG meets negative curvature, step along that direction (downhill,
+    at most ``max_step``/3 per atom before the line search) instead of the truncated Newton
+    step, so that the relaxation leaves a saddle. None (default): on for a cell with
+    clamped atoms — a dislocation cylinder, whose symmetric screw core from the predictor is
+    a saddle that a symmetry-breaking mode lowers (docs/dislocations.md §2) — and off for
+    periodic cells, where a symmetric stationary point is the point sought (and its
+    stability constant says whether it is a minimum).
+    Returns a :class:`Relaxation`; the input is not modified.
     """
     fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     t0 = time.perf_counter()
@@ -344,6 +357,8 @@ def relax(
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
     free = _free_mask(work, fixed)
+    if descend is None:
+        descend = free is not None
 
     # potentials that return the Hessian operator with the forces (one sweep over the pairs)
     # do so at every trial point: a Newton step is accepted whole almost always, and its
@@ -425,9 +440,14 @@ def relax(
         b = -grad if free is not None else -grad + grad.mean(axis=0)
         gnorm = float(np.linalg.norm(grad))
         eta = min(0.25, math.sqrt(gnorm))
-        d, _, flag = preconditioned_cg(hop, b, precond, eta, cg_max_iter)
+        negative = [] if descend else None
+        d, _, flag = preconditioned_cg(hop, b, precond, eta, cg_max_iter, negative)
+        if negative:
+            p = negative[0]
+            p = -p if float(np.sum(grad * p)) > 0 else p
+            d = p * (max_step / 3.0) / max(float(np.sqrt(np.einsum("ij,ij->i", p, p).max())), 1e-300)
         slope = float(np.sum(grad * d))
-        if slope >= 0:  # not a descent direction: fall back to the preconditioned gradient
+        if slope >= 0 and not negative:  # not a descent direction: fall back to the preconditioned gradient
             d = precond(b)
             slope = float(np.sum(grad * d))
         op = hop = None  # free the operator before the trial points build theirs

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -53,6 +54,11 @@ __all__ = [
     "elastic_prelog",
     "excess_energy",
     "relax_cylinder",
+    "core_energy",
+    "DislocationResult",
+    "solve_dislocation",
+    "default_clamp_width",
+    "check_clamp_width",
 ]
 
 #: dislocation kind -> the matscipy class that builds it
@@ -262,7 +268,55 @@ def excess_energy(site_energies: np.ndarray, atoms: Atoms, energy_per_atom: floa
 
 def relax_cylinder(atoms: Atoms, potential, **options):
     """Relax the free atoms of a cylinder, the clamped ones held at the predictor:
-    :func:`genanalysis.defect.relax` with its stencil-Laplacian (Dirichlet) preconditioner."""
+    :func:`genanalysis.defect.relax` with its stencil-Laplacian (Dirichlet) preconditioner,
+    descending along negative curvature (relax's default with clamped atoms)."""
     from genanalysis.defect import relax
 
     return relax(atoms, potential, fixed=np.asarray(atoms.arrays["clamped"], dtype=bool), **options)
+
+
+@dataclass
+class DislocationResult:
+    """A relaxed dislocation cylinder (the ``genanalysis defect --defect screw|edge|mixed``
+    command): the predictor cylinder, the relaxation, and the energies per length (eV/Å)
+    of docs/dislocations.md (D1)–(D3) over the free region (radius ``radius``, Å)."""
+
+    reference: Atoms
+    relaxation: object
+    energy_per_atom: float
+    excess_energy: float
+    elastic_prelog: float
+    core_energy: float
+    stability_constant: float | None = None
+
+    @property
+    def atoms(self) -> Atoms:
+        return self.relaxation.atoms
+
+
+def core_energy(excess: float, prelog: float, radius: float, burgers: float) -> float:
+    """(D3) E_core(R) = E_exc(R) − E_log · ln(R / |b|), eV/Å: the excess energy per length
+    within R (D1) less the linear-elastic energy of the annulus |b| < r < R (D2)."""
+    return float(excess - prelog * math.log(radius / burgers))
+
+
+def solve_dislocation(potential, kind: str, radius: float, *, a: float | None = None,
+                      clamp_width: float | None = None, fmax: float | None = None, max_iter: int | None = None,
+                      stability: bool = False) -> DislocationResult:
+    """Build the cylinder from ``potential`` (:func:`cylinder`), relax its free atoms with
+    the clamped shell at the predictor, and measure the energies per length over the free
+    region; ``stability``: also the stability constant (eV/Å², free atoms, Dirichlet)."""
+    from genanalysis.defect import DEFAULT_FMAX, DEFAULT_MAX_ITER, perfect_energy_per_atom, stability_constant
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential(potential)
+    ref = cylinder(pot, kind, radius, a=a, clamp_width=clamp_width)
+    rel = relax_cylinder(ref, pot, fmax=DEFAULT_FMAX if fmax is None else fmax,
+                         max_iter=DEFAULT_MAX_ITER if max_iter is None else max_iter)
+    a = float(ref.info["a"])
+    e0 = perfect_energy_per_atom(pot, "bcc", a, 1, ref.get_chemical_symbols()[0])
+    exc = excess_energy(pot.evaluate(rel.atoms).site_energies, ref, e0, radius)
+    prelog = elastic_prelog(kind, a, np.asarray(ref.info["elastic_constants"]))
+    c = stability_constant(rel.atoms, pot, ref) if stability else None
+    return DislocationResult(ref, rel, e0, exc, prelog,
+                             core_energy(exc, prelog, radius, float(np.linalg.norm(ref.info["burgers"]))), c)

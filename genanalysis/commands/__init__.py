@@ -4,12 +4,14 @@ never lost to an output that cannot be written."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["check_output_dir", "check_output_file"]
+__all__ = ["check_output_dir", "check_output_file", "print_result"]
 
 
 def _writable_ancestor(p: Path, flag: str, value: str) -> None:
@@ -41,3 +43,16 @@ def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise InputError(f"{flag} {str(path)!r} cannot be written (permission denied)")
     return p
+
+
+def print_result(out: dict, as_json: bool) -> None:
+    """Print ``out`` (its ``units`` naming each key's unit) as one JSON object, or as a
+    table of ``key  value unit``."""
+    if as_json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for k, v in out.items():
+            if k != "units":
+                unit = out["units"].get(k, "")
+                print(f"{k:>24}  {v}{' ' + unit if unit else ''}")

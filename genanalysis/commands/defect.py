@@ -1,13 +1,12 @@
-"""``genanalysis defect``: relax one point defect in a periodic n-cell with a reference potential.
+"""``genanalysis defect``: relax one point defect in a periodic n-cell with a reference potential,
+or (``--defect screw|edge|mixed --radius R``) one straight bcc dislocation in a clamped
+cylinder of free radius R (docs/dislocations.md).
 
 Prints one JSON object (``--json``) or a short table. Exit codes: 0 converged, 3 the solver
 did not converge (the JSON says why), 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
-
-import json
-import sys
 
 
 def register(sub) -> None:
@@ -20,10 +19,14 @@ def register(sub) -> None:
                    "fitted-model directory or surrogate:BASE?family=F&eta=E")
     p.add_argument("--format", choices=["eam", "eam/alloy", "eam/fs"], help="EAM file format (default: detected from the file)")
     p.add_argument("--element", help="element of a multi-element potential file")
-    p.add_argument("--lattice", required=True, help="bcc, fcc or triangular")
+    p.add_argument("--lattice", help="bcc, fcc or triangular (required for a point defect; a dislocation is bcc)")
     p.add_argument("--a", type=float, help="lattice constant, Å (default: the potential's equilibrium value)")
-    p.add_argument("--defect", required=True, help="vacancy, interstitial, interstitial:KIND or perfect")
-    p.add_argument("--size", type=int, required=True, help="cell size n: n×n×n conventional cells (3D) or n×n (2D)")
+    p.add_argument("--defect", required=True,
+                   help="vacancy, interstitial, interstitial:KIND or perfect; or the dislocation screw, edge or mixed")
+    p.add_argument("--size", type=int, help="cell size n: n×n×n conventional cells (3D) or n×n (2D); point defects")
+    p.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
+    p.add_argument("--clamp-width", type=float,
+                   help="width of the clamped shell of a dislocation cylinder, Å (default 2 × the cutoff)")
     p.add_argument("--fmax", type=float, help="force tolerance, eV/Å (default 1e-8)")
     p.add_argument("--max-iter", type=int, help="Newton iterations at most (default 200)")
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
@@ -45,6 +48,13 @@ def run(args) -> int:
         check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     except InputError as exc:
         raise renamed(exc, RELAX_CONSTRAINTS, lambda f: "--" + f.replace("_", "-")) from None
+    from genanalysis.commands.dislocation import is_dislocation, run_defect
+
+    if is_dislocation(args):
+        return run_defect(args, fmax, max_iter)
+    for opt in ("lattice", "size"):
+        if getattr(args, opt) is None:
+            raise InputError(f"--{opt}: required for a point defect (a dislocation takes --radius instead)")
     if args.lattice in LATTICES:  # a cell too large is refused before the potential is read
         check_cell(args.lattice, args.size, what=f"--size {args.size}")
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
@@ -78,12 +88,8 @@ def run(args) -> int:
         out["stability_constant"] = res.stability_constant
     if callable(getattr(pot, "hessian_report", None)):  # an external calculator: which Hessians, at what cost
         out["hessian"] = pot.hessian_report()
-    if args.json:
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for k, v in out.items():
-            if k != "units":
-                unit = out["units"].get(k, "")
-                print(f"{k:>24}  {v}{' ' + unit if unit else ''}")
+    from genanalysis.commands import print_result
+
+    print_result(out, args.json)
     return 0 if rel.converged else 3
+

@@ -5,7 +5,8 @@ the same start and prints every term of the estimate (docs/experiment.md). MODEL
 potential spec, a fitted-model directory (``model.json``) or a surrogate
 ``surrogate:BASE?family=core|force_constants|bond_stiffness|stress&eta=E``. Exit codes: 0 when the model
 has a stable equilibrium (``status`` converged), 3 otherwise (the output says why), 2 bad
-input.
+input. ``--defect screw|edge|mixed --radius R`` runs the dislocation experiment in a clamped
+cylinder of free radius R instead (docs/dislocations.md).
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ def register(sub) -> None:
                    help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
                         "or surrogate:BASE?family=F&eta=E")
     p.add_argument("--reference", required=True, help="reference potential spec (builtin:NAME, EAM file, python:...)")
-    p.add_argument("--lattice", required=True, help="bcc, fcc or triangular")
+    p.add_argument("--lattice", help="bcc, fcc or triangular (required for a point defect; a dislocation is bcc)")
     p.add_argument("--a", type=float, help="lattice constant, Å (default: the reference's equilibrium value)")
-    p.add_argument("--defect", required=True, help="vacancy, interstitial or interstitial:KIND")
-    p.add_argument("--size", type=int, required=True, help="test-domain size M (periodic M-cell)")
+    p.add_argument("--defect", required=True,
+                   help="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed")
+    p.add_argument("--size", type=int, help="test-domain size M (periodic M-cell); point defects")
+    p.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
+    p.add_argument("--clamp-width", type=float, help="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")
+    p.add_argument("--elastic", choices=["reference", "model"],
+                   help="whose elastic constants the dislocation predictor uses (default: the reference's)")
+    p.add_argument("--energy-radius", type=float, help="radius of the dislocation core energy, Å (default R)")
+    p.add_argument("--lattice-size", type=int, help="perfect n-cell of a dislocation's lattice terms (default 4)")
     p.add_argument("--fmax", type=float, help="force tolerance of both relaxations, eV/Å (default 1e-8)")
     p.add_argument("--r-stencil", type=float, help="stencil radius of the norms, Å (default: nearest-neighbour shell)")
     p.add_argument("--core-radius", type=float, help="core radius of the max displacement error, Å (default 2 r_nn)")
@@ -66,9 +74,16 @@ def spec_of(args):
 
 
 def run(args) -> int:
+    from genanalysis.commands.dislocation import is_dislocation, run_evaluate
+    from genanalysis.exceptions import InputError
     from genanalysis.experiment import evaluate
     from genanalysis.stdio import stdout_to_stderr
 
+    if is_dislocation(args):
+        return run_evaluate(args)
+    for opt in ("lattice", "size"):
+        if getattr(args, opt) is None:
+            raise InputError(f"--{opt}: required for a point defect (a dislocation takes --radius instead)")
     spec = spec_of(args)
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
         res = evaluate(args.model, args.reference, spec)

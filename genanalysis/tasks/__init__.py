@@ -22,4 +22,5 @@ BUILTIN = {
     "generalisation.reference": "genanalysis.tasks.kinds:register_generalisation",
     "experiment.surrogate": "genanalysis.tasks.kinds:register_experiment",
     "experiment.evaluate": "genanalysis.tasks.kinds:register_experiment",
+    "experiment.dislocation": "genanalysis.tasks.kinds:register_dislocation",
 }

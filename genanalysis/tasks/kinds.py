@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from genanalysis.sweep.registry import register_shared, register_task_kind
 
-__all__ = ["register_generalisation", "register_experiment"]
+__all__ = ["register_generalisation", "register_experiment", "register_dislocation"]
 
 
 def _trainingset_of(params):
@@ -55,3 +55,16 @@ def register_experiment() -> None:
                        validate=experiment.validate_surrogate_point)
     register_task_kind("experiment.evaluate", experiment.evaluate_task, version="1", units=units,
                        validate=experiment.validate_evaluate_point)
+
+
+def register_dislocation() -> None:
+    """``experiment.dislocation``: a model against a reference on a straight bcc dislocation
+    in a clamped cylinder (:mod:`genanalysis.experiment_dislocation`)."""
+    from genanalysis import experiment, experiment_dislocation
+
+    units = {k: v for k, v in experiment.UNITS.items() if "." not in k}
+    units.update(experiment_dislocation.DISLOCATION_UNITS)
+    units.update({"experiment.radius": "Å", "experiment.clamp_width": "Å", "experiment.a": "Å",
+                  "experiment.energy_radius": "Å", "size": "cells (perfect lattice terms)"})
+    register_task_kind("experiment.dislocation", experiment_dislocation.dislocation_task, version="1", units=units,
+                       validate=experiment_dislocation.validate_dislocation_point)
