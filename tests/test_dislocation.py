@@ -221,3 +221,17 @@ def test_dual_norm_on_the_free_region_is_the_dual_of_the_energy_norm():
     for _ in range(20):
         w = rng.standard_normal(f.shape) * free[:, None]
         assert np.sum(f * w) / energy_norm(w, st_) <= dn * (1 + 1e-12)
+
+
+def test_stability_on_the_free_atoms_dense_and_iterative_agree():
+    from genanalysis.defect import stability_constant
+
+    atoms = _cyl("mixed", 6.0)
+    rel = relax_cylinder(atoms, W)
+    dense = stability_constant(rel.atoms, W, atoms)
+    iterative = stability_constant(rel.atoms, W, atoms, dense_limit=10, tol=1e-9)
+    assert dense > 0
+    assert iterative == pytest.approx(dense, rel=1e-4)
+    # clamping more atoms only raises the constant (a smaller admissible space)
+    more = atoms.arrays["clamped"] | (distances_from_line(atoms) > 4.0)
+    assert stability_constant(rel.atoms, W, atoms, fixed=more) >= dense * (1 - 1e-10)

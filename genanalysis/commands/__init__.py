@@ -11,7 +11,7 @@ from pathlib import Path
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["check_output_dir", "check_output_file", "print_result"]
+__all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment"]
 
 
 def _writable_ancestor(p: Path, flag: str, value: str) -> None:
@@ -56,3 +56,24 @@ def print_result(out: dict, as_json: bool) -> None:
             if k != "units":
                 unit = out["units"].get(k, "")
                 print(f"{k:>24}  {v}{' ' + unit if unit else ''}")
+
+
+def print_experiment(out: dict, keys, where: str, as_json: bool) -> None:
+    """Print an experiment's ``to_dict()`` as one JSON object, or as a table of ``keys``
+    (values with their ``units``) under the model and the reference (``where`` names the
+    problem)."""
+    if as_json:
+        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    units = out["units"]
+    print(f"{'model':>30}  {out['model']}")
+    print(f"{'reference':>30}  {out['reference']}  ({where})")
+    for k in keys:
+        v = out.get(k)
+        if v is None or v == "":
+            continue
+        unit = units.get(k, "")
+        unit = "" if unit == "1" else unit
+        text = f"{v:.6g}" if isinstance(v, float) else str(v)
+        print(f"{k:>30}  {text}{' ' + unit if unit else ''}")

@@ -95,9 +95,7 @@ def spec_of(args):
 
 def run_evaluate(args) -> int:
     """``genanalysis evaluate --defect KIND --radius R``: the dislocation experiment."""
-    import json
-    import sys
-
+    from genanalysis.commands import print_experiment
     from genanalysis.experiment_dislocation import evaluate_dislocation
     from genanalysis.stdio import stdout_to_stderr
 
@@ -105,20 +103,5 @@ def run_evaluate(args) -> int:
     with stdout_to_stderr():
         res = evaluate_dislocation(args.model, args.reference, spec)
     out = res.to_dict()
-    if args.json:
-        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        units = out["units"]
-        print(f"{'model':>30}  {out['model']}")
-        print(f"{'reference':>30}  {out['reference']}  (bcc, a = {out['a']:.6g} Å, {out['defect']}, "
-              f"R = {out['radius']:g} Å)")
-        for k in _SUMMARY:
-            v = out.get(k)
-            if v is None or v == "":
-                continue
-            unit = units.get(k, "")
-            unit = "" if unit == "1" else unit
-            text = f"{v:.6g}" if isinstance(v, float) else str(v)
-            print(f"{k:>30}  {text}{' ' + unit if unit else ''}")
+    print_experiment(out, _SUMMARY, f"bcc, a = {out['a']:.6g} Å, {out['defect']}, R = {out['radius']:g} Å", args.json)
     return 0 if res.ok else 3

@@ -11,9 +11,6 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-import json
-import sys
-
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
 _OPTIONS = ("lattice", "defect", "size", "a", "fmax", "max_iter", "start", "r_stencil", "core_radius", "check_size")
@@ -74,6 +71,7 @@ def spec_of(args):
 
 
 def run(args) -> int:
+    from genanalysis.commands import print_experiment
     from genanalysis.commands.dislocation import is_dislocation, run_evaluate
     from genanalysis.exceptions import InputError
     from genanalysis.experiment import evaluate
@@ -88,24 +86,10 @@ def run(args) -> int:
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
         res = evaluate(args.model, args.reference, spec)
     out = res.to_dict()
-    if args.json:
-        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        units = out["units"]
-        print(f"{'model':>30}  {out['model']}")
-        print(f"{'reference':>30}  {out['reference']}  ({out['lattice']}, a = {out['a']:.6g} Å, "
-              f"{out['defect']}, M = {out['size']})")
-        for k in _SUMMARY:
-            v = out.get(k)
-            if v is None or v == "":
-                continue
-            unit = units.get(k, "")
-            unit = "" if unit == "1" else unit
-            text = f"{v:.6g}" if isinstance(v, float) else str(v)
-            print(f"{k:>30}  {text}{' ' + unit if unit else ''}")
-        if out.get("convergence"):
-            c = out["convergence"]
-            print(f"{'convergence':>30}  M2 = {c['size']}: error {c['error_energy_norm']} Å "
-                  f"(change {c['error_energy_norm_change']} Å)")
+    print_experiment(out, _SUMMARY, f"{out['lattice']}, a = {out['a']:.6g} Å, {out['defect']}, M = {out['size']}",
+                     args.json)
+    if not args.json and out.get("convergence"):
+        c = out["convergence"]
+        print(f"{'convergence':>30}  M2 = {c['size']}: error {c['error_energy_norm']} Å "
+              f"(change {c['error_energy_norm_change']} Å)")
     return 0 if res.ok else 3
