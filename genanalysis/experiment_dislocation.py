@@ -231,6 +231,8 @@ def evaluate_dislocation(model, reference, spec: DislocationSpec) -> Dislocation
     if not isinstance(spec, DislocationSpec):
         raise InputError(f"evaluate_dislocation() needs a DislocationSpec, got {type(spec).__name__}")
     p = _resolve(model, reference, spec)
+    for pot in (p.reference, p.model):  # bit-identical results whichever process ran what before
+        pot.clear_caches()
     cell = p.cell
     free = ~np.asarray(cell.arrays["clamped"], dtype=bool)
     res = DislocationExperimentResult(
@@ -247,11 +249,12 @@ def evaluate_dislocation(model, reference, spec: DislocationSpec) -> Dislocation
     lat_nv = None if lat is None else dataclasses.replace(lat, virial_reference=None, virial_model=None)
     rel_ref, u_ref, ev_ref = ex._reference_stage(p, res, lat_nv, failures)
     ex._residual_stage(p, res, rel_ref, ev_ref, failures)
+    modes: list = []  # each stability constant's LOBPCG starts from the previous one's mode
     if spec.stability:
-        ex._stability_at_reference(p, res, rel_ref)
+        ex._stability_at_reference(p, res, rel_ref, modes)
     rel_ml = ex._model_stage(p, res, rel_ref, failures)
     if rel_ml is not None and ex._error_stage(p, res, rel_ml, u_ref, lat_nv, failures) and spec.stability:
-        ex._effectivity_stage(p, res, rel_ml, failures)
+        ex._effectivity_stage(p, res, rel_ml, failures, modes)
     if rel_ref.converged:
         _energy_stage(p, res, lat, rel_ref, rel_ml)
     # the cylinder's total energy includes its outer surface: no formation energy
