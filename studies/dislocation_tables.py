@@ -1,5 +1,5 @@
 """The tables of docs/dislocations.md §4, printed from the raw data in docs/data/
-(dislocation_calibration.json, dislocation_lammps.json) as Markdown.
+(dislocation_calibration.json, dislocation_lammps.json, dislocation_evaluate_fit.json) as Markdown.
 
     python studies/dislocation_tables.py
 """
@@ -33,6 +33,23 @@ def main() -> int:
               f"{r['unrelaxed_energy_ours'] - r['unrelaxed_energy_lammps']:.1e} | {r['relaxed_energy_ours']:.6f} | "
               f"{r['relaxed_energy_difference']:.1e} | {r['max_position_difference']:.1e} | "
               f"{r['relaxed_energy_ours'] - r['relaxed_energy_analytic']:.1e} |")
+    fit = json.load(open("docs/data/dislocation_evaluate_fit.json", encoding="utf-8"))
+    print("\n| run | status | model its (max force eV/Å) | ‖D(ū^ML − ū)‖ (Å) | ‖f^ML(ū)‖₋₁ (eV/Å) | c ref / model at ū / "
+          "model at ū^ML (eV/Å²) | bound (Å) | η | ΔE_core (eV/Å) | ΔC (GPa) | ε_FC (eV/Å²) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def f(v, spec=".3g"):
+        return "—" if v is None else format(v, spec)
+
+    for name, r in fit["runs"].items():
+        if name == "fit_report":
+            continue
+        mr = r.get("model_relaxation") or {}
+        print(f"| {name} | {r['status']} | {mr.get('iterations')} ({f(mr.get('max_force'), '.1e')}) | "
+              f"{f(r['error_energy_norm'])} | {f(r['residual_dual_norm'])} | {f(r['stability_reference'])} / "
+              f"{f(r['stability_model_at_reference'])} / {f(r['stability_model'])} | {f(r['a_posteriori_bound'])} | "
+              f"{f(r['effectivity'])} | {f(r['core_energy_error'])} | {f(r['elastic_constant_error_gpa'])} | "
+              f"{f(r['force_constant_error'])} |")
     return 0
 
 
