@@ -163,6 +163,25 @@ def test_extxyz_is_readable_by_ase_with_mace_keys(tmp_path):
     assert np.allclose(np.asarray(a.info["REF_stress"]).reshape(3, 3), -c.virial / vol, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", ["lattice", "properties", "PBC"])
+def test_info_keys_that_readers_confuse_with_the_header_are_escaped(tmp_path, name):
+    """Some extxyz readers match ``Lattice``, ``Properties`` and ``pbc`` without regard to
+    case, so ``lattice=bcc`` (every built cell carries ``info['lattice']``) read as a
+    malformed cell there. Such keys are written as ``info_<name>`` and read back exactly."""
+    atoms = perfect_cell("bcc", 3.1, 2, "W")
+    atoms.info[name] = "bcc"
+    c = Configuration(atoms=atoms, group="perfect", energy=-1.0)
+    path = write_extxyz(tmp_path / "m.xyz", [c], keys="mace")
+    header = path.read_text().splitlines()[1]
+    keys = [tok.split("=")[0] for tok in header.split() if "=" in tok]
+    clash = [k for k in keys if k.lower() in ("lattice", "properties", "pbc")]
+    assert sorted(clash) == ["Lattice", "Properties", "pbc"] and f"info_{name}" in keys
+    assert read_extxyz(path, keys="mace")[0].atoms.info[name] == "bcc"
+    c.atoms.info = {f"info_{name}": 1}  # the escaped name itself is refused, so reading is unambiguous
+    with pytest.raises(InputError, match=f"info_{name}"):
+        write_extxyz(tmp_path / "n.xyz", [c])
+
+
 def test_virial_is_recovered_from_stress_when_no_virial_key(tmp_path):
     c = Configuration(atoms=perfect_cell("fcc", 3.6, 1, "X"), group="perfect", virial=np.arange(9.0).reshape(3, 3))
     path = write_extxyz(tmp_path / "s.xyz", [c], keys="mace")

@@ -86,6 +86,20 @@ def _keys(keys) -> ExtxyzKeys:
 
 _BARE = re.compile(r"^[A-Za-z0-9_.+\-:/]+$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+#: header keys that readers match without regard to case (an ``info['lattice']`` written as
+#: ``lattice=bcc`` is read as a malformed ``Lattice`` by some of them)
+_CASELESS = ("lattice", "properties", "pbc")
+#: prefix of the info keys written under another name for that reason
+_ESCAPED = "info_"
+
+
+def _escape(name: str) -> str:
+    return _ESCAPED + name if name.lower() in _CASELESS else name
+
+
+def _unescape(key: str) -> str:
+    rest = key[len(_ESCAPED):]
+    return rest if key.startswith(_ESCAPED) and rest.lower() in _CASELESS else key
 
 
 def _fmt_float(x) -> str:
@@ -237,9 +251,9 @@ def write_extxyz(path, configs: list[Configuration], *, keys="both", spec_hash: 
         reserved = {"Lattice", "Properties", "pbc", keys.config_type, "spec_hash", *keys.energy,
                     *keys.virial, *keys.stress}
         for name, value in atoms.info.items():
-            if name in reserved or not _KEY.match(name) or name.startswith("meta_"):
+            if name in reserved or not _KEY.match(name) or name.startswith("meta_") or _unescape(name) != name:
                 raise InputError(f"atoms.info key {name!r} cannot be written to extxyz (reserved or invalid name)")
-            parts.append(f"{name}={_fmt_value(value)}")
+            parts.append(f"{_escape(name)}={_fmt_value(value)}")
         for name, value in c.meta.items():
             if not _KEY.match(f"meta_{name}"):
                 raise InputError(f"meta key {name!r} cannot be written to extxyz (invalid name)")
@@ -345,6 +359,7 @@ def read_extxyz(path, *, keys="both") -> list[Configuration]:
         spec_hash = raw.pop("spec_hash", None)
         for k, (v, q) in raw.items():
             val = _parse_value(v, q)
+            k = _unescape(k)
             if k.startswith("meta_"):
                 meta[k[5:]] = val
             else:
