@@ -537,30 +537,20 @@ def _fit_external(spec, data: TrainingData, ctx, seed: int) -> dict:
         return {"status": "fit failure", "reason": str(exc)[:500], "report": {"notes": []},
                 "seconds": time.perf_counter() - t0}
     return {"status": "fitted", "reason": "", "kind": "external", "load": spec.load, "output": spec.output,
-            "model_bytes": np.frombuffer(res["model_bytes"], dtype=np.uint8).copy(),
-            "model_sha256": res["model_sha256"], "element": data.element, "report": res["report"],
+            "files": {name: np.frombuffer(raw, dtype=np.uint8).copy() for name, raw in res["files"].items()},
+            "files_sha256": res["files_sha256"], "element": data.element, "report": res["report"],
             "seconds": time.perf_counter() - t0, "model_dir": res["workdir"]}
 
 
 def _external_model_from(fitted: dict):
-    """The loaded external model of a shared fit: its bytes are written once to a
-    content-addressed file (named by their SHA-256, checked) and handed to the loader."""
-    import hashlib
+    """The loaded external model of a shared fit: its files are written once into a
+    directory named by their SHA-256 (checked) and the main one is handed to the loader."""
+    from genanalysis.fitting.external import external_potential, materialise
 
-    from genanalysis.fitting.external import external_potential
-
-    data = np.asarray(fitted["model_bytes"], dtype=np.uint8).tobytes()
-    sha = hashlib.sha256(data).hexdigest()
-    if sha != fitted["model_sha256"]:
-        raise RuntimeError(f"external model bytes do not match their SHA-256 {fitted['model_sha256'][:12]}…")
-    path = Path(tempfile.gettempdir()) / "genanalysis-external-models" / sha / Path(fitted["output"]).name
-    if not (path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha):
-        from genanalysis.sweep.worker import atomic_write_bytes
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(str(path), data)
-    pot = external_potential(fitted["load"], path)
-    pot.name = f"external:{fitted['report'].get('fit_hash', sha[:16])}"
+    files = {name: np.asarray(arr, dtype=np.uint8).tobytes() for name, arr in fitted["files"].items()}
+    base = materialise(files, fitted["files_sha256"])
+    pot = external_potential(fitted["load"], base / fitted["output"])
+    pot.name = f"external:{fitted['report'].get('fit_hash', fitted['files_sha256'][:16])}"
     return pot
 
 

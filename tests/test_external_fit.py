@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genanalysis.exceptions import InputError
@@ -138,3 +139,24 @@ def test_the_mace_study_table_is_an_external_fit():
     argv = spec.argv(Path("/t.xyz"), Path("/v.xyz"), Path("/w"), 7)
     assert argv[argv.index("--train_file") + 1] == "/t.xyz" and argv[argv.index("--seed") + 1] == "7"
     assert (ROOT / "examples" / "mace" / "mace_w.py").read_text().count("def load(") == 1
+
+
+def test_a_gap_trained_by_gap_fit_goes_through_the_experiment(tmp_path, monkeypatch):
+    """The second family: QUIP's gap_fit (the test extra installs it) trains a two-body +
+    SOAP GAP on the exported W set, with the command of studies/external_gap_w.toml; the
+    model is an XML file plus sparse-point files beside it (extra_outputs)."""
+    pytest.importorskip("quippy", reason="quippy-ase is not installed: pip install -e '.[test]'")
+    from genanalysis.tomlutil import read_toml
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "gap"))
+    study = read_toml(ROOT / "studies" / "external_gap_w.toml", "study spec")
+    ts = dict(study["trainingset"], size=2, configs_per_size=3, observations="EFV")
+    out = run_point(ts, study["fit"], {"defect": "vacancy", "size": 3}, seed=1, workdir=tmp_path)
+    m = out.metrics
+    assert m["fit_status"] == "fitted", m.get("reason")
+    assert m["status"] == "converged", m.get("reason")
+    assert 0 < m["fit_rmse_F_train"] < 0.1  # eV/Å: a GAP of the W EAM on its own data
+    assert np.isfinite(m["fit_rmse_V_train"])  # QUIP's calculator gives the stress
+    assert m["error_energy_norm"] > 0 and m["effectivity"] > 0
+    files = sorted(p.name for p in (tmp_path / "artifacts" / "fit" / "train").glob("w.xml*"))
+    assert files[0] == "w.xml" and len(files) == 3  # the model and its two sparse-point files

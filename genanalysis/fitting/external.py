@@ -8,6 +8,7 @@ writes and the user's loader of that file::
     command = ["mace_run_train", "--train_file", "{train}", "--valid_file", "{valid}",
                "--seed", "{seed}", "--name", "w", "--energy_key", "REF_energy", ...]
     output = "w.model"                 # relative to the work directory the command runs in
+    extra_outputs = []                 # glob patterns of files the model needs beside it
     load = "python:mace_w:load"        # load(path) -> an ASE calculator
     keys = "mace"                      # extxyz key names of the exported set
     validation_fraction = 0.1
@@ -25,7 +26,7 @@ with its reason; a command that cannot be found or a loader module that cannot b
 imported is refused when the study is validated, before any work. The fitted model is then
 measured by the toolkit on both splits (the same report as the toolkit's own fits).
 
-The model file's bytes travel inside the sweep's shared-work result (a data-only npz,
+The model files' bytes travel inside the sweep's shared-work result (a data-only npz,
 checked against its SHA-256), so every task evaluates the file the command wrote and a
 changed or truncated copy is rebuilt rather than used. The *loader* is the user's code:
 genanalysis never unpickles anything itself, but a loader may (a MACE model file is a torch
@@ -55,7 +56,7 @@ from genanalysis.constraints import check_number
 from genanalysis.exceptions import InputError
 
 __all__ = ["KIND", "ExternalFitSpec", "ExternalFitError", "PotentialObservations", "fit_external",
-           "external_potential", "PLACEHOLDERS"]
+           "external_potential", "files_sha256", "materialise", "PLACEHOLDERS"]
 
 #: the ``[fit] kind`` of an external fit
 KIND = "external"
@@ -66,7 +67,8 @@ PLACEHOLDERS = {
     "workdir": "the directory the command runs in",
     "seed": "the sweep point's seed",
 }
-_KEYS = ("kind", "command", "output", "load", "keys", "validation_fraction", "seed", "timeout_s", "max_model_mb")
+_KEYS = ("kind", "command", "output", "extra_outputs", "load", "keys", "validation_fraction", "seed", "timeout_s",
+         "max_model_mb")
 #: the largest model file accepted by default (MB); the file travels in the shared-work result
 DEFAULT_MAX_MODEL_MB = 512.0
 
@@ -79,7 +81,9 @@ class ExternalFitError(Exception):
 class ExternalFitSpec:
     """A validated ``[fit]`` table of kind ``external`` (module docstring). ``command``:
     argv list (placeholders :data:`PLACEHOLDERS` in braces); ``output``: the file the
-    command writes, relative to its work directory; ``load``: ``python:MODULE:CALLABLE``
+    command writes, relative to its work directory; ``extra_outputs``: glob patterns (relative
+to it) of files the model needs beside ``output`` (e.g. a GAP's sparse-point files);
+``load``: ``python:MODULE:CALLABLE``
     (options as for a ``python:`` potential) called with the output's path and returning an
     ASE calculator; ``keys``: extxyz key preset of the export; ``timeout_s`` (s);
     ``max_model_mb`` (MB)."""
@@ -87,6 +91,7 @@ class ExternalFitSpec:
     command: tuple
     output: str
     load: str
+    extra_outputs: tuple = ()
     keys: str = "mace"
     validation_fraction: float = 0.1
     seed: int = 0
@@ -117,6 +122,11 @@ class ExternalFitSpec:
         output = table["output"]
         if not isinstance(output, str) or not output or Path(output).is_absolute() or ".." in Path(output).parts:
             raise InputError(f"fit.output={output!r} must be a file name relative to the command's work directory")
+        extra = table.get("extra_outputs", [])
+        if isinstance(extra, str) or not isinstance(extra, (list, tuple)) or not all(
+                isinstance(g, str) and g and not Path(g).is_absolute() and ".." not in Path(g).parts for g in extra):
+            raise InputError(f"fit.extra_outputs={extra!r} must be a list of glob patterns relative to the "
+                             "command's work directory")
         load = table["load"]
         if not isinstance(load, str) or not load.startswith("python:"):
             raise InputError(f"fit.load={load!r} must be 'python:MODULE:CALLABLE' (called with the output's path)")
@@ -128,7 +138,7 @@ class ExternalFitSpec:
         s = table.get("seed", seed)
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
             raise InputError(f"fit.seed={s!r} must be a whole number ≥ 0")
-        return cls(command=tuple(command), output=output, load=load, keys=keys,
+        return cls(command=tuple(command), output=output, load=load, extra_outputs=tuple(extra), keys=keys,
                    validation_fraction=check_number(table.get("validation_fraction", 0.1), "fit.validation_fraction",
                                                     minimum=0.0, maximum=0.9),
                    seed=s,
@@ -210,8 +220,9 @@ def _tail(path: Path, lines: int = 3) -> str:
 def fit_external(configs, spec: ExternalFitSpec, workdir=None, *, seed: int | None = None) -> dict:
     """Train with the external command on ``configs`` and measure the result.
 
-    Returns ``{"potential", "model_bytes" (the output file's bytes), "model_sha256",
-    "report", "seconds", "workdir"}``; ``report`` is :func:`genanalysis.fit.fit_report`'s
+    Returns ``{"potential", "files" ({name relative to the work directory: bytes} of
+    ``output`` and ``extra_outputs``), "files_sha256" (:func:`files_sha256`), "report",
+    "seconds", "workdir"}``; ``report`` is :func:`genanalysis.fit.fit_report`'s
     (RMSE per split, group and type) plus the command, its exit code and run time.
     Raises :class:`ExternalFitError` for a run that gave no usable model (its reason names
     the exit code and the last lines of the log) and :class:`InputError` for a spec the
@@ -232,8 +243,9 @@ def fit_external(configs, spec: ExternalFitSpec, workdir=None, *, seed: int | No
     else:
         valid_path.write_text("")
     out = work / spec.output
-    if out.exists():
-        out.unlink()
+    for stale in [out, *(p for g in spec.extra_outputs for p in work.glob(g))]:
+        if stale.is_file():
+            stale.unlink()
     argv = spec.argv(train_path.resolve(), valid_path.resolve(), work.resolve(), seed)
     log = work / "train.log"
     t0 = time.perf_counter()
@@ -252,11 +264,13 @@ def fit_external(configs, spec: ExternalFitSpec, workdir=None, *, seed: int | No
     if not out.is_file():
         raise ExternalFitError(f"the training command exited 0 but wrote no file {spec.output!r} "
                                f"in its work directory; its last output: {_tail(log)}")
-    size_mb = out.stat().st_size / 1e6
+    names = [spec.output] + sorted({p.relative_to(work).as_posix() for g in spec.extra_outputs
+                                    for p in work.glob(g) if p.is_file()} - {spec.output})
+    size_mb = sum((work / n).stat().st_size for n in names) / 1e6
     if size_mb > spec.max_model_mb:
-        raise ExternalFitError(f"the model file {spec.output!r} is {size_mb:.1f} MB, over "
+        raise ExternalFitError(f"the model files ({', '.join(names)}) are {size_mb:.1f} MB, over "
                                f"fit.max_model_mb={spec.max_model_mb:g}")
-    data = out.read_bytes()
+    files = {n: (work / n).read_bytes() for n in names}
     try:
         potential = external_potential(spec.load, out)
     except Exception as exc:  # noqa: BLE001 - the user's loader on the program's output: a result
@@ -273,5 +287,29 @@ def fit_external(configs, spec: ExternalFitSpec, workdir=None, *, seed: int | No
     report.update(spec_hash=spec.content_hash(), training_set_hash=configurations_hash(configs),
                   fit_hash=spec.fit_hash(configs), model_kind=KIND, command=argv, exit_code=proc.returncode, training_seconds=seconds,
                   n_train=len(train), n_validation=len(val))
-    return {"potential": potential, "model_bytes": data, "model_sha256": hashlib.sha256(data).hexdigest(),
+    return {"potential": potential, "files": files, "files_sha256": files_sha256(files),
             "report": report, "seconds": seconds, "workdir": str(work)}
+
+
+def files_sha256(files: dict) -> str:
+    """SHA-256 of a set of model files (``{relative name: bytes}``): names and contents."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode("utf-8") + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+def materialise(files: dict, sha: str, root=None) -> Path:
+    """Write the model files once into a directory named by their hash (``root``: default
+    the system's temporary directory) and return it; files already there with the right
+    content are kept. Raises ValueError when ``files`` do not have the hash ``sha``."""
+    if files_sha256(files) != sha:
+        raise ValueError(f"external model files do not match their SHA-256 {sha[:12]}…")
+    from genanalysis.sweep.worker import atomic_write_bytes
+
+    base = Path(root if root is not None else tempfile.gettempdir()) / "genanalysis-external-models" / sha[:32]
+    for name, data in files.items():
+        path = base / name
+        if not (path.is_file() and path.read_bytes() == data):
+            atomic_write_bytes(str(path), data)
+    return base
