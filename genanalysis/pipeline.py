@@ -542,13 +542,31 @@ def _fit_external(spec, data: TrainingData, ctx, seed: int) -> dict:
             "seconds": time.perf_counter() - t0, "model_dir": res["workdir"]}
 
 
+def _materialise(files: dict, sha: str, root=None) -> Path:
+    """Write the model files once into a directory named by their hash (``root``: default
+    the system's temporary directory) and return it; files already there with the right
+    content are kept. Raises ValueError when ``files`` do not have the hash ``sha``."""
+    from genanalysis.fitting.external import files_sha256
+    from genanalysis.sweep.worker import atomic_write_bytes
+
+    if files_sha256(files) != sha:
+        raise ValueError(f"external model files do not match their SHA-256 {sha[:12]}…")
+
+    base = Path(root if root is not None else tempfile.gettempdir()) / "genanalysis-external-models" / sha[:32]
+    for name, data in files.items():
+        path = base / name
+        if not (path.is_file() and path.read_bytes() == data):
+            atomic_write_bytes(str(path), data)
+    return base
+
+
 def _external_model_from(fitted: dict):
     """The loaded external model of a shared fit: its files are written once into a
     directory named by their SHA-256 (checked) and the main one is handed to the loader."""
-    from genanalysis.fitting.external import external_potential, materialise
+    from genanalysis.fitting.external import external_potential
 
     files = {name: np.asarray(arr, dtype=np.uint8).tobytes() for name, arr in fitted["files"].items()}
-    base = materialise(files, fitted["files_sha256"])
+    base = _materialise(files, fitted["files_sha256"])
     pot = external_potential(fitted["load"], base / fitted["output"])
     pot.name = f"external:{fitted['report'].get('fit_hash', fitted['files_sha256'][:16])}"
     return pot

@@ -56,7 +56,7 @@ from genanalysis.constraints import check_number
 from genanalysis.exceptions import InputError
 
 __all__ = ["KIND", "ExternalFitSpec", "ExternalFitError", "PotentialObservations", "fit_external",
-           "external_potential", "files_sha256", "materialise", "PLACEHOLDERS"]
+           "external_potential", "files_sha256", "PLACEHOLDERS"]
 
 #: the ``[fit] kind`` of an external fit
 KIND = "external"
@@ -297,19 +297,3 @@ def files_sha256(files: dict) -> str:
     for name in sorted(files):
         h.update(name.encode("utf-8") + b"\0" + hashlib.sha256(files[name]).digest())
     return h.hexdigest()
-
-
-def materialise(files: dict, sha: str, root=None) -> Path:
-    """Write the model files once into a directory named by their hash (``root``: default
-    the system's temporary directory) and return it; files already there with the right
-    content are kept. Raises ValueError when ``files`` do not have the hash ``sha``."""
-    if files_sha256(files) != sha:
-        raise ValueError(f"external model files do not match their SHA-256 {sha[:12]}…")
-    from genanalysis.sweep.worker import atomic_write_bytes
-
-    base = Path(root if root is not None else tempfile.gettempdir()) / "genanalysis-external-models" / sha[:32]
-    for name, data in files.items():
-        path = base / name
-        if not (path.is_file() and path.read_bytes() == data):
-            atomic_write_bytes(str(path), data)
-    return base
