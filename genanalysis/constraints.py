@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from genanalysis.exceptions import InputError, check_number
 
-__all__ = ["Number", "Whole", "Choice", "Flag", "check_fields", "check_arguments", "renamed"]
+__all__ = ["Number", "Whole", "Choice", "Flag", "check_fields", "check_arguments", "renamed",
+           "RELAX_CONSTRAINTS", "DEFAULT_FMAX", "DEFAULT_MAX_ITER"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,13 @@ def renamed(exc: InputError, fields: Iterable[str], name: Callable[[str], str], 
         if text.startswith((f"{f}=", f"{f}:")):
             return InputError(name(f) + text[len(f):])
     return InputError(f"{where}: {text}") if where else exc
+
+
+#: the accepted relaxation tolerance (eV/Å) and iteration cap, declared once:
+#: :func:`genanalysis.relaxation.relax` checks its arguments against them and every spec that
+#: relaxes shares them
+RELAX_CONSTRAINTS = {"fmax": Number("eV/Å", maximum=1.0, strict=True), "max_iter": Whole(1)}
+#: the default relaxation tolerance (eV/Å) and iteration cap, stated once (here, where the
+#: command line's help texts can read them without importing the solver)
+DEFAULT_FMAX = 1e-8
+DEFAULT_MAX_ITER = 200

@@ -49,10 +49,10 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from genanalysis import bloch
-from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
+from genanalysis.constraints import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, Choice, Flag, Number, Whole,
+                                     check_fields, renamed)
 from genanalysis.decomposition import UNITS as DECOMPOSITION_UNITS
-from genanalysis.defect import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, formation_energy,
-                                perfect_energy_per_atom, relax, stability_mode)
+from genanalysis.defect import formation_energy, perfect_energy_per_atom, relax, stability_mode
 from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
 from genanalysis.jsonutil import json_ready
 from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, minimum_image
@@ -173,7 +173,7 @@ TABLE_KEYS = ("lattice", "defect", "size", "a", "fmax", "r_stencil", "start", "c
               "stability", "max_iter")
 
 #: the accepted value of every ExperimentSpec field that needs no other field to judge it;
-#: fmax and max_iter are the relaxation's own (:data:`genanalysis.defect.RELAX_CONSTRAINTS`)
+#: fmax and max_iter are the relaxation's own (:data:`genanalysis.constraints.RELAX_CONSTRAINTS`)
 EXPERIMENT_CONSTRAINTS = {
     "lattice": Choice(tuple(LATTICES)),
     "size": Whole(1, unit="cells"),

@@ -19,7 +19,7 @@ Hessian at ū_M (eV/Å²), a coefficient perturbation δθ moves the equilibrium
 
 (L the energy norm's Riesz matrix, :mod:`genanalysis.norms`). It is estimated by
 Hutchinson's estimator — ``zᵀ K z`` for Rademacher z ∈ {±1}^k, one preconditioned CG solve
-with H per probe (the solver's own preconditioners, :mod:`genanalysis.defect`) — with the
+with H per probe (the solver's own preconditioners, :mod:`genanalysis.relaxation`) — with the
 standard error of the mean over probes, or computed exactly (``method="dense"``: the
 pseudo-inverse of the dense Hessian, translations removed; small cells only). The width has
 no floor: it is zero when the data determine every coefficient the test domain's forces
@@ -157,7 +157,7 @@ class Identifiability:
 
 def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
     """x ↦ H⁻¹ x for net-force-free fields (n, dim) at ``atoms``, by preconditioned CG."""
-    from genanalysis import defect as D
+    from genanalysis.relaxation import auto_preconditioner, preconditioned_cg
 
     pot = load_potential(potential)
     op = pot.linearise(atoms)
@@ -169,22 +169,13 @@ def _hessian_solver(atoms, potential, dim: int, rtol: float, maxiter: int):
         full[:, :dim] = v
         return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
 
-    site_index = atoms.arrays.get("site_index", -np.ones(n, int))
-    if D._matches_perfect_cell(atoms):
-        from ase.data import chemical_symbols
-
-        pre = D.shared_lattice_preconditioner(pot, atoms.info["lattice"], float(atoms.info["a"]), int(atoms.info["n"]),
-                                        chemical_symbols[int(atoms.numbers[0])])
-        precond = lambda r: pre.apply(r, site_index)  # noqa: E731
-    else:
-        lp = D._LaplacianPreconditioner(atoms, hop, dim)
-        precond = lp.apply
+    precond = auto_preconditioner(atoms, pot, hop, dim)  # the solver's own choice
 
     def solve(b):
         b = b - b.mean(axis=0)
         if not np.any(b):
             return np.zeros_like(b)
-        x, its, flag = D.preconditioned_cg(hop, b, precond, rtol, maxiter)
+        x, its, flag = preconditioned_cg(hop, b, precond, rtol, maxiter)
         counter["cg"] += its
         if flag != "ok":
             raise FloatingPointError(f"CG on the Hessian at ū_M: {flag} after {its} iterations")

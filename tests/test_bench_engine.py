@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import genanalysis.defect as defect
+import genanalysis.relaxation as relaxation
 import genanalysis.potentials.neighbours as nbm
 from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.potentials.builtin import morse, tungsten_zhou
@@ -145,11 +145,11 @@ def test_energy_forces_equals_evaluate_and_linearise():
 def test_folded_preconditioner_equals_the_direct_one(monkeypatch, pot, lattice, n):
     """The n-cell block row folded from the small force-constant cell is the n-cell's own."""
     a = pot.equilibrium_lattice_constant(lattice)
-    k = defect._force_constant_cell(pot, lattice, a)
+    k = relaxation._force_constant_cell(pot, lattice, a)
     assert k < n
-    folded = defect.LatticePreconditioner(pot, lattice, a, n)
-    monkeypatch.setattr(defect, "_force_constant_cell", lambda *args: None)
-    direct = defect.LatticePreconditioner(pot, lattice, a, n)
+    folded = relaxation.LatticePreconditioner(pot, lattice, a, n)
+    monkeypatch.setattr(relaxation, "_force_constant_cell", lambda *args: None)
+    direct = relaxation.LatticePreconditioner(pot, lattice, a, n)
     assert np.abs(folded._pinv - direct._pinv).max() <= 1e-10 * np.abs(direct._pinv).max()
     assert folded.kappa == pytest.approx(direct.kappa, rel=1e-12)
 
@@ -168,10 +168,10 @@ def test_relaxation_reuses_its_neighbour_list_and_operator():
         return orig(at)
 
     pot.linearise = counting
-    defect.shared_lattice_preconditioner(pot, "bcc", float(atoms.info["a"]), 4, "W")  # set-up outside
+    relaxation.shared_lattice_preconditioner(pot, "bcc", float(atoms.info["a"]), 4, "W")  # set-up outside
     calls["linearise"] = 0
     builds = pot._neighbours.builds
-    rel = defect.relax(atoms, pot, fmax=1e-9)
+    rel = relaxation.relax(atoms, pot, fmax=1e-9)
     assert rel.converged
     assert calls["linearise"] == 0
     assert pot._neighbours.builds == builds + 1

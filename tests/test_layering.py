@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "genanalysis"
@@ -29,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("spec", ("genanalysis.data", "genanalysis.trainingset.spec")),
     ("geometry", ("genanalysis.norms",)),
     ("observations", ("genanalysis.potentials", "genanalysis.observe", "genanalysis.models.calculator")),
+    ("relaxation", ("genanalysis.relaxation",)),
     ("training set", ("genanalysis.trainingset",)),
     ("models", ("genanalysis.models",)),
     ("fit", ("genanalysis.fit", "genanalysis.fitting")),
@@ -49,16 +49,6 @@ EXEMPT: dict[tuple[str, str], str] = {
     # ``__version__`` and ``InputError``
     ("genanalysis", "genanalysis.models.io"): "genanalysis.load_model, resolved on call",
 }
-
-#: known violations awaiting a fix elsewhere: (importer, imported) -> what is to be done.
-#: They are left out of the checks below and each one has an xfail test that passes (XPASS)
-#: once the edge is gone: then delete its entry here.
-KNOWN: dict[tuple[str, str], str] = {
-    # the training set relaxes its defect cells with the reference through the defect
-    # solver: the solver (defect.relax) sits above the training set in the stage order
-    ("genanalysis.trainingset.build", "genanalysis.defect"): "training-set relaxations use defect.relax",
-}
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -123,12 +113,11 @@ def _where(importer: str, imported: str) -> str:
     return f"{path}:{GRAPH[importer][imported]}: {importer} imports {imported}"
 
 
-def _edges(*, skip_known: bool = True):
+def _edges():
     for a, targets in GRAPH.items():
         for b in targets:
-            if (a, b) in EXEMPT or (skip_known and (a, b) in KNOWN):
-                continue
-            yield a, b
+            if (a, b) not in EXEMPT:
+                yield a, b
 
 
 def _cycles(edges) -> list[list[str]]:
@@ -210,10 +199,12 @@ def test_the_cycle_finder_finds_a_cycle():
     assert any({"genanalysis.sweep.registry", "genanalysis.tasks.kinds"} <= set(c) for c in _cycles(edges))
 
 
-@pytest.mark.parametrize("edge", sorted(KNOWN), ids=lambda e: f"{e[0]}->{e[1]}")
-@pytest.mark.xfail(strict=False, reason="a known violation awaiting its fix (see KNOWN)")
-def test_known_violation_is_gone(edge):
-    assert edge[1] not in GRAPH[edge[0]], KNOWN[edge]
+def test_the_training_set_relaxes_below_the_defect_problem():
+    """The training set relaxes its defect cells with the solver, which sits below it; the
+    defect problem (formation energies, stability) above it is not imported."""
+    assert "genanalysis.relaxation" in GRAPH["genanalysis.trainingset.build"]
+    assert "genanalysis.defect" not in GRAPH["genanalysis.trainingset.build"]
+    assert _layer("genanalysis.relaxation") < _layer("genanalysis.trainingset") < _layer("genanalysis.defect")
 
 
 def test_the_sweep_layer_imports_no_stage_at_run_time():

@@ -104,6 +104,8 @@ def test_unknown_observation_types_are_named(codes, bad):
         ({"a": -3.0}, "a=-3.0"),
         ({"fd_step": -1e-3}, "fd_step"),
         ({"fmax": 0.0}, "fmax"),
+        ({"fmax": 2.0}, r"fmax=2\.0 eV/Å.*≤ 1"),  # the solver's own range, refused before any work
+        ({"max_iter": 0}, "max_iter=0"),
         ({"colour": "red"}, "unknown key"),
     ],
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment"]
+__all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_relaxation_options"]
 
 
 def _writable_ancestor(p: Path, flag: str, value: str) -> None:
@@ -77,3 +77,14 @@ def print_experiment(out: dict, keys, where: str, as_json: bool) -> None:
         unit = "" if unit == "1" else unit
         text = f"{v:.6g}" if isinstance(v, float) else str(v)
         print(f"{k:>30}  {text}{' ' + unit if unit else ''}")
+
+
+def add_relaxation_options(parser, of: str = "", per: str = "") -> None:
+    """``--fmax`` and ``--max-iter`` (default None: the solver's defaults, stated once in
+    :mod:`genanalysis.constraints` and read from there for the help, without loading the
+    solver); ``of``/``per`` word what they apply to (" of both relaxations")."""
+    from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER
+
+    fmax = f"{DEFAULT_FMAX:g}".replace("e-0", "e-")  # 1e-8, as the docs write it
+    parser.add_argument("--fmax", type=float, help=f"force tolerance{of}, eV/Å (default {fmax})")
+    parser.add_argument("--max-iter", type=int, help=f"Newton iterations{per} at most (default {DEFAULT_MAX_ITER})")

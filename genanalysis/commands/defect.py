@@ -8,6 +8,8 @@ did not converge (the JSON says why), 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
+from genanalysis.commands import add_relaxation_options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -27,16 +29,15 @@ def register(sub) -> None:
     p.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
     p.add_argument("--clamp-width", type=float,
                    help="width of the clamped shell of a dislocation cylinder, Å (default 2 × the cutoff)")
-    p.add_argument("--fmax", type=float, help="force tolerance, eV/Å (default 1e-8)")
-    p.add_argument("--max-iter", type=int, help="Newton iterations at most (default 200)")
+    add_relaxation_options(p)
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from genanalysis.constraints import check_arguments, renamed
-    from genanalysis.defect import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, solve_defect
+    from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, check_arguments, renamed
+    from genanalysis.defect import solve_defect
     from genanalysis.exceptions import InputError
     from genanalysis.lattice import LATTICES, check_cell
     from genanalysis.potentials import load_potential

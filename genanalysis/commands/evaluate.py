@@ -11,6 +11,8 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
+from genanalysis.commands import add_relaxation_options
+
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
 _OPTIONS = ("lattice", "defect", "size", "a", "fmax", "max_iter", "start", "r_stencil", "core_radius", "check_size")
@@ -45,13 +47,12 @@ def register(sub) -> None:
                    help="whose elastic constants the dislocation predictor uses (default: the reference's)")
     p.add_argument("--energy-radius", type=float, help="radius of the dislocation core energy, Å (default R)")
     p.add_argument("--lattice-size", type=int, help="perfect n-cell of a dislocation's lattice terms (default 4)")
-    p.add_argument("--fmax", type=float, help="force tolerance of both relaxations, eV/Å (default 1e-8)")
+    add_relaxation_options(p, of=" of both relaxations", per=" per relaxation")
     p.add_argument("--r-stencil", type=float, help="stencil radius of the norms, Å (default: nearest-neighbour shell)")
     p.add_argument("--core-radius", type=float, help="core radius of the max displacement error, Å (default 2 r_nn)")
     p.add_argument("--start", choices=["unrelaxed", "reference"],
                    help="model relaxation start: the unrelaxed defect cell (default) or the reference equilibrium")
     p.add_argument("--check-size", type=int, help="rerun at this larger M and report the change (convergence in M)")
-    p.add_argument("--max-iter", type=int, help="Newton iterations per relaxation at most (default 200)")
     p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

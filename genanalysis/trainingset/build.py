@@ -5,7 +5,7 @@ Units: Å, eV, eV/Å, eV (virials), eV/Å² (force constants); strains dimension
 Pipeline (docs/trainingset.md §2), for every group (defect) and cell size N:
 
 1. ū_N — the defect cell relaxed with the reference in its fixed periodic cell
-   (:func:`genanalysis.defect.relax`); the perfect lattice needs no relaxation (every
+   (:func:`genanalysis.relaxation.relax`); the perfect lattice needs no relaxation (every
    force vanishes by symmetry on a Bravais lattice).
 2. Configurations derived from ū_N: ū_N itself (``relaxed``), ``configs_per_size``
    ``rattle``d copies (independent Gaussian displacements of standard deviation
@@ -264,7 +264,7 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
 def _relax_task(lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
     """Relax one defect cell (positions Å); returns a plain dict (picklable)."""
     try:
-        from genanalysis.defect import relax
+        from genanalysis.relaxation import relax
 
         pot = pot if pot is not None else _WORKER_POTENTIAL
         atoms = defect_cell(lattice, a, size, defect, symbol)

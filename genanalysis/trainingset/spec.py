@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import tomli_w
 
+from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, check_arguments
 from genanalysis.data import OBSERVATION_TYPES
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.jsonutil import sha256_json
@@ -120,8 +121,9 @@ class TrainingSetSpec:
     * ``fd_step`` (Å | None): finite-difference step for force constants when the
       potential has no analytic Hessian; None = the observation module's default; 0 =
       finite differences disabled (then H needs an analytic Hessian).
-    * ``fmax`` (eV/Å > 0): relaxation tolerance on the largest force; ``max_iter``: its
-      iteration cap.
+    * ``fmax`` (eV/Å, in (0, 1]): relaxation tolerance on the largest force; ``max_iter``
+      (≥ 1): its iteration cap (defaults and ranges those of the solver,
+      :data:`genanalysis.constraints.RELAX_CONSTRAINTS`).
     """
 
     potential: str
@@ -137,8 +139,8 @@ class TrainingSetSpec:
     observations: tuple[tuple[str, str], ...] = ()
     seed: int = 0
     fd_step: float | None = None
-    fmax: float = 1e-8
-    max_iter: int = 200
+    fmax: float = DEFAULT_FMAX
+    max_iter: int = DEFAULT_MAX_ITER
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -206,8 +208,10 @@ class TrainingSetSpec:
         set_("seed", _whole(self.seed, "seed", 0))
         if self.fd_step is not None:
             set_("fd_step", _real(self.fd_step, "fd_step", "Å", maximum=0.1))
-        set_("fmax", _real(self.fmax, "fmax", "eV/Å", strict=True))
-        set_("max_iter", _whole(self.max_iter, "max_iter", 1))
+        # the relaxation's own declarations: a tolerance the solver refuses is refused here
+        fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=self.fmax, max_iter=self.max_iter)
+        set_("fmax", fmax)
+        set_("max_iter", max_iter)
 
     def _check_memory(self) -> None:
         """Refuse a training set whose configurations (positions and observations, force
