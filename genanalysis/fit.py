@@ -21,7 +21,6 @@ the normal equations square the condition number (≳1e8 for large bases).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 import warnings
@@ -41,6 +40,7 @@ from genanalysis.fitting.loss import (
     terms,
     weighted_kinds,
 )
+from genanalysis.jsonutil import sha256_json
 from genanalysis.lattice import atoms_dim
 from genanalysis.models.basis import ACEParams
 from genanalysis.tomlutil import read_toml
@@ -152,7 +152,7 @@ class FitSpec:
         the fit's identity by their content (:func:`fit_hash`)."""
         d = self.to_dict()
         d.pop("training_set")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_json(d)[:16]
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitSpec":
@@ -484,7 +484,7 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
 
 def _identity(spec: FitSpec, data_hash: str) -> str:
     both = {"spec": spec.content_hash(), "training_set": data_hash}
-    return hashlib.sha256(json.dumps(both, sort_keys=True).encode()).hexdigest()[:16]
+    return sha256_json(both)[:16]
 
 
 def fit_hash(spec: FitSpec, configs: list[Configuration]) -> str:
