@@ -34,8 +34,10 @@ def register_generalisation() -> None:
     units.update(pipeline.UNITS)
     ts = (pipeline.SHARED_TRAININGSET, _trainingset_of)
     register_shared(pipeline.SHARED_TRAININGSET, pipeline.build_training_data, version="1")
-    # version 2: the fit's report and model name carry the training set's content hash
-    register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="2", needs={"trainingset": ts})
+    # version 2: the fit's report and model name carry the training set's content hash;
+    # version 3: that hash is of the canonical JSON text (genanalysis.jsonutil), so a fit
+    # stored under version 2 names its model by a hash no longer computed: refitted
+    register_shared(pipeline.SHARED_FIT, pipeline.fit_model, version="3", needs={"trainingset": ts})
     register_shared(pipeline.SHARED_REFERENCE, pipeline.reference_equilibrium_work, version="1")
     register_task_kind(pipeline.KIND, pipeline.generalisation_task, version="1", units=units,
                        validate=pipeline.validate, validate_study=pipeline.validate_study,
