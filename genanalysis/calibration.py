@@ -1,11 +1,12 @@
-"""Calibration of the reference problem: the supercell rates of THEORY.md §2, measured.
+"""Calibration of the reference problem: the supercell rates of docs/theory.md (T10)–(T11),
+measured.
 
 Before any model is fitted, the toolkit must reproduce the known facts about the
 reference defect problem (docs/calibration.md):
 
-* decay of the defect field, ``|Dū(ℓ)| ≲ |ℓ|^{-d}``                         (fact 1)
-* supercell geometry error, ``‖D(ū_N − ū)‖_{ℓ²(Λ_N)} ≲ N^{-d/2}``            (fact 2)
-* supercell energy error, ``|E_f(N) − E_f| ≲ N^{-d}``                       (fact 2)
+* decay of the defect field, ``|Dū(ℓ)| ≲ |ℓ|^{-d}``                         (T10)
+* supercell geometry error, ``‖D(ū_N − ū)‖_{ℓ²(Λ_N)} ≲ N^{-d/2}``            (T11)
+* supercell energy error, ``|E_f(N) − E_f| ≲ N^{-d}``                       (T11)
 
 The exact ū is replaced by ū_M in a much larger cell M ≫ N. The geometry error compares
 *gradients* on the sites of the N-cell, as the theorem does: for every site ℓ of the
@@ -15,7 +16,8 @@ neighbour ρ, ``D_ρ ū_N(ℓ)`` (periodic in the N-cell) is compared with ``D_�
 truncated ū_N at the domain boundary, which decays only like N^{-(d-1)/2}.
 
 Also reported: the elastic dipole tensor ``P = −Ω σ(ū_N)`` (the virial of the relaxed
-cell, eV), whose size sets the leading supercell error (THEORY.md §2).
+cell, eV; docs/theory.md (T10)), whose size sets the leading supercell error (the image
+interaction of (T11)).
 
 Units: Å, eV; the geometry error in Å.
 """

@@ -1,5 +1,5 @@
 """The generalisation experiment: a model's point-defect equilibrium against the reference's,
-and every term of the Ortner–Wang estimate (THEORY.md §3, §6; docs/experiment.md).
+and every term of the Ortner–Wang estimate (docs/theory.md §3, (T8)–(T9); docs/experiment.md §3).
 
 For a model, a reference and an :class:`ExperimentSpec` (lattice, a, defect, test-domain
 size M, tolerances) :func:`evaluate` relaxes the reference and the model defect in the same
@@ -394,7 +394,7 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
 
 @dataclass
 class ExperimentResult:
-    """Outcome of :func:`evaluate`. Every quantity of THEORY.md §6 that could be computed;
+    """Outcome of :func:`evaluate`. Every quantity of docs/experiment.md §3 that could be computed;
     None where it could not (see ``status``/``reason``). Units: :data:`UNITS` (and
     ``units`` of :meth:`to_dict`, which states the dimension-dependent ones)."""
 

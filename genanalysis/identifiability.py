@@ -1,4 +1,5 @@
-"""The identifiability width: what the training data leave undetermined (THEORY.md §4 (ii)).
+"""The identifiability width: what the training data leave undetermined (docs/theory.md
+(T18); docs/models.md §9).
 
 A Bayesian linear regression of the linear model's coefficients θ (eV) on the weighted,
 noise-free training rows ``A θ = y`` (the design of :func:`genanalysis.fit.fit_linear`)
@@ -15,7 +16,7 @@ design at the test domain's reference equilibrium (eV/Å per eV) and H the refer
 Hessian at ū_M (eV/Å²), a coefficient perturbation δθ moves the equilibrium by
 ``δū = H⁻¹ G δθ`` (Å), and the width is the posterior spread of ū^ML in the energy norm:
 
-    s_N² = E‖D δū‖² = tr(G Σ_N Gᵀ H⁻¹ L H⁻¹) = tr(Sᵀ Gᵀ H⁻¹ L H⁻¹ G S)      (Å²)
+    s_N² = E‖D δū‖² = tr(G Σ_N Gᵀ H⁻¹ L H⁻¹) = tr(Sᵀ Gᵀ H⁻¹ L H⁻¹ G S)      (Å², (T18))
 
 (L the energy norm's Riesz matrix, :mod:`genanalysis.norms`). It is estimated by
 Hutchinson's estimator — ``zᵀ K z`` for Rademacher z ∈ {±1}^k, one preconditioned CG solve

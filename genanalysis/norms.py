@@ -1,6 +1,6 @@
 """The energy norm ‖Du‖, its Riesz map and the dual norm ‖f‖₋₁ (docs/reference.md §4).
 
-Definitions (THEORY.md §1). The *stencil* of a configuration is the set of ordered pairs
+Definitions (docs/theory.md §1). The *stencil* of a configuration is the set of ordered pairs
 (ℓ, ℓ+ρ) of atoms whose distance in the *reference* (undeformed) configuration is at most
 ``r_stencil``; a periodic cell smaller than the stencil contributes every image, so a
 pair may occur several times (and an atom may pair with its own image, contributing

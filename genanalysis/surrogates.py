@@ -1,4 +1,4 @@
-"""Synthetic surrogate models ``V^ML = V + η·W`` (THEORY.md §5; docs/experiment.md §2).
+"""Synthetic surrogate models ``V^ML = V + η·W`` (docs/experiment.md §2).
 
 A surrogate is the reference potential plus a perturbation W of prescribed structure, so
 that each switches on one term of the residual splitting (docs/theory.md (T9)) and

@@ -1,4 +1,4 @@
-"""Calibration study: the supercell rates of the reference problem (THEORY.md §2, facts 1–2).
+"""Calibration study: the supercell rates of the reference problem (docs/theory.md (T10)–(T11)).
 
     python studies/calibration.py            # full study (d = 2 and 3), ~10 min on 2 cores
     python studies/calibration.py --quick    # small sizes, ~1 min

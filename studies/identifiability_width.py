@@ -12,7 +12,8 @@ test defect the width s_N (Å, genanalysis.identifiability, Hutchinson with ``pr
 probes, both priors of ``PRIORS`` with scale 1 eV) on a test domain M = 4·N_max relaxed
 with the reference; the log-log slope of s_N over the N whose cells are at least 2·r_cut
 wide (genanalysis.lattice.cell_width), compared as an upper bound (theory.compare,
-`compare_bound`) with −d/2 (EF), −d (EF+Hlat) and −3d/2 (EFH), THEORY.md §4. No floor:
+`compare_bound`) with −d/2 (EF), −d (EF+Hlat) and −3d/2 (EFH), docs/theory.md §4
+(T13), (T18). No floor:
 the width has none. Whatever the verdict is, it is printed. ``--noise σ`` (units of the
 weighted rows: eV/Å for forces at weight 1) replaces exact data by data with noise σ, whose
 posterior never collapses to zero.

@@ -1,4 +1,5 @@
-"""``genanalysis calibrate``: the supercell rates of the reference problem (THEORY.md §2).
+"""``genanalysis calibrate``: the supercell rates of the reference problem
+(docs/theory.md (T10)–(T11); docs/calibration.md).
 
 Relaxes the defect in cells of sizes N and in a reference cell M ≫ N, and prints the
 geometry error ‖D(ū_N − ū_M)‖ (Å), the formation-energy error (eV), the dipole tensor

@@ -5,7 +5,7 @@ Units: force constants Φ = ∂²E/∂u∂u in eV/Å², positions in Å.
 A Hessian here is a scipy sparse (3n × 3n) matrix ordered atom-major (``data.py``); its
 3×3 blocks ``Φ(ℓ, k)`` are stored block-sparse (``indptr``, ``indices``, ``blocks`` of a
 BSR matrix). On a perfect Bravais lattice (also homogeneously strained) every site is
-equivalent, so ``Φ(ℓ, k) = Φ(0, k − ℓ)`` (THEORY.md §3, the force constants ``Φ(ℓ−k)``):
+equivalent, so ``Φ(ℓ, k) = Φ(0, k − ℓ)`` (docs/theory.md (T17)):
 the first block row determines the whole matrix. :func:`expand_row` rebuilds the matrix
 from that row — deterministically, so storing a row and expanding it on read reproduces
 the array bit for bit — and :func:`translation_map` finds, for every site ℓ, the site
