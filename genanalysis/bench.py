@@ -257,7 +257,7 @@ def _child_model(spec: dict) -> dict:
     reps = spec["repeats"]
     out = {"atoms": len(atoms), "name": name, "cutoff": pot.cutoff, "n_params": int(getattr(model, "n_params", 0))}
     out["time"], out["times"] = _cpu_best(lambda: pot.energy_forces(atoms), reps)
-    out["energy"] = float(pot.evaluate(atoms).energy)
+    out["energy"] = float(pot.observe(atoms).energy)
     op = pot.linearise(atoms)
     out["hvp_time"], _ = _cpu_best(lambda: op @ v, reps)  # one product, operator built
     out["hessian_time"], _ = _cpu_best(lambda: pot.hessian(atoms), 1)

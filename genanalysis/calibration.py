@@ -184,7 +184,7 @@ class CalibrationCase:
 
 def _dipole(res: DefectResult, pot) -> dict:
     """Dipole tensor P = −Ω σ(ū_N) = virial of the relaxed cell (eV), and its trace."""
-    v = np.asarray(pot.evaluate(res.atoms).virial, float)
+    v = np.asarray(pot.observe(res.atoms).virial, float)
     d = int(res.reference.info["dim"])
     return {"dipole_tensor": v[:d, :d].tolist(), "dipole_trace": float(np.trace(v[:d, :d]))}
 

@@ -68,7 +68,7 @@ def perfect_energy_per_atom(potential, lattice: str, a: float, n: int = 1, symbo
     Periodic images are exact, so any n gives the same value to round-off."""
     pot = load_potential(potential, lattice=lattice, a=a)
     cell = perfect_cell(lattice, a, n, symbol)
-    return float(pot.evaluate(cell).energy) / len(cell)
+    return float(pot.observe(cell).energy) / len(cell)
 
 
 def stability_constant(atoms: Atoms, potential, reference: Atoms | None = None, *, r_stencil=None,

@@ -315,7 +315,7 @@ def solve_dislocation(potential, kind: str, radius: float, *, a: float | None = 
                          max_iter=DEFAULT_MAX_ITER if max_iter is None else max_iter)
     a = float(ref.info["a"])
     e0 = perfect_energy_per_atom(pot, "bcc", a, 1, ref.get_chemical_symbols()[0])
-    exc = excess_energy(pot.evaluate(rel.atoms).site_energies, ref, e0, radius)
+    exc = excess_energy(pot.observe(rel.atoms).site_energies, ref, e0, radius)
     prelog = elastic_prelog(kind, a, np.asarray(ref.info["elastic_constants"]))
     c = stability_constant(rel.atoms, pot, ref) if stability else None
     return DislocationResult(ref, rel, e0, exc, prelog,

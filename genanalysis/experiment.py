@@ -367,7 +367,7 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
     dim = int(cell.info["dim"])
     N = len(cell)
     notes = []
-    ev_r, ev_m = reference.evaluate(cell), model.evaluate(cell)
+    ev_r, ev_m = reference.observe(cell), model.observe(cell)
     vr = np.asarray(ev_r.virial, float)[:dim, :dim] / N
     vm = np.asarray(ev_m.virial, float)[:dim, :dim] / N
     res = dict(lattice_virial_reference=vr.tolist(), lattice_virial_model=vm.tolist(),
@@ -668,7 +668,7 @@ def _reference_stage(p: Problem, res: ExperimentResult, lat, failures: _Failures
         rel.check("reference relaxation")
     u_ref = _displacement(rel.atoms, p.cell)
     res.reference_energy_norm = energy_norm(u_ref, p.stencil)
-    ev = p.reference.evaluate(rel.atoms)
+    ev = p.reference.observe(rel.atoms)
     res.reference_residual_dual_norm = dual_norm(ev.forces, p.stencil)
     res.formation_energy_reference = formation_energy(rel.energy, len(p.cell), _energy_per_atom(p, lat, "reference"))
     if lat is not None and lat.virial_reference is not None:
@@ -688,7 +688,7 @@ def _identifiability_stage(p: Problem, res: ExperimentResult) -> None:
 
 
 def _finite_forces(pot, atoms, what: str) -> np.ndarray:
-    f = np.asarray(pot.evaluate(atoms).forces, float)
+    f = np.asarray(pot.observe(atoms).forces, float)
     if not np.all(np.isfinite(f)):
         raise NonFiniteError(f"{what}: the model forces are not finite")
     return f
@@ -812,7 +812,7 @@ def _error_stage(p: Problem, res: ExperimentResult, rel_ml, u_ref, lat, failures
     res.error_energy_norm = energy_norm(du, p.stencil)
     if res.reference_energy_norm and res.reference_energy_norm > 0:
         res.relative_error = res.error_energy_norm / res.reference_energy_norm
-    ev = p.model.evaluate(rel_ml.atoms)
+    ev = p.model.observe(rel_ml.atoms)
     res.formation_energy_model = formation_energy(rel_ml.energy, len(p.cell), _energy_per_atom(p, lat, "model"))
     res.formation_energy_error = res.formation_energy_model - res.formation_energy_reference
     if lat is not None and lat.virial_model is not None and lat.virial_reference is not None:

@@ -373,7 +373,7 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
 def predict(model, conf: Configuration, kinds: str) -> dict:
     """Model observations shaped like the data (E, F, V; H rows of
     :func:`~genanalysis.fitting.loss.hessian_rows`)."""
-    ev = model.evaluate(conf.atoms)
+    ev = model.predict(conf.atoms)
     out = {"E": np.array(ev["energy"]), "F": ev["forces"], "V": ev["virial"]}
     if "H" in kinds:
         rows, _ = hessian_rows(conf, conf.atom_weights)

@@ -263,7 +263,7 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
         for sgn in (1.0, -1.0):
             at = atoms.copy()
             at.positions[:, :dim] += sgn * h * w
-            out.append(np.asarray(pot.evaluate(at).virial)[:dim, :dim].reshape(-1))
+            out.append(np.asarray(pot.observe(at).virial)[:dim, :dim].reshape(-1))
         return (out[0] - out[1]) / (2.0 * h)
 
     cg = 0

@@ -34,17 +34,17 @@ __all__ = ["energy", "forces", "virial", "force_constants", "elastic_constants",
 
 def energy(atoms, potential) -> float:
     """Total energy of ``atoms``, eV."""
-    return load_potential(potential, atoms=atoms).evaluate(atoms).energy
+    return load_potential(potential, atoms=atoms).observe(atoms).energy
 
 
 def forces(atoms, potential) -> np.ndarray:
     """Forces (n, 3) on ``atoms``, eV/Å."""
-    return load_potential(potential, atoms=atoms).evaluate(atoms).forces
+    return load_potential(potential, atoms=atoms).observe(atoms).forces
 
 
 def virial(atoms, potential) -> np.ndarray:
     """Virial (3, 3), eV: ``−stress·volume = −∂E/∂ε`` (see the module docstring)."""
-    return load_potential(potential, atoms=atoms).evaluate(atoms).virial
+    return load_potential(potential, atoms=atoms).observe(atoms).virial
 
 
 def force_constants(atoms, potential, *, fd_step: float | None = None) -> sp.csr_array:
@@ -61,7 +61,7 @@ def force_constants(atoms, potential, *, fd_step: float | None = None) -> sp.csr
         return pot.hessian(atoms)
     if isinstance(pot, ASECalculatorPotential):
         return pot.hessian(atoms, fd_step=fd_step)
-    return finite_difference_hessian(atoms, lambda at: pot.evaluate(at).forces, fd_step)
+    return finite_difference_hessian(atoms, lambda at: pot.observe(at).forces, fd_step)
 
 
 def _measure(atoms, dim: int) -> float:
@@ -102,7 +102,7 @@ def elastic_constants(potential, atoms, *, step: float = 1e-4) -> np.ndarray:
             work.calc = None
             work.set_cell(cell0 @ f.T, scale_atoms=False)
             work.positions = pos0 @ f.T
-            v = np.asarray(potential.evaluate(work).virial, dtype=float)
+            v = np.asarray(potential.observe(work).virial, dtype=float)
             s = -v / _measure(work, dim)
             sig.append(np.array([s[i, j] for i, j in pairs]))
         out[:, b] = (sig[0] - sig[1]) / (2.0 * step)
@@ -121,7 +121,7 @@ def observe(atoms, potential, kinds: str = "EFVH", *, fd_step: float | None = No
     pot = load_potential(potential, atoms=atoms)
     out: dict = {}
     if set(kinds) & {"E", "F", "V"}:
-        ev = pot.evaluate(atoms)
+        ev = pot.observe(atoms)
         if "E" in kinds:
             out["energy"] = ev.energy
         if "F" in kinds:

@@ -70,12 +70,12 @@ def run(sizes, repeats=3):
     for n in sizes:
         atoms = perfect_cell("bcc", a, n, "W")
         vac = defect_cell("bcc", a, n, "vacancy", "W")
-        pot.evaluate(atoms)  # warm the neighbour list
+        pot.observe(atoms)  # warm the neighbour list
         t_an, h_an = _best(lambda: force_constants(atoms, pot), repeats)
         t_sym, h_sym = _best(lambda: _fd_sym(pot, atoms), repeats)
         slow = 1 if len(atoms) > 200 else repeats  # 6n force calls: seconds per repeat
         t_all, h_all = _best(lambda: force_constants(atoms, pot, fd_step=FD_STEP), slow)
-        pot.evaluate(vac)
+        pot.observe(vac)
         t_van, h_van = _best(lambda: force_constants(vac, pot), repeats)
         t_vall, h_vall = _best(lambda: force_constants(vac, pot, fd_step=FD_STEP), slow)
         indptr, indices, blocks = fcmod.to_blocks(h_an)

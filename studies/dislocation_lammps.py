@@ -49,7 +49,7 @@ def main(argv=None) -> int:
             rel_analytic = relax_cylinder(atoms, analytic)
             rows.append(dict(kind=kind, radius=args.radius, n_atoms=len(atoms),
                              n_clamped=int(atoms.arrays["clamped"].sum()),
-                             unrelaxed_energy_ours=pot.evaluate(atoms).energy, unrelaxed_energy_lammps=e0,
+                             unrelaxed_energy_ours=pot.observe(atoms).energy, unrelaxed_energy_lammps=e0,
                              relaxed_energy_ours=rel.energy, relaxed_energy_lammps=e1,
                              relaxed_energy_difference=rel.energy - e1, max_position_difference=float(np.abs(d).max()),
                              ours_iterations=rel.iterations, ours_max_force=rel.max_force,

@@ -86,10 +86,10 @@ def elastic_numbers() -> None:
     print(f"docs/experiment.md §5: builtin:W, a = {a:.5f} Å: C11 = {c11:.1f}, C12 = {c12:.1f}, C44 = {c44:.1f} GPa")
     print(f"  Zener ratio A = 2 C44/(C11 − C12) = {2 * c44 / (c11 - c12):.4f}; Cauchy C12 − C44 = {c12 - c44:.1f} GPa")
     m = 4
-    v_perf = np.asarray(pot.evaluate(perfect_cell("bcc", a, m, "W")).virial)
+    v_perf = np.asarray(pot.observe(perfect_cell("bcc", a, m, "W")).virial)
     for defect in ("vacancy", "interstitial"):
         rel = relax(defect_cell("bcc", a, m, defect, "W"), pot, fmax=1e-8)
-        P = np.asarray(pot.evaluate(rel.atoms).virial) - v_perf
+        P = np.asarray(pot.observe(rel.atoms).virial) - v_perf
         w = np.linalg.eigvalsh(0.5 * (P + P.T))
         print(f"  {defect:12s} (M = {m}, {rel.status}): eigenvalues of P = {', '.join(f'{x:.3f}' for x in w)} eV; "
               f"anisotropy (max − min)/|mean| = {(w.max() - w.min()) / abs(w.mean()):.3g}")

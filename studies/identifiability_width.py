@@ -71,7 +71,7 @@ def training_cells(pot, a: float, n: int, rattles: int, seed: int) -> list[tuple
 def configurations(pot, cells, obs: str, n: int, h_defect_max: int) -> list[Configuration]:
     out = []
     for group, kind, at in cells:
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         want_h = kind != "rattled" and ((obs in ("EF+Hlat", "EFH") and group == "perfect")
                                         or (obs == "EFH" and group != "perfect" and kind == "relaxed"
                                             and n <= h_defect_max))

@@ -45,7 +45,7 @@ def lattice_constants() -> None:
         for lat in lattices:
             a = pot.equilibrium_lattice_constant(lat)
             at = perfect_cell(lat, a, 1, pot.species[0])
-            print(f"{pot.name:16s} {lat:11s} {a:18.12f} {pot.evaluate(at).energy / len(at):14.9f}")
+            print(f"{pot.name:16s} {lat:11s} {a:18.12f} {pot.observe(at).energy / len(at):14.9f}")
 
 
 def w_truncation(relaxed: bool) -> None:
@@ -56,8 +56,8 @@ def w_truncation(relaxed: bool) -> None:
         a = pot.equilibrium_lattice_constant("bcc")
         perf = perfect_cell("bcc", a, 4, "W")
         vac = defect_cell("bcc", a, 4, "vacancy", "W")
-        e_at = pot.evaluate(perf).energy / len(perf)
-        ef = pot.evaluate(vac).energy - len(vac) * e_at
+        e_at = pot.observe(perf).energy / len(perf)
+        ef = pot.observe(vac).energy - len(vac) * e_at
         ef_rel = np.nan
         if relaxed:
             from genanalysis.defect import solve_defect
@@ -84,8 +84,8 @@ def compare_w_zhou() -> None:
           f"max |Δf|: {np.abs(tab.f(r)[0] - w.f(r)[0]).max():.1e}")
     a = w.equilibrium_lattice_constant("bcc")
     at = perfect_cell("bcc", a, 1, "W")
-    print(f"E/atom at a = {a:.9f} Å: builtin {w.evaluate(at).energy / 2:.9f} eV, "
-          f"file {tab.evaluate(at).energy / 2:.9f} eV")
+    print(f"E/atom at a = {a:.9f} Å: builtin {w.observe(at).energy / 2:.9f} eV, "
+          f"file {tab.observe(at).energy / 2:.9f} eV")
     rho_e = 37.234847
     x = np.array([0.8, 0.85, 0.9, 1.0, 1.1, 1.149, 1.151, 1.2, 1.4, 60 / rho_e])
     d = tab.F(x * rho_e)[0] - w.F(x * rho_e)[0]
@@ -110,8 +110,8 @@ def speed(n: int, repeat: int) -> None:
     print(f"file: {os.path.basename(path)} ({pot.meta['n_r']} r points, cutoff {pot.cutoff} Å)")
     atoms = perfect_cell("bcc", 3.1652, n, "W")
     atoms.positions += np.random.default_rng(0).normal(scale=0.01, size=atoms.positions.shape)
-    pot.evaluate(atoms)  # build the neighbour list once; later calls reuse it
-    t_ours = _best_time(lambda: pot.evaluate(atoms), repeat)
+    pot.observe(atoms)  # build the neighbour list once; later calls reuse it
+    t_ours = _best_time(lambda: pot.observe(atoms), repeat)
     ref = atoms.copy()
     ref.numbers[:] = pot.meta["file_atomic_number"]
     calc = EAM(path)

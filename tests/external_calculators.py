@@ -63,7 +63,7 @@ class Committee(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        evs = [p.evaluate(self.atoms) for p in self.potentials]
+        evs = [p.observe(self.atoms) for p in self.potentials]
         vol = abs(self.atoms.get_volume())
         energies = np.array([e.energy for e in evs])
         forces = np.array([e.forces for e in evs])

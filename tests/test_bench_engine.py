@@ -71,7 +71,7 @@ def test_results_do_not_depend_on_the_block_size(tabulated, seed, block):
             nbm.BLOCK = size
             for pot in (tungsten_zhou(), load_eam_file(tabulated)):
                 e, f, op = pot.energy_forces(atoms, linearise=True)
-                ev = pot.evaluate(atoms)
+                ev = pot.observe(atoms)
                 assert len(pot._neighbours.blocks(atoms).bounds) == -(-len(pot._neighbours.blocks(atoms)) // size)
                 out.append((e, f, op @ v, ev.virial, ev.site_energies))
     finally:
@@ -122,7 +122,7 @@ def test_kept_operator_survives_later_calls():
     op1 = pot.linearise(a1)
     before = op1 @ v
     pot.energy_forces(a2, linearise=True)
-    pot.evaluate(a2)
+    pot.observe(a2)
     op2 = pot.linearise(a2)
     assert np.array_equal(op1 @ v, before)
     assert not np.allclose(op2 @ v, before)
@@ -133,7 +133,7 @@ def test_energy_forces_equals_evaluate_and_linearise():
     pot = tungsten_zhou()
     atoms = _rattled(defect_cell("bcc", A_W, 3, "interstitial", "W"), 6)
     e, f, op = pot.energy_forces(atoms, linearise=True)
-    ev = pot.evaluate(atoms)
+    ev = pot.observe(atoms)
     v = np.random.default_rng(7).normal(size=3 * len(atoms))
     assert e == pytest.approx(ev.energy, abs=1e-10) and np.allclose(f, ev.forces, atol=1e-12)
     assert np.allclose(op @ v, pot.hessian(atoms) @ v, atol=1e-10)
@@ -216,7 +216,7 @@ def test_threaded_passes_equal_the_serial_ones(monkeypatch, tabulated, threads):
         for name, pot in (("W", tungsten_zhou()), ("tab", load_eam_file(tabulated))):
             assert len(pot._neighbours.blocks(atoms).bounds) >= 8
             e, f, op = pot.energy_forces(atoms, linearise=True)
-            ev = pot.evaluate(atoms)
+            ev = pot.observe(atoms)
             out[t, name] = (e, f, op @ v, ev.virial, ev.site_energies)
     for name in ("W", "tab"):
         ref, got = out["1", name], out[threads, name]

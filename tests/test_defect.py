@@ -32,7 +32,7 @@ def test_relax_reaches_tolerance_and_reports_it(pot, lattice, defect, n):
     res = solve_defect(pot, lattice, None, defect, n, fmax=1e-9)
     rel = res.relaxation
     assert rel.converged and rel.status == "converged"
-    f = pot.evaluate(rel.atoms).forces
+    f = pot.observe(rel.atoms).forces
     assert max_force(f) <= 1e-9 and rel.max_force == pytest.approx(max_force(f), rel=1e-6, abs=1e-15)
     if lattice == "triangular":
         assert np.all(rel.atoms.positions[:, 2] == 0.0)  # 2D: atoms stay in the plane
@@ -75,16 +75,16 @@ def test_formation_energy_and_stability_scale_with_the_energy(scale):
 
 
 def _scaled(pot, s):
-    from genanalysis.potentials.base import Evaluation, Potential
+    from genanalysis.potentials.base import Observation, Potential
 
     class ScaledPotential(Potential):
         name = f"scaled:{s}"
         cutoff = pot.cutoff
         species = pot.species
 
-        def evaluate(self, atoms):
-            ev = pot.evaluate(atoms)
-            return Evaluation(s * ev.energy, s * ev.forces, s * ev.virial, s * ev.site_energies)
+        def observe(self, atoms):
+            ev = pot.observe(atoms)
+            return Observation(s * ev.energy, s * ev.forces, s * ev.virial, s * ev.site_energies)
 
         def hessian(self, atoms):
             return s * pot.hessian(atoms)

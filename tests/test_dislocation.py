@@ -161,7 +161,7 @@ def test_the_clamped_region_never_moves(kind, seed, amplitude):
     assert rel.converged and rel.max_force <= 1e-8
     assert np.array_equal(rel.atoms.positions[clamped], start.positions[clamped])
     # and the free atoms are at rest: forces on them below fmax, on the shell not (it is held)
-    f = W.evaluate(rel.atoms).forces
+    f = W.observe(rel.atoms).forces
     assert np.linalg.norm(f[~clamped], axis=1).max() <= 1e-8
     assert np.linalg.norm(f[clamped], axis=1).max() > 1e-4
 
@@ -195,7 +195,7 @@ def test_norms_invariant_under_translation_along_the_line(kind, t, seed):
     g = rng.standard_normal((len(atoms), 3))
     s0, s1 = stencil(atoms), stencil(moved)
     assert s0.free is not None and np.array_equal(s0.free, s1.free)
-    f0, f1 = W.evaluate(atoms).forces, W.evaluate(moved).forces
+    f0, f1 = W.observe(atoms).forces, W.observe(moved).forces
     assert np.allclose(f0, f1, atol=1e-10)
     assert dual_norm(f1, s1) == pytest.approx(dual_norm(f0, s0), rel=1e-9)
     assert dual_norm(f0, s0) > 1e-3  # the predictor is not an equilibrium

@@ -59,7 +59,7 @@ def _lammps(atoms, workdir, path, minimize: bool) -> tuple[float, np.ndarray]:
 def test_clamped_cylinder_relaxation_matches_lammps(tmp_path, tabulated, kind):
     pot = load_potential(tabulated)
     atoms = cylinder(pot, kind, 8.0)
-    e0_ours = pot.evaluate(atoms).energy
+    e0_ours = pot.observe(atoms).energy
     e0_lmp, _ = _lammps(atoms, tmp_path, tabulated, minimize=False)
     assert e0_ours == pytest.approx(e0_lmp, abs=1e-6)  # the same potential on the same atoms
     rel = relax_cylinder(atoms, pot, fmax=1e-8)

@@ -208,8 +208,8 @@ class _Wrapped(Potential):
         self.name, self.cutoff, self.species = "wrapped", self.base.cutoff, self.base.species
         self.override = override
 
-    def evaluate(self, atoms):
-        return self.override.get("evaluate", self.base.evaluate)(atoms)
+    def observe(self, atoms):
+        return self.override.get("observe", self.base.observe)(atoms)
 
     def hessian(self, atoms):
         return self.base.hessian(atoms)
@@ -220,25 +220,25 @@ def test_a_bug_in_the_model_propagates_instead_of_a_status():
         raise TypeError("unsupported operand type(s)")
 
     with pytest.raises(TypeError, match="unsupported operand"):
-        _run(_Wrapped(evaluate=broken), MORSE, profile_radii=())
+        _run(_Wrapped(observe=broken), MORSE, profile_radii=())
 
 
 def test_numerical_failures_of_the_model_are_results_with_their_status():
     base = load_potential("builtin:morse")
 
     def uphill(atoms):  # forces of the wrong sign: no line search can accept a step
-        ev = base.evaluate(atoms)
+        ev = base.observe(atoms)
         return dataclasses.replace(ev, forces=-ev.forces)
 
-    res = _run(_Wrapped(evaluate=uphill), MORSE, lattice_terms=False, profile_radii=())
+    res = _run(_Wrapped(observe=uphill), MORSE, lattice_terms=False, profile_radii=())
     assert res.status == "solver failure" and res.reason.startswith("model relaxation: line search failed"), res.reason
     assert res.reference_relaxation["converged"] and res.residual_dual_norm > 0
 
     def nan_forces(atoms):
-        ev = base.evaluate(atoms)
+        ev = base.observe(atoms)
         return dataclasses.replace(ev, forces=np.full_like(ev.forces, np.nan))
 
-    res = _run(_Wrapped(evaluate=nan_forces), MORSE, lattice_terms=False, stability=False, profile_radii=())
+    res = _run(_Wrapped(observe=nan_forces), MORSE, lattice_terms=False, stability=False, profile_radii=())
     assert res.status == "solver failure" and res.residual_dual_norm is None
     assert "model forces at ū: the model forces are not finite" in res.reason
     assert "model relaxation: energy or forces not finite" in res.reason

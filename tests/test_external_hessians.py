@@ -136,11 +136,11 @@ def test_committee_calculator_reports_its_spread():
     H = pot.hessian(at)
     h1, h2 = (p.hessian(at).toarray() for p in calc.potentials)
     assert np.allclose(H.toarray(), 0.5 * (h1 + h2), rtol=0, atol=1e-12)
-    pot.evaluate(at)
+    pot.observe(at)
     rep = pot.hessian_report()
     assert rep["committee"] == 2 and rep["check"]["passed"]
     assert rep["committee_spread_max"] == pytest.approx(0.5 * np.abs(h1 - h2).max(), rel=1e-9)
-    f1, f2 = (p.evaluate(at).forces for p in calc.potentials)
+    f1, f2 = (p.observe(at).forces for p in calc.potentials)
     assert rep["committee_forces_std_max"] == pytest.approx(0.5 * np.abs(f1 - f2).max(), rel=1e-9)
     assert rep["committee_forces_std_max"] > 0
 

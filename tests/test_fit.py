@@ -49,10 +49,10 @@ def _label(model_or_pot, cells, kinds="EFV", h_every=3):
     configs = []
     for k, (group, at) in enumerate(cells):
         if hasattr(model_or_pot, "coef_"):
-            r = model_or_pot.evaluate(at, hessian="H" in kinds and k % h_every == 0)
+            r = model_or_pot.predict(at, hessian="H" in kinds and k % h_every == 0)
             e, f, v, h = r["energy"], r["forces"], r["virial"], r.get("hessian")
         else:
-            ev = model_or_pot.evaluate(at)
+            ev = model_or_pot.observe(at)
             e, f, v = ev.energy, ev.forces, ev.virial
             h = model_or_pot.hessian(at) if "H" in kinds and k % h_every == 0 else None
         configs.append(Configuration(at, group=group, energy=e if "E" in kinds else None,
@@ -240,7 +240,7 @@ def test_two_dimensional_fit_uses_in_plane_components_only():
     for k in range(6):
         at = defect_cell("triangular", a, 4, ("perfect", "vacancy")[k % 2], "X")
         at.positions[:, :2] += rng.normal(scale=0.03, size=(len(at), 2))
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         cs.append(Configuration(at, group=("perfect", "vacancy")[k % 2], energy=ev.energy, forces=ev.forces,
                                 virial=ev.virial, hessian=pot.hessian(at) if k < 2 else None))
     spec = FitSpec(training_set="unused", model=ModelSpec(cutoff=2.5, degree=5, l_max=3, r_in=0.8),

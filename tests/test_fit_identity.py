@@ -29,7 +29,7 @@ def _configs(seed: int, hessian: bool = True) -> list[Configuration]:
         defect = ("vacancy", "perfect")[k % 2]
         at = defect_cell("triangular", A, 4, defect)
         at.positions[:, :2] += rng.normal(scale=0.03, size=(len(at), 2))
-        ev = POT.evaluate(at)
+        ev = POT.observe(at)
         out.append(Configuration(at, group=defect, energy=ev.energy, forces=ev.forces, virial=ev.virial,
                                  hessian=POT.hessian(at) if hessian and k == 1 else None))
     return out

@@ -58,10 +58,10 @@ def _label(labeller, cells):
     configs = []
     for group, at in cells:
         if isinstance(labeller, LinearACE):
-            r = labeller.evaluate(at)
+            r = labeller.predict(at)
             e, f = r["energy"], r["forces"]
         else:
-            ev = labeller.evaluate(at)
+            ev = labeller.observe(at)
             e, f = ev.energy, ev.forces
         configs.append(Configuration(at, group=group, energy=e, forces=f))
     return configs

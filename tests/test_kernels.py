@@ -93,7 +93,7 @@ def test_compiled_model_matches_the_autograd_reference(name, seed):
     m = _model(spec, seed % 7)
     at = _cell(spec, seed)
     E, F, W, H = _reference(m, at)
-    r = m.evaluate(at)
+    r = m.predict(at)
     assert r["energy"] == pytest.approx(E, rel=1e-12)
     assert _rel(r["forces"], F) < 1e-12
     assert _rel(r["virial"], W) < 1e-12
@@ -124,7 +124,7 @@ def test_hessian_vector_product_matches_finite_differences_of_forces(name):
     for s in (1.0, -1.0):
         w = at.copy()
         w.positions = at.positions + s * h * v
-        fs.append(m.evaluate(w)["forces"])
+        fs.append(m.predict(w)["forces"])
     fd = -(fs[0] - fs[1]) / (2 * h)
     assert _rel(op @ v.ravel(), fd.ravel()) < 1e-7
 
@@ -149,14 +149,14 @@ def test_neighbour_cache_gives_the_pairs_of_a_fresh_search():
         assert np.array_equal(got.start, want.start)
 
 
-class _OnlyEvaluate:
-    """A potential seen through ``evaluate`` alone: the finite-difference route."""
+class _OnlyObserve:
+    """A potential seen through ``observe`` alone: the finite-difference route."""
 
     def __init__(self, potential):
         self.potential = potential
 
-    def evaluate(self, atoms):
-        return self.potential.evaluate(atoms)
+    def observe(self, atoms):
+        return self.potential.observe(atoms)
 
 
 def _elastic_cases():
@@ -185,7 +185,7 @@ def test_analytic_elastic_constants_match_finite_differences(case):
     if isinstance(pot, LinearACE):
         pot = ModelPotential(pot)
     C = elastic_constants(pot, cell)
-    fd = elastic_constants(_OnlyEvaluate(pot), cell, step=1e-4)
+    fd = elastic_constants(_OnlyObserve(pot), cell, step=1e-4)
     assert C.shape == fd.shape == ((6, 6) if cell.info["dim"] == 3 else (3, 3))
     assert np.abs(C - fd).max() <= 1e-6 * np.abs(fd).max()
 

@@ -35,7 +35,7 @@ def _data(dim: int) -> list[Configuration]:
         at = defect_cell(lattice, a, n, group, elem)
         if k != 4:
             at.positions[:, :dim] += rng.normal(scale=0.05, size=(len(at), dim))
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         weights = None
         if k in (1, 2):
             weights = rng.uniform(0.2, 3.0, size=len(at))

@@ -127,17 +127,17 @@ def test_size_knob_grows_the_basis():
 def test_invariance_rotation_reflection_translation_permutation(kind, seed):
     m = MODELS[kind](seed=seed % 5)
     at = _cluster(seed)
-    r0 = m.evaluate(at)
+    r0 = m.predict(at)
     Q = _orthogonal(seed)
     rng = np.random.default_rng(seed + 1)
     moved = at.copy()
     moved.positions = at.positions @ Q.T + rng.normal(size=3) * 3.0
-    r1 = m.evaluate(moved)
+    r1 = m.predict(moved)
     assert r1["energy"] == pytest.approx(r0["energy"], abs=1e-10)
     assert np.allclose(r1["forces"], r0["forces"] @ Q.T, atol=1e-10)
     assert np.allclose(r1["energies"], r0["energies"], atol=1e-10)
     perm = rng.permutation(len(at))
-    r2 = m.evaluate(at[perm])
+    r2 = m.predict(at[perm])
     assert r2["energy"] == pytest.approx(r0["energy"], abs=1e-10)
     assert np.allclose(r2["forces"], r0["forces"][perm], atol=1e-12)
     assert np.allclose(r2["energies"], r0["energies"][perm], atol=1e-12)
@@ -152,7 +152,7 @@ def test_periodic_rotation_with_cell(seed):
     rot = at.copy()
     rot.set_cell(np.array(at.cell) @ Q.T, scale_atoms=False)
     rot.positions = at.positions @ Q.T
-    r0, r1 = m.evaluate(at), m.evaluate(rot)
+    r0, r1 = m.predict(at), m.predict(rot)
     assert r1["energy"] == pytest.approx(r0["energy"], abs=1e-10)
     assert np.allclose(r1["virial"], Q @ r0["virial"] @ Q.T, atol=1e-10)
 
@@ -164,7 +164,7 @@ def test_two_dimensional_model_is_invariant_in_the_plane(seed):
     at = perfect_cell("triangular", 1.5, 4, "X")
     rng = np.random.default_rng(seed)
     at.positions[:, :2] += rng.normal(scale=0.05, size=(len(at), 2))
-    r0 = m.evaluate(at)
+    r0 = m.predict(at)
     th = rng.uniform(0, 2 * np.pi)
     Q = np.eye(3)
     Q[:2, :2] = [[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]
@@ -173,7 +173,7 @@ def test_two_dimensional_model_is_invariant_in_the_plane(seed):
     rot = at.copy()
     rot.set_cell(np.array(at.cell) @ Q.T, scale_atoms=False)
     rot.positions = at.positions @ Q.T
-    r1 = m.evaluate(rot)
+    r1 = m.predict(rot)
     assert r1["energy"] == pytest.approx(r0["energy"], abs=1e-10)
     assert np.allclose(r1["forces"], r0["forces"] @ Q.T, atol=1e-10)
     assert np.all(r0["forces"][:, 2] == 0.0)
@@ -187,7 +187,7 @@ def test_two_dimensional_model_is_invariant_in_the_plane(seed):
 def _energy(m, at, x):
     a = at.copy()
     a.positions = x
-    return m.evaluate(a)["energy"]
+    return m.predict(a)["energy"]
 
 
 @pytest.mark.parametrize("kind", MODELS)
@@ -196,7 +196,7 @@ def _energy(m, at, x):
 def test_forces_are_minus_gradient_and_virial_is_strain_derivative(kind, seed):
     m = MODELS[kind](seed=seed % 4)
     at = _periodic(seed)
-    r = m.evaluate(at)
+    r = m.predict(at)
     h = 1e-5
     rng = np.random.default_rng(seed)
     for a in rng.choice(len(at), 2, replace=False):
@@ -210,7 +210,7 @@ def test_forces_are_minus_gradient_and_virial_is_strain_derivative(kind, seed):
     def strained(eps):
         s = at.copy()
         s.set_cell(np.array(at.cell) @ (np.eye(3) + eps), scale_atoms=True)
-        return m.evaluate(s)["energy"]
+        return m.predict(s)["energy"]
 
     V = np.zeros((3, 3))
     for al in range(3):
@@ -241,7 +241,7 @@ def test_hessian_exact_symmetric_acoustic_sum_rule(kind, seed):
     def F(x):
         a = at.copy()
         a.positions = x.reshape(-1, 3)
-        return m.evaluate(a)["forces"].ravel()
+        return m.predict(a)["forces"].ravel()
 
     assert np.allclose(-(F(xp) - F(xm)) / (2 * h), H[k], atol=1e-7)
     rows = m.hessian_rows(at, [k // 3])
@@ -256,7 +256,7 @@ def test_force_constants_continuous_across_the_cutoff(kind):
 
     def obs(r):
         at = Atoms("W3", positions=[[0, 0, 0], [-2.6, 0.5, 0.3], [r, 0.4, 0.2]], pbc=False)
-        out = m.evaluate(at)
+        out = m.predict(at)
         return out["energy"], out["forces"], m.hessian(at).toarray()
 
     def d2(r):  # distance between atoms 0 and 2 = r_cut exactly at r = r0
@@ -286,7 +286,7 @@ def test_force_constants_continuous_across_the_cutoff(kind):
 def test_design_rows_reproduce_the_model(seed):
     m = _linear(seed=seed % 4)
     at = _periodic(seed)
-    r = m.evaluate(at, hessian=True)
+    r = m.predict(at, hessian=True)
     d = m.design(at, "EFVH")
     assert d["E"] @ m.coef_ == pytest.approx(r["energy"], abs=1e-10)
     assert np.allclose(d["F"] @ m.coef_, r["forces"], atol=1e-12)
@@ -306,7 +306,7 @@ def test_calculator_and_persistence(kind, tmp_path):
 
     m = MODELS[kind](seed=2)
     at = _periodic(3)
-    r = m.evaluate(at)
+    r = m.predict(at)
     save_model(m, tmp_path / "m", element="W")
     m2, header = load_fitted(tmp_path / "m")
     assert header["kind"] == m.kind
@@ -334,7 +334,7 @@ def test_bad_inputs_are_refused(tmp_path):
     with pytest.raises(InputError, match="r_in"):
         ACESpec(cutoff=3.0, r_in=4.0)
     with pytest.raises(InputError, match="dim=2"):
-        _linear().evaluate(perfect_cell("triangular", 1.5, 3))
+        _linear().predict(perfect_cell("triangular", 1.5, 3))
     with pytest.raises(InputError, match="no fitted model"):
         load_fitted(tmp_path)
     with pytest.raises(InputError, match="shape"):

@@ -31,7 +31,7 @@ def _morse(count: int, seed: int) -> list[Configuration]:
         group = ("perfect", "vacancy")[k % 2]
         at = defect_cell("triangular", a, 3, group, "X")
         at.positions[:, :2] += rng.normal(scale=0.05, size=(len(at), 2))
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         out.append(Configuration(at, group=group, energy=ev.energy, forces=ev.forces, virial=ev.virial))
     return out
 
@@ -69,7 +69,7 @@ def test_standardisation_round_trips_through_save_and_load(data, tmp_path):
     back, _ = load_fitted(tmp_path / "m")
     assert np.array_equal(back.mu.numpy(), m.mu.numpy()) and np.array_equal(back.sigma.numpy(), m.sigma.numpy())
     at = data[1].atoms
-    r0, r1 = m.evaluate(at), back.evaluate(at)
+    r0, r1 = m.predict(at), back.predict(at)
     assert r1["energy"] == r0["energy"] and np.array_equal(r1["forces"], r0["forces"])
 
 
@@ -111,7 +111,7 @@ def test_several_seeds_keep_the_lowest_validation_loss(data):
 def test_trained_network_forces_are_minus_the_energy_gradient(data):
     model, _ = train_network(data, ModelSpec(**GEOM, epochs=5, lbfgs_iterations=10), LOSS, dim=2)
     at = data[1].atoms.copy()
-    F = model.evaluate(at)["forces"]
+    F = model.predict(at)["forces"]
     assert np.abs(F[:, :2]).max() > 1e-3  # a trained, not a flat, network
     h = 1e-5
     for a in (0, 3):
@@ -119,7 +119,7 @@ def test_trained_network_forces_are_minus_the_energy_gradient(data):
             p, m = at.copy(), at.copy()
             p.positions[a, c] += h
             m.positions[a, c] -= h
-            fd = -(model.evaluate(p)["energy"] - model.evaluate(m)["energy"]) / (2 * h)
+            fd = -(model.predict(p)["energy"] - model.predict(m)["energy"]) / (2 * h)
             assert fd == pytest.approx(F[a, c], rel=1e-6, abs=1e-8)
 
 

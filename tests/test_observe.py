@@ -41,7 +41,7 @@ def test_load_potential_shares_builtins():
 @pytest.mark.parametrize("spec", ["builtin:W", W, W.calculator()])
 def test_observe_accepts_spec_potential_or_calculator(spec):
     at = w_cell(0)
-    ev = W.evaluate(at)
+    ev = W.observe(at)
     out = obs.observe(at, spec, "EFVH")
     assert set(out) == {"energy", "forces", "virial", "hessian"}
     assert out["energy"] == pytest.approx(ev.energy, rel=1e-14)
@@ -85,7 +85,7 @@ def test_wrapped_calculator_without_hessian(seed):
     pot = load_potential(EMT())
     assert isinstance(pot, ASECalculatorPotential) and not pot.has_analytic_hessian
     at = cu_cell(seed)
-    ev = pot.evaluate(at)
+    ev = pot.observe(at)
     assert ev.site_energies.sum() == pytest.approx(ev.energy, rel=1e-12)
     # forces = −∇E along a random direction
     v = np.random.default_rng(seed).normal(size=at.positions.shape)
@@ -149,7 +149,7 @@ def test_python_spec(tmp_path, monkeypatch):
     at = cu_cell(1)
     ref = at.copy()
     ref.calc = EMT()
-    assert pot.evaluate(at).energy == pytest.approx(ref.get_potential_energy(), rel=1e-14)
+    assert pot.observe(at).energy == pytest.approx(ref.get_potential_energy(), rel=1e-14)
     with pytest.raises(InputError, match="not_a_calc.*int.*not an ASE calculator"):
         load_potential("python:my_calcs:not_a_calc")
     with pytest.raises(InputError, match="no callable 'nope'"):

@@ -208,7 +208,7 @@ def test_saved_model_is_the_model_the_task_evaluated(point):
     in_memory = _model_from(fit_model(params(), {"trainingset": data}, None))
     saved = load_potential(out.info["model_dir"])
     for c in data.configs:
-        a, b = in_memory.evaluate(c.atoms), saved.evaluate(c.atoms)
+        a, b = in_memory.observe(c.atoms), saved.observe(c.atoms)
         assert a.energy == b.energy
         np.testing.assert_array_equal(a.forces, b.forces)
         np.testing.assert_array_equal(a.virial, b.virial)
@@ -321,7 +321,7 @@ def test_the_pipeline_shared_work_round_trips_through_its_data_only_file(point):
     stored = sharedio.loads(sharedio.dumps(fitted, "f" * 64), "f" * 64)
     assert stored["report"] == fitted["report"] and stored["header"] == fitted["header"]
     at = data.configs[0].atoms
-    np.testing.assert_array_equal(_model_from(stored).evaluate(at).forces, _model_from(fitted).evaluate(at).forces)
+    np.testing.assert_array_equal(_model_from(stored).observe(at).forces, _model_from(fitted).observe(at).forces)
 
 
 # ------------------------------------------------------------------ shared reference equilibrium

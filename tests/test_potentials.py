@@ -64,13 +64,13 @@ SEEDS = st.integers(0, 2**31 - 1)
 def _energy(pot, atoms, x):
     at = atoms.copy()
     at.positions = x.reshape(-1, 3)
-    return pot.evaluate(at).energy
+    return pot.observe(at).energy
 
 
 def _forces(pot, atoms, x):
     at = atoms.copy()
     at.positions = x.reshape(-1, 3)
-    return pot.evaluate(at).forces.ravel()
+    return pot.observe(at).forces.ravel()
 
 
 @FAST
@@ -88,7 +88,7 @@ def test_forces_are_minus_energy_gradient(kind, seed):
         return _energy(pot, atoms, x + t * v)
 
     # fourth order: a second-order difference leaves h²/6·E''' ≈ 1e-6 eV/Å on stiff draws
-    f = pot.evaluate(atoms).forces.ravel()
+    f = pot.observe(atoms).forces.ravel()
     tol = 1e-7 * max(1.0, np.abs(f).max())
     fd = smooth_derivative(e, h, tol / 4)
     assert fd == pytest.approx(-f @ v, abs=tol)
@@ -108,9 +108,9 @@ def test_virial_is_minus_strain_derivative(kind, seed):
     def e_strained(t):
         at = atoms.copy()
         at.set_cell(atoms.cell @ (np.eye(3) + t * B), scale_atoms=True)
-        return pot.evaluate(at).energy
+        return pot.observe(at).energy
 
-    virial = pot.evaluate(atoms).virial
+    virial = pot.observe(atoms).virial
     tol = 1e-6 * max(1.0, np.abs(virial).max())
     fd = smooth_derivative(e_strained, h, tol / 4)
     assert np.allclose(virial, virial.T, atol=1e-12)
@@ -153,7 +153,7 @@ def test_linearise_matches_hessian(kind, seed):
 @given(KINDS, SEEDS, st.floats(-np.pi, np.pi), st.floats(-np.pi, np.pi))
 def test_invariance_translation_rotation_permutation(kind, seed, theta, psi):
     pot, atoms = config(kind, seed)
-    ev = pot.evaluate(atoms)
+    ev = pot.observe(atoms)
     rng = np.random.default_rng(seed)
     # translation
     at = atoms.copy()
@@ -161,7 +161,7 @@ def test_invariance_translation_rotation_permutation(kind, seed, theta, psi):
     if kind == "morse":
         shift[2] = 0
     at.positions += shift
-    assert pot.evaluate(at).energy == pytest.approx(ev.energy, abs=1e-10 * abs(ev.energy))
+    assert pot.observe(at).energy == pytest.approx(ev.energy, abs=1e-10 * abs(ev.energy))
     # rotation of cell and positions together (in-plane for the 2D lattice)
     if kind == "morse":
         Q = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
@@ -172,14 +172,14 @@ def test_invariance_translation_rotation_permutation(kind, seed, theta, psi):
     at = atoms.copy()
     at.set_cell(atoms.cell @ Q.T, scale_atoms=False)
     at.positions = atoms.positions @ Q.T
-    er = pot.evaluate(at)
+    er = pot.observe(at)
     assert er.energy == pytest.approx(ev.energy, abs=1e-10 * abs(ev.energy))
     assert np.allclose(er.forces, ev.forces @ Q.T, atol=1e-9)
     assert np.allclose(er.virial, Q @ ev.virial @ Q.T, atol=1e-9)
     # permutation
     perm = rng.permutation(len(atoms))
     at = atoms[perm]
-    ep = pot.evaluate(at)
+    ep = pot.observe(at)
     assert ep.energy == pytest.approx(ev.energy, abs=1e-10 * abs(ev.energy))
     assert np.allclose(ep.forces, ev.forces[perm], atol=1e-10)
     assert np.allclose(ep.site_energies, ev.site_energies[perm], atol=1e-10)
@@ -189,7 +189,7 @@ def test_invariance_translation_rotation_permutation(kind, seed, theta, psi):
 @given(KINDS, SEEDS)
 def test_site_energies_sum_to_energy(kind, seed):
     pot, atoms = config(kind, seed)
-    ev = pot.evaluate(atoms)
+    ev = pot.observe(atoms)
     assert ev.site_energies.shape == (len(atoms),)
     assert ev.site_energies.sum() == pytest.approx(ev.energy, rel=1e-13)
 
@@ -199,9 +199,9 @@ def test_small_bcc_cells_agree_with_large(n):
     """Cells smaller than the cutoff (several images of one atom, even of the atom itself,
     in one neighbourhood) give the same energy per atom as a large cell."""
     big = perfect_cell("bcc", A_W, 6, "W")
-    e_big = W.evaluate(big).energy / len(big)
+    e_big = W.observe(big).energy / len(big)
     small = perfect_cell("bcc", A_W, n, "W")
-    assert W.evaluate(small).energy / len(small) == pytest.approx(e_big, abs=1e-12)
+    assert W.observe(small).energy / len(small) == pytest.approx(e_big, abs=1e-12)
 
 
 @FAST
@@ -216,7 +216,7 @@ def test_replicated_cell_is_extensive(kind, seed, k):
     reps = (k, k, 1) if kind == "morse" else (k, k, k)
     big = atoms.repeat(reps)
     m = int(np.prod(reps))
-    e, eb = pot.evaluate(atoms), pot.evaluate(big)
+    e, eb = pot.observe(atoms), pot.observe(big)
     assert eb.energy == pytest.approx(m * e.energy, rel=1e-12)
     assert np.allclose(eb.forces, np.tile(e.forces, (m, 1)), atol=1e-10)
     assert np.allclose(eb.virial, m * e.virial, atol=1e-9)
@@ -229,11 +229,11 @@ def test_replicated_cell_is_extensive(kind, seed, k):
 def test_perfect_lattices_are_in_equilibrium():
     for pot, lattice, a, symbol in [(W, "bcc", A_W, "W"), (MORSE, "triangular", A_MORSE, "X"), (LJ, "fcc", A_LJ, "X")]:
         at = perfect_cell(lattice, a, 3, symbol)
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         assert np.abs(ev.forces).max() < 1e-10
         assert np.abs(ev.virial).max() < 1e-8 * len(at)
         # and a is a minimum of the energy per atom
-        e = [pot.evaluate(perfect_cell(lattice, a * s, 3, symbol)).energy for s in (0.995, 1.0, 1.005)]
+        e = [pot.observe(perfect_cell(lattice, a * s, 3, symbol)).energy for s in (0.995, 1.0, 1.005)]
         assert e[1] < e[0] and e[1] < e[2]
 
 
@@ -241,7 +241,7 @@ def test_builtin_w_lattice_constant_and_cohesive_energy():
     # Zhou et al. fit W to a = 3.165 Å; the tabulated LAMMPS file gives -8.76 eV/atom
     assert A_W == pytest.approx(3.165, abs=2e-3)
     at = perfect_cell("bcc", A_W, 2, "W")
-    assert W.evaluate(at).energy / len(at) == pytest.approx(-8.760, abs=1e-3)
+    assert W.observe(at).energy / len(at) == pytest.approx(-8.760, abs=1e-3)
 
 
 def test_calculator_speaks_ase():
@@ -251,7 +251,7 @@ def test_calculator_speaks_ase():
     calc = W.calculator()
     assert isinstance(calc, Calculator)
     atoms.calc = calc
-    ev = W.evaluate(atoms)
+    ev = W.observe(atoms)
     assert atoms.get_potential_energy() == pytest.approx(ev.energy)
     assert np.allclose(atoms.get_forces(), ev.forces)
     assert np.allclose(atoms.get_potential_energies(), ev.site_energies)
@@ -269,26 +269,26 @@ def test_calculator_speaks_ase():
 def test_neighbour_list_reused_within_half_skin():
     pot = tungsten_zhou()
     atoms = perfect_cell("bcc", A_W, 3, "W")
-    pot.evaluate(atoms)
+    pot.observe(atoms)
     builds = pot._neighbours.builds
     rng = np.random.default_rng(0)
     small = atoms.copy()
     small.positions += rng.uniform(-1, 1, size=(len(atoms), 3)) * 0.2 * pot.skin
-    e_reused = pot.evaluate(small)
+    e_reused = pot.observe(small)
     assert pot._neighbours.builds == builds
-    e_fresh = tungsten_zhou().evaluate(small)
+    e_fresh = tungsten_zhou().observe(small)
     assert e_reused.energy == pytest.approx(e_fresh.energy, abs=1e-12)
     assert np.allclose(e_reused.forces, e_fresh.forces, atol=1e-13)
     big = atoms.copy()
     big.positions[0] += [0.6 * pot.skin, 0, 0]
-    pot.evaluate(big)
+    pot.observe(big)
     assert pot._neighbours.builds == builds + 1
 
 
 def test_species_checked():
     with pytest.raises(InputError, match="Cu"):
-        W.evaluate(perfect_cell("bcc", A_W, 1, "Cu"))
-    assert W.evaluate(perfect_cell("bcc", A_W, 1, "X")).energy < 0
+        W.observe(perfect_cell("bcc", A_W, 1, "Cu"))
+    assert W.observe(perfect_cell("bcc", A_W, 1, "X")).energy < 0
 
 
 def test_load_potential_builtins_and_errors():
@@ -321,7 +321,7 @@ def test_pair_engine_matches_matscipy():
     ours = PairPotential(name="lj-quadratic", phi=_MatscipyFunction(lj), cutoff=2.5, element="Ar")
     atoms = perfect_cell("fcc", A_LJ, 3, "Ar")
     atoms.positions += np.random.default_rng(1).normal(scale=0.03, size=(len(atoms), 3))
-    ev = ours.evaluate(atoms)
+    ev = ours.observe(atoms)
     ref = atoms.copy()
     ref.calc = MSPair({(18, 18): lj}, cutoff=2.5)
     assert ev.energy == pytest.approx(ref.get_potential_energy(), rel=1e-12)

@@ -82,7 +82,7 @@ def test_tabulated_reproduces_analytic(files, which, seed):
     table = load_potential(files[which], element="W")
     assert table.species == ("W",)
     at = rattled(seed)
-    ea, et = analytic.evaluate(at), table.evaluate(at)
+    ea, et = analytic.observe(at), table.observe(at)
     # Interpolation error of the cubic spline on the 2 mÅ grid: tolerances ~10x the worst
     # case measured over 40 seeds (5e-12 eV/atom, 4e-8 eV/Å, 2e-7 eV, 2e-4 eV/Å² for H·v);
     # a misread table gives errors of order one.
@@ -111,10 +111,10 @@ def test_element_selection_by_name_not_atomic_number(files):
     mo = load_potential(files["alloy2"], element="Mo")
     w = load_potential(files["alloy2"], element="W")
     at = rattled(3)
-    assert w.evaluate(at).energy == pytest.approx(W.evaluate(at).energy, rel=1e-9)
+    assert w.observe(at).energy == pytest.approx(W.observe(at).energy, rel=1e-9)
     mo_atoms = at.copy()
     mo_atoms.symbols[:] = "Mo"
-    assert mo.evaluate(mo_atoms).energy == pytest.approx(other_element().evaluate(mo_atoms).energy, rel=1e-9)
+    assert mo.observe(mo_atoms).energy == pytest.approx(other_element().observe(mo_atoms).energy, rel=1e-9)
     with pytest.raises(InputError, match=r"Mo, W.*element="):
         load_potential(files["alloy2"])
     with pytest.raises(InputError, match=r"'Cu'.*Mo, W"):

@@ -79,7 +79,7 @@ def test_energies_and_forces_match_lammps(tmp_path, fname, style, element, latti
     vacancy = defect_cell(lattice, a, n, "vacancy", symbol)
     e_perf, _ = _lammps(perfect, tmp_path, style, path, element)
     e_vac, f_vac = _lammps(vacancy, tmp_path, style, path, element)
-    ours_perf, ours_vac = pot.evaluate(perfect), pot.evaluate(vacancy)
+    ours_perf, ours_vac = pot.observe(perfect), pot.observe(vacancy)
     assert ours_perf.energy == pytest.approx(e_perf, abs=1e-5)
     assert ours_vac.energy == pytest.approx(e_vac, abs=1e-5)
     ef_lmp = e_vac - (len(vacancy) / len(perfect)) * e_perf
@@ -94,6 +94,6 @@ def test_energies_and_forces_match_lammps(tmp_path, fname, style, element, latti
     rattled = vacancy.copy()
     rattled.positions += np.random.default_rng(0).normal(scale=0.01 * a, size=rattled.positions.shape)
     e_r, f_r = _lammps(rattled, tmp_path, style, path, element)
-    ours = pot.evaluate(rattled)
+    ours = pot.observe(rattled)
     assert ours.energy == pytest.approx(e_r, abs=1e-5)
     assert np.abs(ours.forces - f_r).max() < 1e-5

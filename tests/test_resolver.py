@@ -90,7 +90,7 @@ def test_base_energy_forces_is_evaluate_plus_the_operator(fitted_dir):
     cell = defect_cell(LATTICE, _a(), 3, "vacancy")
     cell.positions[:, :2] += np.random.default_rng(1).normal(0.0, 0.05, (len(cell), 2))
     e, f, op = pot.energy_forces(cell)
-    ev = pot.evaluate(cell)
+    ev = pot.observe(cell)
     assert op is None and e == ev.energy
     np.testing.assert_array_equal(f, ev.forces)
     _, _, op = pot.energy_forces(cell, linearise=True)

@@ -52,7 +52,7 @@ def test_core_family_is_exactly_the_reference_near_the_lattice(base, lattice, sy
     cell = _strained(cell, np.reshape(strain, (3, 3)), dim)
     rng = np.random.default_rng(seed)
     cell.positions[:, :dim] += 1e-3 * rng.uniform(-1, 1, (len(cell), dim))
-    e_r, e_s = ref.evaluate(cell), sur.evaluate(cell)
+    e_r, e_s = ref.observe(cell), sur.observe(cell)
     assert e_s.energy == e_r.energy
     assert np.array_equal(e_s.forces, e_r.forces)
     assert np.array_equal(e_s.virial, e_r.virial)
@@ -64,7 +64,7 @@ def test_core_family_acts_in_the_core(base, lattice, sym):
     a = _a(base, lattice)
     cell = defect_cell(lattice, a, 4, "vacancy", sym)
     sur = make_surrogate(base, "core", 1e-2, lattice=lattice, a=a)
-    df = sur.evaluate(cell).forces - load_potential(base).evaluate(cell).forces
+    df = sur.observe(cell).forces - load_potential(base).observe(cell).forces
     assert np.abs(df).max() > 1e-6
 
 
@@ -92,7 +92,7 @@ def test_bond_stiffness_family_changes_force_constants_not_stress(base, lattice,
     sur = make_surrogate(base, "bond_stiffness", eta, lattice=lattice, a=a)
     cell = perfect_cell(lattice, a, 3, sym)
     r1 = nearest_neighbour_distance(lattice, a)
-    e_r, e_s = ref.evaluate(cell), sur.evaluate(cell)
+    e_r, e_s = ref.observe(cell), sur.observe(cell)
     assert e_s.energy == pytest.approx(e_r.energy, abs=1e-12 * len(cell))
     assert np.abs(e_s.virial - e_r.virial).max() < 1e-11 * len(cell)
     expected, *_ = _bond_pattern(cell, r1, lambda v: eta * np.outer(v, v))
@@ -114,7 +114,7 @@ def test_stress_family_changes_stress_and_only_the_geometric_force_constants(bas
     expected, i, j, D = _bond_pattern(cell, r1, lambda v: eta / r1 * (np.eye(3) - np.outer(v, v)))
     dh = (sur.hessian(cell) - ref.hessian(cell)).toarray()
     assert np.abs(dh - expected).max() < 1e-9
-    e_r, e_s = ref.evaluate(cell), sur.evaluate(cell)
+    e_r, e_s = ref.observe(cell), sur.observe(cell)
     assert e_s.energy == pytest.approx(e_r.energy, abs=1e-12 * len(cell))
     dv_expected = -0.5 * eta * (D.T @ D) / r1
     assert np.abs((e_s.virial - e_r.virial) - dv_expected).max() < 1e-9 * len(cell)
@@ -129,7 +129,7 @@ def test_force_constants_family_changes_force_constants_not_stress(base, lattice
     ref = load_potential(base)
     sur = make_surrogate(base, "force_constants", eta, lattice=lattice, a=a)
     cell = perfect_cell(lattice, a, 3, sym)
-    e_r, e_s = ref.evaluate(cell), sur.evaluate(cell)
+    e_r, e_s = ref.observe(cell), sur.observe(cell)
     # g(ρ₀) = g'(ρ₀) = 0: only the round-off of ρ − ρ₀ (~1e-15 relative) is left
     assert e_s.energy == pytest.approx(e_r.energy, abs=1e-12 * len(cell))
     assert np.abs(e_s.virial - e_r.virial).max() < 1e-11 * len(cell)
@@ -165,14 +165,14 @@ def test_surrogate_forces_are_minus_the_energy_gradient(family):
     cell = defect_cell("triangular", a, 4, "interstitial")
     rng = np.random.default_rng(1)
     cell.positions[:, :2] += 0.03 * rng.standard_normal((len(cell), 2))
-    f = sur.evaluate(cell).forces
+    f = sur.observe(cell).forces
     h = 1e-5
     for k in rng.choice(len(cell), 4, replace=False):
         for c in range(2):
             p, m = cell.copy(), cell.copy()
             p.positions[k, c] += h
             m.positions[k, c] -= h
-            fd = -(sur.evaluate(p).energy - sur.evaluate(m).energy) / (2 * h)
+            fd = -(sur.observe(p).energy - sur.observe(m).energy) / (2 * h)
             assert f[k, c] == pytest.approx(fd, abs=1e-6)
 
 
@@ -182,7 +182,7 @@ def test_zero_eta_is_the_reference(family):
     sur = make_surrogate("builtin:W", family, 0.0, lattice="bcc", a=a)
     cell = defect_cell("bcc", a, 3, "interstitial", "W")
     ref = load_potential("builtin:W")
-    assert np.array_equal(sur.evaluate(cell).forces, ref.evaluate(cell).forces)
+    assert np.array_equal(sur.observe(cell).forces, ref.observe(cell).forces)
 
 
 @settings(max_examples=30, deadline=None)

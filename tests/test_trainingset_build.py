@@ -28,15 +28,13 @@ def _spec(**kw) -> TrainingSetSpec:
 
 
 class Counter:
-    """Counts calls of the reference potential's evaluate/hessian (in-process builds)."""
+    """Counts calls of the reference potential's observe/hessian (in-process builds)."""
 
     def __init__(self, monkeypatch, pot_cls, fail=None):
-        self.calls = {"evaluate": 0, "hessian": 0}
+        self.calls = {"observe": 0, "hessian": 0}
         # the solver's fused energy+forces(+Hessian operator) call is a force evaluation too
-        for name, key in (("evaluate", "evaluate"), ("energy_forces", "evaluate"), ("hessian", "hessian")):
-            original = getattr(pot_cls, name, None)
-            if original is None:
-                continue
+        for name, key in (("observe", "observe"), ("energy_forces", "observe"), ("hessian", "hessian")):
+            original = getattr(pot_cls, name)  # every Potential has all three
 
             def wrapped(obj, atoms, *args, _orig=original, _key=key, **kwargs):
                 self.calls[_key] += 1
@@ -75,7 +73,7 @@ def _energy_along(pot, atoms, v):
     def e(t):
         a = atoms.copy()
         a.positions = atoms.positions + t * v
-        return pot.evaluate(a).energy
+        return pot.observe(a).energy
     return e
 
 
@@ -85,7 +83,7 @@ def _strain_energy(pot, atoms, direction):
         F = np.eye(3) + t * direction
         a.set_cell(np.asarray(atoms.cell) @ F.T, scale_atoms=False)
         a.positions = atoms.positions @ F.T
-        return pot.evaluate(a).energy
+        return pot.observe(a).energy
     return e
 
 
@@ -93,7 +91,7 @@ def _forces_along(pot, atoms, v):
     def f(t):
         a = atoms.copy()
         a.positions = atoms.positions + t * v
-        return np.asarray(pot.evaluate(a).forces).reshape(-1)
+        return np.asarray(pot.observe(a).forces).reshape(-1)
     return f
 
 
@@ -206,7 +204,7 @@ def test_adding_a_size_evaluates_only_the_new_configurations(tmp_path, monkeypat
     assert ev["configs_cached"] == small.n_configurations
     assert ev["relaxations_done"] == 1 and ev["relaxations_cached"] == 1
     assert ev["reference_calls"] == new  # one evaluation (E, F, V together) per new configuration
-    assert count.calls["evaluate"] == new + ev["relaxation_force_evaluations"]
+    assert count.calls["observe"] == new + ev["relaxation_force_evaluations"]
     assert count.calls["hessian"] == 0
 
 
@@ -236,7 +234,7 @@ def test_failed_reference_evaluation_is_reported_not_dropped(tmp_path, monkeypat
     with monkeypatch.context() as m:
         Counter(m, type(potential_w), fail=strained)
         summary = build(spec, tmp_path, workers=1)
-    failed = [f for f in summary.failures if f["stage"] == "evaluate"]
+    failed = [f for f in summary.failures if f["stage"] == "observe"]
     assert len(failed) == len(spec.defects) * len(spec.sizes) * spec.strains.count
     assert all(f["kind"] == "strain" and "injected" in f["error"] for f in failed)
     on_disk = json.loads((tmp_path / FAILURES_NAME).read_text())
@@ -367,7 +365,7 @@ def test_adding_an_observation_type_evaluates_only_that_type(tmp_path, monkeypat
     count = Counter(monkeypatch, type(potential_w))
     efh = _spec(sizes=(2,), a=3.1648, observations="EFH")
     summary = build(efh, tmp_path, workers=1)
-    assert count.calls["evaluate"] == 0  # E and F come from the cache
+    assert count.calls["observe"] == 0  # E and F come from the cache
     assert count.calls["hessian"] == efh.n_configurations
     assert summary.evaluations["observations_cached"] == 2 * efh.n_configurations
     assert summary.evaluations["observations_evaluated"] == efh.n_configurations
@@ -423,7 +421,7 @@ def test_energy_differences_equal_the_work_of_the_forces(built, potential_w):
         for ti, wi in zip(t, w):
             a = r.atoms.copy()
             a.positions = r.atoms.positions + ti * d
-            work += wi * np.sum(np.asarray(potential_w.evaluate(a).forces) * d)
+            work += wi * np.sum(np.asarray(potential_w.observe(a).forces) * d)
         de = c.energy - r.energy
         assert abs(de + work) <= RTOL * abs(de)
         checked += 1

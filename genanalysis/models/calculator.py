@@ -3,7 +3,7 @@
 Units: Å, eV, eV/Å, eV (virials), eV/Å² (force constants).
 
 :class:`ModelPotential` implements :class:`genanalysis.potentials.base.Potential`
-(evaluate / hessian / linearise / calculator / cutoff), so a fitted model plugs in
+(observe / hessian / linearise / calculator / cutoff), so a fitted model plugs in
 wherever a reference potential does; its :meth:`calculator` is the ASE calculator
 (energy, free_energy, forces, stress, energies, and ``get_hessian(atoms, format=
 'sparse'|'dense', divide_by_masses=False)`` with matscipy's signature).
@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
+from genanalysis.potentials.base import Observation, Potential, PotentialCalculator
 
 __all__ = ["ModelPotential", "model_calculator"]
 
@@ -37,10 +37,10 @@ class ModelPotential(Potential):
             return
         super().check_species(atoms)
 
-    def evaluate(self, atoms) -> Evaluation:
+    def observe(self, atoms) -> Observation:
         self.check_species(atoms)
-        r = self.model.evaluate(atoms)
-        return Evaluation(energy=float(r["energy"]), forces=np.asarray(r["forces"]),
+        r = self.model.predict(atoms)
+        return Observation(energy=float(r["energy"]), forces=np.asarray(r["forces"]),
                           virial=np.asarray(r["virial"]), site_energies=np.asarray(r["energies"]))
 
     def hessian(self, atoms) -> sp.csr_array:
@@ -56,7 +56,7 @@ class ModelPotential(Potential):
         fn = getattr(self.model, "energy_forces", None)
         if fn is not None:
             return fn(atoms, linearise=linearise)
-        r = self.model.evaluate(atoms)
+        r = self.model.predict(atoms)
         return float(r["energy"]), np.asarray(r["forces"]), None
 
     def linearise(self, atoms) -> spla.LinearOperator:

@@ -124,7 +124,7 @@ class LinearACE:
         e, dEdD, A, G = kernels.linear_forces(geom.Dn, geom.start, w, idx, *kernels.tables(self.basis))
         return geom, e, dEdD, A, G
 
-    def evaluate(self, atoms: Atoms, hessian: bool = False) -> dict:
+    def predict(self, atoms: Atoms, hessian: bool = False) -> dict:
         """energy (eV), energies (n,) eV, forces (n, 3) eV/Å, virial (3, 3) eV and, if
         asked, hessian (sparse 3n × 3n, eV/Å²) of the model on ``atoms``."""
         geom, e, dEdD, A, _ = self._pass(atoms)

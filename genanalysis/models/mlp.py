@@ -74,7 +74,7 @@ class MLPACE:
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def evaluate(self, atoms: Atoms, hessian: bool = False) -> dict:
+    def predict(self, atoms: Atoms, hessian: bool = False) -> dict:
         """energy (eV), energies (n,) eV, forces (n, 3) eV/Å, virial (3, 3) eV [, hessian]."""
         self._check(atoms)
         geom = engine.geometry(atoms, self.cutoff)

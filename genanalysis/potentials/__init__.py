@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genanalysis.exceptions import InputError
-from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
+from genanalysis.potentials.base import Observation, Potential, PotentialCalculator
 
-__all__ = ["Evaluation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential"]
+__all__ = ["Observation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential"]
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["Evaluation", "Potential", "PotentialCalculator", "VOIGT", "born_elastic_constants"]
+__all__ = ["Observation", "Potential", "PotentialCalculator", "VOIGT", "born_elastic_constants"]
 
 
 @dataclass
-class Evaluation:
+class Observation:
     """Observations of one configuration.
 
     energy: total energy, eV; forces: (n, 3) eV/Å; virial: (3, 3) eV, ``−stress·volume``,
@@ -55,7 +55,7 @@ class Potential(abc.ABC):
 
     # -- to implement ---------------------------------------------------------------
     @abc.abstractmethod
-    def evaluate(self, atoms) -> Evaluation:
+    def observe(self, atoms) -> Observation:
         """Energy (eV), forces (eV/Å), virial (eV) and site energies (eV) of ``atoms``."""
 
     @abc.abstractmethod
@@ -76,7 +76,7 @@ class Potential(abc.ABC):
         """(energy eV, forces (n, 3) eV/Å, Hessian operator or None) at ``atoms``; the
         operator (:meth:`linearise`) only with ``linearise``. Potentials that get it from
         the force sweep override this and set :attr:`fused_linearise`."""
-        ev = self.evaluate(atoms)
+        ev = self.observe(atoms)
         return ev.energy, ev.forces, (self.linearise(atoms) if linearise else None)
 
     # -- shared -----------------------------------------------------------------------
@@ -130,10 +130,10 @@ def _equilibrium_lattice_constant(potential: Potential, lattice: str) -> float:
 
     def energy(a):
         at = cell(a)
-        return potential.evaluate(at).energy / len(at)
+        return potential.observe(at).energy / len(at)
 
     def pressure_term(a):  # dE/da · a = −tr(virial)
-        return -float(np.trace(potential.evaluate(cell(a)).virial))
+        return -float(np.trace(potential.observe(cell(a)).virial))
 
     # scan nearest-neighbour distances from 0.1 to 0.95 of the cutoff (geometric grid, 1 %
     # steps) for the lowest energy, then solve for the zero of the hydrostatic virial
@@ -205,7 +205,7 @@ class PotentialCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        ev = self.potential.evaluate(self.atoms)
+        ev = self.potential.observe(self.atoms)
         vol = abs(self.atoms.get_volume()) if self.atoms.cell.rank == 3 else math.nan
         stress = -ev.virial / vol
         self.results.update(

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from genanalysis.potentials.base import Evaluation, Potential
+from genanalysis.potentials.base import Observation, Potential
 from genanalysis.potentials.functions import FusedRadialTables
 from genanalysis.potentials.neighbours import NeighbourCache, PairList
 
@@ -327,11 +327,11 @@ class EAMPotential(Potential):
         return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
 
     # -- energy, forces, virial ---------------------------------------------------------
-    def evaluate(self, atoms) -> Evaluation:
+    def observe(self, atoms) -> Observation:
         """Energy (eV), forces (eV/Å), virial (eV) and site energies (eV)."""
         self.check_species(atoms)
         energy, forces, virial, site, _ = self._pass(atoms, 1, site=True)
-        return Evaluation(energy=energy, forces=forces, virial=virial, site_energies=site)
+        return Observation(energy=energy, forces=forces, virial=virial, site_energies=site)
 
     fused_linearise = True
 

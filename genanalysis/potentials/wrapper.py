@@ -41,7 +41,7 @@ import scipy.sparse.linalg as spla
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 
 from genanalysis.exceptions import InputError, check_number
-from genanalysis.potentials.base import Evaluation, Potential
+from genanalysis.potentials.base import Observation, Potential
 
 __all__ = [
     "ASECalculatorPotential", "calculator_from_python_spec", "potential_from_python_spec",
@@ -279,7 +279,7 @@ class ASECalculatorPotential(Potential):
         """Forces (n, 3) eV/Å from the calculator."""
         return np.array(self._atoms(atoms).get_forces(), dtype=np.float64)
 
-    def evaluate(self, atoms) -> Evaluation:
+    def observe(self, atoms) -> Observation:
         self.check_species(atoms)
         at = self._atoms(atoms)
         energy = float(at.get_potential_energy())
@@ -297,7 +297,7 @@ class ASECalculatorPotential(Potential):
             site = np.full(len(at), energy / max(len(at), 1))
             self.site_energies_exact = False
         self._committee_spread(getattr(self.calc, "results", {}))
-        return Evaluation(energy=energy, forces=forces, virial=virial, site_energies=site)
+        return Observation(energy=energy, forces=forces, virial=virial, site_energies=site)
 
     def _committee_spread(self, results) -> None:
         """Record the largest committee spread (population standard deviation over the

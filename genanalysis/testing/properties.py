@@ -118,7 +118,7 @@ def forces_are_minus_gradient(calc, atoms, *, directions: int = 3, step: float =
     largest |dE/dt|, or to ``floor`` eV/Å where all are smaller (a perfect lattice)."""
     pot = as_potential(calc)
     name = "forces = -grad E"
-    f0 = pot.evaluate(atoms).forces * _mask(atoms)
+    f0 = pot.observe(atoms).forces * _mask(atoms)
     rng = np.random.default_rng(seed)
     dirs = [f0] if np.linalg.norm(f0) > 0 else []
     dirs += [rng.normal(size=f0.shape) * _mask(atoms) for _ in range(directions)]
@@ -129,7 +129,7 @@ def forces_are_minus_gradient(calc, atoms, *, directions: int = 3, step: float =
 
         def energy(t, d=d):
             work.positions = atoms.positions + t * d
-            return pot.evaluate(work).energy
+            return pot.observe(work).energy
 
         de = fourth_order_difference(energy, step)
         num.append(abs(float(np.sum(f0 * d)) + de))
@@ -157,7 +157,7 @@ def virial_is_strain_derivative(calc, atoms, *, strains: int = 2, step: float = 
     dim = atoms_dim(atoms)
     if not all(atoms.pbc[:dim]):
         return _skipped(name, "1", "the cell is not periodic")
-    V = np.asarray(pot.evaluate(atoms).virial, float)
+    V = np.asarray(pot.observe(atoms).virial, float)
     if not np.all(np.isfinite(V[:dim, :dim])):
         return _skipped(name, "1", "the calculator gives no stress")
     rng = np.random.default_rng(seed)
@@ -173,7 +173,7 @@ def virial_is_strain_derivative(calc, atoms, *, strains: int = 2, step: float = 
             Bs.append(B / np.linalg.norm(B))
     num, den = [], []
     for B in Bs:
-        de = fourth_order_difference(lambda t, B=B: pot.evaluate(_strained(atoms, B, t)).energy, step)
+        de = fourth_order_difference(lambda t, B=B: pot.observe(_strained(atoms, B, t)).energy, step)
         num.append(abs(-float(np.sum(V * B)) - de))
         den.append(abs(de))
     scale = max(den)
@@ -204,7 +204,7 @@ def _raw_hessian(pot, atoms, step: float = 1e-4) -> tuple[np.ndarray, str]:
     unit = np.zeros(n3)
     for k in range(n3):  # one column per coordinate, by the project's one difference rule
         unit[k] = 1.0
-        cols[:, k] = force_derivative(lambda at: pot.evaluate(at).forces, work, x0, unit.reshape(-1, 3),
+        cols[:, k] = force_derivative(lambda at: pot.observe(at).forces, work, x0, unit.reshape(-1, 3),
                                       step).ravel()
         unit[k] = 0.0
     return cols, "central differences of the forces, unsymmetrised"
@@ -230,8 +230,8 @@ def hessian_properties(calc, atoms, *, rtol: float = 1e-5) -> list[PropertyRepor
 def _compare(name, pot, atoms, moved, forces_map, tol, detail) -> PropertyReport:
     """Energy per atom and forces of ``moved`` against those of ``atoms`` carried over by
     ``forces_map`` ((n, 3) → (n', 3))."""
-    e0 = pot.evaluate(atoms)
-    e1 = pot.evaluate(moved)
+    e0 = pot.observe(atoms)
+    e1 = pot.observe(moved)
     de = abs(e1.energy / len(moved) - e0.energy / len(atoms))
     df = float(np.abs(e1.forces - forces_map(e0.forces)).max())
     return _report(name, max(de, df), tol, "eV/atom, eV/Å", detail, {"energy_per_atom": de, "forces": df})
@@ -319,7 +319,7 @@ def smooth_across_cutoff(calc, *, cutoff: float | None = None, symbol: str = "X"
     def dimer(r):
         at = Atoms([symbol, symbol], positions=[[box / 2, box / 2, box / 2], [box / 2 + r, box / 2, box / 2]],
                    cell=[box, box, box], pbc=False)
-        ev = pot.evaluate(at)
+        ev = pot.observe(at)
         return ev.energy, ev.forces[1, 0]
 
     jumps = {}

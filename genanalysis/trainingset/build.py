@@ -297,7 +297,7 @@ def _fd_rows(pot, atoms: Atoms, atom_indices, step: float):
         block = np.empty((3, n, 3))
         for a in range(3):
             unit[ell, a] = 1.0
-            block[a] = force_derivative(lambda at: pot.evaluate(at).forces, work, x0, unit, step)
+            block[a] = force_derivative(lambda at: pot.observe(at).forces, work, x0, unit, step)
             unit[ell, a] = 0.0
         rows.append(block)
     return rows  # each (3, n, 3): [a, k, b]
@@ -332,7 +332,7 @@ def _force_constants(pot, atoms: Atoms, fd_step, translation_invariant: bool):
     return sp.csr_array(force_constants(atoms, pot, fd_step=_fd_step(pot, fd_step))), "fd", 6 * n
 
 
-def _evaluate_task(atoms, kinds, fd_step, translation_invariant, pot=None):
+def _observe_task(atoms, kinds, fd_step, translation_invariant, pot=None):
     """Reference observations ``kinds`` (subset of EFVH) of one configuration."""
     try:
         pot = pot if pot is not None else _WORKER_POTENTIAL
@@ -592,11 +592,11 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
         else:
             stats["configs_cached"] += 1
     if tasks:
-        results = _run(tasks, _evaluate_task, workers, pot, spec)
+        results = _run(tasks, _observe_task, workers, pot, spec)
         for idx, res in zip(task_items, results):
             it = items[idx]
             if not res.get("ok"):
-                failures.append({"stage": "evaluate", "group": it.group, "size": it.size, "kind": it.kind,
+                failures.append({"stage": "observe", "group": it.group, "size": it.size, "kind": it.kind,
                                  "index": it.index, "hash": it.hash, "error": res.get("error")})
                 obs_by_item[idx] = None
                 continue
