@@ -113,8 +113,9 @@ def test_no_stable_equilibrium_is_a_result_with_what_is_computable():
 
 def test_triangular_lattice_errors_match_closed_forms():
     """Bond stiffness ηκ on the 3 first-shell bonds per atom: ΔC₁₁ = (9/8) ηκ a²/A,
-    A = (√3/2) a² the area per atom; ε_FC ≤ ηκ/2 (each bond counted twice by L). Bond
-    tension ητ: virial per atom = −(3/2) ητ a I₂."""
+    A = (√3/2) a² the area per atom; ε_FC is the definition's largest |λ| of ΔH x = λ L x
+    (translations removed), computed here densely on the same cell. Bond tension ητ:
+    virial per atom = −(3/2) ητ a I₂."""
     base, lattice = "builtin:morse", "triangular"
     a = load_potential(base).equilibrium_lattice_constant(lattice)
     eta = 0.01
@@ -123,7 +124,18 @@ def test_triangular_lattice_errors_match_closed_forms():
     dc = np.subtract(res.elastic_constants_model, res.elastic_constants_reference)
     assert dc[0, 0] == pytest.approx(9.0 / 8.0 * eta / (math.sqrt(3) / 2), rel=1e-5)
     assert res.elastic_constant_error == pytest.approx(np.abs(dc).max())
-    assert 0 < res.force_constant_error <= eta / 2 + 1e-12
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.norms import riesz_matrix, stencil
+
+    cell = perfect_cell(lattice, a, 6)
+    idx = (np.arange(len(cell))[:, None] * 3 + np.arange(2)[None, :]).ravel()
+    model = load_potential(f"surrogate:{base}?family=bond_stiffness&eta={eta}", lattice=lattice, a=a)
+    dh = (model.hessian(cell) - load_potential(base).hessian(cell)).toarray()[idx][:, idx]
+    w, u = np.linalg.eigh(riesz_matrix(stencil(cell, None)).toarray())
+    keep = w > 1e-10 * w.max()  # translations (the kernel of L) removed
+    s = u[:, keep] / np.sqrt(w[keep])
+    assert res.force_constant_error == pytest.approx(np.abs(np.linalg.eigvalsh(s.T @ dh @ s)).max(), rel=1e-9)
+    assert res.force_constant_error > 0
     assert res.lattice_stress_error < 1e-12
     res = evaluate(f"surrogate:{base}?family=stress&eta={eta}", base,
                    ExperimentSpec(lattice, "vacancy", 6, a=a, stability=False, profile_radii=()))
@@ -138,7 +150,10 @@ def test_force_constant_error_is_linear_and_elastic_error_in_gpa(eta):
     res = _run(f"surrogate:builtin:W?family=force_constants&eta={eta!r}", W, stability=False, profile_radii=())
     ref = _run("surrogate:builtin:W?family=force_constants&eta=1e-3", W, stability=False, profile_radii=())
     assert res.force_constant_error == pytest.approx(ref.force_constant_error * eta / 1e-3, rel=1e-6)
-    assert res.elastic_constant_error_gpa == pytest.approx(res.elastic_constant_error * 160.21766208, rel=1e-12)
+    from scipy.constants import e as electron_volt  # J
+
+    gpa_per_ev_a3 = electron_volt / 1e-30 / 1e9  # 1 eV/Å³ in GPa, from SI (CODATA; the code's digits may be older)
+    assert res.elastic_constant_error_gpa == pytest.approx(res.elastic_constant_error * gpa_per_ev_a3, rel=1e-7)
     assert res.lattice_stress_error < 1e-12
 
 

@@ -17,6 +17,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.potentials import load_potential
 from genanalysis.potentials.wrapper import ASECalculatorPotential
+from genanalysis.testing import strategies as gst
 
 W = load_potential("builtin:W")
 A_W = W.equilibrium_lattice_constant("bcc")
@@ -63,10 +64,9 @@ def test_observe_kinds_validated():
 
 
 @settings(max_examples=5, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_force_constants_fd_matches_analytic(seed):
-    at = perfect_cell("bcc", A_W, 1, "W")
-    at.positions += np.random.default_rng(seed).normal(scale=0.04, size=at.positions.shape)
+@given(gst.configurations("bcc", A_W, symbol="W", max_size=1, max_strain=0.02, max_rattle=0.06))
+def test_force_constants_fd_matches_analytic(at):
+    """Central differences of the forces = the analytic Hessian, on strained and rattled cells."""
     H = obs.force_constants(at, W)
     H_fd = obs.force_constants(at, W, fd_step=1e-4)
     assert abs(H - H_fd).max() <= 1e-6 * abs(H).max()
@@ -77,19 +77,23 @@ def test_fd_step_validated():
         obs.force_constants(perfect_cell("bcc", A_W, 1, "W"), W, fd_step=0.5)
 
 
-@settings(max_examples=3, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_wrapped_calculator_without_hessian(seed):
+CU_CELLS = st.builds(gst.rattled, gst.supercells("fcc", 3.6, symbol="Cu", sizes=(1, 1)),
+                     st.floats(0.0, 0.06), st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=4, deadline=None)
+@given(at=CU_CELLS, v=gst.displacements(4), B=gst.strains(3, max_strain=1.0).filter(lambda b: np.abs(b).max() > 1e-2),
+       u=gst.displacements(4))
+def test_wrapped_calculator_without_hessian(at, v, B, u):
     """EMT has no get_hessian: force constants by central differences, which must be
-    symmetric, obey the acoustic sum rule and match the FD matrix-free products."""
+    symmetric, obey the acoustic sum rule and match the FD matrix-free products; forces are
+    −∇E along any direction v, the virial −∂E/∂ε along any symmetric strain B."""
     pot = load_potential(EMT())
     assert isinstance(pot, ASECalculatorPotential) and not pot.has_analytic_hessian
-    at = cu_cell(seed)
     ev = pot.observe(at)
     assert ev.site_energies.sum() == pytest.approx(ev.energy, rel=1e-12)
-    # forces = −∇E along a random direction
-    v = np.random.default_rng(seed).normal(size=at.positions.shape)
-    v /= np.linalg.norm(v)
+    # forces = −∇E along the direction v
+    v = v / np.linalg.norm(v)
     h = 1e-4
     ep, em = at.copy(), at.copy()
     ep.positions += h * v
@@ -97,8 +101,6 @@ def test_wrapped_calculator_without_hessian(seed):
     fd = (obs.energy(ep, pot) - obs.energy(em, pot)) / (2 * h)
     assert fd == pytest.approx(-np.sum(ev.forces * v), abs=1e-7)
     # virial = −∂E/∂ε
-    B = np.random.default_rng(seed + 1).normal(size=(3, 3))
-    B = 0.5 * (B + B.T)
     es = []
     for t in (h, -h):
         s = at.copy()
@@ -113,7 +115,7 @@ def test_wrapped_calculator_without_hessian(seed):
     assert abs(H - H.T).max() < 1e-12
     t = np.tile(np.eye(3), (len(at), 1))
     assert np.abs(H @ t).max() < 1e-5 * abs(H).max()
-    u = np.random.default_rng(seed + 2).normal(size=3 * len(at))
+    u = u.ravel()
     assert np.allclose(pot.linearise(at) @ u, H @ u, atol=1e-5 * abs(H).max() * np.abs(u).max())
 
 

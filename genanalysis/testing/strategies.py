@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from genanalysis.lattice import DEFECTS, LATTICES, atoms_dim, defect_cell, dimension, perfect_cell, smallest_size
 
 __all__ = ["lattices", "point_defects", "supercells", "defect_cells", "strains", "strained", "rattles",
-           "rattled", "configurations", "training_specs"]
+           "rattled", "displacements", "pair_vectors", "configurations", "training_specs"]
 
 
 def lattices(names=None) -> st.SearchStrategy[str]:
@@ -85,6 +85,26 @@ def rattles(draw, atoms, *, max_amplitude: float = 0.05):
     """``atoms`` rattled with an amplitude in [0, max_amplitude] Å and a drawn seed."""
     amp = draw(st.floats(0.0, max_amplitude, allow_nan=False))
     return rattled(atoms, amp, draw(st.integers(0, 2**32 - 1)))
+
+
+def displacements(n: int, dim: int = 3, *, max_amplitude: float = 1.0) -> st.SearchStrategy:
+    """A displacement field (n, 3) in Å, each in-plane component (the first ``dim``) in
+    [−max_amplitude, max_amplitude], the others zero; never identically zero. Drawn entry by
+    entry, so hypothesis shrinks it towards a single displaced component."""
+    from hypothesis.extra.numpy import arrays
+
+    entries = st.floats(-max_amplitude, max_amplitude, allow_nan=False, allow_subnormal=False)
+    return (arrays(np.float64, (n, dim), elements=entries).filter(lambda u: bool(np.abs(u).max() > 1e-3 * max_amplitude))
+            .map(lambda u: np.pad(u, ((0, 0), (0, 3 - dim)))))
+
+
+def pair_vectors(max_pairs: int = 20, *, r_min: float = 0.5, r_max: float = 6.0, dim: int = 3) -> st.SearchStrategy:
+    """An (m, 3) array of pair vectors D (Å) with r_min ≤ |D| ≤ r_max, 1 ≤ m ≤ ``max_pairs``
+    (in-plane, third component zero, when ``dim`` is 2)."""
+    comp = st.floats(-r_max, r_max, allow_nan=False, allow_subnormal=False)
+    vec = st.tuples(*[comp] * dim).map(lambda v: list(v) + [0.0] * (3 - dim)).filter(
+        lambda v: r_min <= float(np.linalg.norm(v)) <= r_max)
+    return st.lists(vec, min_size=1, max_size=max_pairs).map(lambda vs: np.array(vs, dtype=np.float64))
 
 
 @st.composite
