@@ -199,8 +199,8 @@ class PotentialObservations:
     def __init__(self, potential):
         self.potential = potential
 
-    def evaluate(self, atoms) -> dict:
-        ev = self.potential.evaluate(atoms)
+    def predict(self, atoms) -> dict:
+        ev = self.potential.observe(atoms)
         return {"energy": ev.energy, "forces": ev.forces, "virial": ev.virial}
 
     def hessian_rows(self, atoms, rows) -> np.ndarray:
