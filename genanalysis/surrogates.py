@@ -56,7 +56,7 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 from genanalysis.potentials.eam import EAMPotential
-from genanalysis.potentials.functions import SmoothCutoff
+from genanalysis.potentials.functions import SmoothCutoff, product_rule
 
 __all__ = [
     "FAMILIES",
@@ -107,6 +107,17 @@ class Combination:
         return tuple(out)
 
 
+def _in_t(b: tuple, sign) -> tuple:
+    """Derivatives in t of B(|t|) from those in |t|: the first picks up sign(t), the
+    second does not."""
+    return tuple(v * sign if k == 1 else v for k, v in enumerate(b))
+
+
+def _in_rho(derivatives: tuple, rho0: float) -> tuple:
+    """Derivatives in ρ of g(x), x = ρ/ρ₀ − 1, from those in x: the k-th over ρ₀^k."""
+    return tuple(v / rho0**k if k else v for k, v in enumerate(derivatives))
+
+
 @dataclass(frozen=True)
 class ShellBump:
     """w(r) = (r − r₁)^power / power! · B(r), Å → (Å^power); B ≡ 1 for |r − r₁| ≤ inner,
@@ -132,13 +143,7 @@ class ShellBump:
             p = (t, np.ones_like(t), np.zeros_like(t))
         else:  # pragma: no cover - guarded by the constructor callers
             raise ValueError(f"power={self.power}; use 1 or 2")
-        out = [p[0] * b[0]]
-        if order >= 1:
-            db = sign * b[1]
-            out.append(p[1] * b[0] + p[0] * db)
-        if order >= 2:
-            out.append(p[2] * b[0] + 2.0 * p[1] * db + p[0] * b[2])
-        return tuple(out)
+        return product_rule(p, _in_t(b, sign), order)
 
 
 @dataclass(frozen=True)
@@ -156,13 +161,7 @@ class DensityBand:
         sgn = np.sign(x)
         s = SmoothCutoff(self.width, 2.0 * self.width)(ax, order)
         m = [1.0 - s[0]] + [-v for v in s[1:]]  # 1 − S and its derivatives in |x|
-        out = [x * x * m[0]]
-        if order >= 1:
-            dm = sgn * m[1]
-            out.append((2.0 * x * m[0] + x * x * dm) / self.rho0)
-        if order >= 2:
-            out.append((2.0 * m[0] + 4.0 * x * dm + x * x * m[2]) / self.rho0**2)
-        return tuple(out)
+        return _in_rho(product_rule((x * x, 2.0 * x, 2.0), _in_t(m, sgn), order), self.rho0)
 
 
 @dataclass(frozen=True)
@@ -180,13 +179,7 @@ class DensityQuadratic:
         x = rho / self.rho0 - 1.0
         sgn = np.sign(x)
         b = SmoothCutoff(self.inner, self.outer)(np.abs(x), order)
-        out = [0.5 * x * x * b[0]]
-        if order >= 1:
-            db = sgn * b[1]
-            out.append((x * b[0] + 0.5 * x * x * db) / self.rho0)
-        if order >= 2:
-            out.append((b[0] + 2.0 * x * db + 0.5 * x * x * b[2]) / self.rho0**2)
-        return tuple(out)
+        return _in_rho(product_rule((0.5 * x * x, x, 1.0), _in_t(b, sgn), order), self.rho0)
 
 
 @dataclass(frozen=True)
@@ -205,11 +198,7 @@ class AuxiliaryDensity:
         k = self.beta / self.r1
         g = (e, -k * e, k * k * e)
         s = SmoothCutoff(self.r_inner, self.r_outer)(r, order)
-        out = [g[0] * s[0]]
-        if order >= 1:
-            out.append(g[1] * s[0] + g[0] * s[1])
-        if order >= 2:
-            out.append(g[2] * s[0] + 2.0 * g[1] * s[1] + g[0] * s[2])
+        out = product_rule(g, s, order)
         inside = r < self.r_outer
         return tuple(np.where(inside, v, 0.0) for v in out)
 

@@ -277,16 +277,22 @@ class EAMPotential(Potential):
                 out.append(d)
             return out
 
+        def projected(V, s, e, scale):
+            """The pair block [s, e): atom indices, the differences v_j − v_i and the
+            projection scale·(R̂·(v_j − v_i))."""
+            ib = pb.i[s:e].astype(np.intp)
+            jb = pb.j[s:e].astype(np.intp)
+            dv = diff(V, ib, jb)
+            t = E[0, s:e] * dv[0]
+            t += E[1, s:e] * dv[1]
+            t += E[2, s:e] * dv[2]
+            t *= scale[s:e]
+            return ib, jb, dv, t
+
         def density_part(V, bounds):
             w = np.zeros(n)
             for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
-                ib = pb.i[s:e].astype(np.intp)
-                jb = pb.j[s:e].astype(np.intp)
-                dv = diff(V, ib, jb)
-                t = E[0, s:e] * dv[0]
-                t += E[1, s:e] * dv[1]
-                t += E[2, s:e] * dv[2]
-                t *= df[s:e]
+                _, jb, _, t = projected(V, s, e, df)
                 w[segi] += np.add.reduceat(t, seg)
                 _add(w, jb, jlo, jhi, t)
             return w
@@ -294,13 +300,7 @@ class EAMPotential(Potential):
         def product_part(V, w, bounds):
             out = np.zeros((3, n))
             for s, e, ilo, ihi, jlo, jhi, seg, segi in bounds:
-                ib = pb.i[s:e].astype(np.intp)
-                jb = pb.j[s:e].astype(np.intp)
-                dv = diff(V, ib, jb)
-                coef = E[0, s:e] * dv[0]
-                coef += E[1, s:e] * dv[1]
-                coef += E[2, s:e] * dv[2]
-                coef *= amb[s:e]
+                ib, jb, dv, coef = projected(V, s, e, amb)
                 if w is not None:
                     wij = w.take(ib)
                     wij += w.take(jb)

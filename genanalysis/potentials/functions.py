@@ -21,6 +21,7 @@ from scipy.interpolate import CubicSpline
 
 __all__ = [
     "SmoothCutoff",
+    "product_rule",
     "ZhouRadial",
     "ZhouEmbedding",
     "Morse",
@@ -63,8 +64,9 @@ class SmoothCutoff:
         return tuple(out)
 
 
-def _switched(g: tuple, s: tuple, order: int) -> tuple:
-    """Product rule for (g·S) and its derivatives up to ``order``."""
+def product_rule(g: tuple, s: tuple, order: int) -> tuple:
+    """Product rule for (g·S) and its derivatives up to ``order`` (≤ 2): ``g`` and ``s`` are
+    (value, first, second derivative) of the two factors (at least ``order + 1`` of each)."""
     out = [g[0] * s[0]]
     if order >= 1:
         out.append(g[1] * s[0] + g[0] * s[1])
@@ -109,7 +111,7 @@ class ZhouRadial:
                 total[2] += (ddu - (2.0 * du * dv + u * ddv) * iv + 2.0 * u * dv * dv * iv * iv) * iv
         inside = r < self.cutoff.r_outer
         s = self.cutoff(r, order)
-        return tuple(np.where(inside, v_, 0.0) for v_ in _switched(tuple(total), s, order))
+        return tuple(np.where(inside, v_, 0.0) for v_ in product_rule(tuple(total), s, order))
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class Morse:
         if order >= 2:
             g.append(D * (4.0 * a * a * e * e - 2.0 * a * a * e))
         inside = r < self.cutoff.r_outer
-        return tuple(np.where(inside, v, 0.0) for v in _switched(tuple(g), self.cutoff(r, order), order))
+        return tuple(np.where(inside, v, 0.0) for v in product_rule(tuple(g), self.cutoff(r, order), order))
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class LennardJones:
         if order >= 2:
             g.append(e4 * (156.0 * s12 - 42.0 * s6) * ir * ir)
         inside = r < self.cutoff.r_outer
-        return tuple(np.where(inside, v, 0.0) for v in _switched(tuple(g), self.cutoff(r, order), order))
+        return tuple(np.where(inside, v, 0.0) for v in product_rule(tuple(g), self.cutoff(r, order), order))
 
 
 class UniformCubicTable:

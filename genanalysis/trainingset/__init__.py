@@ -25,6 +25,7 @@ from genanalysis.trainingset.build import (
     build,
     potential_identity,
 )
+from genanalysis.trainingset import io as tio
 from genanalysis.trainingset.io import (
     KEY_PRESETS,
     ExtxyzKeys,
@@ -46,14 +47,7 @@ __all__ = [
     "read_training_set",
     "default_out_dir",
     "potential_identity",
-    "ExtxyzKeys",
-    "KEY_PRESETS",
-    "write_extxyz",
-    "read_extxyz",
-    "write_force_constants",
-    "read_force_constants",
-    "write_db",
-    "read_db",
+    *tio.__all__,  # the readers and writers, re-exported
 ]
 
 
