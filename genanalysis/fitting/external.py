@@ -41,7 +41,6 @@ the ``[fit]`` table, so they are all part of the fit's identity (the shared-work
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 import shutil
 import subprocess
@@ -152,16 +151,9 @@ to it) of files the model needs beside ``output`` (e.g. a GAP's sparse-point fil
         exe = self.command[0]
         if shutil.which(exe) is None and not (Path(exe).is_file()):
             raise InputError(f"fit.command: the program {exe!r} is not found on PATH")
-        rest = self.load.partition(":")[2].partition("?")[0]
-        module, _, attr = rest.partition(":")
-        if not module or not attr:
-            raise InputError(f"fit.load={self.load!r} must have the form python:MODULE:CALLABLE")
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            raise InputError(f"fit.load={self.load!r}: cannot import module {module!r} ({exc})") from None
-        if not callable(getattr(mod, attr, None)):
-            raise InputError(f"fit.load={self.load!r}: module {module!r} has no callable {attr!r}")
+        from genanalysis.potentials.wrapper import python_callable
+
+        python_callable(self.load, f"fit.load={self.load!r}")
 
     def content_hash(self) -> str:
         """SHA-256 of every field (the command and its hyper-parameters included)."""

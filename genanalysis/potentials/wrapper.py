@@ -165,24 +165,32 @@ def _asymmetry(H: sp.csr_array) -> float:
     return float(spla.norm(H - H.T) / norm) if norm > 0 else 0.0
 
 
+def python_callable(spec: str, where: str):
+    """The callable ``CALLABLE`` of ``MODULE`` named by ``python:MODULE:CALLABLE[?OPTIONS]``
+    (imported, not called); InputError beginning with ``where`` if the spec has another
+    form, the module cannot be imported or has no such callable."""
+    rest = spec.partition(":")[2].partition("?")[0]
+    module, _, attr = rest.partition(":")
+    if not module or not attr:
+        raise InputError(f"{where} must have the form python:MODULE:CALLABLE")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"{where}: cannot import module {module!r} ({exc})") from None
+    factory = getattr(mod, attr, None)
+    if factory is None or not callable(factory):
+        raise InputError(f"{where}: module {module!r} has no callable {attr!r}")
+    return factory
+
+
 def calculator_from_python_spec(spec: str, *args):
     """Call ``CALLABLE`` of ``MODULE`` for ``python:MODULE:CALLABLE[?OPTIONS]`` with
     ``args`` (none for a potential; the model file's path for the loader of an external
     fit); it must return an ASE calculator (options: :func:`potential_from_python_spec`)."""
-    _, _, rest = spec.partition(":")
-    rest = rest.partition("?")[0]
-    module, _, attr = rest.partition(":")
-    if not module or not attr:
-        raise InputError(f"potential spec {spec!r} must have the form python:MODULE:CALLABLE")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise InputError(f"potential spec {spec!r}: cannot import module {module!r} ({exc})") from None
-    factory = getattr(mod, attr, None)
-    if factory is None or not callable(factory):
-        raise InputError(f"potential spec {spec!r}: module {module!r} has no callable {attr!r}")
+    factory = python_callable(spec, f"potential spec {spec!r}")
     calc = factory(*args)
     if not isinstance(calc, BaseCalculator):
+        attr = spec.partition("?")[0].rpartition(":")[2]
         raise InputError(
             f"potential spec {spec!r}: {attr}({', '.join(map(repr, args))}) returned {type(calc).__name__}, not an ASE calculator"
         )
