@@ -141,6 +141,27 @@ def projections(basis, geom: Geometry) -> torch.Tensor:
     return torch.from_numpy(kernels.projections(geom.Dn, geom.i, geom.n, *kernels.tables(basis)))
 
 
+def hessian_inputs(basis, atoms: Atoms, cutoff: float):
+    """(geometry, projections A (n, n_A), S = every A-component (1, n_A)) of ``atoms``: what
+    :func:`hessian_sparse` and :func:`hessian_dense_rows` take beside a model's site function."""
+    geom = geometry(atoms, cutoff)
+    return geom, projections(basis, geom), torch.arange(basis.n_A)[None, :]
+
+
+def _padded_phi_derivatives(basis, geom: Geometry, flat: np.ndarray):
+    """∇φ (m, n_A + 1, 3) and ∇²φ (m, n_A + 1, 3, 3) of the padded pair slots ``flat`` (slot
+    index P = no pair: zeros; the extra last component is zero too), in 1/Å and 1/Å² (φ is
+    dimensionless)."""
+    nA = basis.n_A
+    real = torch.tensor(flat < geom.P)
+    J = torch.zeros(len(flat), nA + 1, 3)
+    H = torch.zeros(len(flat), nA + 1, 3, 3)
+    if real.any():
+        J_, H_ = basis.phi_derivatives(geom.D[flat[real.numpy()]], order=2)
+        J[real, :nA], H[real, :nA] = J_, H_
+    return J, H
+
+
 def pair_gradients(basis, geom: Geometry, G: torch.Tensor) -> torch.Tensor:
     """∂E/∂D_p (P, 3) in eV/Å for E = Σ_i ε(A_i) with G = ∂ε/∂A (n, n_A) in eV: one
     vector–Jacobian product of φ per pair (no (P, n_A, 3) array is formed)."""
@@ -215,13 +236,7 @@ def _hessian_chunks(basis, geom: Geometry, site_fn, S: torch.Tensor, rows: np.nd
     outer = max(1, int(_BUDGET // (z * (nA + 1) * 12)))
     for a0, a1 in _chunks(len(centres), outer):
         Cb = centres[a0:a1]
-        flat = geom.pad[Cb].reshape(-1)
-        real = torch.tensor(flat < geom.P)
-        Jb = torch.zeros(len(flat), nA + 1, 3)
-        Hb = torch.zeros(len(flat), nA + 1, 3, 3)
-        if real.any():
-            J_, H_ = basis.phi_derivatives(geom.D[flat[real.numpy()]], order=2)
-            Jb[real, :nA], Hb[real, :nA] = J_, H_
+        Jb, Hb = _padded_phi_derivatives(basis, geom, geom.pad[Cb].reshape(-1))
         Jb = Jb.view(len(Cb), z, nA + 1, 3)
         Hb = Hb.view(len(Cb), z, nA + 1, 3, 3)
         Rmax_b = int(Rn[Cb].max())
@@ -275,13 +290,7 @@ def _hessian_dense_gemm(basis, geom: Geometry, site_fn, S: torch.Tensor) -> torc
     faster route for small periodic cells (n ≲ a few hundred)."""
     n, z, nA = geom.n, geom.zmax, basis.n_A
     K, Smax = S.shape
-    flat = geom.pad.reshape(-1)
-    real = torch.tensor(flat < geom.P)
-    J = torch.zeros(len(flat), nA + 1, 3)
-    Hp = torch.zeros(len(flat), nA + 1, 3, 3)
-    if real.any():
-        J_, H_ = basis.phi_derivatives(geom.D[flat[real.numpy()]], order=2)
-        J[real, :nA], Hp[real, :nA] = J_, H_
+    J, Hp = _padded_phi_derivatives(basis, geom, geom.pad.reshape(-1))
     J = J.view(n, z, nA + 1, 3)
     Hp = Hp.view(n, z, nA + 1, 3, 3)
     g, M = site_fn(np.arange(n))  # (n, K, Smax), (n, K, Smax, Smax)

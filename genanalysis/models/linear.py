@@ -196,9 +196,7 @@ class LinearACE:
     def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
         """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
         self._check(atoms)
-        geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(self.basis, geom)
-        S = torch.arange(self.basis.n_A)[None, :]
+        geom, A, S = engine.hessian_inputs(self.basis, atoms, self.cutoff)
         site = self._site_fn(A)
 
         def site_fn(C):

@@ -121,18 +121,14 @@ class MLPACE:
     def hessian(self, atoms: Atoms) -> sp.csr_array:
         """Exact force constants (eV/Å²), sparse (3n × 3n), atom-major."""
         self._check(atoms)
-        geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(self.basis, geom)
-        S = torch.arange(self.basis.n_A)[None, :]
+        geom, A, S = engine.hessian_inputs(self.basis, atoms, self.cutoff)
         with torch.no_grad():
             return engine.hessian_sparse(self.basis, geom, self._site_fn(A), S)
 
     def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
         """Force-constant rows of the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
         self._check(atoms)
-        geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(self.basis, geom)
-        S = torch.arange(self.basis.n_A)[None, :]
+        geom, A, S = engine.hessian_inputs(self.basis, atoms, self.cutoff)
         with torch.no_grad():
             return engine.hessian_dense_rows(self.basis, geom, self._site_fn(A), S, np.asarray(rows))[0].numpy()
 
