@@ -1,5 +1,5 @@
 """The error of a fitted model decomposed into what the training cell saw and what it did not
-(THEORY.md §4, "Why a floor hides the rate"; docs/theory.md §3.3).
+(docs/theory.md §3.3; why a floor hides the rate: §4, with (T13)).
 
 For a training cell of size N relaxed with the reference (ū_N, periodic N-cell) and a test
 domain of size M (ū = ū_M, periodic M-cell), the model's residual on the test domain,
@@ -109,7 +109,7 @@ def decompose(model, reference, problem, test_atoms, test_forces_model, test_for
     u_m = (test_atoms.positions - problem.cell.positions)[:, :dim]
     st_n = stencil(small, problem.r_stencil)
     rel_n = training_cell.copy()
-    f_train = np.asarray(model.evaluate(rel_n).forces, float)[:, :dim]
+    f_train = np.asarray(model.observe(rel_n).forces, float)[:, :dim]
     r_train = dual_norm(f_train, st_n)
     v = np.zeros((len(small), 3))
     v[:, :dim] = u_m[idx] - u_n
