@@ -8,6 +8,8 @@ did not converge (the JSON says why), 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
+from genanalysis.commands import add_memory_limit
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -31,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--max-iter", type=int, help="Newton iterations at most (default 200)")
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

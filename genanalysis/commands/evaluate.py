@@ -11,6 +11,8 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
+from genanalysis.commands import add_memory_limit
+
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
 _OPTIONS = ("lattice", "defect", "size", "a", "fmax", "max_iter", "start", "r_stencil", "core_radius", "check_size")
@@ -54,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("--max-iter", type=int, help="Newton iterations per relaxation at most (default 200)")
     p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

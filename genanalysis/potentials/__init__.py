@@ -15,7 +15,8 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 from genanalysis.potentials.base import Evaluation, Potential, PotentialCalculator
 
-__all__ = ["Evaluation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential"]
+__all__ = ["Evaluation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential",
+           "neighbour_radius"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ SCHEMES: dict[str, Scheme] = {
 FITTED_MODEL = Scheme("genanalysis.models.io:model_potential")
 #: any other path: a LAMMPS EAM file
 EAM_FILE = Scheme("genanalysis.potentials:_eam_spec", ("format", "element"))
+
+
+def neighbour_radius(potential) -> float:
+    """The radius (Å) of ``potential``'s neighbour list — its cutoff plus its Verlet skin —
+    for memory estimates; 0 when it declares no cutoff (an external calculator)."""
+    cutoff = getattr(potential, "cutoff", 0.0)
+    if not isinstance(cutoff, (int, float)) or not cutoff > 0:
+        return 0.0
+    skin = getattr(potential, "skin", 0.0)
+    return float(cutoff) + (float(skin) if isinstance(skin, (int, float)) and skin > 0 else 0.0)
 
 
 def load_potential(spec, *, format: str | None = None, element: str | None = None, lattice: str | None = None,

@@ -42,7 +42,11 @@ from typing import Any
 from genanalysis.exceptions import InputError
 from genanalysis.sweep.worker import Payload, execute
 
-__all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor"]
+__all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor", "check_backend", "probe_scheduler",
+           "DEFAULT_CONNECT_TIMEOUT_S"]
+
+#: seconds to wait for a dask scheduler to answer (``run --connect-timeout``)
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: set only while the fork server starts (it must not see the working directory)
@@ -224,9 +228,10 @@ class DaskExecutor:
     cannot be stopped without its worker): use the cluster's own wall-time limits.
     """
 
-    def __init__(self, address: str, *, timeout: float = 30.0, idle_notice_s: float = 30.0):
+    def __init__(self, address: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT_S, idle_notice_s: float = 30.0):
         from distributed import Client
 
+        probe_scheduler(address, timeout)
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -336,14 +341,75 @@ def check_backend(*, workers: int | None = None, scheduler: str | None = None) -
         raise InputError(f"--workers {workers!r}: need a whole number in 0..1024 (0 runs in-process)")
 
 
-def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None):
+def _tcp(address: str) -> str | None:
+    """``tcp://HOST:PORT`` of a TCP scheduler address (with or without its scheme), else None."""
+    if address.startswith("tcp://"):
+        return address.rstrip("/")
+    return None if "://" in address else f"tcp://{address.rstrip('/')}"
+
+
+def probe_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+    """Refuse (:class:`InputError`, one line) a TCP address at which no dask scheduler
+    answers within ``timeout`` seconds: nothing listening, a host that does not answer, or a
+    server that is not a dask scheduler (e.g. the dashboard's web port).
+
+    The probe is one handshake and an ``identity`` request under a hard deadline, in a
+    thread of its own (so it works beside a running event loop); a client connecting to a
+    server that does not speak dask's protocol could otherwise wait forever, and one that
+    failed to connect takes twice its timeout to close. Other schemes (tls://, ucx://, ...)
+    need the cluster's security settings and are left to the client."""
+    import asyncio
+
+    tcp = _tcp(address)
+    if tcp is None:
+        return
+    outcome: list = []
+
+    async def identity():
+        from distributed.comm import connect
+
+        comm = await connect(tcp, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def probe():
+        try:
+            outcome.append(asyncio.run(asyncio.wait_for(identity(), timeout)))
+        except (OSError, asyncio.TimeoutError) as exc:
+            outcome.append(exc)
+        # anything else means the server answered but not in dask's protocol (a web server's
+        # bytes read as a frame header can ask for an exabyte): that is an address error too
+        except Exception as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    thread = threading.Thread(target=probe, name="genanalysis-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 2.0)
+    got = outcome[0] if outcome else None
+    if isinstance(got, dict) and got.get("type") == "Scheduler":
+        return
+    if got is None or isinstance(got, (OSError, asyncio.TimeoutError)):
+        why = f"nothing answered within {timeout:g} s (--connect-timeout)"
+    elif isinstance(got, Exception):
+        why = f"the server there does not speak dask's protocol ({type(got).__name__})"
+    else:
+        why = f"the server there is not a dask scheduler (it says it is a {got.get('type', '?')!s})" \
+            if isinstance(got, dict) else "the server there is not a dask scheduler"
+    raise InputError(f"--scheduler {address!r}: no dask scheduler reachable: {why}")
+
+
+def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None,
+                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S):
     """The executor for ``--workers K`` / ``--scheduler ADDRESS`` (default: one worker per CPU).
 
     ``task_timeout`` (s) is enforced by the local pool only (see :class:`DaskExecutor`,
     :class:`InlineExecutor`)."""
     check_backend(workers=workers, scheduler=scheduler)
     if scheduler is not None:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, timeout=connect_timeout)
     if workers is None:
         workers = os.cpu_count() or 1
     return InlineExecutor() if workers == 0 else LocalPool(workers, task_timeout=task_timeout)
