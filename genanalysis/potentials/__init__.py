@@ -50,12 +50,12 @@ EAM_FILE = Scheme("genanalysis.potentials:_eam_spec", ("format", "element"))
 
 def neighbour_radius(potential) -> float:
     """The radius (Å) of ``potential``'s neighbour list — its cutoff plus its Verlet skin —
-    for memory estimates; 0 when it declares no cutoff (an external calculator)."""
-    cutoff = getattr(potential, "cutoff", 0.0)
-    if not isinstance(cutoff, (int, float)) or not cutoff > 0:
-        return 0.0
-    skin = getattr(potential, "skin", 0.0)
-    return float(cutoff) + (float(skin) if isinstance(skin, (int, float)) and skin > 0 else 0.0)
+    for memory estimates; 0 when it declares no finite cutoff (an external calculator)."""
+    def finite(x) -> float:
+        return float(x) if isinstance(x, (int, float)) and 0 < x < float("inf") else 0.0
+
+    cutoff = finite(getattr(potential, "cutoff", 0.0))  # an external calculator's is inf: unknown
+    return cutoff + finite(getattr(potential, "skin", 0.0)) if cutoff else 0.0
 
 
 def load_potential(spec, *, format: str | None = None, element: str | None = None, lattice: str | None = None,
