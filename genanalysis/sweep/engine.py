@@ -11,7 +11,7 @@ Output directory layout::
 Guarantees: every finished task is written in one transaction by this (coordinating)
 process; a task that raises is recorded ``failed: reason``; a task whose worker dies is
 retried ``study.retries`` times, then recorded failed; a task or shared build running longer
-than ``study.task_timeout_s`` on a local worker is stopped and recorded failed (not
+than ``study.task_timeout_s`` (on any backend) is stopped and recorded failed (not
 retried); a rerun skips every task already in
 the database (``retry_failed=True`` reruns the failed ones) and reuses every shared result
 already on disk, so a sweep killed at any moment and rerun ends with each task once. A
