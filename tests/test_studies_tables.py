@@ -64,3 +64,12 @@ def test_a_changed_metric_changes_the_table(tmp_path):
     mod.FIG = tmp_path
     after = mod.test_domain(mod.load_tasks(tmp_path / "test_domain_2d.json")[0])["table"]
     assert after != before and "1.250e-01" in after
+
+
+def test_the_interpolation_regime_tables_are_what_their_data_give():
+    """docs/studies.md §11 holds the tables studies/rate_2d.py prints from docs/data/rate_2d."""
+    spec = importlib.util.spec_from_file_location("rate_2d", ROOT / "studies" / "rate_2d.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = mod.main([])
+    assert text and text in (ROOT / "docs" / "studies.md").read_text()
