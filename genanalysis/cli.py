@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from genanalysis.memory import limit_override
+
     try:
-        return int(args.func(args) or 0)
+        with limit_override(getattr(args, "memory_limit", None)):
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"genanalysis: error: {exc}", file=sys.stderr)
         return 2

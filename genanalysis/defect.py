@@ -22,8 +22,8 @@ from ase import Atoms
 
 from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS
 from genanalysis.exceptions import ConvergenceError, NonFiniteError
-from genanalysis.lattice import atoms_dim, defect_cell, minimum_image, perfect_cell
-from genanalysis.potentials import load_potential
+from genanalysis.lattice import atoms_dim, check_cell, defect_cell, minimum_image, perfect_cell
+from genanalysis.potentials import load_potential, neighbour_radius
 from genanalysis.relaxation import (
     LatticePreconditioner,
     Relaxation,
@@ -219,6 +219,7 @@ def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, 
     symbol = element or (pot.species[0] if getattr(pot, "species", None) else "X")
     if a is None:
         a = pot.equilibrium_lattice_constant(lattice)
+    check_cell(lattice, n, a=a, radius=neighbour_radius(pot))  # before the cell and its pairs exist
     ref = defect_cell(lattice, a, n, defect, symbol)
     rel = relax(ref, pot, fmax=fmax, max_iter=max_iter)
     e_atom = perfect_energy_per_atom(pot, lattice, a, 1, symbol)

@@ -533,14 +533,17 @@ class Problem:
 def resolve(model, reference, spec: ExperimentSpec) -> Problem:
     """Stage 1: resolve both specs (:func:`~genanalysis.potentials.load_potential`; the
     model's surrogate spec takes the experiment's lattice and ``a``) and build the cell."""
-    from genanalysis.lattice import defect_cell, dimension, nearest_neighbour_distance, parse_defect
+    from genanalysis.lattice import check_cell, defect_cell, dimension, nearest_neighbour_distance, parse_defect
     from genanalysis.norms import stencil, stencil_radius
+    from genanalysis.potentials import neighbour_radius
 
     ref_pot = load_potential(reference)
     defect = parse_defect(spec.lattice, spec.defect)
     a = float(ref_pot.equilibrium_lattice_constant(spec.lattice) if spec.a is None else spec.a)
     model_pot = load_potential(model, lattice=spec.lattice, a=a)
     symbol = ref_pot.species[0] if getattr(ref_pot, "species", None) else "X"
+    check_cell(spec.lattice, spec.size, f"size M={spec.size}", a=a,
+               radius=max(neighbour_radius(ref_pot), neighbour_radius(model_pot)))
     cell = defect_cell(spec.lattice, a, spec.size, defect, symbol)
     r_stencil = stencil_radius(spec.lattice, a) if spec.r_stencil is None else spec.r_stencil
     r_nn = nearest_neighbour_distance(spec.lattice, a)

@@ -33,6 +33,7 @@ from genanalysis.exceptions import InputError, check_number
 from genanalysis.fitting.loss import (
     LossWeights,
     SpatialWeights,
+    atom_weights,
     hessian_rows,
     plane,
     select,
@@ -42,6 +43,7 @@ from genanalysis.fitting.loss import (
 )
 from genanalysis.jsonutil import sha256_json
 from genanalysis.lattice import atoms_dim
+from genanalysis.memory import check_memory, design_rows, fit_bytes
 from genanalysis.models.basis import ACEParams
 from genanalysis.tomlutil import read_toml
 
@@ -275,6 +277,22 @@ class _StreamedQR:
         return R[: self.p, : self.p], R[: self.p, self.p], float(abs(R[self.p, self.p]))
 
 
+def _check_fit_memory(configs: list[Configuration], loss: LossWeights, dim: int, p: int) -> None:
+    """Refuse a fit whose largest configuration's design and QR cannot fit in memory
+    (:func:`genanalysis.memory.fit_bytes`), before any design row is computed."""
+    worst, where = (0.0, 0.0), None
+    for conf in configs:
+        kinds = weighted_kinds(conf, loss)
+        r = len(hessian_rows(conf, atom_weights(conf, loss))[0]) if "H" in kinds else 0
+        rows = design_rows(len(conf), dim, kinds, r)
+        if rows[1] > worst[1]:
+            worst, where = rows, (conf, kinds)
+    if where is not None:
+        conf, kinds = where
+        check_memory(f"the fit's design ({worst[1]:,.0f} {kinds} rows of a {len(conf)}-atom configuration × {p:,} "
+                     "parameters)", fit_bytes(*worst, p))
+
+
 @dataclass
 class FitResult:
     """A fitted model, the spec, the split and the report (dict, JSON-able)."""
@@ -298,6 +316,7 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     dim = _dim(configs)
     model = LinearACE(model_spec.ace_spec(dim))
     p = model.n_params
+    _check_fit_memory(configs, loss, dim, p)
     qr = _StreamedQR(p)
     counts = {t: 0 for t in OBSERVATION_TYPES}
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
-from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
+from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory, pairs_bytes
 
 __all__ = [
     "atoms_dim",
@@ -175,12 +175,22 @@ def cell_atoms(lattice: str, n: int) -> int:
     return len(basis) * int(n) ** dim
 
 
-def check_cell(lattice: str, n: int, what: str | None = None) -> None:
+def check_cell(lattice: str, n: int, what: str | None = None, *, a: float | None = None,
+               radius: float | None = None) -> None:
     """Refuse (:class:`InputError`) an n-cell too large to build in the available memory
-    (:mod:`genanalysis.memory`); ``what`` names the value in the message."""
+    (:mod:`genanalysis.memory`); ``what`` names the value in the message. With the lattice
+    constant ``a`` (Å) and the neighbour-list ``radius`` (Å: a potential's cutoff and skin)
+    the estimate includes the cell's neighbour list, so that a cell whose atoms fit but whose
+    pairs do not is refused before either is built."""
     _check_lattice(lattice)
     atoms = cell_atoms(lattice, _check_n(n))
-    check_memory(f"{what or f'cell size n={n}'} ({lattice}: {atoms:,} atoms)", float(atoms) * CELL_BYTES_PER_ATOM)
+    estimate, pairs = float(atoms) * CELL_BYTES_PER_ATOM, ""
+    if a is not None and radius:
+        dim = LATTICES[lattice][0]
+        volume = (a * n) ** 3 if dim == 3 else 0.5 * math.sqrt(3.0) * (a * n) ** 2
+        estimate += pairs_bytes(atoms, atoms / volume, radius, dim)
+        pairs = f" and their neighbour list within {radius:.3g} Å"
+    check_memory(f"{what or f'cell size n={n}'} ({lattice}: {atoms:,} atoms{pairs})", estimate)
 
 
 def perfect_cell(lattice: str, a: float, n: int, symbol: str = "X") -> Atoms:

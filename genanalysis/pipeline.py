@@ -297,11 +297,41 @@ def validate(params) -> None:
     fspec, _ = fit_spec(_table(params, "fit"), seed)
     if hasattr(fspec, "check_tools"):
         fspec.check_tools()
+    _check_fit_memory(specs, fspec)
     ex = experiment_spec(_table(params, "experiment"), specs[0].lattice)
     check_cell(specs[0].lattice, ex.size, what=f"experiment.size={ex.size}")
     if any(s.lattice != specs[0].lattice or s.potential != specs[0].potential for s in specs[1:]):
         raise InputError("trainingset.extra: every set must share the base set's potential and lattice")
     _check_potential(specs[0].potential, specs[0].element)
+
+
+def _check_fit_memory(specs, fspec) -> None:
+    """Refuse, before any work, a linear fit whose largest training configuration's design
+    and QR cannot fit in memory (:func:`genanalysis.memory.fit_bytes`; the fit checks the
+    built configurations again). Lower bound: a configuration has one atom fewer than its
+    cell, and a relaxed perfect cell needs one atom's force-constant rows (rattled cells and
+    defect cells need all of them)."""
+    from genanalysis.lattice import LATTICES, cell_atoms
+    from genanalysis.memory import ace_features, check_memory, design_rows, fit_bytes
+
+    m = getattr(fspec, "model", None)  # an external fit has no model of ours
+    if getattr(m, "kind", None) != "ace":
+        return
+    p = ace_features(m.degree, m.body_order, m.l_max, m.w_l, m.pair_degree) + 1
+    worst, where = (0.0, 0.0), ""
+    for ts in specs:
+        dim = LATTICES[ts.lattice][0]
+        for group in ts.defects:
+            kinds = "".join(t for t in ts.observations_of(group) if fspec.loss.weight(group, t) > 0)
+            for size in ts.sizes:
+                n = cell_atoms(ts.lattice, size) - (group != "perfect")
+                r = n if group != "perfect" or ts.configs_per_size > 0 else 1
+                rows = design_rows(n, dim, kinds, r if "H" in kinds else 0)
+                if rows[1] > worst[1]:
+                    worst, where = rows, f"{group} cell of size {size}, {kinds}"
+    if where:
+        check_memory(f"the fit's design ({worst[1]:,.0f} rows of the {where} × {p:,.0f} parameters)",
+                     fit_bytes(*worst, p))
 
 
 @functools.lru_cache(maxsize=16)

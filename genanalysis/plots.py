@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genanalysis.sweep.labels import LABELS as _LABELS
 from genanalysis.sweep.outputs import StudyOutput, rate_report
 from genanalysis.sweep.plan import canonical_json
 from genanalysis.sweep.rates import RateResult, evaluate_rates
@@ -40,23 +41,8 @@ from genanalysis.sweep.rates import RateResult, evaluate_rates
 __all__ = ["LABELS", "axis_label", "legend_label", "convergence_figure", "bound_figure", "effectivity_figure",
            "save_rate_plots", "save_bound_plots", "plot_study"]
 
-#: words for the quantities and fields of the built-in kinds (metric or dotted field -> words)
-LABELS = {
-    "error_energy_norm": "simulation error ‖D(ū^ML − ū)‖",
-    "a_posteriori_bound": "bound (2/c)‖f^ML(ū)‖₋₁",
-    "residual_dual_norm": "residual ‖f^ML(ū)‖₋₁",
-    "relative_error": "relative error ‖D(ū^ML − ū)‖ / ‖Dū‖",
-    "formation_energy_error": "formation-energy error ΔE_f^ML − ΔE_f",
-    "effectivity": "effectivity η = c‖D(ū^ML − ū)‖ / ‖f^ML(ū)‖₋₁",
-    "bound_ratio": "error / bound",
-    "force_constant_error": "force-constant error ε_FC",
-    "stability_model_at_reference": "stability constant c of the model at ū",
-    "fit_rmse_F_train": "training force RMSE",
-    "trainingset.size": "training cell size N",
-    "trainingset.observations": "observations",
-    "experiment.size": "test domain size M",
-    "trainingset.fc_cells": "force-constant cell size",
-}
+#: words for the quantities and fields of the built-in kinds (one table for plots and results tables)
+LABELS = _LABELS
 
 #: fields that count cells: their label carries no unit
 _COUNTS = frozenset({"trainingset.size", "experiment.size", "trainingset.fc_cells"})

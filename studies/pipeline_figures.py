@@ -1,6 +1,14 @@
-"""Figures and tables of the pipeline studies (docs/studies.md) from their results directories.
+"""Figures and tables of the pipeline studies (docs/studies.md) from their per-task data.
 
-    python studies/pipeline_figures.py [--results DIR]     # DIR holds the --out directories
+    python studies/pipeline_figures.py --results DIR    # DIR holds the --out directories;
+                                                        # also writes docs/data/tasks/NAME.json
+    python studies/pipeline_figures.py                  # the same tables from docs/data/tasks/*.json
+                                                        # (no physics recomputed, only aggregation)
+
+``docs/data/tasks/NAME.json`` holds, for one study, its spec, the units of its metrics and
+every task's parameters, state and scalar metrics (data only, JSON): every number of the
+tables below is recomputed from them (``tests/test_studies_tables.py`` checks that the
+tables in docs/studies.md are what this script prints from that data).
 
 Reads ``DIR/training_size_2d``, ``DIR/training_size_3d``,
 ``DIR/training_size_3d_from_reference``, ``DIR/test_domain_2d``, ``DIR/fc_vs_large_cells_2d``,
@@ -31,12 +39,56 @@ OBS = ["E", "EF", "EFV", "EFH", "EFVH"]
 MARK = {"vacancy": "o", "interstitial": "s", "interstitial:centre": "s", "interstitial:dumbbell110": "s"}
 
 
+TASKS = DATA / "tasks"
+FORMAT = "genanalysis-study-tasks"
+
+
 def _load(path: pathlib.Path):
     from genanalysis.sweep.outputs import load_output, rate_report
 
     if not (path / "results.sqlite").is_file():
         return None, []
     out = load_output(path)
+    return out, rate_report(out)
+
+
+def _scalars(metrics: dict) -> dict:
+    """The metrics a table may read: numbers, strings, None and the small lists/dicts the
+    experiment reports (dipoles, the residual profile, the convergence check)."""
+    return {k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float, str, list, dict))}
+
+
+def export_tasks(out, name: str, where: pathlib.Path = TASKS) -> pathlib.Path:
+    """Write one study's per-task data (``where/NAME.json``): spec, units, every task's
+    parameters, state and metrics. JSON only."""
+    where.mkdir(parents=True, exist_ok=True)
+    tasks = [{"hash": r.hash, "kind": r.kind, "point": r.point, "params": r.params, "overrides": r.overrides,
+              "state": r.state, "status": r.status, "metrics": _scalars(r.metrics)} for r in out.rows]
+    doc = {"format": FORMAT, "version": 1, "name": name, "study": out.study.raw, "units": out.units,
+           "n_points": out.n_points, "tasks": tasks}
+    path = where / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=0, allow_nan=False, default=_nonfinite) + "\n")
+    return path
+
+
+def _nonfinite(v):
+    raise TypeError(f"not JSON data: {v!r}")
+
+
+def load_tasks(path: pathlib.Path):
+    """A :class:`~genanalysis.sweep.outputs.StudyOutput` and its rate report rebuilt from
+    ``export_tasks`` data (no results database needed)."""
+    from genanalysis.results import TaskRow
+    from genanalysis.sweep.outputs import StudyOutput, rate_report
+    from genanalysis.sweep.spec import parse_study
+
+    doc = json.loads(pathlib.Path(path).read_text())
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} file")
+    rows = [TaskRow(hash=t["hash"], kind=t["kind"], point=t["point"], params=t["params"], overrides=t["overrides"],
+                    state=t["state"], status=t["status"], metrics=t["metrics"]) for t in doc["tasks"]]
+    out = StudyOutput(pathlib.Path(path), parse_study(doc["study"], default_name=doc["name"]), rows, doc["units"],
+                      doc["n_points"])
     return out, rate_report(out)
 
 
@@ -47,6 +99,13 @@ def _get(tree, dotted, default=None):
             return default
         node = node[part]
     return node
+
+
+def _rel(path: pathlib.Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _fin(v):
@@ -149,7 +208,7 @@ def training_size(out, results, tag: str, d: int) -> dict:
                 cells.append(c)
             lines.append(f"| {defect} | {n} | " + " | ".join(cells) + " |")
     rt, rdata = _rates_table(results)
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
+    return {"figure": _rel(path), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
 
 
 def fc_vs_large(out, results) -> dict:
@@ -196,7 +255,7 @@ def fc_vs_large(out, results) -> dict:
     fig.savefig(path, dpi=150)
     plt.close(fig)
     rt, rdata = _rates_table(results)
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
+    return {"figure": _rel(path), "table": "\n".join(lines), "rates_table": rt, "rates": rdata}
 
 
 def loss_weights(out) -> dict:
@@ -232,7 +291,7 @@ def loss_weights(out) -> dict:
     path = FIG / "studies-loss-weights-2d.png"
     fig.savefig(path, dpi=150)
     plt.close(fig)
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+    return {"figure": _rel(path), "table": "\n".join(lines)}
 
 
 def model_size(out) -> dict:
@@ -272,7 +331,7 @@ def model_size(out) -> dict:
     path = FIG / "studies-model-size-2d.png"
     fig.savefig(path, dpi=150)
     plt.close(fig)
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+    return {"figure": _rel(path), "table": "\n".join(lines)}
 
 
 def test_domain(out) -> dict:
@@ -307,7 +366,7 @@ def test_domain(out) -> dict:
     path = FIG / "studies-test-domain-2d.png"
     fig.savefig(path, dpi=150)
     plt.close(fig)
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines)}
+    return {"figure": _rel(path), "table": "\n".join(lines)}
 
 
 def effectivity(outs) -> dict:
@@ -351,23 +410,74 @@ def effectivity(outs) -> dict:
     if len(eta):
         lines.append(f"| all | all | {len(eta)} | {eta.min():.3f} | {np.median(eta):.3f} | {eta.max():.3f} | "
                      f"{int(np.sum(eta <= 2))}/{len(eta)} |")
-    return {"figure": str(path.relative_to(ROOT)), "table": "\n".join(lines), "statuses": dict(statuses),
+    return {"figure": _rel(path), "table": "\n".join(lines), "statuses": dict(statuses),
             "n": int(len(eta))}
 
 
-def main() -> None:
+def decomposition(outs) -> dict:
+    """The check r_test ≈ r_train + t(N) (docs/theory.md §3.3) and the estimate (T9) against
+    the measured residual, for every converged fitted model that reports them."""
+    groups = defaultdict(list)
+    for name, out in outs.items():
+        for r in _rows(out):
+            m = r.metrics
+            if m.get("status") == "converged" and _fin(m.get("decomposition_ratio")):
+                groups[(name, r.params["experiment"]["defect"])].append(m)
+    lines = ["| study | defect | models | r_test median (eV/Å) | r_train median (eV/Å) | t_H median (eV/Å) | "
+             "t_far median (eV/Å) | ratio r_test/(r_train + t) min / median / max | "
+             "(T9)/r_test min / median / max | (T9) far-field term / measured far field, median |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def med(ms, k):
+        v = [m[k] for m in ms if _fin(m.get(k))]
+        return float(np.median(v)) if v else None
+
+    def span(ms, k):
+        v = np.array([m[k] for m in ms if _fin(m.get(k))])
+        return "—" if not len(v) else f"{v.min():.2f} / {np.median(v):.2f} / {v.max():.2f}"
+
+    every = []
+    for (name, dfc), ms in sorted(groups.items()):
+        every += ms
+        lines.append(f"| {name} | {dfc} | {len(ms)} | {_fmt(med(ms, 'residual_dual_norm'), '.2e')} | "
+                     f"{_fmt(med(ms, 'train_residual_dual_norm'), '.2e')} | {_fmt(med(ms, 'transfer_hessian_term'), '.2e')} | "
+                     f"{_fmt(med(ms, 'transfer_tail_term'), '.2e')} | {span(ms, 'decomposition_ratio')} | "
+                     f"{span(ms, 'estimate_residual_ratio')} | {_fmt(med(ms, 'estimate_far_field_ratio'), '.2f')} |")
+    if every:
+        lines.append(f"| all | all | {len(every)} | | | | | {span(every, 'decomposition_ratio')} | "
+                     f"{span(every, 'estimate_residual_ratio')} | {_fmt(med(every, 'estimate_far_field_ratio'), '.2f')} |")
+    return {"table": "\n".join(lines), "n": len(every)}
+
+
+NAMES = ("training_size_2d", "training_size_3d", "training_size_3d_from_reference", "fc_vs_large_cells_2d",
+         "loss_weights_2d", "model_size_2d", "test_domain_2d")
+
+
+def main(argv=None) -> dict:
+    """Print (and return) the tables; with ``--results`` also export the per-task data."""
+    global FIG
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", default="results", help="directory holding the studies' --out directories")
-    args = ap.parse_args()
-    res = pathlib.Path(args.results)
+    ap.add_argument("--results", default=None, help="directory holding the studies' --out directories "
+                    "(default: read docs/data/tasks/*.json)")
+    ap.add_argument("--data", default=str(TASKS), help="directory of the per-task data (default docs/data/tasks)")
+    ap.add_argument("--figures", default=str(FIG), help="where the figures go (default docs/figures)")
+    ap.add_argument("--no-summary", action="store_true", help="do not rewrite docs/data/studies.json")
+    args = ap.parse_args(argv)
+    FIG = pathlib.Path(args.figures)
     FIG.mkdir(parents=True, exist_ok=True)
-    DATA.mkdir(parents=True, exist_ok=True)
+    data = pathlib.Path(args.data)
     report, outs = {}, {}
-    for name in ("training_size_2d", "training_size_3d", "training_size_3d_from_reference", "fc_vs_large_cells_2d",
-                 "loss_weights_2d", "model_size_2d", "test_domain_2d"):
-        out, results = _load(res / name)
+    for name in NAMES:
+        if args.results is not None:
+            out, results = _load(pathlib.Path(args.results) / name)
+            if out is not None:
+                export_tasks(out, name, data)
+        elif (data / f"{name}.json").is_file():
+            out, results = load_tasks(data / f"{name}.json")
+        else:
+            out, results = None, []
         if out is None:
-            print(f"({name}: no results in {res / name}; skipped)")
+            print(f"({name}: no results; skipped)")
             continue
         outs[name] = out
         n_done = sum(r.state == "done" for r in out.rows)
@@ -391,8 +501,17 @@ def main() -> None:
         report["effectivity"] = effectivity(outs)
         print("\n## effectivity\n\n" + report["effectivity"]["table"])
         print(f"\nstatuses: {report['effectivity']['statuses']}")
-    (DATA / "studies.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    print(f"\nwrote {DATA / 'studies.json'} and the figures in {FIG}")
+        report["decomposition"] = decomposition(outs)
+        print("\n## decomposition\n\n" + report["decomposition"]["table"])
+    if not args.no_summary:
+        # studies without per-task data keep the tables recorded for them before
+        summary = DATA / "studies.json"
+        old = json.loads(summary.read_text()) if summary.is_file() else {}
+        merged = {k: v for k, v in old.items() if k not in report and k in NAMES}
+        merged.update(report)
+        summary.write_text(json.dumps(merged, indent=1, default=str) + "\n")
+        print(f"\nwrote {DATA / 'studies.json'} and the figures in {FIG}")
+    return report
 
 
 if __name__ == "__main__":

@@ -151,6 +151,17 @@ def defect_size_too_large_for_memory(w, base):
         ["--size 100000", "needs about"], []
 
 
+def defect_cell_fits_but_its_neighbour_list_does_not(w, base):
+    # 25.6 GB of atoms pass a 30 GB limit; with the pairs within the cutoff they do not
+    return ["defect", "--potential", "builtin:W", "--lattice", "bcc", "--defect", "vacancy", "--size", "400",
+            "--memory-limit", "30"], ["cell size n=400", "neighbour list within", "set by --memory-limit"], []
+
+
+def defect_memory_limit_not_a_number(w, base):
+    return ["defect", "--potential", "builtin:W", "--lattice", "bcc", "--defect", "vacancy", "--size", "3",
+            "--memory-limit", "lots"], ["--memory-limit", "'lots'", "positive number of GB"], []
+
+
 def trainingset_sizes_is_a_string(w, base):
     return ["trainingset", _toml(w, "ts.toml", dict(TS, sizes="two")), "--out", str(w / "o")], \
         ["sizes='two'", "list of whole numbers"], ["o"]
@@ -175,6 +186,63 @@ def run_workers_and_scheduler(w, base):
 def run_scheduler_not_an_address(w, base):
     return ["run", _toml(w, "s.toml", TOY), "--out", str(w / "o"), "--scheduler", "notaurl"], \
         ["--scheduler 'notaurl'", "tcp://HOST:PORT"], ["o"]
+
+
+def run_scheduler_unreachable(w, base):
+    # nothing listens on port 1: one line after the connect timeout, and no directory
+    return ["run", _toml(w, "s.toml", TOY), "--out", str(w / "o"), "--scheduler", "tcp://127.0.0.1:1",
+            "--connect-timeout", "1"], ["--scheduler 'tcp://127.0.0.1:1'", "nothing answered within 1 s"], ["o"]
+
+
+_SILENT: list = []  # listening sockets that never answer, kept open while the cases run
+
+
+def run_scheduler_that_never_answers(w, base):
+    # a server that accepts the connection and says nothing (a client alone would wait forever)
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    _SILENT.append(sock)
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    return ["run", _toml(w, "s.toml", TOY), "--out", str(w / "o"), "--scheduler", address, "--connect-timeout",
+            "1"], [f"--scheduler {address!r}", "no dask scheduler reachable"], ["o"]
+
+
+def run_connect_timeout_not_a_number(w, base):
+    return ["run", _toml(w, "s.toml", TOY), "--out", str(w / "o"), "--scheduler", "tcp://127.0.0.1:1",
+            "--connect-timeout", "soon"], ["--connect-timeout 'soon'", "(0, 3600]"], ["o"]
+
+
+def run_fit_degree_too_large_for_memory(w, base):
+    raw = json.loads(json.dumps(PIPE))
+    raw["fit"]["model"]["degree"] = 100000
+    return ["run", _toml(w, "s.toml", raw), "--out", str(w / "o"), "--workers", "0"], \
+        ["fit: degree=100000", "needs about"], ["o"]
+
+
+def run_configs_per_size_too_large_for_memory(w, base):
+    raw = json.loads(json.dumps(PIPE))
+    raw["trainingset"]["configs_per_size"] = 10**8
+    return ["run", _toml(w, "s.toml", raw), "--out", str(w / "o"), "--workers", "0"], \
+        ["configs_per_size=100000000", "needs about"], ["o"]
+
+
+def run_fit_design_too_large_for_memory(w, base):
+    # the training set itself fits (≈2 GB of force constants), its fit's design does not
+    raw = json.loads(json.dumps(PIPE))
+    raw["trainingset"].update(size=60, observations="EFH")
+    raw["fit"]["loss"] = {"H": 1.0}
+    return ["run", _toml(w, "s.toml", raw), "--out", str(w / "o"), "--workers", "0"], \
+        ["the fit's design", "rows of the perfect cell of size 60, EFH", "needs about"], ["o"]
+
+
+def run_memory_limit_flag(w, base):
+    raw = json.loads(json.dumps(PIPE))
+    raw["experiment"]["size"] = 1000
+    return ["run", _toml(w, "s.toml", raw), "--out", str(w / "o"), "--workers", "0", "--memory-limit", "0.1"], \
+        ["experiment.size=1000", "the limit of 0.1 GB set by --memory-limit"], ["o"]
 
 
 def run_spec_is_a_directory(w, base):
@@ -238,9 +306,13 @@ def plot_unknown_metric(w, base):
 CASES = [fit_out_is_a_file, fit_degree_four, fit_spec_is_a_directory, fit_degree_too_large_for_memory,
          calibrate_plot_into_missing_directory, calibrate_duplicate_sizes, calibrate_negative_min_size,
          evaluate_model_kind_swapped, evaluate_model_header_is_a_list, evaluate_model_huge_degree,
-         defect_eam_file_with_nan, defect_size_too_large_for_memory, trainingset_sizes_is_a_string,
+         defect_eam_file_with_nan, defect_size_too_large_for_memory, defect_cell_fits_but_its_neighbour_list_does_not,
+         defect_memory_limit_not_a_number, trainingset_sizes_is_a_string,
          trainingset_configs_per_size_too_large_for_memory, run_study_name_dotdot, run_workers_and_scheduler,
-         run_scheduler_not_an_address, run_spec_is_a_directory, run_p_nan, run_unknown_potential_in_trainingset,
+         run_scheduler_not_an_address, run_scheduler_unreachable, run_scheduler_that_never_answers,
+         run_connect_timeout_not_a_number, run_fit_degree_too_large_for_memory,
+         run_configs_per_size_too_large_for_memory, run_fit_design_too_large_for_memory, run_memory_limit_flag,
+         run_spec_is_a_directory, run_p_nan, run_unknown_potential_in_trainingset,
          run_test_domain_too_large_for_memory, run_into_a_corrupted_database, report_corrupted_database,
          report_corrupt_metrics_row, report_not_a_results_directory, plot_unknown_metric]
 
@@ -260,7 +332,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, base, tmp_path, c
     argv, needles, absent = case(w, base)
     capsys.readouterr()
     before = _snapshot(tmp_path)
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # a usage error of the argument parser
+        code = exc.code
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2, err

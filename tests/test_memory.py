@@ -20,12 +20,13 @@ def _limit(monkeypatch):
     monkeypatch.setenv(ENV_LIMIT, str(LIMIT_GB))
 
 
-def _refused(capsys, argv, *needles):
+def _refused(capsys, argv, *needles, needs_limit=True):
     assert main(argv) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in (*needles, "needs about", f"the {ENV_LIMIT} limit of {LIMIT_GB} GB"):
+    limit = [f"the limit of {LIMIT_GB} GB set by {ENV_LIMIT}"] if needs_limit else []
+    for needle in (*needles, "needs about", *limit):
         assert needle in lines[0], lines[0]
     return lines[0]
 
@@ -108,3 +109,85 @@ def test_sweep_with_a_huge_test_domain_is_refused_at_validation(tmp_path, capsys
     spec.write_text(tomli_w.dumps(raw))
     _refused(capsys, ["run", str(spec), "--out", str(tmp_path / "out"), "--workers", "0"], "experiment.size=100000")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_flag_sets_the_limit_for_its_command_and_its_child_processes(monkeypatch, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from genanalysis.lattice import check_cell
+    from genanalysis.memory import FLAG, limit_override
+
+    with limit_override(1000.0):  # the flag wins over the environment (16 GB here)
+        assert memory_limit() == (1000.0 * 1e9, FLAG)
+        check_cell("bcc", 400)
+        child = subprocess.run([sys.executable, "-c", "from genanalysis.memory import memory_limit as m; "
+                                "print(m()[0])"], capture_output=True, text=True, check=True, env=os.environ)
+        assert float(child.stdout) == 1000.0 * 1e9
+    assert memory_limit() == (LIMIT_GB * 1e9, ENV_LIMIT)  # restored after the command
+    # 100 GB: the 25.6 GB of atoms pass, the ≈450 GB with their pairs do not
+    line = _refused(capsys, ["defect", "--potential", "builtin:W", "--lattice", "bcc", "--defect", "vacancy",
+                             "--size", "400", "--memory-limit", "100"], "cell size n=400", "neighbour list within",
+                    needs_limit=False)
+    assert "the limit of 100 GB set by --memory-limit" in line
+
+
+def test_a_cell_whose_atoms_fit_is_refused_for_its_neighbour_list():
+    from genanalysis.lattice import check_cell
+    from genanalysis.memory import CELL_BYTES_PER_ATOM, pairs_bytes
+
+    atoms = 2 * 400**3
+    assert atoms * CELL_BYTES_PER_ATOM < LIMIT_GB * 1e9 * 2  # the atoms alone would pass a 32 GB limit
+    density = 2 / 3.165**3
+    assert pairs_bytes(atoms, density, 5.7, 3) > 1e11
+    with pytest.raises(InputError, match=r"128,000,000 atoms and their neighbour list within 5\.7 Å"):
+        check_cell("bcc", 400, a=3.165, radius=5.7)
+    check_cell("bcc", 20, a=3.165, radius=5.7)
+
+
+@pytest.fixture(scope="module")
+def fc_configs(tmp_path_factory):
+    """A small training set with force constants, built once."""
+    from genanalysis.trainingset import TrainingSetSpec, build, load_training_set
+
+    d = tmp_path_factory.mktemp("fc")
+    build(TrainingSetSpec(potential="builtin:morse", lattice="triangular", defects=("vacancy",), sizes=(5,),
+                          configs_per_size=1, rattle=0.02, observations="EFH"), d, workers=1)
+    return load_training_set(d)
+
+
+def test_the_design_estimate_is_a_lower_bound_of_the_fit_s_memory(fc_configs):
+    # numpy's allocations are traced: the estimate must not exceed the peak it stands for
+    import tracemalloc
+
+    from genanalysis import fit as fitmod
+    from genanalysis.fit import LossWeights, ModelSpec
+
+    seen = {}
+    real = fitmod.check_memory
+    fitmod.check_memory = lambda what, estimate: seen.setdefault("estimate", estimate)
+    try:
+        tracemalloc.start()
+        model, diag = fitmod.fit_linear(fc_configs, ModelSpec(cutoff=2.5, degree=6, body_order=3, l_max=2),
+                                        LossWeights(H=1.0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        fitmod.check_memory = real
+    assert diag["rows_per_type"]["H"] > 0
+    assert 0 < seen["estimate"] <= peak
+
+
+def test_a_fit_whose_design_does_not_fit_is_refused_before_any_row(fc_configs, monkeypatch):
+    from genanalysis import fit as fitmod
+    from genanalysis.fit import LossWeights, ModelSpec
+    from genanalysis.memory import limit_override
+
+    def no_design(*args, **kwargs):
+        raise AssertionError("a design row was computed")
+
+    monkeypatch.setattr("genanalysis.models.linear.LinearACE.design", no_design)
+    with limit_override(1e-4), pytest.raises(InputError, match=r"the fit's design \(.* EFH rows of a 24-atom "
+                                                                r"configuration × \d+ parameters\) needs about"):
+        fitmod.fit_linear(fc_configs, ModelSpec(cutoff=2.5, degree=6, body_order=3, l_max=2), LossWeights(H=1.0))

@@ -216,6 +216,54 @@ def test_sweep_on_a_dask_local_cluster(tmp_path, dask_cluster):
     assert got == want
 
 
+def test_dask_task_over_its_time_limit_is_recorded_failed_and_the_sweep_completes(tmp_path, dask_cluster):
+    # each node runs in a child process of its dask worker, killed at the limit (which
+    # counts the child's imports: generous, so that a loaded machine does not stop the others)
+    raw = probe([0.0], retries=0)
+    raw["study"]["task_timeout_s"] = 12
+    raw["sweep"] = {"mode": "zip", "experiment.x": [1.0, 2.0, 3.0], "experiment.sleep": [0.0, 60.0, 0.0]}
+    t0 = time.monotonic()
+    s = run_study(parse_study(raw), tmp_path, scheduler=dask_cluster.scheduler_address, quiet=True)
+    assert time.monotonic() - t0 < 55
+    assert (s.total, s.done, s.failed) == (3, 2, 1)
+    rows = {r.params["experiment"]["x"]: r for r in ResultsStore(tmp_path).tasks()}
+    assert rows[1.0].status == "done" and rows[3.0].metrics["y"] == 9.0
+    assert rows[2.0].state == "failed"
+    assert "exceeded the time limit of 12 s (study.task_timeout_s); its child process was stopped" in rows[2.0].status
+    # the workers survive their stopped children
+    assert len(dask_cluster.scheduler_info["workers"]) == 2
+
+
+def test_a_sweep_whose_dask_workers_are_all_gone_says_so(tmp_path):
+    from distributed import LocalCluster
+
+    raw = probe([1.0, 2.0])
+    spec = tmp_path / "p.toml"
+    spec.write_text(tomli_w.dumps(raw))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        cluster.scale(0)
+        deadline = time.time() + 30
+        while cluster.scheduler_info["workers"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert not cluster.scheduler_info["workers"]
+        proc = subprocess.Popen([sys.executable, "-m", "genanalysis", "run", str(spec), "--out", str(tmp_path / "o"),
+                                 "--scheduler", cluster.scheduler_address, "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            deadline = time.time() + 60
+            while time.time() < deadline and "has no workers" not in line:
+                line = proc.stderr.readline()
+                if not line and proc.poll() is not None:
+                    break
+        finally:
+            proc.kill()
+            proc.wait()
+    assert f"the dask scheduler {cluster.scheduler_address} has no workers" in line, line
+    assert "waiting" in line and "start workers or stop the sweep" in line
+
+
 @pytest.mark.slow
 def test_dying_dask_worker_is_retried_then_recorded_failed(tmp_path, dask_cluster):
     # dask reruns a task whose worker died up to its allowed-failures (default 3), then

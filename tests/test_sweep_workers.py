@@ -93,6 +93,23 @@ def test_task_over_its_time_limit_is_recorded_failed_and_the_sweep_completes(tmp
     assert rows[2.0].metrics == {}
 
 
+def test_in_process_task_over_its_time_limit_is_interrupted_and_the_sweep_completes(tmp_path):
+    # --workers 0: an alarm signal interrupts the node in the coordinating process
+    raw = _probe([1.0, 2.0, 3.0], [0.0, 60.0, 0.0], task_timeout_s=5)
+    t0 = time.monotonic()
+    s = run_study(parse_study(raw), tmp_path, workers=0, quiet=True)
+    assert time.monotonic() - t0 < 50  # not the 60 s the node asked for
+    assert (s.total, s.done, s.failed) == (3, 2, 1)
+    with ResultsStore(tmp_path) as store:
+        rows = {r.params["experiment"]["x"]: r for r in store.tasks()}
+    assert rows[1.0].status == "done" and rows[3.0].metrics["y"] == 9.0
+    assert rows[2.0].state == "failed"
+    assert "exceeded the time limit of 5 s (study.task_timeout_s); it was interrupted" in rows[2.0].status
+    import signal
+
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
 def test_time_limit_must_be_a_positive_number_of_seconds():
     from genanalysis.exceptions import InputError
 

@@ -11,7 +11,28 @@ from pathlib import Path
 
 from genanalysis.exceptions import InputError
 
-__all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_relaxation_options"]
+__all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
+           "add_relaxation_options"]
+
+
+def _memory_limit_gb(text: str) -> float:
+    import argparse
+
+    from genanalysis.memory import FLAG, parse_limit
+
+    try:
+        return parse_limit(text, FLAG)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{FLAG} ")) from None
+
+
+def add_memory_limit(parser) -> None:
+    """``--memory-limit GB``: the memory a command may plan to use, instead of what the
+    machine has available (:mod:`genanalysis.memory`; same as GENANALYSIS_MEMORY_LIMIT_GB)."""
+    parser.add_argument("--memory-limit", metavar="GB", type=_memory_limit_gb, default=None,
+                        help="refuse requests estimated above GB gigabytes (10⁹ bytes) instead of above the "
+                             "memory available now; for big machines or swap (same as "
+                             "GENANALYSIS_MEMORY_LIMIT_GB)")
 
 
 def _writable_ancestor(p: Path, flag: str, value: str) -> None:

@@ -13,6 +13,8 @@ import os
 import sys
 from dataclasses import asdict
 
+from genanalysis.commands import add_memory_limit
+
 
 def _sizes(text: str) -> list[int]:
     from genanalysis.exceptions import InputError
@@ -48,6 +50,7 @@ def register(sub) -> None:
     r.add_argument("--no-lammps", action="store_true", help="skip LAMMPS")
     r.add_argument("--no-ase", action="store_true", help="skip ASE + matscipy")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_memory_limit(r)
     r.set_defaults(func=run_relax)
     m = bsub.add_parser("model", help="cost of a fitted model (energy+forces, Hessian products, Hessian) "
                                       "against a reference potential and the number of atoms",
@@ -74,6 +77,7 @@ def register(sub) -> None:
     m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
     m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
     m.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_memory_limit(m)
     m.set_defaults(func=run_model)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+from genanalysis.commands import add_memory_limit
+
 
 def _sizes(text: str) -> list[int]:
     from genanalysis.exceptions import InputError
@@ -42,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--min-size", type=int, help="leave sizes below this out of the slope fits")
     p.add_argument("--plot", help="write the log-log plot to this PNG file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

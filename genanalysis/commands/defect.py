@@ -8,7 +8,7 @@ did not converge (the JSON says why), 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_relaxation_options
+from genanalysis.commands import add_memory_limit, add_relaxation_options
 
 
 def register(sub) -> None:
@@ -32,6 +32,7 @@ def register(sub) -> None:
     add_relaxation_options(p)
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

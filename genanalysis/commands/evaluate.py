@@ -11,7 +11,7 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_relaxation_options
+from genanalysis.commands import add_memory_limit, add_relaxation_options
 
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
@@ -55,6 +55,7 @@ def register(sub) -> None:
     p.add_argument("--check-size", type=int, help="rerun at this larger M and report the change (convergence in M)")
     p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

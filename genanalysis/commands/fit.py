@@ -9,7 +9,7 @@ import json
 import sys
 import warnings
 
-from genanalysis.commands import check_output_dir
+from genanalysis.commands import add_memory_limit, check_output_dir
 from genanalysis.exceptions import InputError
 
 
@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("spec", metavar="FITSPEC.toml", help="fit spec (keys in docs/models.md)")
     p.add_argument("--out", metavar="DIR", required=True, help="directory for the model and its report")
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from genanalysis.commands import add_memory_limit
 from genanalysis.exceptions import InputError
 
 
@@ -14,6 +15,20 @@ def parse_workers(text: str) -> int:
         raise InputError(f"--workers {text!r}: need a whole number in 0..1024 (0 runs in-process)") from None
     if not 0 <= value <= 1024:
         raise InputError(f"--workers {value}: need a whole number in 0..1024 (0 runs in-process)")
+    return value
+
+
+def parse_connect_timeout(text: str | None) -> float:
+    from genanalysis.sweep.executors import DEFAULT_CONNECT_TIMEOUT_S
+
+    if text is None:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise InputError(f"--connect-timeout {text!r}: need a number of seconds in (0, 3600]")
     return value
 
 
@@ -28,8 +43,11 @@ def register(subparsers) -> None:
                    help="local worker processes (default: one per CPU; 0 runs in-process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a dask.distributed scheduler (tcp://host:port) to run the tasks on")
+    p.add_argument("--connect-timeout", metavar="S", type=str, default=None,
+                   help="seconds to wait for the --scheduler to answer before giving up (default 5)")
     p.add_argument("--retry-failed", action="store_true", help="rerun tasks recorded as failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    add_memory_limit(p)
     p.set_defaults(func=main)
 
 
@@ -38,9 +56,10 @@ def main(args) -> int:
 
     study = load_study(args.spec)
     workers = None if args.workers is None else parse_workers(args.workers)
+    connect_timeout = parse_connect_timeout(args.connect_timeout)
     out = args.out or study.name
     summary = run_study(study, out, workers=workers, scheduler=args.scheduler, quiet=args.quiet,
-                        retry_failed=args.retry_failed)
+                        retry_failed=args.retry_failed, connect_timeout=connect_timeout)
     if not args.quiet:
         print(summary, file=sys.stderr)
     return 0 if summary.ok else 1

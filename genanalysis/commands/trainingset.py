@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+from genanalysis.commands import add_memory_limit
 from genanalysis.exceptions import InputError
 
 
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--fc-layout", default="bsr", choices=["bsr", "phonopy"],
                    help="force-constant .npz layout: block-sparse (default) or phonopy (n, n, 3, 3)")
     p.add_argument("--db", action="store_true", help="also export an ase.db (SQLite) file")
+    add_memory_limit(p)
     p.set_defaults(func=run)
 
 

@@ -81,6 +81,11 @@ class ACEParams:
             raise InputError(f"w_l={self.w_l} must be > 0")
         if isinstance(self.pair_degree, bool) or int(self.pair_degree) != self.pair_degree or self.pair_degree < 0:
             raise InputError(f"pair_degree={self.pair_degree!r} must be a whole number ≥ 0 (0: 2·degree)")
+        # the feature count does not depend on the dimension: a fit spec is refused here,
+        # when it is read, before its training set is loaded or a sweep does any work
+        check_memory(f"degree={self.degree} (body_order {self.body_order}, l_max {self.l_max}: "
+                     f"{ace_features(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree):.3g} "
+                     "features)", ace_bytes(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree))
 
     def ace_spec(self, dim: int) -> "ACESpec":
         """The :class:`ACESpec` of these parameters in dimension ``dim``, each value of the
@@ -99,9 +104,6 @@ class ACESpec(ACEParams):
         super().__post_init__()
         if self.dim not in (2, 3):
             raise InputError(f"dim={self.dim!r} must be 2 or 3")
-        check_memory(f"degree={self.degree} (body_order {self.body_order}, l_max {self.l_max}: "
-                     f"{ace_features(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree):.3g} "
-                     "features)", ace_bytes(self.degree, self.body_order, self.l_max, self.w_l, self.pair_degree))
 
     def to_dict(self) -> dict:
         return asdict(self)

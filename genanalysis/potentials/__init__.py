@@ -15,7 +15,8 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 from genanalysis.potentials.base import Observation, Potential, PotentialCalculator
 
-__all__ = ["Observation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential"]
+__all__ = ["Observation", "Potential", "PotentialCalculator", "Scheme", "SCHEMES", "load_potential",
+           "neighbour_radius"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ SCHEMES: dict[str, Scheme] = {
 FITTED_MODEL = Scheme("genanalysis.models.io:model_potential")
 #: any other path: a LAMMPS EAM file
 EAM_FILE = Scheme("genanalysis.potentials:_eam_spec", ("format", "element"))
+
+
+def neighbour_radius(potential) -> float:
+    """The radius (Å) of ``potential``'s neighbour list — its cutoff plus its Verlet skin —
+    for memory estimates; 0 when it declares no finite cutoff (an external calculator)."""
+    def finite(x) -> float:
+        return float(x) if isinstance(x, (int, float)) and 0 < x < float("inf") else 0.0
+
+    cutoff = finite(getattr(potential, "cutoff", 0.0))  # an external calculator's is inf: unknown
+    return cutoff + finite(getattr(potential, "skin", 0.0)) if cutoff else 0.0
 
 
 def load_potential(spec, *, format: str | None = None, element: str | None = None, lattice: str | None = None,

@@ -11,7 +11,7 @@ Output directory layout::
 Guarantees: every finished task is written in one transaction by this (coordinating)
 process; a task that raises is recorded ``failed: reason``; a task whose worker dies is
 retried ``study.retries`` times, then recorded failed; a task or shared build running longer
-than ``study.task_timeout_s`` on a local worker is stopped and recorded failed (not
+than ``study.task_timeout_s`` (on any backend) is stopped and recorded failed (not
 retried); a rerun skips every task already in
 the database (``retry_failed=True`` reruns the failed ones) and reuses every shared result
 already on disk, so a sweep killed at any moment and rerun ends with each task once. A
@@ -36,7 +36,7 @@ import tomli_w
 from genanalysis.exceptions import InputError
 from genanalysis.results import DB_NAME, SUCCESS_STATUSES, ResultsStore, result_status, status_counts
 from genanalysis.sweep import sharedio
-from genanalysis.sweep.executors import check_backend, make_executor
+from genanalysis.sweep.executors import DEFAULT_CONNECT_TIMEOUT_S, check_backend, make_executor, probe_scheduler
 from genanalysis.sweep.plan import Node, Plan, build_plan
 from genanalysis.sweep.spec import Study, load_study
 from genanalysis.sweep.worker import Payload, TaskContext, atomic_write_bytes
@@ -124,18 +124,21 @@ def _progress(total: int, initial: int, desc: str, quiet: bool):
 
 def run_study(study: Study | str | Path, out: str | Path, *, workers: int | None = None,
               scheduler: str | None = None, quiet: bool = False, retry_failed: bool = False,
-              poll_s: float = 0.5) -> RunSummary:
+              poll_s: float = 0.5, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> RunSummary:
     """Run every unfinished task of ``study`` into ``out`` (see the module docstring).
 
     ``workers``: local worker processes (default: one per CPU; 0 = in-process);
-    ``scheduler``: address of a dask.distributed scheduler instead. Raises
-    :class:`InputError` for a bad spec before any work starts.
+    ``scheduler``: address of a dask.distributed scheduler instead, which must answer within
+    ``connect_timeout`` seconds. Raises :class:`InputError` for a bad spec, a bad backend
+    or an unreachable scheduler before anything is written.
     """
     t0 = time.time()
     if not isinstance(study, Study):
         study = load_study(study)
     plan = build_plan(study)
     check_backend(workers=workers, scheduler=scheduler)
+    if scheduler is not None:
+        probe_scheduler(scheduler, connect_timeout)
     out = Path(out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -146,12 +149,12 @@ def run_study(study: Study | str | Path, out: str | Path, *, workers: int | None
         ResultsStore(out, readonly=True).close()
     try:
         return _run(plan, out, workers=workers, scheduler=scheduler, quiet=quiet, retry_failed=retry_failed,
-                    poll_s=poll_s, t0=t0)
+                    poll_s=poll_s, t0=t0, connect_timeout=connect_timeout)
     finally:
         lock.release()
 
 
-def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll_s, t0) -> RunSummary:
+def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll_s, t0, connect_timeout) -> RunSummary:
     study = plan.study
     atomic_write_bytes(out / "study.toml", tomli_w.dumps(dict(study.raw)).encode("utf-8"))
     store = ResultsStore(out)
@@ -182,7 +185,8 @@ def _run(plan: Plan, out: Path, *, workers, scheduler, quiet, retry_failed, poll
             return RunSummary(out, len(plan.tasks), skipped, 0, 0, 0, len(available), time.time() - t0, "nothing to run",
                               fail_on_status=study.fail_on_status)
 
-        executor = make_executor(workers=workers, scheduler=scheduler, task_timeout=study.task_timeout_s)
+        executor = make_executor(workers=workers, scheduler=scheduler, task_timeout=study.task_timeout_s,
+                                 connect_timeout=connect_timeout)
         bar = _progress(len(plan.tasks), skipped, study.name, quiet)
         try:
             _loop(plan, out, store, executor, pending, to_build, available, counts, statuses, bar, poll_s)

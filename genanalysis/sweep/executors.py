@@ -32,6 +32,7 @@ import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -40,9 +41,13 @@ from collections import deque
 from typing import Any
 
 from genanalysis.exceptions import InputError
-from genanalysis.sweep.worker import Payload, execute
+from genanalysis.sweep.worker import Payload, execute, execute_in_child, time_limit_reason
 
-__all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor"]
+__all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor", "check_backend", "probe_scheduler",
+           "DEFAULT_CONNECT_TIMEOUT_S"]
+
+#: seconds to wait for a dask scheduler to answer (``run --connect-timeout``)
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: set only while the fork server starts (it must not see the working directory)
@@ -178,8 +183,7 @@ class LocalPool:
                 if w.token is not None and w not in dead and now - w.started >= self._timeout:
                     w.process.kill()
                     w.process.join(timeout=5)
-                    events.append(("timeout", w.token, f"exceeded the time limit of {self._timeout:g} s "
-                                                       "(study.task_timeout_s); its worker was stopped"))
+                    events.append(("timeout", w.token, time_limit_reason(self._timeout, "its worker was stopped")))
                     w.token = None
                     dead.append(w)
         for w in dead:
@@ -220,18 +224,23 @@ class DaskExecutor:
     (``KilledWorker``) the engine counts one death and resubmits, up to ``retries``.
     While nodes wait and the scheduler has no worker at all, one line on stderr says so
     (every ``idle_notice_s`` seconds) instead of waiting silently; the sweep goes on as
-    soon as workers connect. The per-task time limit is not enforced here (a dask task
-    cannot be stopped without its worker): use the cluster's own wall-time limits.
+    soon as workers connect. With a per-task time limit ``task_timeout`` (s), each node
+    runs in a child process of its dask worker (:func:`~genanalysis.sweep.worker.execute_in_child`:
+    a dask task is a thread, which cannot be stopped) that is killed at the limit; the node
+    is then reported ``("timeout", ...)`` and the worker lives on.
     """
 
-    def __init__(self, address: str, *, timeout: float = 30.0, idle_notice_s: float = 30.0):
+    def __init__(self, address: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT_S, idle_notice_s: float = 30.0,
+                 task_timeout: float | None = None):
         from distributed import Client
 
+        probe_scheduler(address, timeout)
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"--scheduler {address!r}: cannot reach a dask scheduler ({exc})") from None
         self._address = address
+        self._task_timeout = task_timeout
         self._futures: dict[Any, Any] = {}
         self._idle_notice_s = idle_notice_s
         self._no_workers_since: float | None = None
@@ -259,7 +268,10 @@ class DaskExecutor:
 
     def submit(self, token, payload: Payload) -> None:
         key = f"{payload.ctx.kind}-{payload.ctx.hash[:16]}-{payload.ctx.attempt}-{uuid.uuid4().hex[:6]}"
-        fut = self.client.submit(execute, payload, key=key, pure=False)
+        if self._task_timeout is None:
+            fut = self.client.submit(execute, payload, key=key, pure=False)
+        else:
+            fut = self.client.submit(execute_in_child, payload, self._task_timeout, key=key, pure=False)
         self._futures[fut] = token
 
     def wait(self, timeout: float) -> list[tuple[str, Any, Any]]:
@@ -279,7 +291,13 @@ class DaskExecutor:
         for fut in done:
             token = self._futures.pop(fut)
             try:
-                events.append(("result", token, fut.result(timeout=60)))
+                record = fut.result(timeout=60)
+                if record.pop("timed_out", False):
+                    events.append(("timeout", token, record["reason"]))
+                elif record.pop("died", False):
+                    events.append(("died", token, record["reason"]))
+                else:
+                    events.append(("result", token, record))
             except KilledWorker as exc:
                 events.append(("died", token, f"dask worker died ({type(exc).__name__})"))
             except Exception as exc:  # noqa: BLE001
@@ -297,18 +315,50 @@ class DaskExecutor:
         self.client.close()
 
 
+class _TimeLimit(BaseException):
+    """Raised into an in-process node at its time limit (a BaseException, so that the
+    node's own ``except Exception`` does not take it for a failure of its own)."""
+
+
 class InlineExecutor:
     """Runs each node in the coordinating process (``--workers 0``): for debugging only —
-    a task that kills its process kills the sweep, and the per-task time limit is not
-    enforced."""
+    a task that kills its process kills the sweep. The per-task time limit
+    ``task_timeout`` (s) is an alarm signal (SIGALRM) that interrupts the node: it needs
+    the main thread, and it takes effect between Python operations, so a node inside one
+    long call of compiled code (a LAPACK factorisation) is stopped when that call returns."""
 
     description = "in-process (no workers)"
 
-    def __init__(self):
+    def __init__(self, task_timeout: float | None = None):
+        if task_timeout is not None and (threading.current_thread() is not threading.main_thread()
+                                         or not hasattr(signal, "setitimer")):
+            raise InputError("study.task_timeout_s with --workers 0 needs the main thread of the process (it is "
+                             "an alarm signal); run with --workers 1 or more")
+        self._timeout = task_timeout
         self._events: list = []
 
     def submit(self, token, payload: Payload) -> None:
-        self._events.append(("result", token, execute(payload)))
+        if self._timeout is None:
+            self._events.append(("result", token, execute(payload)))
+            return
+        armed = [True]
+
+        def alarm(signum, frame):
+            if armed[0]:
+                raise _TimeLimit
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, self._timeout)
+            record = execute(payload)
+            armed[0] = False
+            self._events.append(("result", token, record))
+        except _TimeLimit:
+            self._events.append(("timeout", token, time_limit_reason(self._timeout, "it was interrupted")))
+        finally:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def wait(self, timeout: float) -> list[tuple[str, Any, Any]]:
         events, self._events = self._events, []
@@ -336,14 +386,75 @@ def check_backend(*, workers: int | None = None, scheduler: str | None = None) -
         raise InputError(f"--workers {workers!r}: need a whole number in 0..1024 (0 runs in-process)")
 
 
-def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None):
+def _tcp(address: str) -> str | None:
+    """``tcp://HOST:PORT`` of a TCP scheduler address (with or without its scheme), else None."""
+    if address.startswith("tcp://"):
+        return address.rstrip("/")
+    return None if "://" in address else f"tcp://{address.rstrip('/')}"
+
+
+def probe_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+    """Refuse (:class:`InputError`, one line) a TCP address at which no dask scheduler
+    answers within ``timeout`` seconds: nothing listening, a host that does not answer, or a
+    server that is not a dask scheduler (e.g. the dashboard's web port).
+
+    The probe is one handshake and an ``identity`` request under a hard deadline, in a
+    thread of its own (so it works beside a running event loop); a client connecting to a
+    server that does not speak dask's protocol could otherwise wait forever, and one that
+    failed to connect takes twice its timeout to close. Other schemes (tls://, ucx://, ...)
+    need the cluster's security settings and are left to the client."""
+    import asyncio
+
+    tcp = _tcp(address)
+    if tcp is None:
+        return
+    outcome: list = []
+
+    async def identity():
+        from distributed.comm import connect
+
+        comm = await connect(tcp, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def probe():
+        try:
+            outcome.append(asyncio.run(asyncio.wait_for(identity(), timeout)))
+        except (OSError, asyncio.TimeoutError) as exc:
+            outcome.append(exc)
+        # anything else means the server answered but not in dask's protocol (a web server's
+        # bytes read as a frame header can ask for an exabyte): that is an address error too
+        except Exception as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    thread = threading.Thread(target=probe, name="genanalysis-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 2.0)
+    got = outcome[0] if outcome else None
+    if isinstance(got, dict) and got.get("type") == "Scheduler":
+        return
+    if got is None or isinstance(got, (OSError, asyncio.TimeoutError)):
+        why = f"nothing answered within {timeout:g} s (--connect-timeout)"
+    elif isinstance(got, Exception):
+        why = f"the server there does not speak dask's protocol ({type(got).__name__})"
+    else:
+        why = f"the server there is not a dask scheduler (it says it is a {got.get('type', '?')!s})" \
+            if isinstance(got, dict) else "the server there is not a dask scheduler"
+    raise InputError(f"--scheduler {address!r}: no dask scheduler reachable: {why}")
+
+
+def make_executor(*, workers: int | None = None, scheduler: str | None = None, task_timeout: float | None = None,
+                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S):
     """The executor for ``--workers K`` / ``--scheduler ADDRESS`` (default: one worker per CPU).
 
-    ``task_timeout`` (s) is enforced by the local pool only (see :class:`DaskExecutor`,
-    :class:`InlineExecutor`)."""
+    ``task_timeout`` (s) is enforced by every executor, each in its own way (see
+    :class:`LocalPool`, :class:`DaskExecutor`, :class:`InlineExecutor`)."""
     check_backend(workers=workers, scheduler=scheduler)
     if scheduler is not None:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, timeout=connect_timeout, task_timeout=task_timeout)
     if workers is None:
         workers = os.cpu_count() or 1
-    return InlineExecutor() if workers == 0 else LocalPool(workers, task_timeout=task_timeout)
+    return InlineExecutor(task_timeout) if workers == 0 else LocalPool(workers, task_timeout=task_timeout)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from genanalysis.exceptions import InputError
 from genanalysis.results import DB_NAME, ResultsStore, TaskRow, markdown_table, results_table, write_csv
+from genanalysis.sweep.labels import TEXT, column_name, column_unit
 from genanalysis.sweep.rates import RateResult, default_rates, evaluate_rates
 from genanalysis.sweep.spec import Rate, Study, parse_study
 
-__all__ = ["StudyOutput", "load_output", "rate_report", "write_tables"]
+__all__ = ["StudyOutput", "load_output", "rate_report", "write_tables", "column_legend"]
 
 
 @dataclass
@@ -81,6 +82,35 @@ def write_tables(out: StudyOutput, results: list[RateResult]) -> dict[str, Path]
                           t["fit_range"] or "", floor, d["n_points"], d["predicted"], d["verdict_label"]])
         lines += ["## Rates\n", "Slopes of log-log least-squares fits to the mean over replicates "
                   f"({results[0].fit.method}).\n", markdown_table(rcols, rvals)]
-    lines += ["## Tasks\n", markdown_table(cols, values)]
+    lines += ["## Tasks\n", "Columns are the raw keys of `results.csv` and the database, with their units; "
+              "the table after this one says what each is.\n",
+              markdown_table([_heading(c, out.units) for c in cols], values),
+              "## Columns\n", markdown_table(["column", "meaning", "unit"], column_legend(cols, out.units))]
     md_path.write_text("\n".join(lines), encoding="utf-8")
     return {"csv": csv_path, "markdown": md_path}
+
+
+def _unit_words(unit: str | None) -> str:
+    if unit is None:
+        return "(not declared)"
+    return {"1": "dimensionless", TEXT: "(text)"}.get(unit, unit)
+
+
+def _heading(key: str, units) -> str:
+    unit = column_unit(key, units)
+    return key if unit in (None, "1", TEXT) else f"{key} ({unit})"
+
+
+def column_legend(cols, units) -> list[list[str]]:
+    """One row per distinct column: its raw key, its name in words and its unit (the first
+    ``status`` is the task's state, a later one the result's own)."""
+    rows, seen = [], set()
+    for key in cols:
+        if key in seen:
+            continue
+        seen.add(key)
+        name = "task state (done, or failed: why)" if key == "status" else column_name(key)
+        rows.append([f"`{key}`", name, _unit_words(column_unit(key, units))])
+    if cols.count("status") > 1:
+        rows.append(["`status` (second)", "status the result reports (converged, fit failure, …)", "(text)"])
+    return rows

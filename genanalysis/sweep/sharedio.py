@@ -19,7 +19,7 @@ builds the work again.
 
 **Value types** (anything else is refused when the result is written, with the path of
 the offending part): ``None``, ``bool``, ``int``, ``float`` (NaN and ±inf included),
-``str``; ``list``, ``tuple``; ``dict`` (keys of those scalar types or tuples of them);
+``str`` (a NaN float is kept bit for bit, sign included); ``list``, ``tuple``; ``dict`` (keys of those scalar types or tuples of them);
 NumPy arrays of numeric, boolean or fixed-width string dtype, and NumPy scalars (both kept
 with their dtype, bit for bit); SciPy CSR sparse arrays and matrices; ``ase.Atoms``
 (numbers, positions, cell, pbc, ``info`` and per-atom ``arrays``; no calculator, no
@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class _Encoder:
         raise TypeError(f"{where}: a dict key of type {type(k).__name__} cannot be stored")
 
     def __call__(self, v, where: str = "value"):
+        if type(v) is float and v != v:  # JSON's NaN has no sign and no payload: keep the bits
+            return {"nan": struct.pack("<d", v).hex()}
         if v is None or type(v) in (bool, int, float, str):
             return v
         if isinstance(v, np.generic):
@@ -156,6 +159,14 @@ class _Decoder:
         if not isinstance(node, dict) or len(node) != 1:
             raise SharedFileError(f"a value node {str(node)[:60]!r} is not typed")
         (tag, body), = node.items()
+        if tag == "nan":
+            try:
+                value = struct.unpack("<d", bytes.fromhex(body))[0]
+            except (TypeError, ValueError, struct.error):
+                raise SharedFileError(f"a NaN node {str(body)[:40]!r} is not 8 bytes of hex") from None
+            if value == value:
+                raise SharedFileError(f"a NaN node {body!r} holds a number")
+            return value
         if tag == "scalar":
             return self.array(body)[()]
         if tag == "array":

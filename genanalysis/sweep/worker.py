@@ -40,8 +40,8 @@ import numpy as np
 
 from genanalysis.sweep import sharedio
 
-__all__ = ["TaskContext", "Outcome", "Payload", "execute", "atomic_write_bytes", "load_shared", "versions",
-           "jsonable", "one_thread"]
+__all__ = ["TaskContext", "Outcome", "Payload", "execute", "execute_in_child", "atomic_write_bytes", "load_shared",
+           "versions", "jsonable", "one_thread", "time_limit_reason"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -222,3 +222,77 @@ def execute(payload: Payload) -> dict[str, Any]:
     if not math.isfinite(record["wall_s"]):  # pragma: no cover - clock jumps
         record["wall_s"] = 0.0
     return record
+
+
+def time_limit_reason(limit: float, how: str) -> str:
+    """The failure reason of a node stopped at its time limit (``how`` it was stopped)."""
+    return f"exceeded the time limit of {limit:g} s (study.task_timeout_s); {how}"
+
+
+def _child_main(inbox_fd: int, outbox_fd: int) -> None:
+    """The child process of :func:`execute_in_child`: one node, then exit. It exits at once
+    when its parent is gone (the inbox reaches end-of-file)."""
+    import multiprocessing.connection as mpc
+    import threading
+
+    inbox = mpc.Connection(inbox_fd, writable=False)
+    outbox = mpc.Connection(outbox_fd, readable=False)
+    payload = inbox.recv()
+
+    def watch_parent():
+        with contextlib.suppress(EOFError, OSError):
+            inbox.recv_bytes()
+        os._exit(70)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    outbox.send(execute(payload))
+    outbox.close()
+
+
+def execute_in_child(payload: Payload, limit: float) -> dict[str, Any]:
+    """:func:`execute` in a fresh child process that is killed when it runs longer than
+    ``limit`` seconds (counted from its start, its imports included): how a time limit is
+    enforced where the caller is a thread that cannot be interrupted (a dask worker's).
+
+    The child imports the caller's package (the caller's ``sys.path``, and not the working
+    directory) and ends with its caller. Returns the node's record, or a failed record with
+    ``timed_out`` (stopped at the limit) or ``died`` (the child died without a record)."""
+    import multiprocessing.connection as mpc
+    import subprocess
+
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    env = dict(os.environ, PYTHONSAFEPATH="1", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = "import sys; from genanalysis.sweep.worker import _child_main; _child_main(int(sys.argv[1]), int(sys.argv[2]))"
+    started = time.time()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(in_r), str(out_w)], pass_fds=(in_r, out_w), env=env)
+    finally:
+        os.close(in_r)
+        os.close(out_w)
+    inbox, outbox = mpc.Connection(in_w, readable=False), mpc.Connection(out_r, writable=False)
+    record: dict[str, Any] | None = None
+    failure: dict[str, Any] = {}
+    try:
+        with contextlib.suppress(OSError):
+            inbox.send(payload)
+        if outbox.poll(max(0.0, started + limit - time.time())):
+            try:
+                record = outbox.recv()
+            except (EOFError, OSError):
+                failure = {"died": True, "reason": "child process died"}
+        else:
+            failure = {"timed_out": True, "reason": time_limit_reason(limit, "its child process was stopped")}
+    finally:
+        if record is None:
+            proc.kill()
+        inbox.close()
+        outbox.close()
+        rc = proc.wait()
+    if record is not None:
+        return record
+    if failure.get("died"):
+        failure["reason"] += f" (exit code {rc})"
+    now = time.time()
+    return {"status": "failed", "started": started, "finished": now, "wall_s": now - started, "cpu_s": 0.0,
+            "host": socket.gethostname(), "pid": proc.pid, "attempt": payload.ctx.attempt, **failure}

@@ -1,0 +1,75 @@
+"""The tables of docs/studies.md are what studies/pipeline_figures.py computes from the
+per-task data in docs/data/tasks/ (aggregation only: no physics is recomputed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TASKS = ROOT / "docs" / "data" / "tasks"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("pipeline_figures", ROOT / "studies" / "pipeline_figures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return _script().main(["--figures", str(tmp_path_factory.mktemp("figures")), "--no-summary"])
+
+
+def test_every_study_with_data_has_its_tables_in_the_docs(report):
+    doc = (ROOT / "docs" / "studies.md").read_text()
+    names = sorted(p.stem for p in TASKS.glob("*.json"))
+    assert names, "no per-task data in docs/data/tasks"
+    for name in names:
+        for key in ("table", "rates_table"):
+            if key in report[name]:
+                assert report[name][key] in doc, f"docs/studies.md does not hold the {key} of {name} as computed"
+    for key in ("effectivity", "decomposition"):
+        assert report[key]["table"] in doc, f"docs/studies.md does not hold the {key} table as computed"
+
+
+def test_the_per_task_data_is_data_only_and_round_trips(tmp_path):
+    """Each file is plain JSON of the declared format; exporting what was loaded gives the
+    same tasks back."""
+    mod = _script()
+    for path in TASKS.glob("*.json"):
+        doc = json.loads(path.read_text())
+        assert doc["format"] == mod.FORMAT and doc["tasks"]
+        out, _ = mod.load_tasks(path)
+        again = json.loads(mod.export_tasks(out, doc["name"], tmp_path).read_text())
+        assert again["tasks"] == doc["tasks"] and again["study"] == doc["study"]
+
+
+def test_a_changed_metric_changes_the_table(tmp_path):
+    """The tables are computed from the data, not copied: corrupting one task's error
+    changes the training-size table."""
+    mod = _script()
+    path = TASKS / "test_domain_2d.json"
+    if not path.is_file():
+        pytest.skip("no test_domain_2d data")
+    doc = json.loads(path.read_text())
+    out, _ = mod.load_tasks(path)
+    before = mod.test_domain(out)["table"]
+    doc["tasks"][0]["metrics"].update(error_energy_norm=0.125, status="converged")
+    (tmp_path / "test_domain_2d.json").write_text(json.dumps(doc))
+    mod.FIG = tmp_path
+    after = mod.test_domain(mod.load_tasks(tmp_path / "test_domain_2d.json")[0])["table"]
+    assert after != before and "1.250e-01" in after
+
+
+def test_the_interpolation_regime_tables_are_what_their_data_give():
+    """docs/studies.md §11 holds the tables studies/rate_2d.py prints from docs/data/rate_2d."""
+    spec = importlib.util.spec_from_file_location("rate_2d", ROOT / "studies" / "rate_2d.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = mod.main([])
+    assert text and text in (ROOT / "docs" / "studies.md").read_text()
