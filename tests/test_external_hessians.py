@@ -197,3 +197,13 @@ def test_refused_hessian_is_one_line_on_the_command_line():
     assert p.returncode == 2 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "disagrees with central differences" in lines[0], p.stderr
+
+
+def test_autograd_is_refused_for_a_calculator_without_torch_modules():
+    from ase.calculators.emt import EMT
+
+    from genanalysis.potentials.wrapper import ASECalculatorPotential
+
+    with pytest.raises(InputError, match="does not expose its torch modules"):
+        ASECalculatorPotential(EMT(), hessian="autograd")
+    assert ASECalculatorPotential(EMT()).hessian_report()["source"] == "finite differences"  # auto

@@ -4,8 +4,12 @@ Units: Å, eV, eV/Å, eV (virial = −stress·volume), eV/Å² (Hessians). Energ
 stresses come from the calculator.
 
 Force constants (docs/potentials.md, "External calculators"): with ``hessian="auto"``
-(default) from ``calc.get_hessian(atoms)`` when the calculator has one, in any of the
-layouts the field uses — chosen by shape, for n atoms:
+(default) by automatic differentiation through the calculator's torch modules when it
+exposes them as MACE's calculator does (``hessian="autograd"``,
+:mod:`genanalysis.potentials.autograd`: a Hessian–vector product costs about one force
+call, an assembled Hessian 3n products); otherwise from ``calc.get_hessian(atoms)`` when
+the calculator has one (``hessian="calculator"``), in any of the layouts the field uses —
+chosen by shape, for n atoms:
 
 * (3n, 3n), scipy sparse or dense (matscipy's calculators, ours);
 * (3n, n, 3) dense (MACE: row = force component, columns = atom, direction);
@@ -53,7 +57,7 @@ DEFAULT_FD_STEP = 1e-4
 #: default relative tolerance of the Hessian conformance check (asymmetry and probe)
 DEFAULT_HESSIAN_RTOL = 1e-3
 #: Hessian sources an ASECalculatorPotential can be asked for
-HESSIAN_SOURCES = ("auto", "calculator", "fd")
+HESSIAN_SOURCES = ("auto", "calculator", "fd", "autograd")
 #: what to do when a calculator's Hessian fails the conformance check
 CHECK_FAILURE_ACTIONS = ("error", "fd")
 
@@ -255,6 +259,12 @@ class ASECalculatorPotential(Potential):
             raise InputError(f"hessian='calculator', but {type(calc).__name__} has no get_hessian")
         if hessian == "fd" and not allow_fd:
             raise InputError("hessian='fd' contradicts allow_fd=False")
+        from genanalysis.potentials.autograd import supports_autograd
+
+        if hessian == "autograd":
+            if not supports_autograd(calc):
+                raise InputError(f"hessian='autograd', but {type(calc).__name__} does not expose its torch modules "
+                                 "(models, _atoms_to_batch, _clone_batch)")
         self.calc = calc
         self.name = name or f"ase:{type(calc).__name__}"
         self.cutoff = float(cutoff if cutoff is not None else getattr(calc, "cutoff", math.inf) or math.inf)
@@ -264,10 +274,14 @@ class ASECalculatorPotential(Potential):
         self.hessian_rtol = check_number(hessian_rtol, "hessian_rtol", minimum=0.0, maximum=1.0, strict=True)
         self.on_check_failure = on_check_failure
         self.site_energies_exact = True
-        self._use_calculator = has_own and hessian != "fd"
+        # auto: products by autograd where the calculator exposes its torch modules (about one
+        # force call each, exact), else its own get_hessian, else finite differences
+        self._autograd = hessian == "autograd" or (hessian == "auto" and supports_autograd(calc))
+        self._use_calculator = has_own and hessian not in ("fd", "autograd")
         self._refused = ""
         self._report = {
-            "requested": hessian, "source": "calculator" if self._use_calculator else "finite differences",
+            "requested": hessian,
+            "source": "autograd" if self._autograd else "calculator" if self._use_calculator else "finite differences",
             "fd_step": self.fd_step, "hessians": 0, "hessian_time": 0.0, "hvps": 0, "hvp_time": 0.0,
         }
 
@@ -319,8 +333,8 @@ class ASECalculatorPotential(Potential):
 
     @property
     def has_analytic_hessian(self) -> bool:
-        """Whether Hessians come from the calculator (not finite differences)."""
-        return self._use_calculator
+        """Whether Hessians come from the calculator or autograd (not finite differences)."""
+        return self._use_calculator or self._autograd
 
     def hessian_report(self) -> dict:
         """Which Hessian source was used and what it cost: ``source`` ("calculator" or
@@ -379,10 +393,40 @@ class ASECalculatorPotential(Potential):
                 return None
         return sp.csr_array(0.5 * (H + H.T))
 
+    def _autograd_products(self, atoms):
+        """H·V by autograd at ``atoms`` (:mod:`genanalysis.potentials.autograd`), checked on
+        first use against central differences of the forces along a random direction."""
+        from genanalysis.potentials.autograd import torch_products
+
+        if self._refused:
+            raise InputError(self._refused)
+        t0 = time.perf_counter()
+        product = torch_products(self.calc, self._atoms(atoms))
+        self._report["hvp_time"] += time.perf_counter() - t0  # the forward pass with its graph
+        if "check" not in self._report:
+            v = np.random.default_rng(0).normal(size=3 * len(atoms))
+            fd = _directional_difference(self.forces, atoms, v, self.fd_step)
+            err = float(np.linalg.norm(product(v) - fd) / max(np.linalg.norm(fd), 1e-300))
+            self._report["check"] = {"probe_error": err, "tolerance": self.hessian_rtol, "probe_step": self.fd_step,
+                                     "passed": bool(err <= self.hessian_rtol)}
+            if not err <= self.hessian_rtol:
+                self._refused = (f"the autograd Hessian products of {self.name} disagree with central differences "
+                                 f"of its forces along a random direction: ‖Hv − δF‖/‖δF‖ = {err:.3g} > "
+                                 f"hessian_rtol = {self.hessian_rtol:g}")
+                raise InputError(self._refused)
+        return product
+
     def hessian(self, atoms, fd_step: float | None = None) -> sp.csr_array:
         """The (3n, 3n) Hessian (eV/Å², CSR, atom-major): the calculator's, checked (module
         docstring), unless finite differences are chosen or forced by ``fd_step`` (Å)."""
         self.check_species(atoms)
+        if self._autograd and fd_step is None:
+            t0 = time.perf_counter()
+            n3 = 3 * len(atoms)
+            H = self._autograd_products(atoms)(np.eye(n3))
+            self._report["hessians"] += 1
+            self._report["hessian_time"] += time.perf_counter() - t0
+            return sp.csr_array(0.5 * (H + H.T))
         if self._use_calculator and fd_step is None:
             H = self._calculator_hessian(atoms)
             if H is not None:
@@ -400,10 +444,24 @@ class ASECalculatorPotential(Potential):
         return H
 
     def linearise(self, atoms) -> spla.LinearOperator:
-        """Hessian-vector products: the calculator's Hessian, assembled once, if it is
-        used; else central differences of the forces along v (2 force calls per product,
+        """Hessian-vector products: by autograd (one backward pass each, after one forward
+        pass at ``atoms``) if it is used; the calculator's Hessian, assembled once, if that
+        is used; else central differences of the forces along v (2 force calls per product,
         step ``fd_step`` along v/max|v|)."""
         self.check_species(atoms)
+        if self._autograd:
+            product = self._autograd_products(atoms)
+            n3 = 3 * len(atoms)
+
+            def apply(V):
+                t0 = time.perf_counter()
+                out = product(np.asarray(V, dtype=np.float64))
+                self._report["hvps"] += 1 if np.ndim(V) == 1 else np.shape(V)[1]
+                self._report["hvp_time"] += time.perf_counter() - t0
+                return out
+
+            return spla.LinearOperator((n3, n3), matvec=lambda v: apply(np.ravel(v)), rmatvec=lambda v: apply(np.ravel(v)),
+                                       matmat=apply, dtype=np.float64)
         if self._use_calculator:
             H = self._calculator_hessian(atoms)
             if H is not None:
