@@ -12,7 +12,7 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
-           "add_relaxation_options"]
+           "add_relaxation_options", "add_domain_options"]
 
 
 def _memory_limit_gb(text: str) -> float:
@@ -109,3 +109,16 @@ def add_relaxation_options(parser, of: str = "", per: str = "") -> None:
     fmax = f"{DEFAULT_FMAX:g}".replace("e-0", "e-")  # 1e-8, as the docs write it
     parser.add_argument("--fmax", type=float, help=f"force tolerance{of}, eV/Å (default {fmax})")
     parser.add_argument("--max-iter", type=int, help=f"Newton iterations{per} at most (default {DEFAULT_MAX_ITER})")
+
+
+def add_domain_options(parser, *, defects: str, a_of: str, size: str, clamp: str) -> None:
+    """The options that choose the defect and its domain, shared by ``defect`` and
+    ``evaluate``: ``--lattice``, ``--a`` (Å; default the equilibrium value of ``a_of``),
+    ``--defect`` (help ``defects``), ``--size`` of a point defect's cell (help ``size``),
+    and a dislocation's ``--radius`` and ``--clamp-width`` (Å; help ``clamp``)."""
+    parser.add_argument("--lattice", help="bcc, fcc or triangular (required for a point defect; a dislocation is bcc)")
+    parser.add_argument("--a", type=float, help=f"lattice constant, Å (default: the {a_of}'s equilibrium value)")
+    parser.add_argument("--defect", required=True, help=defects)
+    parser.add_argument("--size", type=int, help=size)
+    parser.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
+    parser.add_argument("--clamp-width", type=float, help=clamp)

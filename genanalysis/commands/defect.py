@@ -8,7 +8,7 @@ did not converge (the JSON says why), 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_memory_limit, add_relaxation_options
+from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options
 
 
 def register(sub) -> None:
@@ -21,14 +21,10 @@ def register(sub) -> None:
                    "fitted-model directory or surrogate:BASE?family=F&eta=E")
     p.add_argument("--format", choices=["eam", "eam/alloy", "eam/fs"], help="EAM file format (default: detected from the file)")
     p.add_argument("--element", help="element of a multi-element potential file")
-    p.add_argument("--lattice", help="bcc, fcc or triangular (required for a point defect; a dislocation is bcc)")
-    p.add_argument("--a", type=float, help="lattice constant, Å (default: the potential's equilibrium value)")
-    p.add_argument("--defect", required=True,
-                   help="vacancy, interstitial, interstitial:KIND or perfect; or the dislocation screw, edge or mixed")
-    p.add_argument("--size", type=int, help="cell size n: n×n×n conventional cells (3D) or n×n (2D); point defects")
-    p.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
-    p.add_argument("--clamp-width", type=float,
-                   help="width of the clamped shell of a dislocation cylinder, Å (default 2 × the cutoff)")
+    add_domain_options(p, defects="vacancy, interstitial, interstitial:KIND or perfect; or the dislocation screw, "
+                                   "edge or mixed",
+                       a_of="potential", size="cell size n: n×n×n conventional cells (3D) or n×n (2D); point defects",
+                       clamp="width of the clamped shell of a dislocation cylinder, Å (default 2 × the cutoff)")
     add_relaxation_options(p)
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,7 +11,7 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_memory_limit, add_relaxation_options
+from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options
 
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
@@ -36,13 +36,9 @@ def register(sub) -> None:
                    help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
                         "or surrogate:BASE?family=F&eta=E")
     p.add_argument("--reference", required=True, help="reference potential spec (builtin:NAME, EAM file, python:...)")
-    p.add_argument("--lattice", help="bcc, fcc or triangular (required for a point defect; a dislocation is bcc)")
-    p.add_argument("--a", type=float, help="lattice constant, Å (default: the reference's equilibrium value)")
-    p.add_argument("--defect", required=True,
-                   help="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed")
-    p.add_argument("--size", type=int, help="test-domain size M (periodic M-cell); point defects")
-    p.add_argument("--radius", type=float, help="free radius R of a dislocation cylinder, Å")
-    p.add_argument("--clamp-width", type=float, help="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")
+    add_domain_options(p, defects="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed",
+                       a_of="reference", size="test-domain size M (periodic M-cell); point defects",
+                       clamp="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")
     p.add_argument("--elastic", choices=["reference", "model"],
                    help="whose elastic constants the dislocation predictor uses (default: the reference's)")
     p.add_argument("--energy-radius", type=float, help="radius of the dislocation core energy, Å (default R)")
