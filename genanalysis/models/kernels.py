@@ -608,6 +608,19 @@ def _contract_factored(Rz, Sz, Uz, q, g, ints, gd, out, p):
 
 
 @njit(cache=True)
+def _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1):
+    """A of one centre into ``a1[:nA]``: the basis φ of its ``z`` pairs from ``p0`` summed,
+    with ∇φ of its q-th pair kept in ``Jl[q]`` (:func:`_pair`)."""
+    for f in range(nA):
+        a1[f] = 0.0
+    for q in range(z):
+        p = p0 + q
+        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
+        for f in range(nA):
+            a1[f] += phi[f]
+
+
+@njit(cache=True)
 def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
     """One pass over the centres of a linear model: per centre the basis of its pairs (kept
     in scratch), A_i, ε_i − c_0 and g_i = ∂ε/∂A_i, then ∂E/∂D_p = g_i · ∇φ(D_p).
@@ -624,13 +637,7 @@ def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
     for c in range(n):
         p0 = start[c]
         z = start[c + 1] - p0
-        for f in range(nA):
-            a1[f] = 0.0
-        for q in range(z):
-            p = p0 + q
-            _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
-            for f in range(nA):
-                a1[f] += phi[f]
+        _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1)
         e[c] = _site_grad1(a1, w, idx, g1)
         for f in range(nA):
             A[c, f] = a1[f]
@@ -721,13 +728,7 @@ def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam,
     for c in range(n):
         p0 = start[c]
         z = start[c + 1] - p0
-        for f in range(nA):
-            a1[f] = 0.0
-        for q in range(z):
-            p = p0 + q
-            _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
-            for f in range(nA):
-                a1[f] += phi[f]
+        _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1)
         for t in range(T):
             i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
             x0, x1, x2 = a1[i0], a1[i1], a1[i2]
