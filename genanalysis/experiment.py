@@ -43,7 +43,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -64,6 +64,8 @@ __all__ = [
     "UNITS",
     "EV_PER_A3_IN_GPA",
     "ExperimentSpec",
+    "SolveOptions",
+    "SOLVE_CONSTRAINTS",
     "validate_surrogate_point",
     "validate_evaluate_point",
     "EXPERIMENT_CONSTRAINTS",
@@ -174,9 +176,8 @@ TABLE_KEYS = ("lattice", "defect", "size", "a", "fmax", "r_stencil", "start", "c
 
 #: the accepted value of every ExperimentSpec field that needs no other field to judge it;
 #: fmax and max_iter are the relaxation's own (:data:`genanalysis.constraints.RELAX_CONSTRAINTS`)
-EXPERIMENT_CONSTRAINTS = {
-    "lattice": Choice(tuple(LATTICES)),
-    "size": Whole(1, unit="cells"),
+#: declarations of the solve options every experiment spec shares (:class:`SolveOptions`)
+SOLVE_CONSTRAINTS = {
     "a": Number("Å", strict=True, optional=True),
     **RELAX_CONSTRAINTS,
     "start": Choice(("unrelaxed", "reference"),
@@ -188,9 +189,37 @@ EXPERIMENT_CONSTRAINTS = {
     "basin_fraction": Number(maximum=10.0, strict=True),
 }
 
+EXPERIMENT_CONSTRAINTS = {
+    "lattice": Choice(tuple(LATTICES)),
+    "size": Whole(1, unit="cells"),
+    **SOLVE_CONSTRAINTS,
+}
+
 
 @dataclass(frozen=True)
-class ExperimentSpec:
+class SolveOptions:
+    """The options of the shared stages (keyword-only), common to :class:`ExperimentSpec`
+    and the dislocation spec: ``a`` (Å), ``fmax`` (eV/Å), ``max_iter``, ``start``,
+    ``r_stencil`` and ``core_radius`` (Å), ``stability``, ``lattice_terms``,
+    ``profile_radii`` (Å), ``basin_fraction`` and ``identifiability`` — each documented by
+    the spec that uses it."""
+
+    _: KW_ONLY
+    a: float | None = None
+    fmax: float = DEFAULT_FMAX
+    max_iter: int = DEFAULT_MAX_ITER
+    start: str = "unrelaxed"
+    r_stencil: float | None = None
+    core_radius: float | None = None
+    stability: bool = True
+    lattice_terms: bool = True
+    profile_radii: tuple[float, ...] | None = None
+    basin_fraction: float = 0.5
+    identifiability: dict | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentSpec(SolveOptions):
     """One generalisation experiment (docs/experiment.md §3), validated on construction.
 
     * ``lattice``: ``bcc``, ``fcc`` or ``triangular``; ``defect`` as in
@@ -219,18 +248,7 @@ class ExperimentSpec:
     lattice: str
     defect: str
     size: int
-    a: float | None = None
-    fmax: float = DEFAULT_FMAX
-    max_iter: int = DEFAULT_MAX_ITER
-    start: str = "unrelaxed"
-    r_stencil: float | None = None
-    core_radius: float | None = None
     check_size: int | None = None
-    stability: bool = True
-    lattice_terms: bool = True
-    profile_radii: tuple[float, ...] | None = None
-    basin_fraction: float = 0.5
-    identifiability: dict | None = None
 
     def __post_init__(self):
         from genanalysis.lattice import parse_defect, smallest_size

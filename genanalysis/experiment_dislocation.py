@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genanalysis import experiment as ex
-from genanalysis.constraints import Choice, Flag, Number, Whole, check_fields, renamed
-from genanalysis.defect import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS
+from genanalysis.constraints import Choice, Number, Whole, check_fields, renamed
 from genanalysis.dislocation import (CYLINDER_CONSTRAINTS, check_clamp_width, core_energy, cylinder_atoms,
                                      default_clamp_width, distances_from_line, elastic_prelog, excess_energy,
                                      predictor_elastic_constants)
@@ -46,17 +45,11 @@ DISLOCATION_CONSTRAINTS = {
     "radius": CYLINDER_CONSTRAINTS["radius"],
     "clamp_width": CYLINDER_CONSTRAINTS["clamp_width"],
     "elastic": Choice(("reference", "model"), "'reference' or 'model' (whose elastic constants the predictor uses)"),
-    "a": Number("Å", strict=True, optional=True),
-    **RELAX_CONSTRAINTS,
+    **ex.SOLVE_CONSTRAINTS,
     "start": Choice(("unrelaxed", "reference"),
                     "'unrelaxed' (the predictor cylinder) or 'reference' (the reference equilibrium ū)"),
-    "r_stencil": Number("Å", strict=True, optional=True),
-    "core_radius": Number("Å", strict=True, optional=True),
     "energy_radius": Number("Å", strict=True, optional=True),
     "lattice_size": Whole(1, maximum=64, unit="cells"),
-    "stability": Flag(),
-    "lattice_terms": Flag(),
-    "basin_fraction": Number(maximum=10.0, strict=True),
 }
 
 #: keys of an ``[experiment]`` table of the ``experiment.dislocation`` task kind
@@ -80,7 +73,7 @@ DISLOCATION_UNITS = {
 
 
 @dataclass(frozen=True)
-class DislocationSpec:
+class DislocationSpec(ex.SolveOptions):
     """One dislocation experiment (docs/dislocations.md §3), validated on construction.
 
     * ``dislocation``: ``screw``, ``edge`` or ``mixed`` (bcc 1/2⟨111⟩); ``radius`` R (Å) of
@@ -100,20 +93,8 @@ class DislocationSpec:
     radius: float
     clamp_width: float | None = None
     elastic: str = "reference"
-    a: float | None = None
-    fmax: float = DEFAULT_FMAX
-    max_iter: int = DEFAULT_MAX_ITER
-    start: str = "unrelaxed"
-    r_stencil: float | None = None
-    core_radius: float | None = None
     energy_radius: float | None = None
     lattice_size: int = 4
-    stability: bool = True
-    lattice_terms: bool = True
-    basin_fraction: float = 0.5
-    # read by the shared stages; fixed for a cylinder
-    profile_radii: tuple[float, ...] | None = None
-    identifiability: dict | None = None
 
     lattice = "bcc"
 
