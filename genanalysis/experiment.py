@@ -616,7 +616,9 @@ def _lattice_stage(p: Problem, res: ExperimentResult) -> LatticeErrors:
     return lat
 
 
-def _energy_per_atom(p: Problem, lat: LatticeErrors | None, which: str) -> float:
+def lattice_energy_per_atom(p: Problem, lat: LatticeErrors | None, which: str) -> float:
+    """The perfect lattice's energy per atom (eV) of the ``reference`` or ``model`` of the
+    problem: from the lattice terms when computed, else from a perfect cell."""
     e = getattr(lat, f"energy_per_atom_{which}") if lat is not None else None
     if e is None:
         e = perfect_energy_per_atom(getattr(p, which), p.spec.lattice, p.a, p.spec.size, p.symbol)
@@ -691,7 +693,7 @@ def _reference_stage(p: Problem, res: ExperimentResult, lat, failures: _Failures
     res.reference_energy_norm = energy_norm(u_ref, p.stencil)
     ev = p.reference.observe(rel.atoms)
     res.reference_residual_dual_norm = dual_norm(ev.forces, p.stencil)
-    res.formation_energy_reference = formation_energy(rel.energy, len(p.cell), _energy_per_atom(p, lat, "reference"))
+    res.formation_energy_reference = formation_energy(rel.energy, len(p.cell), lattice_energy_per_atom(p, lat, "reference"))
     if lat is not None and lat.virial_reference is not None:
         res.dipole_reference = (np.asarray(ev.virial)[:p.dim, :p.dim] - lat.virial_reference[:p.dim, :p.dim]).tolist()
     return rel, u_ref, ev
@@ -834,7 +836,7 @@ def _error_stage(p: Problem, res: ExperimentResult, rel_ml, u_ref, lat, failures
     if res.reference_energy_norm and res.reference_energy_norm > 0:
         res.relative_error = res.error_energy_norm / res.reference_energy_norm
     ev = p.model.observe(rel_ml.atoms)
-    res.formation_energy_model = formation_energy(rel_ml.energy, len(p.cell), _energy_per_atom(p, lat, "model"))
+    res.formation_energy_model = formation_energy(rel_ml.energy, len(p.cell), lattice_energy_per_atom(p, lat, "model"))
     res.formation_energy_error = res.formation_energy_model - res.formation_energy_reference
     if lat is not None and lat.virial_model is not None and lat.virial_reference is not None:
         res.dipole_model = (np.asarray(ev.virial)[:p.dim, :p.dim] - lat.virial_model[:p.dim, :p.dim]).tolist()

@@ -190,11 +190,11 @@ def _energy_stage(p: ex.Problem, res: DislocationExperimentResult, lat, rel_ref,
     r = res.energy_radius
     b = res.burgers
     res.elastic_prelog = elastic_prelog(p.spec.dislocation, p.a, np.asarray(p.cell.info["elastic_constants"]))
-    e_ref = ex._energy_per_atom(p, lat, "reference")
+    e_ref = ex.lattice_energy_per_atom(p, lat, "reference")
     res.excess_energy_reference = excess_energy(p.reference.observe(rel_ref.atoms).site_energies, p.cell, e_ref, r)
     res.core_energy_reference = core_energy(res.excess_energy_reference, res.elastic_prelog, r, b)
     if rel_ml is not None and rel_ml.converged:
-        e_ml = ex._energy_per_atom(p, lat, "model")
+        e_ml = ex.lattice_energy_per_atom(p, lat, "model")
         res.excess_energy_model = excess_energy(p.model.observe(rel_ml.atoms).site_energies, p.cell, e_ml, r)
         res.core_energy_model = core_energy(res.excess_energy_model, res.elastic_prelog, r, b)
         res.core_energy_error = res.core_energy_model - res.core_energy_reference
