@@ -59,3 +59,20 @@ def test_autograd_products_equal_maces_own_hessian():
     assert np.linalg.norm(HV - H @ V) <= 1e-12 * np.linalg.norm(H @ V)
     assert np.abs(auto.hessian(atoms).toarray() - H).max() <= 1e-12 * np.abs(H).max()
     assert auto.hessian_report()["source"] == "autograd" and auto.hessian_report()["check"]["passed"]
+
+
+def test_an_autograd_hessian_beyond_the_memory_limit_is_refused(monkeypatch):
+    import sys as _sys
+
+    from genanalysis.exceptions import InputError
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.potentials import load_potential
+
+    _sys.path.insert(0, str(EXAMPLE))
+    try:
+        pot = load_potential("python:mace_w:make")
+    finally:
+        _sys.path.remove(str(EXAMPLE))
+    monkeypatch.setenv("GENANALYSIS_MEMORY_LIMIT_GB", "0.000001")
+    with pytest.raises(InputError, match="autograd Hessian of 16 atoms"):
+        pot.hessian(perfect_cell("bcc", 3.1648494583, 2, "W"))

@@ -421,8 +421,11 @@ class ASECalculatorPotential(Potential):
         docstring), unless finite differences are chosen or forced by ``fd_step`` (Å)."""
         self.check_species(atoms)
         if self._autograd and fd_step is None:
+            from genanalysis.memory import check_memory
+
             t0 = time.perf_counter()
             n3 = 3 * len(atoms)
+            check_memory(f"the autograd Hessian of {len(atoms):,} atoms (dense (3n)² products)", 2 * 8.0 * n3 * n3)
             H = self._autograd_products(atoms)(np.eye(n3))
             self._report["hessians"] += 1
             self._report["hessian_time"] += time.perf_counter() - t0
