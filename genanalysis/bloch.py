@@ -19,7 +19,7 @@ import numpy as np
 
 from genanalysis.lattice import site_grid
 
-__all__ = ["block_row", "symbol", "symbol_function"]
+__all__ = ["block_row", "symbol", "symbol_function", "hessian_block_row"]
 
 
 def block_row(apply, lattice: str, n: int, dim: int, stride: int = 3) -> np.ndarray:
@@ -56,3 +56,17 @@ def symbol_function(sym: np.ndarray, f) -> np.ndarray:
     values of the function (so a cut-off may depend on the whole spectrum)."""
     w, v = np.linalg.eigh(sym)
     return np.einsum("...ij,...j,...kj->...ik", v, f(w), np.conj(v))
+
+
+def hessian_block_row(potential, atoms, lattice: str, n: int, dim: int) -> np.ndarray:
+    """C(R) (grid..., m, m), eV/Å², of ``potential``'s Hessian on the perfect n-cell
+    ``atoms`` (:func:`genanalysis.lattice.perfect_cell`), from m = nb·dim products of its
+    matrix-free ``linearise``; the first ``dim`` components of each atom count. Raises
+    :class:`~genanalysis.exceptions.NonFiniteError` when a force constant is not finite."""
+    from genanalysis.exceptions import NonFiniteError
+
+    op = potential.linearise(atoms)
+    c = block_row(lambda v: op @ v, lattice, n, dim, stride=3)
+    if not np.all(np.isfinite(c)):
+        raise NonFiniteError("the perfect-lattice force constants are not finite")
+    return c

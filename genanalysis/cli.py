@@ -17,7 +17,7 @@ from genanalysis import __version__
 from genanalysis.exceptions import InputError
 
 #: subcommands in the order ``--help`` lists them (modules that do not exist yet are skipped)
-COMMANDS = ["defect", "trainingset", "fit", "evaluate", "run", "plot", "report", "demo", "calibrate", "bench"]
+COMMANDS = ["defect", "trainingset", "fit", "evaluate", "softening", "run", "plot", "report", "demo", "calibrate", "bench"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,7 +19,11 @@ periodic M-cell (fixed cell) from the same start, and measures
   3×3 block), elastic constants (finite differences of virials of strained perfect cells,
   eV/Å³ and GPa in 3D, eV/Å² in 2D) and lattice stress (virial per atom, eV);
 * the far-field profile of the force error at ū: ``‖(f^ML − f)(ū)·1_{|ℓ|>R}‖₋₁`` (eV/Å)
-  for a few radii R, the measured counterpart of the tail terms of (T9).
+  for a few radii R, the measured counterpart of the tail terms of (T9);
+* softening (:mod:`genanalysis.softening`, docs/softening.md): the force-parity slope of the
+  model against the reference on the perfect M-cell and on ū rattled by each of
+  ``rattle_amplitudes`` (Å), the phonon-frequency and elastic-constant ratios of the
+  perfect lattice and the formation-energy ratio.
 
 Numerical failure is a result: a model without a stable equilibrium near ū (stability
 constant ≤ 0, leaving the basin: :class:`~genanalysis.exceptions.InstabilityError`; atoms
@@ -59,6 +63,8 @@ from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, mini
 from genanalysis.norms import dual_norm, energy_norm
 from genanalysis.observe import elastic_constants
 from genanalysis.potentials import load_potential
+from genanalysis.softening import UNITS as SOFTENING_UNITS
+from genanalysis.softening import formation_energy_ratio
 
 __all__ = [
     "UNITS",
@@ -78,6 +84,7 @@ __all__ = [
     "reference_equilibrium",
     "lattice_errors",
     "force_constant_error",
+    "force_constant_error_of_rows",
     "elastic_constants",
     "surrogate_task",
     "evaluate_task",
@@ -129,6 +136,7 @@ UNITS = {
     "wall_time": "s",
 }
 UNITS.update(DECOMPOSITION_UNITS)
+UNITS.update(SOFTENING_UNITS)
 
 #: statuses of a result
 STATUSES = ("converged", "no stable equilibrium", "solver failure", "reference failure")
@@ -172,7 +180,7 @@ def _effectivity(error: float, residual: float, stability: float) -> float | Non
 
 #: keys of an ``[experiment]`` sweep table that are ExperimentSpec fields
 TABLE_KEYS = ("lattice", "defect", "size", "a", "fmax", "r_stencil", "start", "core_radius", "check_size",
-              "stability", "max_iter")
+              "stability", "max_iter", "rattle_amplitudes")
 
 #: the accepted value of every ExperimentSpec field that needs no other field to judge it;
 #: fmax and max_iter are the relaxation's own (:data:`genanalysis.constraints.RELAX_CONSTRAINTS`)
@@ -242,13 +250,17 @@ class ExperimentSpec(SolveOptions):
     * ``identifiability``: None (default) or a dict of options of
       :func:`genanalysis.identifiability.experiment_metrics` (e.g. ``{"probes": 20}``): the
       identifiability width of a linear model fitted in this process and the spreads of
-      E_f and P, as metrics ``identifiability_width_<prior>`` etc.
+      E_f and P, as metrics ``identifiability_width_<prior>`` etc.;
+    * ``rattle_amplitudes`` (Å): the rattles of the force-parity profile (one sample each on
+      the perfect M-cell and on ū; None: :data:`genanalysis.softening.DEFAULT_AMPLITUDES`;
+      ``()``: no profile).
     """
 
     lattice: str
     defect: str
     size: int
     check_size: int | None = None
+    rattle_amplitudes: tuple[float, ...] | None = None
 
     def __post_init__(self):
         from genanalysis.lattice import parse_defect, smallest_size
@@ -274,6 +286,10 @@ class ExperimentSpec(SolveOptions):
         object.__setattr__(self, "check_size", c)
         if self.identifiability is not None and not isinstance(self.identifiability, dict):
             raise InputError(f"identifiability={self.identifiability!r} must be None or a dict of options")
+        if self.rattle_amplitudes is not None:
+            from genanalysis.softening import check_amplitudes
+
+            object.__setattr__(self, "rattle_amplitudes", check_amplitudes(self.rattle_amplitudes, "rattle_amplitudes"))
         if self.profile_radii is not None:
             radii = self.profile_radii
             if isinstance(radii, (str, bytes)) or not hasattr(radii, "__iter__"):
@@ -313,6 +329,9 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
     energy norm turns into a force error's dual norm, ``‖ΔH u‖₋₁ ≤ ε_FC ‖Du‖``. The block
     norm is max over pairs (ℓ, k) of the spectral norm of the 3×3 block ΔΦ(ℓ − k); for
     cells smaller than twice the cutoff, periodic images add into the blocks.
+
+    ``h_model``, ``h_reference``, ``lap``: operators (or matrices) on the ``dim`` components
+    of each atom of the cell; :func:`force_constant_error_of_rows` takes their block rows.
     """
     def row(h):
         c = bloch.block_row(lambda v: h @ v, lattice, n, dim, stride=dim)
@@ -320,7 +339,15 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
             raise NonFiniteError("the perfect-lattice force constants are not finite")
         return c
 
-    dh = row(h_model) - row(h_reference)
+    return force_constant_error_of_rows(row(h_model), row(h_reference), row(lap), dim)
+
+
+def force_constant_error_of_rows(c_model: np.ndarray, c_reference: np.ndarray, c_laplacian: np.ndarray,
+                                 dim: int) -> tuple[float, float]:
+    """:func:`force_constant_error` from the block rows C(R) (grid..., m, m) of the two
+    perfect-lattice Hessians (eV/Å², :func:`genanalysis.bloch.hessian_block_row`) and of the
+    stencil Laplacian (dimensionless)."""
+    dh = c_model - c_reference
     m = dh.shape[-1]
     nb = m // dim
     blocks = dh.reshape(dh.shape[:-2] + (nb, dim, nb, dim)).swapaxes(-3, -2)
@@ -330,7 +357,7 @@ def force_constant_error(h_model, h_reference, lap, lattice: str, n: int, dim: i
         tol = 1e-10 * float(np.abs(w).max())
         return np.where(w > tol, 1.0 / np.sqrt(np.maximum(w, tol)), 0.0)
 
-    s = bloch.symbol_function(bloch.symbol(row(lap)), inverse_sqrt)
+    s = bloch.symbol_function(bloch.symbol(c_laplacian), inverse_sqrt)
     a = s @ bloch.symbol(dh) @ s
     lam = np.linalg.eigvalsh(0.5 * (a + np.conj(a.swapaxes(-1, -2))))
     return float(np.abs(lam).max()), block_norm
@@ -351,6 +378,8 @@ class LatticeErrors:
     lattice_stress_error: float | None
     energy_per_atom_reference: float | None
     energy_per_atom_model: float | None
+    phonons: dict | None = None
+    elastic_constant_ratio: float | None = None
     virial_reference: np.ndarray | None = field(default=None, repr=False)
     virial_model: np.ndarray | None = field(default=None, repr=False)
     notes: tuple = ()
@@ -376,10 +405,13 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
     """Perfect-lattice terms of the estimate on the perfect n-cell at lattice constant ``a`` (Å).
 
     Each quantity is computed independently; force constants that are not finite leave ε_FC
-    None with the reason in ``notes`` (a non-finite stress or elastic constant error is None).
+    and the phonon ratios None with the reason in ``notes`` (a non-finite stress or elastic
+    constant error is None). The phonon-frequency and elastic-constant ratios are those of
+    :mod:`genanalysis.softening`, from the same Hessian rows and elastic constants.
     """
     from genanalysis.lattice import perfect_cell
     from genanalysis.norms import riesz_matrix, stencil
+    from genanalysis.softening import elastic_constant_ratio, phonon_frequency_ratios
 
     cell = perfect_cell(lattice, a, n, symbol)
     dim = int(cell.info["dim"])
@@ -392,17 +424,21 @@ def lattice_errors(model, reference, lattice: str, a: float, n: int, *, symbol: 
                lattice_stress_error=_finite(float(np.linalg.norm(vm - vr))),
                energy_per_atom_reference=ev_r.energy / N, energy_per_atom_model=ev_m.energy / N,
                virial_reference=np.asarray(ev_r.virial, float), virial_model=np.asarray(ev_m.virial, float))
-    hr, hm = _hessian_operator(reference, cell, dim), _hessian_operator(model, cell, dim)
     lap = riesz_matrix(stencil(cell, r_stencil))
     try:
-        op, blk = force_constant_error(hm, hr, lap, lattice, n, dim)
-        res.update(force_constant_error=op, force_constant_error_max_block=blk)
+        c_ref = bloch.hessian_block_row(reference, cell, lattice, n, dim)
+        c_ml = bloch.hessian_block_row(model, cell, lattice, n, dim)
+        op, blk = force_constant_error_of_rows(c_ml, c_ref, bloch.block_row(lambda v: lap @ v, lattice, n, dim,
+                                                                            stride=dim), dim)
+        res.update(force_constant_error=op, force_constant_error_max_block=blk,
+                   phonons=phonon_frequency_ratios(c_ml, c_ref))
     except NonFiniteError as exc:
         notes.append(f"force constants: {exc}")
     if elastic:
         cr, cm = elastic_constants(reference, cell), elastic_constants(model, cell)
         res.update(elastic_constants_reference=cr.tolist(), elastic_constants_model=cm.tolist(),
-                   elastic_constant_error=_finite(float(np.abs(cm - cr).max())))
+                   elastic_constant_error=_finite(float(np.abs(cm - cr).max())),
+                   elastic_constant_ratio=elastic_constant_ratio(cm, cr) if np.all(np.isfinite(cm)) else None)
     keys = [f.name for f in LatticeErrors.__dataclass_fields__.values() if f.name != "notes"]
     return LatticeErrors(**{k: res.get(k) for k in keys}, notes=tuple(notes))
 
@@ -460,6 +496,20 @@ class ExperimentResult:
     lattice_stress_error: float | None = None
     min_distance: float | None = None
     residual_profile: list | None = None
+    parity_slope_perfect: float | None = None
+    parity_slope_perfect_stderr: float | None = None
+    parity_slope_defect: float | None = None
+    parity_slope_defect_stderr: float | None = None
+    parity_amplitude: float | None = None
+    energy_ratio_perfect: float | None = None
+    energy_ratio_defect: float | None = None
+    parity_profile: list | None = None
+    phonon_frequency_ratio: float | None = None
+    phonon_frequency_ratio_min: float | None = None
+    phonon_frequency_ratio_max: float | None = None
+    phonon_imaginary_modes: int | None = None
+    elastic_constant_ratio: float | None = None
+    formation_energy_ratio: float | None = None
     reference_relaxation: dict | None = None
     model_relaxation: dict | None = None
     convergence: dict | None = None
@@ -496,8 +546,8 @@ class ExperimentResult:
         d = self.to_dict()
         keep = {k: v for k, v in d.items()
                 if k in ("status", "reason") or isinstance(v, (int, float)) and not isinstance(v, bool)}
-        keep.update({k: d[k] for k in ("dipole_reference", "dipole_model", "residual_profile", "convergence")
-                     if d.get(k) is not None})
+        keep.update({k: d[k] for k in ("dipole_reference", "dipole_model", "residual_profile", "parity_profile",
+                                       "convergence") if d.get(k) is not None})
         keep.update(d.get("identifiability") or {})
         keep.update({k: v for k, v in (d.get("decomposition") or {}).items() if not isinstance(v, (list, dict))})
         return keep
@@ -608,8 +658,11 @@ def _lattice_stage(p: Problem, res: ExperimentResult) -> LatticeErrors:
                          r_stencil=p.r_stencil)
     for k in ("force_constant_error", "force_constant_error_max_block", "elastic_constants_reference",
               "elastic_constants_model", "elastic_constant_error", "lattice_virial_reference",
-              "lattice_virial_model", "lattice_stress_error"):
+              "lattice_virial_model", "lattice_stress_error", "elastic_constant_ratio"):
         setattr(res, k, getattr(lat, k))
+    for k in ("phonon_frequency_ratio", "phonon_frequency_ratio_min", "phonon_frequency_ratio_max",
+              "phonon_imaginary_modes"):
+        setattr(res, k, (lat.phonons or {}).get(k))
     if res.elastic_constant_error is not None and p.dim == 3:
         res.elastic_constant_error_gpa = res.elastic_constant_error * EV_PER_A3_IN_GPA
     res.notes.extend(lat.notes)
@@ -838,10 +891,37 @@ def _error_stage(p: Problem, res: ExperimentResult, rel_ml, u_ref, lat, failures
     ev = p.model.observe(rel_ml.atoms)
     res.formation_energy_model = formation_energy(rel_ml.energy, len(p.cell), lattice_energy_per_atom(p, lat, "model"))
     res.formation_energy_error = res.formation_energy_model - res.formation_energy_reference
+    res.formation_energy_ratio = formation_energy_ratio(res.formation_energy_model, res.formation_energy_reference)
     if lat is not None and lat.virial_model is not None and lat.virial_reference is not None:
         res.dipole_model = (np.asarray(ev.virial)[:p.dim, :p.dim] - lat.virial_model[:p.dim, :p.dim]).tolist()
         res.dipole_error = float(np.linalg.norm(np.subtract(res.dipole_model, res.dipole_reference)))
     return True
+
+
+def _softening_stage(p: Problem, res: ExperimentResult, rel_ref) -> None:
+    """Stage 9: the force-parity profile of the model against the reference on the perfect
+    M-cell and on ū, rattled by each of the spec's amplitudes (:mod:`genanalysis.softening`;
+    one sample each, seed 0); its summary at the largest amplitude. Last, so that the
+    rattled cells leave no trace in the potentials' caches before the other stages; a
+    numerical failure on a rattled cell is a note (the defect experiment's status is not
+    the profile's)."""
+    from genanalysis.lattice import perfect_cell
+    from genanalysis.softening import DEFAULT_AMPLITUDES, headline, parity_profile
+
+    amplitudes = DEFAULT_AMPLITUDES if p.spec.rattle_amplitudes is None else p.spec.rattle_amplitudes
+    if not amplitudes:
+        return
+    minima = {"perfect": perfect_cell(p.spec.lattice, p.a, p.spec.size, p.symbol)}
+    if rel_ref.converged:
+        minima["defect"] = rel_ref.atoms
+    try:
+        res.parity_profile = parity_profile(p.model, p.reference, minima, amplitudes)
+    except NumericalFailure as exc:
+        res.notes.append(f"parity profile: {type(exc).__name__}: {exc}")
+        return
+    for cell in minima:
+        for k, v in headline(res.parity_profile, cell).items():
+            setattr(res, k, v)
 
 
 def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Failures, modes: list) -> None:
@@ -866,7 +946,8 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     :func:`~genanalysis.potentials.load_potential` (a surrogate model spec takes the
     experiment's lattice and ``a``). The stages: :func:`resolve` → perfect-lattice terms →
     reference equilibrium ū → residual at ū → stability at ū → model equilibrium ū^ML →
-    errors and norms → stability at ū^ML and effectivity; :func:`classify` turns the
+    errors and norms → stability at ū^ML and effectivity → the softening parity profile;
+    :func:`classify` turns the
     numerical failures met on the way (:class:`~genanalysis.exceptions.NumericalFailure`)
     into ``status`` and ``reason``. Every other exception propagates.
 
@@ -904,6 +985,7 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     rel_ml = _model_stage(p, res, rel_ref, failures)
     if rel_ml is not None and _error_stage(p, res, rel_ml, u_ref, lat, failures) and spec.stability:
         _effectivity_stage(p, res, rel_ml, failures, modes)
+    _softening_stage(p, res, rel_ref)
     res.status, res.reason = classify(failures)
     if spec.check_size is not None:
         res.convergence = _convergence(res, p, check_reference_equilibrium)
@@ -924,7 +1006,7 @@ def _convergence(res: ExperimentResult, p: Problem, stored: dict | None = None) 
     m2 = p.spec.check_size
     big = evaluate(p.model, p.reference, dataclasses.replace(
         p.spec, a=p.a, size=m2, check_size=None, stability=False, lattice_terms=False, profile_radii=(),
-        identifiability=None), reference_equilibrium=stored)
+        identifiability=None, rattle_amplitudes=()), reference_equilibrium=stored)
     out = {"size": m2, "status": big.status, "n_atoms": big.n_atoms}
     for k in ("error_energy_norm", "relative_error", "formation_energy_error", "residual_dual_norm",
               "max_core_displacement_error", "reference_energy_norm"):

@@ -36,6 +36,20 @@ to the second shell, ρ₀ the site density of the perfect lattice, all at ``a``
     Cartesian force constants by the geometric term (w'(r₁)/r₁)(I − e⊗e) per first-shell bond
     (the lattice is pre-stressed); the radial stiffness w'' is untouched. So this family
     switches on ε_σ plus that unavoidable tangential part of ε_FC (docs/experiment.md §2).
+``scaled``
+    W = −s V (default s = 1, dimensionless): V^ML = (1 − ηs) V, the uniformly softened
+    (ηs > 0) or stiffened (ηs < 0) reference. Every force, force constant, elastic constant
+    and energy is scaled by 1 − ηs; every equilibrium (the lattice constant, ū) is the
+    reference's: ε_FC = |ηs|·‖H‖ on, the geometry error and the residual zero. Requires
+    ηs < 1 (docs/softening.md).
+``softening``
+    W = −E₀ Σ_i h(x_i), h(x) = ½ x² (1 − exp(−x²/δ²)), x_i = ρ_i/ρ₀ − 1 (default δ = 0.01,
+    E₀ = 1 eV; density as for ``core``). h vanishes with its first three derivatives at
+    x = 0 and h'' tends to 1 for |x| ≫ δ: the embedding curvature is lowered by ηE₀/ρ₀²
+    away from the lattice's density and not at it, so the softening grows with the distance
+    from equilibrium. The perfect lattice's energy, virial, force constants and elastic
+    constants are the reference's (lattice terms off); rattled and defect cells are softer
+    (docs/softening.md).
 
 Spec syntax (:func:`parse_surrogate_spec`)::
 
@@ -68,6 +82,8 @@ __all__ = [
     "ShellBump",
     "DensityBand",
     "DensityQuadratic",
+    "DensitySoftening",
+    "Scaled",
     "Combination",
     "AuxiliaryDensity",
 ]
@@ -78,10 +94,13 @@ FAMILIES: dict[str, tuple[float, str, str]] = {
     "force_constants": (1.0, "eV", "ε_FC (force constants, elastic constants; bulk modulus only)"),
     "bond_stiffness": (1.0, "eV/Å²", "ε_FC (first-shell bond stiffness)"),
     "stress": (1.0, "eV/Å", "ε_σ (lattice stress) + geometric part of ε_FC"),
+    "scaled": (1.0, "1", "ε_FC (V scaled by 1 − ηs: every force constant; no equilibrium moves)"),
+    "softening": (1.0, "eV", "ε_core (curvature lowered away from the lattice's density; lattice terms unchanged)"),
 }
 
 #: family aliases accepted in specs
-_ALIASES = {"fc": "force_constants", "far_field": "force_constants", "bond": "bond_stiffness", "virial": "stress"}
+_ALIASES = {"fc": "force_constants", "far_field": "force_constants", "bond": "bond_stiffness", "virial": "stress",
+            "uniform": "scaled", "soft": "softening"}
 
 #: default half-width δ of the core family's zero band, relative density
 DEFAULT_WIDTH = 0.01
@@ -180,6 +199,38 @@ class DensityQuadratic:
         sgn = np.sign(x)
         b = SmoothCutoff(self.inner, self.outer)(np.abs(x), order)
         return _in_rho(product_rule((0.5 * x * x, x, 1.0), _in_t(b, sgn), order), self.rho0)
+
+
+@dataclass(frozen=True)
+class DensitySoftening:
+    """h(ρ) = ½ x² (1 − exp(−x²/δ²)) B(|x|), x = ρ/ρ₀ − 1, δ = ``width``, B ≡ 1 for
+    |x| ≤ 0.5 and 0 for |x| ≥ 1 (the C³ switch between; it keeps the softened energy
+    bounded below under strong compression), dimensionless (multiply by an energy): h ~
+    x⁴/(2δ²) at small x, so h and its first three derivatives vanish at ρ₀, and h'' tends to
+    1/ρ₀² for δ ≪ |x| ≤ 0.5."""
+
+    rho0: float
+    width: float
+
+    def __call__(self, rho, order: int = 0):
+        rho = np.asarray(rho, dtype=np.float64)
+        x = rho / self.rho0 - 1.0
+        q = x * x / (self.width * self.width)
+        e = np.exp(-q)
+        h = (0.5 * x * x * (1.0 - e), x * (1.0 - e) + x * q * e, (1.0 - e) + 5.0 * q * e - 2.0 * q * q * e)
+        b = SmoothCutoff(0.5, 1.0)(np.abs(x), order)
+        return _in_rho(product_rule(h, _in_t(b, np.sign(x)), order), self.rho0)
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """c · fn(x): the function ``fn(x, order)`` times the number ``c``."""
+
+    c: float
+    fn: object
+
+    def __call__(self, x, order: int = 0):
+        return tuple(self.c * v for v in self.fn(x, order))
 
 
 @dataclass(frozen=True)
@@ -356,13 +407,26 @@ def make_surrogate(base, family: str, eta: float, *, lattice: str, a: float, sca
     gap = float(shell_radii(lattice, a, 2)[1]) - r1
     phi, f, F = pot.phi, pot.f, pot.F
     cutoff = pot.cutoff
-    if fam in ("core", "force_constants"):
+    if fam == "scaled":
+        factor = 1.0 - eta * s
+        if not factor > 0:
+            raise InputError(f"surrogate family 'scaled' needs eta·scale < 1 (V^ML = (1 − eta·scale) V); "
+                             f"eta={eta:g} and scale={s:g} give the factor {factor:g}")
+        phi = Scaled(factor, phi)
+        F = Scaled(factor, F) if F is not None else None
+        anchor = factor
+    elif fam in ("core", "force_constants", "softening"):
         if f is None:  # pair reference: embed an auxiliary density
             f = AuxiliaryDensity(r1, 3.0, 0.8 * cutoff, cutoff)
             F = _Zero()
         rho0 = lattice_density(pot, lattice, a, density=f)
-        g = DensityBand(rho0, width) if fam == "core" else DensityQuadratic(rho0, 0.05, 0.1)
-        F = Combination(((1.0, F), (eta * s, g)))
+        if fam == "core":
+            g, sign = DensityBand(rho0, width), 1.0
+        elif fam == "softening":
+            g, sign = DensitySoftening(rho0, width), -1.0
+        else:
+            g, sign = DensityQuadratic(rho0, 0.05, 0.1), 1.0
+        F = Combination(((1.0, F), (sign * eta * s, g)))
         anchor = rho0
     else:
         bump = ShellBump(r1, 0.15 * gap, 0.4 * gap, 2 if fam == "bond_stiffness" else 1)

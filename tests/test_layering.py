@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("genanalysis.models",)),
     ("fit", ("genanalysis.fit", "genanalysis.fitting")),
     ("defect solve", ("genanalysis.defect", "genanalysis.surrogates", "genanalysis.dislocation")),
-    ("errors and bound", ("genanalysis.experiment", "genanalysis.experiment_dislocation", "genanalysis.calibration",
+    ("errors and bound", ("genanalysis.experiment", "genanalysis.softening", "genanalysis.experiment_dislocation", "genanalysis.calibration",
                           "genanalysis.identifiability", "genanalysis.decomposition")),
     ("results", ("genanalysis.results", "genanalysis.sweep")),
     ("plots", ("genanalysis.plots",)),

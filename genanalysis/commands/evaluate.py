@@ -3,7 +3,8 @@
 Relaxes the defect with the reference and with the model in the same periodic M-cell from
 the same start and prints every term of the estimate (docs/experiment.md). MODEL is any
 potential spec, a fitted-model directory (``model.json``) or a surrogate
-``surrogate:BASE?family=core|force_constants|bond_stiffness|stress&eta=E``. Exit codes: 0 when the model
+``surrogate:BASE?family=F&eta=E`` (F one of core, force_constants, bond_stiffness, stress,
+scaled, softening). Exit codes: 0 when the model
 has a stable equilibrium (``status`` converged), 3 otherwise (the output says why), 2 bad
 input. ``--defect screw|edge|mixed --radius R`` runs the dislocation experiment in a clamped
 cylinder of free radius R instead (docs/dislocations.md).
@@ -22,7 +23,8 @@ _SUMMARY = (
     "status", "reason", "n_atoms", "r_stencil", "error_energy_norm", "relative_error", "formation_energy_error",
     "max_core_displacement_error", "dipole_error", "residual_dual_norm", "stability_reference", "stability_model",
     "stability_model_at_reference", "effectivity", "bound_ratio", "force_constant_error", "elastic_constant_error",
-    "elastic_constant_error_gpa", "lattice_stress_error", "wall_time",
+    "elastic_constant_error_gpa", "lattice_stress_error", "parity_slope_perfect", "parity_slope_defect",
+    "phonon_frequency_ratio", "elastic_constant_ratio", "formation_energy_ratio", "wall_time",
 )
 
 

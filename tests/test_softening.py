@@ -1,0 +1,210 @@
+"""Softening diagnostics (docs/softening.md): a model against itself has parity slope 1 and
+every ratio 1; the uniformly scaled model sV has parity slope, energy, elastic and
+formation-energy ratios s and phonon ratio √s; the ``softening`` surrogate leaves the
+lattice terms alone and softens more with the rattle amplitude; bad input to the command
+is one line naming the value."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genanalysis.cli import main
+from genanalysis.exceptions import InputError
+from genanalysis.lattice import defect_cell, perfect_cell
+from genanalysis.potentials import load_potential
+from genanalysis.softening import (diagnostics, parity_profile, parity_slope, phonon_frequency_ratios,
+                                   elastic_constant_ratio)
+from genanalysis.surrogates import DensitySoftening, make_surrogate
+
+SYSTEMS = {"W": ("builtin:W", "bcc", 3), "morse": ("builtin:morse", "triangular", 5)}
+
+
+def _system(name):
+    base, lattice, n = SYSTEMS[name]
+    ref = load_potential(base)
+    a = ref.equilibrium_lattice_constant(lattice)
+    return ref, lattice, a, n
+
+
+def _minima(ref, lattice, a, n):
+    return {"perfect": perfect_cell(lattice, a, n, ref.species[0]),
+            "defect": defect_cell(lattice, a, n, "vacancy", ref.species[0])}
+
+
+@given(s=st.floats(0.05, 3.0), g=st.lists(st.floats(-10, 10), min_size=2, max_size=30))
+def test_parity_slope_of_an_exact_line_is_its_slope_with_zero_error(s, g):
+    g = np.array(g)
+    slope, err = parity_slope(s * g, g)
+    if not float(g @ g) > 0:  # all zero, or so small that the sum of squares underflows
+        assert slope is None and err is None
+        return
+    assert slope == pytest.approx(s, rel=1e-12)
+    assert err == pytest.approx(0.0, abs=1e-12 * s)
+
+
+def test_parity_slope_standard_error_is_the_regression_one():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal(4000)
+    f = 0.7 * g + 0.1 * rng.standard_normal(4000)
+    slope, err = parity_slope(f, g)
+    assert slope == pytest.approx(0.7, abs=5 * err)
+    assert err == pytest.approx(0.1 / math.sqrt(4000), rel=0.1)
+    assert parity_slope(np.full(3, np.nan), np.ones(3)) == (None, None)
+
+
+@settings(max_examples=10, deadline=None)
+@given(system=st.sampled_from(sorted(SYSTEMS)), amplitude=st.floats(0.005, 0.3), seed=st.integers(0, 2**16))
+def test_a_model_against_itself_has_slope_one(system, amplitude, seed):
+    ref, lattice, a, n = _system(system)
+    rows = parity_profile(ref, ref, _minima(ref, lattice, a, n), (amplitude,), seed=seed)
+    for r in rows:
+        assert r["slope"] == 1.0 and r["stderr"] == 0.0
+        assert r["energy_ratio"] == 1.0 and r["energy_above_minimum_reference"] > 0
+
+
+@settings(max_examples=12, deadline=None)
+@given(system=st.sampled_from(sorted(SYSTEMS)), s=st.floats(0.1, 2.0), amplitude=st.floats(0.005, 0.3),
+       seed=st.integers(0, 2**16))
+def test_the_uniformly_scaled_model_has_slope_s(system, s, amplitude, seed):
+    ref, lattice, a, n = _system(system)
+    model = make_surrogate(ref, "scaled", 1.0 - s, lattice=lattice, a=a)
+    for r in parity_profile(model, ref, _minima(ref, lattice, a, n), (amplitude,), seed=seed):
+        assert r["slope"] == pytest.approx(s, rel=1e-10)
+        assert r["stderr"] == pytest.approx(0.0, abs=1e-10 * s)
+        assert r["energy_ratio"] == pytest.approx(s, rel=1e-8)
+
+
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_scaled_model_ratios_are_s_and_root_s(system):
+    ref, lattice, a, n = _system(system)
+    s = 0.64
+    out = diagnostics(f"surrogate:{ref.name}?family=scaled&eta={1 - s!r}", ref.name, lattice=lattice,
+                      defect="vacancy", size=n + 1, amplitudes=(0.02, 0.1))
+    assert out["status"] == "converged"
+    for k in ("parity_slope_perfect", "parity_slope_defect", "energy_ratio_perfect", "elastic_constant_ratio",
+              "formation_energy_ratio"):
+        assert out[k] == pytest.approx(s, rel=1e-8), k
+    for k in ("phonon_frequency_ratio", "phonon_frequency_ratio_min", "phonon_frequency_ratio_max"):
+        assert out[k] == pytest.approx(math.sqrt(s), rel=1e-8), k
+    assert out["phonon_imaginary_modes"] == 0 and out["phonon_modes"] > 0
+    itself = diagnostics(ref.name, ref.name, lattice=lattice, defect="vacancy", size=n + 1, amplitudes=(0.1,))
+    for k in ("parity_slope_perfect", "parity_slope_defect", "phonon_frequency_ratio", "elastic_constant_ratio",
+              "formation_energy_ratio"):
+        assert itself[k] == 1.0, k
+
+
+def test_phonon_ratio_counts_imaginary_modes_and_elastic_ratio_skips_zero_entries():
+    c = np.zeros((2, 1, 1))
+    c[0, 0, 0], c[1, 0, 0] = 2.0, -2.0  # a periodic 2-site chain: λ = 0 (acoustic) and 4
+    out = phonon_frequency_ratios(-c, c)  # the model's symbol is minus the reference's
+    assert out["phonon_modes"] == 1 and out["phonon_imaginary_modes"] == 1
+    assert out["phonon_frequency_ratio"] == pytest.approx(-1.0)
+    assert elastic_constant_ratio([[2.0, 5.0], [7.0, 3.0]], [[1.0, 0.0], [0.0, 1.5]]) == pytest.approx(2.0)
+
+
+def test_softening_family_leaves_the_lattice_and_softens_with_the_amplitude():
+    ref, lattice, a, n = _system("W")
+    out = diagnostics(f"surrogate:builtin:W?family=softening&eta=10", "builtin:W", lattice=lattice,
+                      defect="vacancy", size=n, amplitudes=(1e-3, 0.03, 0.1))
+    assert out["phonon_frequency_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert out["elastic_constant_ratio"] == pytest.approx(1.0, abs=1e-12)
+    slopes = [r["slope"] for r in out["parity_profile"] if r["cell"] == "perfect"]
+    assert slopes[0] > 0.999 and slopes[1] < 0.97 and slopes[2] < 0.97
+    assert out["formation_energy_ratio"] < 0.95
+
+
+def test_density_softening_derivatives_and_flat_start():
+    g = DensitySoftening(10.0, 0.02)
+    rho = np.linspace(3.0, 19.0, 801)
+    v, d1, d2 = g(rho, 2)
+    h = 1e-5
+    assert np.allclose(d1, (g(rho + h)[0] - g(rho - h)[0]) / (2 * h), atol=1e-8)
+    assert np.allclose(d2, (g(rho + h, 1)[1] - g(rho - h, 1)[1]) / (2 * h), atol=1e-7)
+    assert g(np.array(10.0), 2) == (0.0, 0.0, 0.0)
+    # h'' → 1/ρ₀² for δ ≪ |x| ≤ 0.5
+    assert g(np.array(13.0), 2)[2] == pytest.approx(1.0 / 100.0, rel=1e-6)
+
+
+def test_scaled_family_refuses_a_factor_at_or_below_zero():
+    ref, lattice, a, _ = _system("morse")
+    with pytest.raises(InputError, match="eta·scale < 1"):
+        make_surrogate(ref, "scaled", 1.0, lattice=lattice, a=a)
+
+
+def test_the_command_prints_json_and_writes_the_file(tmp_path, capsys):
+    out_file = tmp_path / "soft.json"
+    rc = main(["softening", "--model", "surrogate:builtin:morse?family=scaled&eta=0.5", "--reference",
+               "builtin:morse", "--lattice", "triangular", "--defect", "vacancy", "--size", "5",
+               "--amplitudes", "0.01,0.05", "--samples", "2", "--json", "--out", str(out_file)])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out_file.read_text())
+    assert printed["parity_slope_perfect"] == pytest.approx(0.5) and len(printed["parity_profile"]) == 4
+    assert printed["units"]["parity_profile.amplitude"] == "Å"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--amplitudes", "0"], "--amplitudes[0]=0.0 Å is out of range"),
+    (["--amplitudes", "2"], "--amplitudes[0]=2.0 Å is out of range"),
+    (["--amplitudes", "0.1,x"], "is not a comma-separated list"),
+    (["--samples", "0"], "--samples 0"),
+    (["--seed", "-1"], "--seed -1"),
+    (["--radius", "10"], "--radius: the softening diagnostics are for point defects"),
+    (["--fmax", "0"], "--fmax"),
+    (["--size", "1"], "cell size n=1 is too small"),
+])
+def test_bad_input_is_one_line_naming_the_value(extra, message, capsys):
+    argv = ["softening", "--model", "builtin:morse", "--reference", "builtin:morse", "--lattice", "triangular",
+            "--defect", "vacancy", "--size", "5"]
+    try:
+        rc = main(argv + extra)
+    except SystemExit as exc:  # argparse's own usage errors
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lattice", "square"], "--lattice 'square' is not supported"),
+    (["--model", "builtin:nope"], "unknown built-in potential"),
+    (["--defect", "antisite"], "antisite"),
+])
+def test_bad_specs_are_input_errors(argv, message, capsys, tmp_path):
+    base = {"--model": "builtin:morse", "--reference": "builtin:morse", "--lattice": "triangular",
+            "--defect": "vacancy", "--size": "5"}
+    base.update(dict(zip(argv[::2], argv[1::2])))
+    assert main(["softening", *[x for kv in base.items() for x in kv]]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_must_be_writable(tmp_path, capsys):
+    rc = main(["softening", "--model", "builtin:morse", "--reference", "builtin:morse", "--lattice", "triangular",
+               "--defect", "vacancy", "--size", "5", "--out", str(tmp_path)])
+    assert rc == 2 and "is a directory" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_softening_metrics():
+    from genanalysis.experiment import ExperimentSpec, evaluate
+
+    res = evaluate("surrogate:builtin:morse?family=scaled&eta=0.25", "builtin:morse",
+                   ExperimentSpec("triangular", "vacancy", 5, rattle_amplitudes=(0.02, 0.05), profile_radii=()))
+    m = res.metrics()
+    assert m["status"] == "converged"
+    for k in ("parity_slope_perfect", "parity_slope_defect", "elastic_constant_ratio", "formation_energy_ratio"):
+        assert m[k] == pytest.approx(0.75, rel=1e-7), k
+    assert m["phonon_frequency_ratio"] == pytest.approx(math.sqrt(0.75), rel=1e-8)
+    assert m["parity_amplitude"] == 0.05 and len(m["parity_profile"]) == 4
+    # a uniformly scaled model has the reference's equilibria: no geometry error, no residual
+    assert m["error_energy_norm"] < 1e-9 and m["residual_dual_norm"] < 1e-7
+    assert m["force_constant_error"] > 0.1
+    none = evaluate("builtin:morse", "builtin:morse", ExperimentSpec("triangular", "vacancy", 5, rattle_amplitudes=(),
+                                                                     profile_radii=()))
+    assert none.parity_profile is None and none.phonon_frequency_ratio == 1.0
+    with pytest.raises(InputError, match="rattle_amplitudes"):
+        ExperimentSpec("triangular", "vacancy", 5, rattle_amplitudes=(0.0,))
