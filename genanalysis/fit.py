@@ -48,7 +48,7 @@ from genanalysis.models.basis import ACEParams
 from genanalysis.tomlutil import read_toml
 
 __all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "ModelSpec", "FitSpec", "FitResult", "FitWarning",
-           "RankDeficiencyWarning", "split", "fit", "fit_hash", "fit_linear", "fit_mlp", "fit_report",
+           "RankDeficiencyWarning", "split", "fit", "fit_hash", "fit_linear", "finetune_linear", "fit_mlp", "fit_report",
            "observation_errors"]
 
 
@@ -304,6 +304,40 @@ class FitResult:
     report: dict
 
 
+def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progress=None,
+              design_cache: dict | None = None) -> tuple[_StreamedQR, dict]:
+    """The streamed QR of the weighted design of the linear ``model`` on ``configs`` (rows
+    of every weighted observation, :func:`~genanalysis.fitting.loss.terms`) and the row
+    count per observation type. Refuses a design that does not fit in memory first."""
+    dim = model.spec.dim
+    p = model.n_params
+    _check_fit_memory(configs, loss, dim, p)
+    qr = _StreamedQR(p)
+    counts = {t: 0 for t in OBSERVATION_TYPES}
+    for ci, conf in enumerate(configs):
+        kinds = weighted_kinds(conf, loss)
+        if not kinds:
+            continue
+        blocks = terms(conf, loss, kinds)
+        hrows = next((b.selector[0] for b in blocks if b.code == "H"), None)
+        geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
+                             + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
+                             + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
+        key = (geo, model.spec, kinds, None if hrows is None else tuple(hrows))
+        if design_cache is not None and key in design_cache:
+            d = design_cache[key]
+        else:
+            d = model.design(conf.atoms, kinds, hessian_rows=hrows)
+            if design_cache is not None:
+                design_cache[key] = d
+        for b in blocks:
+            qr.add(b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference)
+            counts[b.code] += len(b.reference)
+        if progress:
+            progress(ci + 1, len(configs))
+    return qr, counts
+
+
 def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,
                on_rank_deficient: str = "warn", progress=None, design_cache: dict | None = None) -> tuple[object, dict]:
     """Weighted linear least squares of a :class:`~genanalysis.models.linear.LinearACE` on
@@ -316,31 +350,8 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     dim = _dim(configs)
     model = LinearACE(model_spec.ace_spec(dim))
     p = model.n_params
-    _check_fit_memory(configs, loss, dim, p)
-    qr = _StreamedQR(p)
-    counts = {t: 0 for t in OBSERVATION_TYPES}
     t0 = time.perf_counter()
-    for ci, conf in enumerate(configs):
-        kinds = weighted_kinds(conf, loss)
-        if not kinds:
-            continue
-        blocks = terms(conf, loss, kinds)
-        hrows = next((b.selector[0] for b in blocks if b.code == "H"), None)
-        geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
-                             + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
-                             + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
-        key = (geo, model_spec.ace_spec(dim), kinds, None if hrows is None else tuple(hrows))
-        if design_cache is not None and key in design_cache:
-            d = design_cache[key]
-        else:
-            d = model.design(conf.atoms, kinds, hessian_rows=hrows)
-            if design_cache is not None:
-                design_cache[key] = d
-        for b in blocks:
-            qr.add(b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference)
-            counts[b.code] += len(b.reference)
-        if progress:
-            progress(ci + 1, len(configs))
+    qr, counts = _assemble(model, configs, loss, progress=progress, design_cache=design_cache)
     R, z, resid = qr.result()
     scale = np.linalg.norm(R, axis=0)
     live = scale > 0
@@ -382,6 +393,54 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     # the Fisher information the identifiability width puts to work (genanalysis.identifiability)
     model.r_factor_ = R
     return model, diag
+
+
+def finetune_linear(model, configs: list[Configuration], loss: LossWeights, *, ridge: float,
+                    rcond: float = 1e-12) -> tuple[object, dict]:
+    """The least-change update of a fitted :class:`~genanalysis.models.linear.LinearACE`
+    on added ``configs``: θ = argmin L(θ) + λ‖θ − θ₀‖², L the weighted loss of the added
+    configurations (:mod:`genanalysis.fitting.loss`, the one definition), θ₀ the pre-trained
+    coefficients, λ = ``ridge`` ≥ 0 in the loss's units per coefficient² (on the
+    unscaled coefficients: the update is pulled towards θ₀ in every direction alike).
+    ``ridge = 0``: the smallest change ‖θ − θ₀‖ that minimises L (singular values below
+    ``rcond``·max left out). No added data (or none with a weight): θ = θ₀.
+
+    Returns (a new model, diagnostics: rows per type, ‖θ − θ₀‖, the loss of the added data
+    before and after). ``loss.ridge`` (the fit's own ridge on scaled coefficients) is not
+    used; ``ridge`` replaces it."""
+    from genanalysis.models.linear import LinearACE
+
+    lam = _num(ridge, "ridge")
+    _num(rcond, "rcond", strict=True, maximum=1.0)
+    if not isinstance(model, LinearACE):
+        raise InputError(f"finetune_linear() fine-tunes a linear model (LinearACE), not a {type(model).__name__}")
+    theta0 = np.asarray(model.coef_, float)
+    out = LinearACE(model.spec, theta0)
+    diag = {"solver": "least-change ridge towards the pre-trained coefficients", "ridge": lam, "n_configurations":
+            len(configs), "n_rows": 0, "rows_per_type": {t: 0 for t in OBSERVATION_TYPES}, "change_norm": 0.0,
+            "added_loss_before": 0.0, "added_loss_after": 0.0}
+    if not configs:
+        return out, diag
+    dim = _dim(configs)
+    if dim != model.spec.dim:
+        raise InputError(f"the added configurations are {dim}D and the model is {model.spec.dim}D")
+    qr, counts = _assemble(out, configs, loss)
+    R, z, resid = qr.result()
+    diag.update(n_rows=qr.nrows_total, rows_per_type=counts)
+    if qr.nrows_total == 0:
+        return out, diag
+    b = z - R @ theta0  # ‖Aθ − y‖² = ‖Rθ − z‖² + resid²
+    U, sv, Vt = np.linalg.svd(R)
+    smax = sv[0] if len(sv) else 0.0
+    if lam > 0:
+        filt = sv / (sv**2 + lam)
+    else:
+        filt = np.where(sv > rcond * smax, 1.0 / np.where(sv > 0, sv, 1.0), 0.0)
+    delta = Vt.T @ (filt * (U.T @ b))
+    out.coef_ = theta0 + delta
+    diag.update(change_norm=float(np.linalg.norm(delta)), added_loss_before=float(b @ b + resid**2),
+                added_loss_after=float(np.sum((R @ delta - b) ** 2) + resid**2))
+    return out, diag
 
 
 # ---------------------------------------------------------------------------------------

@@ -208,3 +208,95 @@ def test_evaluate_reports_the_softening_metrics():
     assert none.parity_profile is None and none.phonon_frequency_ratio == 1.0
     with pytest.raises(InputError, match="rattle_amplitudes"):
         ExperimentSpec("triangular", "vacancy", 5, rattle_amplitudes=(0.0,))
+
+
+# -- one-point fine-tuning: the least-change update of a linear model -----------------------
+
+
+def _configs(cells):
+    from genanalysis.data import Configuration
+
+    ref = load_potential("builtin:morse")
+    out = []
+    for at in cells:
+        ev = ref.observe(at)
+        out.append(Configuration(at, "perfect", energy=ev.energy, forces=np.asarray(ev.forces),
+                                 virial=np.asarray(ev.virial)))
+    return out
+
+
+def _rattled(n, amplitude, count, seed):
+    ref, lattice, a, _ = _system("morse")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        at = perfect_cell(lattice, a, n)
+        at.positions[:, :2] += amplitude * rng.standard_normal((len(at), 2))
+        out.append(at)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    from genanalysis.fit import LossWeights, ModelSpec, fit_linear
+
+    loss = LossWeights(E=1.0, F=1.0, V=1.0)
+    model, _ = fit_linear(_configs(_rattled(3, 0.01, 6, 0)), ModelSpec(cutoff=2.5, degree=5, body_order=3, l_max=2),
+                          loss)
+    return model, loss
+
+
+def test_finetuning_with_no_added_data_returns_the_pretrained_model(pretrained):
+    from genanalysis.fit import finetune_linear
+
+    model, loss = pretrained
+    cell = _rattled(4, 0.05, 1, 9)[0]
+    tuned, diag = finetune_linear(model, [], loss, ridge=1e-3)
+    assert tuned is not model and np.array_equal(tuned.coef_, model.coef_)
+    assert diag["n_rows"] == 0 and diag["change_norm"] == 0.0
+    assert np.array_equal(tuned.predict(cell)["forces"], model.predict(cell)["forces"])
+    from genanalysis.fit import LossWeights
+
+    zero = LossWeights(E=1.0, F=1.0, V=1.0, groups={"perfect": {"E": 0.0, "F": 0.0, "V": 0.0}})  # none weighted
+    tuned, diag = finetune_linear(model, _configs([cell]), zero, ridge=0.0)
+    assert np.array_equal(tuned.coef_, model.coef_) and diag["n_rows"] == 0
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16), lam=st.floats(1e-8, 1e2))
+def test_finetuning_lowers_the_added_loss_and_changes_less_with_more_ridge(pretrained, seed, lam):
+    from genanalysis.fit import finetune_linear
+
+    model, loss = pretrained
+    added = _configs(_rattled(4, 0.08, 1, seed))
+    small, d_small = finetune_linear(model, added, loss, ridge=lam)
+    large, d_large = finetune_linear(model, added, loss, ridge=10.0 * lam)
+    assert d_small["added_loss_after"] <= d_small["added_loss_before"] * (1 + 1e-12)
+    assert d_large["change_norm"] <= d_small["change_norm"] * (1 + 1e-9)
+    assert d_large["added_loss_after"] >= d_small["added_loss_after"] * (1 - 1e-9)
+    assert d_small["n_rows"] > 0 and d_small["rows_per_type"]["F"] == 2 * 16
+
+
+def test_finetuning_on_data_the_model_already_fits_changes_nothing(pretrained):
+    """Observations made by the pre-trained model itself: the least-change update is θ₀."""
+    from genanalysis.data import Configuration
+    from genanalysis.fit import finetune_linear
+
+    model, loss = pretrained
+    at = _rattled(4, 0.08, 1, 5)[0]
+    p = model.predict(at)
+    own = [Configuration(at, "perfect", energy=float(p["energy"]), forces=np.asarray(p["forces"]),
+                         virial=np.asarray(p["virial"]))]
+    for lam in (0.0, 1e-3):
+        tuned, diag = finetune_linear(model, own, loss, ridge=lam)
+        assert diag["change_norm"] <= 1e-8 * np.linalg.norm(model.coef_)
+
+
+def test_finetuning_bad_input(pretrained):
+    from genanalysis.fit import finetune_linear
+
+    model, loss = pretrained
+    with pytest.raises(InputError, match="ridge"):
+        finetune_linear(model, [], loss, ridge=-1.0)
+    with pytest.raises(InputError, match="linear model"):
+        finetune_linear(load_potential("builtin:morse"), [], loss, ridge=1.0)
