@@ -300,3 +300,20 @@ def test_finetuning_bad_input(pretrained):
         finetune_linear(model, [], loss, ridge=-1.0)
     with pytest.raises(InputError, match="linear model"):
         finetune_linear(load_potential("builtin:morse"), [], loss, ridge=1.0)
+
+
+def test_the_study_tables_in_the_docs_are_those_of_the_recorded_data():
+    """docs/softening.md holds every table row that studies/softening.py --tables computes
+    from docs/data/softening.json (aggregation only, no physics recomputed)."""
+    import importlib.util
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("softening_study", root / "studies" / "softening.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = json.loads((root / "docs" / "data" / "softening.json").read_text())
+    doc = (root / "docs" / "softening.md").read_text().splitlines()
+    rows = [line for line in mod.tables(data).splitlines() if line.startswith("|") or line.startswith("Spearman")]
+    assert len(rows) > 50
+    assert [r for r in rows if r not in doc] == []
