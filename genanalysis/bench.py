@@ -88,7 +88,10 @@ class BenchResult:
     """What one run measured. Energies eV, forces eV/Å, times s, memory MiB."""
 
     code: str
+    """the code that ran: ``genanalysis``, ``lammps`` or ``ase`` (module docstring)"""
     method: str
+    """its minimiser in words (ours: Newton–Krylov, FFT lattice preconditioner; LAMMPS:
+    ``min_style cg`` and its MPI ranks; ASE: LBFGS with matscipy's EAM)"""
     n: int
     atoms: int | None = None
     force_evaluations: int | None = None

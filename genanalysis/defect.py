@@ -27,6 +27,7 @@ from genanalysis.potentials import load_potential, neighbour_radius
 from genanalysis.relaxation import (
     LatticePreconditioner,
     Relaxation,
+    RelaxedCell,
     free_mask,
     lattice_preconditioner_of,
     matches_perfect_cell,
@@ -192,18 +193,12 @@ def stability_mode(atoms: Atoms, potential, reference: Atoms | None = None, *, r
 
 
 @dataclass
-class DefectResult:
+class DefectResult(RelaxedCell):
     """A relaxed defect in an n-cell: reference (unrelaxed) and relaxed geometry and energies."""
 
-    reference: Atoms
-    relaxation: Relaxation
     formation_energy: float
     perfect_energy_per_atom: float
     stability_constant: float | None = None
-
-    @property
-    def atoms(self) -> Atoms:
-        return self.relaxation.atoms
 
     @property
     def displacement(self) -> np.ndarray:

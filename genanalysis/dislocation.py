@@ -42,6 +42,7 @@ from genanalysis.constraints import Choice, Number, check_arguments
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import perfect_cell
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
+from genanalysis.relaxation import RelaxedCell
 
 __all__ = [
     "KINDS",
@@ -276,22 +277,16 @@ def relax_cylinder(atoms: Atoms, potential, **options):
 
 
 @dataclass
-class DislocationResult:
+class DislocationResult(RelaxedCell):
     """A relaxed dislocation cylinder (the ``genanalysis defect --defect screw|edge|mixed``
     command): the predictor cylinder, the relaxation, and the energies per length (eV/Å)
     of docs/dislocations.md (D1)–(D3) over the free region (radius ``radius``, Å)."""
 
-    reference: Atoms
-    relaxation: object
     energy_per_atom: float
     excess_energy: float
     elastic_prelog: float
     core_energy: float
     stability_constant: float | None = None
-
-    @property
-    def atoms(self) -> Atoms:
-        return self.relaxation.atoms
 
 
 def core_energy(excess: float, prelog: float, radius: float, burgers: float) -> float:

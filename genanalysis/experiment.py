@@ -467,6 +467,8 @@ class ExperimentResult:
     fmax: float
     start: str
     error_energy_norm: float | None = None
+    """the simulation error ‖D(ū^ML − ū)‖ on the stencil, Å (docs/experiment.md §3 names
+    every metric)"""
     reference_energy_norm: float | None = None
     relative_error: float | None = None
     formation_energy_reference: float | None = None
@@ -511,7 +513,10 @@ class ExperimentResult:
     elastic_constant_ratio: float | None = None
     formation_energy_ratio: float | None = None
     reference_relaxation: dict | None = None
+    """:meth:`~genanalysis.relaxation.Relaxation.summary` of ū's relaxation (``shared``: read
+    from the stored reference equilibrium instead of relaxed here)"""
     model_relaxation: dict | None = None
+    """the same of ū^ML's relaxation"""
     convergence: dict | None = None
     notes: list = field(default_factory=list)
     model_hessian: dict | None = None
@@ -626,6 +631,19 @@ def resolve(model, reference, spec: ExperimentSpec) -> Problem:
 _STATUS_OF = (("reference", NumericalFailure, "reference failure"),
               ("model", InstabilityError, "no stable equilibrium"),
               ("model", NumericalFailure, "solver failure"))
+
+
+def _resolve_stage(resolver, model, reference, spec, spec_type: type, caller: str) -> Problem:
+    """The first stage of an experiment (``caller``): refuse a ``spec`` that is not a
+    ``spec_type``, resolve the problem with ``resolver`` (:func:`resolve` or the
+    dislocation's) and clear both potentials' caches, so that the results are bit-identical
+    whichever process ran what before."""
+    if not isinstance(spec, spec_type):
+        raise InputError(f"{caller}() needs a spec of type {spec_type.__name__}, got {type(spec).__name__}")
+    p = resolver(model, reference, spec)
+    for pot in (p.reference, p.model):
+        pot.clear_caches()
+    return p
 
 
 def classify(failures) -> tuple[str, str]:
@@ -961,11 +979,7 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     ``coverage_distance``, the estimate (T9) terms) on the largest cell of the test defect.
     """
     t0 = time.perf_counter()
-    if not isinstance(spec, ExperimentSpec):
-        raise InputError(f"evaluate() needs an ExperimentSpec, got {type(spec).__name__}")
-    p = resolve(model, reference, spec)
-    for pot in (p.reference, p.model):  # bit-identical results whichever process ran what before
-        pot.clear_caches()
+    p = _resolve_stage(resolve, model, reference, spec, ExperimentSpec, "evaluate")
     res = ExperimentResult(
         status="converged", reason="", model=_spec_name(model), reference=_spec_name(reference),
         lattice=spec.lattice, a=p.a, defect=str(p.defect), size=spec.size, dim=p.dim, n_atoms=len(p.cell),

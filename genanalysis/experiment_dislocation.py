@@ -209,11 +209,7 @@ def evaluate_dislocation(model, reference, spec: DislocationSpec) -> Dislocation
     energies per length; numerical failures become ``status`` and ``reason``
     (:func:`genanalysis.experiment.classify`)."""
     t0 = time.perf_counter()
-    if not isinstance(spec, DislocationSpec):
-        raise InputError(f"evaluate_dislocation() needs a DislocationSpec, got {type(spec).__name__}")
-    p = _resolve(model, reference, spec)
-    for pot in (p.reference, p.model):  # bit-identical results whichever process ran what before
-        pot.clear_caches()
+    p = ex._resolve_stage(_resolve, model, reference, spec, DislocationSpec, "evaluate_dislocation")
     cell = p.cell
     free = ~np.asarray(cell.arrays["clamped"], dtype=bool)
     res = DislocationExperimentResult(

@@ -71,9 +71,7 @@ class ModelSpec(ACEParams):
     (cutoff Å, degree, body_order, l_max, w_l, r_in Å, pair_degree; the dimension is taken
     from the data) and, for ``mlp``, hidden layer widths, Adam epochs/learning rate, L-BFGS
     iterations, Hessian probes, the number of initialisations ``seeds`` (the one of lowest
-    validation loss is kept), and early stopping: the validation loss is checked every
-    ``validate_every`` iterations (0: never; the weights of its minimum are kept) and
-    ``patience`` checks without improvement stop the run (0: never stop early)."""
+    validation loss is kept), and early stopping (``validate_every``, ``patience``)."""
 
     kind: str = "ace"
     hidden: tuple = (32, 32)
@@ -83,7 +81,10 @@ class ModelSpec(ACEParams):
     hessian_probes: int = 4
     seeds: int = 1
     validate_every: int = 10
+    """the validation loss is checked every ``validate_every`` iterations (0: never); the
+    weights of its minimum are kept"""
     patience: int = 0
+    """this many checks without improvement stop the run (0: never stop early)"""
 
     def __post_init__(self):
         from genanalysis.models.io import model_class

@@ -101,6 +101,20 @@ class Relaxation:
         }
 
 
+@dataclass
+class RelaxedCell:
+    """A relaxed cell: the cell as built (``reference``) and its :class:`Relaxation`; the
+    point-defect and dislocation results add their energies to it."""
+
+    reference: Atoms
+    relaxation: Relaxation
+
+    @property
+    def atoms(self) -> Atoms:
+        """The relaxed configuration."""
+        return self.relaxation.atoms
+
+
 # --------------------------------------------------------------------------- preconditioners
 
 

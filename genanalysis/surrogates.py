@@ -126,9 +126,11 @@ class Combination:
         return tuple(out)
 
 
-def _in_t(b: tuple, sign) -> tuple:
-    """Derivatives in t of B(|t|) from those in |t|: the first picks up sign(t), the
-    second does not."""
+def _switch_of_abs(t, inner: float, outer: float, order: int) -> tuple:
+    """B(|t|) and its derivatives in t, B the C³ switch (1 for |t| ≤ inner, 0 for |t| ≥ outer):
+    B is even in t, so B' picks up sign(t) and B'' does not."""
+    b = SmoothCutoff(inner, outer)(np.abs(t), order)
+    sign = np.sign(t)
     return tuple(v * sign if k == 1 else v for k, v in enumerate(b))
 
 
@@ -151,18 +153,14 @@ class ShellBump:
     power: int
 
     def __call__(self, r, order: int = 0):
-        r = np.asarray(r, dtype=np.float64)
-        s = SmoothCutoff(self.inner, self.outer)
-        t = r - self.r1
-        sign = np.sign(t)
-        b = s(np.abs(t), order)  # even in t: B' picks up sign(t), B'' does not
+        t = np.asarray(r, dtype=np.float64) - self.r1
         if self.power == 2:
             p = (0.5 * t * t, t, np.ones_like(t))
         elif self.power == 1:
             p = (t, np.ones_like(t), np.zeros_like(t))
         else:  # pragma: no cover - guarded by the constructor callers
             raise ValueError(f"power={self.power}; use 1 or 2")
-        return product_rule(p, _in_t(b, sign), order)
+        return product_rule(p, _switch_of_abs(t, self.inner, self.outer, order), order)
 
 
 @dataclass(frozen=True)
@@ -174,13 +172,10 @@ class DensityBand:
     width: float
 
     def __call__(self, rho, order: int = 0):
-        rho = np.asarray(rho, dtype=np.float64)
-        x = rho / self.rho0 - 1.0
-        ax = np.abs(x)
-        sgn = np.sign(x)
-        s = SmoothCutoff(self.width, 2.0 * self.width)(ax, order)
-        m = [1.0 - s[0]] + [-v for v in s[1:]]  # 1 − S and its derivatives in |x|
-        return _in_rho(product_rule((x * x, 2.0 * x, 2.0), _in_t(m, sgn), order), self.rho0)
+        x = np.asarray(rho, dtype=np.float64) / self.rho0 - 1.0
+        s = _switch_of_abs(x, self.width, 2.0 * self.width, order)
+        m = (1.0 - s[0],) + tuple(-v for v in s[1:])  # 1 − S(|x|) and its derivatives in x
+        return _in_rho(product_rule((x * x, 2.0 * x, 2.0), m, order), self.rho0)
 
 
 @dataclass(frozen=True)
@@ -194,11 +189,9 @@ class DensityQuadratic:
     outer: float
 
     def __call__(self, rho, order: int = 0):
-        rho = np.asarray(rho, dtype=np.float64)
-        x = rho / self.rho0 - 1.0
-        sgn = np.sign(x)
-        b = SmoothCutoff(self.inner, self.outer)(np.abs(x), order)
-        return _in_rho(product_rule((0.5 * x * x, x, 1.0), _in_t(b, sgn), order), self.rho0)
+        x = np.asarray(rho, dtype=np.float64) / self.rho0 - 1.0
+        b = _switch_of_abs(x, self.inner, self.outer, order)
+        return _in_rho(product_rule((0.5 * x * x, x, 1.0), b, order), self.rho0)
 
 
 @dataclass(frozen=True)

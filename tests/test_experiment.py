@@ -211,7 +211,7 @@ def test_spec_states_the_defaults_and_normalises():
     assert s.check_size == 6 and s.profile_radii == (2.0, 3.5) and s.defect == "interstitial:dumbbell110"
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.size = 5
-    with pytest.raises(InputError, match="needs an ExperimentSpec"):
+    with pytest.raises(InputError, match="needs a spec of type ExperimentSpec"):
         evaluate("builtin:W", "builtin:W", {"lattice": "bcc"})
 
 

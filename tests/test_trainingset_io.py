@@ -14,15 +14,7 @@ from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import perfect_cell
 from genanalysis.trainingset import fc as fcmod
-from genanalysis.trainingset.io import (
-    KEY_PRESETS,
-    read_db,
-    read_extxyz,
-    read_force_constants,
-    write_db,
-    write_extxyz,
-    write_force_constants,
-)
+from genanalysis.trainingset import io as tio
 from ase import Atoms
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6, width=64)
@@ -94,10 +86,10 @@ def _same_config(a: Configuration, b: Configuration, *, hessian=True):
 
 
 @SETTINGS
-@given(configs=configurations(), preset=st.sampled_from(sorted(KEY_PRESETS)))
+@given(configs=configurations(), preset=st.sampled_from(sorted(tio.KEY_PRESETS)))
 def test_extxyz_round_trip_is_exact(tmp_path, configs, preset):
-    path = write_extxyz(tmp_path / f"set_{preset}.xyz", configs, keys=preset, spec_hash="f" * 64)
-    back = read_extxyz(path, keys=preset)
+    path = tio.write_extxyz(tmp_path / f"set_{preset}.xyz", configs, keys=preset, spec_hash="f" * 64)
+    back = tio.read_extxyz(path, keys=preset)
     assert len(back) == len(configs)
     for a, b in zip(configs, back):
         _same_config(a, b, hessian=False)
@@ -108,12 +100,12 @@ def test_extxyz_round_trip_is_exact(tmp_path, configs, preset):
 @SETTINGS
 @given(configs=configurations())
 def test_force_constants_round_trip_is_exact(tmp_path, configs):
-    path = write_force_constants(tmp_path / "fc.npz", configs)
-    back = read_force_constants(path)
+    path = tio.write_force_constants(tmp_path / "fc.npz", configs)
+    back = tio.read_force_constants(path)
     assert sorted(back) == [i for i, c in enumerate(configs) if c.hessian is not None]
     for i, h in back.items():
         assert np.array_equal(h.toarray(), configs[i].hessian.toarray())
-    dense = read_force_constants(path, layout="phonopy")
+    dense = tio.read_force_constants(path, layout="phonopy")
     for i, fc in dense.items():
         n = len(configs[i].atoms)
         assert fc.shape == (n, n, 3, 3)
@@ -127,8 +119,8 @@ def test_force_constants_round_trip_is_exact(tmp_path, configs):
 @SETTINGS
 @given(configs=configurations())
 def test_phonopy_layout_file_round_trip(tmp_path, configs):
-    path = write_force_constants(tmp_path / "fc_ph.npz", configs, layout="phonopy")
-    back = read_force_constants(path)
+    path = tio.write_force_constants(tmp_path / "fc_ph.npz", configs, layout="phonopy")
+    back = tio.read_force_constants(path)
     for i, h in back.items():
         assert np.array_equal(h.toarray(), configs[i].hessian.toarray())
 
@@ -136,8 +128,8 @@ def test_phonopy_layout_file_round_trip(tmp_path, configs):
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(configs=configurations())
 def test_ase_db_round_trip_is_exact(tmp_path, configs):
-    path = write_db(tmp_path / "set.db", configs, spec_hash="e" * 64)
-    back = read_db(path)
+    path = tio.write_db(tmp_path / "set.db", configs, spec_hash="e" * 64)
+    back = tio.read_db(path)
     assert len(back) == len(configs)
     for a, b in zip(configs, back):
         _same_config(a, b)
@@ -152,7 +144,7 @@ def test_extxyz_is_readable_by_ase_with_mace_keys(tmp_path):
     atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
     c = Configuration(atoms=atoms, group="perfect", energy=-12.5, forces=rng.normal(size=(len(atoms), 3)),
                       virial=rng.normal(size=(3, 3)))
-    path = write_extxyz(tmp_path / "m.xyz", [c], keys="mace")
+    path = tio.write_extxyz(tmp_path / "m.xyz", [c], keys="mace")
     a = ase_read(path, index=0, format="extxyz")
     assert np.array_equal(a.positions, atoms.positions)
     assert np.array_equal(np.asarray(a.cell), np.asarray(atoms.cell))
@@ -171,28 +163,28 @@ def test_info_keys_that_readers_confuse_with_the_header_are_escaped(tmp_path, na
     atoms = perfect_cell("bcc", 3.1, 2, "W")
     atoms.info[name] = "bcc"
     c = Configuration(atoms=atoms, group="perfect", energy=-1.0)
-    path = write_extxyz(tmp_path / "m.xyz", [c], keys="mace")
+    path = tio.write_extxyz(tmp_path / "m.xyz", [c], keys="mace")
     header = path.read_text().splitlines()[1]
     keys = [tok.split("=")[0] for tok in header.split() if "=" in tok]
     clash = [k for k in keys if k.lower() in ("lattice", "properties", "pbc")]
     assert sorted(clash) == ["Lattice", "Properties", "pbc"] and f"info_{name}" in keys
-    assert read_extxyz(path, keys="mace")[0].atoms.info[name] == "bcc"
+    assert tio.read_extxyz(path, keys="mace")[0].atoms.info[name] == "bcc"
     c.atoms.info = {f"info_{name}": 1}  # the escaped name itself is refused, so reading is unambiguous
     with pytest.raises(InputError, match=f"info_{name}"):
-        write_extxyz(tmp_path / "n.xyz", [c])
+        tio.write_extxyz(tmp_path / "n.xyz", [c])
 
 
 def test_virial_is_recovered_from_stress_when_no_virial_key(tmp_path):
     c = Configuration(atoms=perfect_cell("fcc", 3.6, 1, "X"), group="perfect", virial=np.arange(9.0).reshape(3, 3))
-    path = write_extxyz(tmp_path / "s.xyz", [c], keys="mace")
+    path = tio.write_extxyz(tmp_path / "s.xyz", [c], keys="mace")
     text = path.read_text().replace("REF_virials=", "OTHER=")
     path.write_text(text)
-    (b,) = read_extxyz(path, keys="mace")
+    (b,) = tio.read_extxyz(path, keys="mace")
     assert np.allclose(b.virial, c.virial, rtol=1e-14, atol=1e-12)
 
 
 def test_unknown_key_preset_and_layout_are_refused(tmp_path):
     with pytest.raises(InputError, match="preset"):
-        write_extxyz(tmp_path / "x.xyz", [], keys="gap")
+        tio.write_extxyz(tmp_path / "x.xyz", [], keys="gap")
     with pytest.raises(InputError, match="layout"):
-        write_force_constants(tmp_path / "x.npz", [], layout="dense")
+        tio.write_force_constants(tmp_path / "x.npz", [], layout="dense")

@@ -12,7 +12,7 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
-           "add_relaxation_options", "add_domain_options"]
+           "add_relaxation_options", "add_domain_options", "add_results_dir"]
 
 
 def _memory_limit_gb(text: str) -> float:
@@ -33,6 +33,11 @@ def add_memory_limit(parser) -> None:
                         help="refuse requests estimated above GB gigabytes (10⁹ bytes) instead of above the "
                              "memory available now; for big machines or swap (same as "
                              "GENANALYSIS_MEMORY_LIMIT_GB)")
+
+
+def add_results_dir(parser) -> None:
+    """The positional ``DIR`` of the commands that read a study's results directory."""
+    parser.add_argument("dir", metavar="DIR", help="a directory written by `genanalysis run`")
 
 
 def _writable_ancestor(p: Path, flag: str, value: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genanalysis.commands import add_results_dir
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -10,7 +12,7 @@ def register(subparsers) -> None:
                     "error over seeds, fitted slope, predicted slope as a triangle, the floor where one is "
                     "subtracted; without --metric also the bound (2/c)‖f^ML(ū)‖₋₁ against the measured error "
                     "(with y = x) and the effectivity of every converged task. Files go to DIR/plots/.")
-    p.add_argument("dir", metavar="DIR", help="a directory written by `genanalysis run`")
+    add_results_dir(p)
     p.add_argument("--metric", help="plot this metric ...")
     p.add_argument("--against", help="... against this swept field (dotted, e.g. trainingset.size)")
     p.add_argument("--pdf", action="store_true", help="also write PDF files")

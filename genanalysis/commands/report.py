@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from genanalysis.commands import add_results_dir
 from genanalysis.results import SUCCESS_STATUSES, status_counts
 
 #: tasks listed by status in the text report (the JSON lists every one)
@@ -16,7 +17,7 @@ def register(subparsers) -> None:
         "report", help="measured rates (slope, CI, predicted, verdict) and the results table of a study",
         description="For each rate of the study: quantity, fitted slope, confidence interval, predicted slope, "
                     "verdict. Also writes DIR/results.csv and DIR/results.md (every task).")
-    p.add_argument("dir", metavar="DIR", help="a directory written by `genanalysis run`")
+    add_results_dir(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=main)
 
