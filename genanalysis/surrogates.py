@@ -211,8 +211,7 @@ class DensitySoftening:
         q = x * x / (self.width * self.width)
         e = np.exp(-q)
         h = (0.5 * x * x * (1.0 - e), x * (1.0 - e) + x * q * e, (1.0 - e) + 5.0 * q * e - 2.0 * q * q * e)
-        b = SmoothCutoff(0.5, 1.0)(np.abs(x), order)
-        return _in_rho(product_rule(h, _in_t(b, np.sign(x)), order), self.rho0)
+        return _in_rho(product_rule(h, _switch_of_abs(x, 0.5, 1.0, order), order), self.rho0)
 
 
 @dataclass(frozen=True)

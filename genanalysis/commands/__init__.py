@@ -12,7 +12,8 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
-           "add_relaxation_options", "add_domain_options", "add_results_dir"]
+           "add_relaxation_options", "add_domain_options", "add_results_dir",
+           "add_model_options"]
 
 
 def _memory_limit_gb(text: str) -> float:
@@ -33,6 +34,16 @@ def add_memory_limit(parser) -> None:
                         help="refuse requests estimated above GB gigabytes (10⁹ bytes) instead of above the "
                              "memory available now; for big machines or swap (same as "
                              "GENANALYSIS_MEMORY_LIMIT_GB)")
+
+
+def add_model_options(parser) -> None:
+    """``--model`` and ``--reference`` (both required) of the commands that compare a model
+    with a reference potential."""
+    parser.add_argument("--model", required=True,
+                        help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
+                             "or surrogate:BASE?family=F&eta=E")
+    parser.add_argument("--reference", required=True,
+                        help="reference potential spec (builtin:NAME, EAM file, python:...)")
 
 
 def add_results_dir(parser) -> None:

@@ -12,7 +12,7 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options
+from genanalysis.commands import add_domain_options, add_memory_limit, add_model_options, add_relaxation_options
 
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
@@ -34,10 +34,7 @@ def register(sub) -> None:
         help="model vs reference defect equilibrium: error, residual, stability, effectivity, lattice errors",
         description=__doc__,
     )
-    p.add_argument("--model", required=True,
-                   help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
-                        "or surrogate:BASE?family=F&eta=E")
-    p.add_argument("--reference", required=True, help="reference potential spec (builtin:NAME, EAM file, python:...)")
+    add_model_options(p)
     add_domain_options(p, defects="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed",
                        a_of="reference", size="test-domain size M (periodic M-cell); point defects",
                        clamp="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")

@@ -12,7 +12,7 @@ MODEL and REFERENCE are any potential specs (a fitted-model directory, a surroga
 
 from __future__ import annotations
 
-from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options
+from genanalysis.commands import add_domain_options, add_memory_limit, add_model_options, add_relaxation_options
 
 #: the summary keys the short (non-JSON) table prints, in order
 _SUMMARY = ("status", "reason", "n_atoms_perfect", "parity_amplitude", "parity_slope_perfect",
@@ -37,10 +37,7 @@ def register(sub) -> None:
         help="softening diagnostics: force-parity slope on rattled cells, phonon, elastic and formation-energy ratios",
         description=__doc__,
     )
-    p.add_argument("--model", required=True,
-                   help="model spec: builtin:NAME, EAM file, python:MODULE:CALLABLE, fitted-model directory, "
-                        "or surrogate:BASE?family=F&eta=E")
-    p.add_argument("--reference", required=True, help="reference potential spec (builtin:NAME, EAM file, python:...)")
+    add_model_options(p)
     add_domain_options(p, defects="vacancy, interstitial or interstitial:KIND (point defects only)",
                        a_of="reference", size="cell size n of the perfect and the defect cell",
                        clamp="not used (point defects only)")
