@@ -83,7 +83,10 @@ def test_far_field_force_error_is_absent_for_core_and_bounded_for_force_constant
                        ExperimentSpec(lattice, "interstitial", 20, stability=False, lattice_terms=False,
                                       profile_radii=radii))
         tails[fam] = np.array([p["force_error_tail"] for p in res.residual_profile])
-    assert np.all(tails["core"][-2:] == 0.0)  # beyond the band |ρ/ρ₀ − 1| > δ
+    # beyond the band |ρ/ρ₀ − 1| > δ the core family is the reference: its force error there is
+    # round-off (two sums of the same terms in a different order), ten orders below the band's
+    assert np.all(tails["core"][-2:] <= 1e-12), tails["core"]
+    assert np.all(tails["core"][:2] >= 1e-7), tails["core"]
     assert np.all(tails["force_constants"] > 0)
     slope = np.polyfit(np.log(radii), np.log(tails["force_constants"]), 1)[0]
     assert slope <= -2 / 2 + 0.25, slope
