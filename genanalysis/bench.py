@@ -46,6 +46,7 @@ import numpy as np
 
 from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
+from genanalysis.threads import THREAD_VARS
 
 __all__ = ["BenchCase", "BenchResult", "run_case", "run_benchmark", "format_table", "plot_scaling", "cutoff_note",
            "lammps_available", "run_model_scaling", "run_evaluate_timing", "scaling_exponent", "CODES"]
@@ -462,8 +463,7 @@ def _run_measured(cmd: list[str], cwd: str, env: dict, timeout: float) -> tuple[
 
 def _child_env(nprocs: int) -> dict:
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(nprocs)
+    env.update({var: str(nprocs) for var in THREAD_VARS})
     env["GENANALYSIS_THREADS"] = str(nprocs)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from genanalysis.memory import limit_override
+    from genanalysis.threads import thread_limit
 
     try:
-        with limit_override(getattr(args, "memory_limit", None)):
+        with limit_override(getattr(args, "memory_limit", None)), thread_limit(getattr(args, "threads", None)):
             return int(args.func(args) or 0)
     except InputError as exc:
         print(f"genanalysis: error: {exc}", file=sys.stderr)

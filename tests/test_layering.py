@@ -24,7 +24,8 @@ PACKAGE = "genanalysis"
 #: module is placed by the longest entry that is it or one of its parent packages.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("genanalysis", "genanalysis.exceptions", "genanalysis.constraints", "genanalysis.jsonutil",
-              "genanalysis.tomlutil", "genanalysis.memory", "genanalysis.lattice", "genanalysis.bloch")),
+              "genanalysis.tomlutil", "genanalysis.memory", "genanalysis.threads", "genanalysis.lattice",
+              "genanalysis.bloch")),
     ("spec", ("genanalysis.data", "genanalysis.trainingset.spec")),
     ("geometry", ("genanalysis.norms",)),
     ("observations", ("genanalysis.potentials", "genanalysis.observe", "genanalysis.models.calculator")),

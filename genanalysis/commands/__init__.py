@@ -13,7 +13,7 @@ from genanalysis.exceptions import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
            "add_relaxation_options", "add_domain_options", "add_results_dir",
-           "add_model_options"]
+           "add_model_options", "add_threads_option"]
 
 
 def _memory_limit_gb(text: str) -> float:
@@ -34,6 +34,25 @@ def add_memory_limit(parser) -> None:
                         help="refuse requests estimated above GB gigabytes (10⁹ bytes) instead of above the "
                              "memory available now; for big machines or swap (same as "
                              "GENANALYSIS_MEMORY_LIMIT_GB)")
+
+
+def _threads(text: str) -> int:
+    import argparse
+
+    from genanalysis.threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--threads ")) from None
+
+
+def add_threads_option(parser) -> None:
+    """``--threads K``: BLAS/OpenMP/torch threads of the command (default 1;
+    :mod:`genanalysis.threads`), applied around the command by :func:`genanalysis.cli.main`."""
+    parser.add_argument("--threads", metavar="K", type=_threads, default=1,
+                        help="BLAS/OpenMP/torch threads (default 1: bit-for-bit the sweep's numbers, and "
+                             "LOBPCG's dense products ran 10x slower threaded on a loaded machine)")
 
 
 def add_model_options(parser) -> None:

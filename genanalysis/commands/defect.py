@@ -8,7 +8,7 @@ did not converge (the JSON says why), 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options
+from genanalysis.commands import add_domain_options, add_memory_limit, add_relaxation_options, add_threads_option
 
 
 def register(sub) -> None:
@@ -29,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--stability", action="store_true", help="also compute the stability constant (eV/Å²)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_memory_limit(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,8 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-from genanalysis.commands import add_domain_options, add_memory_limit, add_model_options, add_relaxation_options
+from genanalysis.commands import (add_domain_options, add_memory_limit, add_model_options, add_relaxation_options,
+                                  add_threads_option)
 
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
@@ -51,6 +52,7 @@ def register(sub) -> None:
     p.add_argument("--no-stability", action="store_true", help="skip the stability constants and the effectivity")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_memory_limit(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

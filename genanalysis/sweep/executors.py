@@ -42,6 +42,7 @@ from typing import Any
 
 from genanalysis.exceptions import InputError
 from genanalysis.sweep.worker import Payload, execute, execute_in_child, time_limit_reason
+from genanalysis.threads import THREAD_VARS
 
 __all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor", "check_backend", "probe_scheduler",
            "DEFAULT_CONNECT_TIMEOUT_S"]
@@ -49,7 +50,6 @@ __all__ = ["LocalPool", "DaskExecutor", "InlineExecutor", "make_executor", "chec
 #: seconds to wait for a dask scheduler to answer (``run --connect-timeout``)
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: set only while the fork server starts (it must not see the working directory)
 _SAFE_PATH_MARK = "GENANALYSIS_FORKSERVER_SAFEPATH"
 
@@ -94,8 +94,8 @@ class _Worker:
 def _worker_env(threads: int):
     """The environment the fork server (and so every worker) starts with: BLAS/OpenMP
     threads (unless the user set them) and no working directory on ``sys.path``."""
-    saved = {k: os.environ.get(k) for k in (*_THREAD_VARS, "PYTHONSAFEPATH", _SAFE_PATH_MARK)}
-    for k in _THREAD_VARS:
+    saved = {k: os.environ.get(k) for k in (*THREAD_VARS, "PYTHONSAFEPATH", _SAFE_PATH_MARK)}
+    for k in THREAD_VARS:
         os.environ.setdefault(k, str(threads))
     if not os.environ.get("PYTHONSAFEPATH"):
         os.environ["PYTHONSAFEPATH"] = "1"

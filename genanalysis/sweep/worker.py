@@ -39,38 +39,10 @@ from typing import Any
 import numpy as np
 
 from genanalysis.sweep import sharedio
+from genanalysis.threads import one_thread
 
 __all__ = ["TaskContext", "Outcome", "Payload", "execute", "execute_in_child", "atomic_write_bytes", "load_shared",
            "versions", "jsonable", "one_thread", "time_limit_reason"]
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run the body with one thread in every BLAS/OpenMP library and in torch: those loaded
-    already (threadpoolctl, ``torch.set_num_threads``) and those loaded inside (they read
-    the ``*_NUM_THREADS`` variables when they load). Restores the previous settings."""
-    from threadpoolctl import threadpool_limits
-
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    torch = sys.modules.get("torch")
-    torch_threads = torch.get_num_threads() if torch is not None else None
-    try:
-        with threadpool_limits(limits=1):
-            if torch is not None:
-                torch.set_num_threads(1)
-            yield
-    finally:
-        if torch is not None:
-            torch.set_num_threads(torch_threads)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
 
 @dataclass(frozen=True)
 class TaskContext:
