@@ -24,6 +24,7 @@ from genanalysis.dislocation import (KINDS, core_energy, cylinder, distances_fro
                                      relax_cylinder)
 from genanalysis.norms import energy_norm, stencil
 from genanalysis.potentials import load_potential
+from studyio import write_rows
 
 
 def _key(atoms):
@@ -90,9 +91,7 @@ def main(argv=None) -> int:
                            burgers="Å", elastic_prelog="eV/Å", excess_energy_rE="eV/Å", core_energy_rE="eV/Å",
                            excess_energy_R="eV/Å", core_energy_R="eV/Å", geometry_error="Å",
                            geometry_error_inner="Å", max_displacement_difference_inner="Å"))
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    write_rows(args.out, meta, rows)
     return 0
 
 

@@ -12,6 +12,7 @@ import json
 from genanalysis.defect import relax, stability_constant
 from genanalysis.dislocation import cylinder
 from genanalysis.potentials import load_potential
+from studyio import write_rows
 
 
 def main(argv=None) -> int:
@@ -30,8 +31,7 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     meta = dict(command=f"python studies/dislocation_descend.py --radius {args.radius:g} --max-iter {args.max_iter}",
                 units=dict(max_force="eV/Å", energy="eV", stability_constant="eV/Å²"))
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    write_rows(args.out, meta, rows)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,8 @@ from genanalysis.potentials.eamfile import write_eam_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_dislocation_lammps import _lammps  # noqa: E402
+
+from studyio import write_rows
 
 
 def main(argv=None) -> int:
@@ -59,9 +60,7 @@ def main(argv=None) -> int:
                 table="builtin:W as eam/alloy, n_r=4000, n_rho=2000, rho_max=60",
                 lammps="min_style cg, minimize 0 1e-12, fix setforce 0 0 0 on the clamped group",
                 units=dict(energies="eV", max_position_difference="Å", ours_max_force="eV/Å"))
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    write_rows(args.out, meta, rows)
     return 0
 
 
