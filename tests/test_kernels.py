@@ -201,13 +201,14 @@ def test_factored_basis_equals_the_full_basis(name):
     geom = engine.geometry(_cell(spec, 4), m.cutoff)
     tabs = kernels.tables(m.basis)
     phi, J, _ = kernels.pair_phi_derivatives(geom.Dn, 1, *tabs)
-    Rz, Sz, Uz = kernels.pair_factors(geom.Dn, *tabs)
+    R, FS, U = kernels.pair_factors(geom.Dn, *tabs)
     n_rad, Dm, nc = m.basis.n_rad, m.basis.n_mb, m.basis.n_comp
     a = np.r_[np.tile(np.arange(nc), Dm), np.zeros(n_rad - Dm, int)]
     n = np.r_[np.repeat(np.arange(Dm), nc), np.arange(Dm, n_rad)]
     assert phi.shape[1] == len(n)
-    phi_f = Rz[:, 0, n] * Sz[:, a, 0]
-    J_f = Rz[:, 1, n, None] * Sz[:, a, 0, None] * Uz[:, None, :] + Rz[:, 0, n, None] * Sz[:, a, 1:]
+    Rn, dRn, St, V = R[n].T, R[n_rad + n].T, FS[0, a].T, FS[1:, a].transpose(2, 1, 0)  # (P, n_A[, 3])
+    phi_f = Rn * St
+    J_f = (dRn * St)[..., None] * U.T[:, None, :] + Rn[..., None] * V
     assert _rel(phi_f, phi) < 1e-12
     assert _rel(J_f, J) < 1e-12
 

@@ -8,7 +8,10 @@ hundred floating-point operations per pair (a Chebyshev recurrence, a handful of
 monomials of the pair vector, their products), and a site's invariants a few hundred more.
 Written with array operations, every one of these becomes a separate pass over (pairs ×
 functions) temporaries, and call and memory overhead, not arithmetic, sets the cost. Here
-each pair (or site) is one loop iteration over small stack-sized scratch arrays.
+the factors of a block of pairs (a centre's neighbours) are computed together with the
+pair index innermost, and the site polynomial runs over blocks of sites innermost: loops
+the compiler vectorises, so that neither the Chebyshev recurrence's chain of dependent
+multiplications nor the scattered updates of ∂ε/∂A serialise the work.
 
 The formulas are those of :meth:`ACEBasis.phi_derivatives` (docs/models.md §1):
 
@@ -36,7 +39,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
-           "pair_factors", "design_efv", "site_energy_grad", "site_hvp", "site_hessian", "hessian_blocks", "block_pattern"]
+           "pair_factors", "design_efv", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
 class BasisTables:
@@ -45,24 +48,44 @@ class BasisTables:
 
     def __init__(self, basis):
         spec = basis.spec
-        pol = basis._polys
-        C = pol.C.numpy()
-        ptr, mono, coef = [0], [], []
+        C = basis._polys.C.numpy()
+        E = basis._polys.E.numpy().astype(np.int64)
+        L = spec.l_max
+        # every monomial of degree ≤ L in degree order, each its parent times one axis
+        allm = sorted(((i, j, k) for i in range(L + 1) for j in range(L + 1 - i) for k in range(L + 1 - i - j)),
+                      key=lambda e: (sum(e), e))
+        pos = {e: m for m, e in enumerate(allm)}
+        mon = np.zeros((len(allm), 2), dtype=np.int64)
+        for m, e in enumerate(allm[1:], start=1):
+            ax = next(c for c in range(3) if e[c] > 0)
+            mon[m] = pos[tuple(e[c] - (c == ax) for c in range(3))], ax
+        # S_a (block 0), ∂_c S_a (block 1 + c), ∂_c∂_e S_a for c ≤ e (block 4 + 3c + e), row
+        # block · n_comp + a of the angular rows: coefficient × monomial, by derivative order
+        trip: list[list[tuple[int, int, int, float]]] = [[], [], []]
         for a in range(C.shape[0]):
-            nz = np.flatnonzero(C[a])
-            mono.extend(nz.tolist())
-            coef.extend(C[a, nz].tolist())
-            ptr.append(len(mono))
+            for c_ in np.flatnonzero(C[a]):
+                e, cf = tuple(int(v) for v in E[c_]), float(C[a, c_])
+                trip[0].append((0, a, pos[e], cf))
+                for c in range(3):
+                    if e[c] > 0:
+                        d = tuple(e[k] - (k == c) for k in range(3))
+                        trip[1].append((1 + c, a, pos[d], cf * e[c]))
+                        for f in range(c, 3):
+                            if d[f] > 0:
+                                d2 = tuple(d[k] - (k == f) for k in range(3))
+                                trip[2].append((4 + 3 * c + f, a, pos[d2], cf * e[c] * d[f]))
+        flat = trip[0] + trip[1] + trip[2]
+        counts = np.cumsum([len(t) for t in trip])
         self.scal = np.array([spec.cutoff, spec.r_in, 0.0 if spec.dim == 2 else 1.0])
-        self.ints = np.array([basis.n_rad, basis.n_mb, basis.n_comp, basis.n_A, spec.l_max], dtype=np.int64)
+        self.ints = np.array([basis.n_rad, basis.n_mb, basis.n_comp, basis.n_A, L, len(allm), *counts], dtype=np.int64)
         self.lam = basis.l_of_comp.numpy().astype(np.int64)
-        self.expo = pol.E.numpy().astype(np.int64)
-        self.ptr = np.array(ptr, dtype=np.int64)
-        self.mono = np.array(mono, dtype=np.int64)
-        self.coef = np.array(coef, dtype=np.float64)
+        self.mon = mon
+        nc = C.shape[0]
+        self.trip = np.array([(t[0] * nc + t[1], t[2]) for t in flat], dtype=np.int64).reshape(-1, 2)
+        self.tcoef = np.array([t[3] for t in flat], dtype=np.float64)
 
     def args(self):
-        return self.scal, self.ints, self.lam, self.expo, self.ptr, self.mono, self.coef
+        return self.scal, self.ints, self.lam, self.mon, self.trip, self.tcoef
 
 
 def tables(basis) -> tuple:
@@ -73,156 +96,173 @@ def tables(basis) -> tuple:
     return t.args()
 
 
-# ------------------------------------------------------------------------------ one pair
+# ------------------------------------------------------------------------------ a block of pairs
+#
+# The factors of a block of z pairs are computed together, pair index innermost (contiguous),
+# so that every step — the Chebyshev recurrence, the monomials, the angular sums — is a loop
+# over the block's pairs that the compiler vectorises; one pair at a time, the recurrence is a
+# chain of dependent multiplications and the cost is latency, not arithmetic. Row layout of the
+# block scratch ``wk`` (rows × z_block), offsets from :func:`_rows`:
+#   R_k, R_k', R_k'' (k < n_rad) at k, n_rad + k, 2 n_rad + k; T_k, T_k', T_k'' (Chebyshev)
+#   at oT + the same; monomial m at oM + m; S_a, ∂_c S_a, ∂_c∂_e S_a at oS + a,
+#   oS + (1 + c) n_comp + a, oS + (4 + 3c + e) n_comp + a; r, 1/r, û, x, envelope and its two
+#   r-derivatives, D at oG + 0…11; r^{−λ} at oL + λ.
 
 
 @njit(cache=True)
-def _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, order, wk):
-    """The radial and angular factors of one pair vector (d0, d1, d2) Å (d2 = 0 in 2D) into
-    ``wk`` (of :func:`_scratch`): rows 0–2 R_n, R_n', R_n'' (n < n_rad), rows 9–21 S_a,
-    ∇S_a, ∇²S_a (a < n_comp; derivatives up to ``order``), row 22 r^{−λ} (λ ≤ l_max).
-    Returns r (Å). Every φ_{n,a} is a product of one radial and one angular factor."""
-    rc, r_in = scal[0], scal[1]
-    n_rad, nc, L = ints[0], ints[2], ints[4]
-    r = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-    # Chebyshev radials with the (1 − r/r_c)³ envelope, and their r-derivatives
+def _rows(ints):
+    """(oT, oM, oS, oG, oL, rows) of the block scratch (see above)."""
+    n_rad, nc, L, nm = ints[0], ints[2], ints[4], ints[5]
+    oT = 3 * n_rad
+    oM = 6 * n_rad
+    oS = oM + nm
+    oG = oS + 13 * nc
+    oL = oG + 12
+    return oT, oM, oS, oG, oL, oL + L + 1
+
+
+@njit(cache=True)
+def _scratch(ints, z):
+    """Block scratch of :func:`_factors` for blocks of up to ``z`` pairs."""
+    return np.zeros((_rows(ints)[5], max(z, 1)))
+
+
+@njit(cache=True)
+def _factors(D, p0, z, scal, ints, mon, trip, tcoef, order, wk):
+    """The radial and angular factors of the pair vectors D[p0 : p0 + z] (Å; the z-component
+    taken as 0 in 2D)
+    into ``wk`` (:func:`_scratch`): R_n and its r-derivatives up to ``order`` (R' always),
+    S_a and its derivatives up to ``order``, r, 1/r, û, r^{−λ}. Every φ_{n,a} is a product
+    of one radial and one angular factor.
+
+    The angular part is branch-free: the monomials x^i y^j z^k of degree ≤ l_max, each its
+    parent times one coordinate (``mon``), then S_a, ∂_c S_a, ∂_c∂_e S_a (c ≤ e) as sums of
+    coefficient × monomial over the flat list ``trip`` (row, monomial), ``tcoef``
+    (:class:`BasisTables`), its first ints[6 + order] entries."""
+    rc, r_in, mz = scal[0], scal[1], scal[2]
+    n_rad, nc, L, nm = ints[0], ints[2], ints[4], ints[5]
+    oT, oM, oS, oG, oL, _ = _rows(ints)
     xs = -2.0 / (rc - r_in)
-    x = 1.0 + xs * (r - r_in)
-    w = 1.0 - r / rc
-    env = w * w * w
-    wk[3, 0], wk[4, 0], wk[5, 0] = 1.0, 0.0, 0.0
+    for q in range(z):
+        d0, d1, d2 = D[p0 + q, 0], D[p0 + q, 1], D[p0 + q, 2]
+        if mz == 0.0:
+            d2 = 0.0
+        r = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        ir = 1.0 / r
+        w = 1.0 - r / rc
+        wk[oG, q], wk[oG + 1, q] = r, ir
+        wk[oG + 2, q], wk[oG + 3, q], wk[oG + 4, q] = d0 * ir, d1 * ir, d2 * ir
+        wk[oG + 5, q] = 1.0 + xs * (r - r_in)
+        wk[oG + 6, q] = w * w * w
+        wk[oG + 7, q] = -3.0 / rc * w * w
+        wk[oG + 8, q] = 6.0 / (rc * rc) * w
+        wk[oG + 9, q], wk[oG + 10, q], wk[oG + 11, q] = d0, d1, d2
+    # Chebyshev radials T_k(x) with the (1 − r/r_c)³ envelope, and their r-derivatives
+    t0, t1, t2 = oT, oT + n_rad, oT + 2 * n_rad
+    for q in range(z):
+        wk[t0, q], wk[t1, q], wk[t2, q] = 1.0, 0.0, 0.0
     if n_rad > 1:
-        wk[3, 1], wk[4, 1], wk[5, 1] = x, 1.0, 0.0
+        for q in range(z):
+            wk[t0 + 1, q], wk[t1 + 1, q], wk[t2 + 1, q] = wk[oG + 5, q], 1.0, 0.0
     for k in range(2, n_rad):
-        wk[3, k] = 2.0 * x * wk[3, k - 1] - wk[3, k - 2]
-        if order >= 1:
-            wk[4, k] = 2.0 * wk[3, k - 1] + 2.0 * x * wk[4, k - 1] - wk[4, k - 2]
+        for q in range(z):
+            x = wk[oG + 5, q]
+            wk[t0 + k, q] = 2.0 * x * wk[t0 + k - 1, q] - wk[t0 + k - 2, q]
+            wk[t1 + k, q] = 2.0 * wk[t0 + k - 1, q] + 2.0 * x * wk[t1 + k - 1, q] - wk[t1 + k - 2, q]
         if order >= 2:
-            wk[5, k] = 4.0 * wk[4, k - 1] + 2.0 * x * wk[5, k - 1] - wk[5, k - 2]
-    denv = -3.0 / rc * w * w
-    d2env = 6.0 / (rc * rc) * w
+            for q in range(z):
+                x = wk[oG + 5, q]
+                wk[t2 + k, q] = 4.0 * wk[t1 + k - 1, q] + 2.0 * x * wk[t2 + k - 1, q] - wk[t2 + k - 2, q]
     for k in range(n_rad):
-        wk[0, k] = wk[3, k] * env
-        if order >= 1:
-            wk[1, k] = wk[4, k] * xs * env + wk[3, k] * denv
+        for q in range(z):
+            env, denv = wk[oG + 6, q], wk[oG + 7, q]
+            wk[k, q] = wk[t0 + k, q] * env
+            wk[n_rad + k, q] = wk[t1 + k, q] * xs * env + wk[t0 + k, q] * denv
         if order >= 2:
-            wk[2, k] = wk[5, k] * xs * xs * env + 2.0 * wk[4, k] * xs * denv + wk[3, k] * d2env
-    # monomials x^i y^j z^k of degree ≤ L with their derivatives
-    wk[6, 0], wk[7, 0], wk[8, 0] = 1.0, 1.0, 1.0
-    for k in range(1, L + 1):
-        wk[6, k] = wk[6, k - 1] * d0
-        wk[7, k] = wk[7, k - 1] * d1
-        wk[8, k] = wk[8, k - 1] * d2
-    for a in range(nc):
-        sv = 0.0
-        g0 = 0.0
-        g1 = 0.0
-        g2 = 0.0
-        h00 = 0.0
-        h11 = 0.0
-        h22 = 0.0
-        h01 = 0.0
-        h02 = 0.0
-        h12 = 0.0
-        for t in range(ptr[a], ptr[a + 1]):
-            m = mono[t]
-            cf = coef[t]
-            e0, e1, e2 = expo[m, 0], expo[m, 1], expo[m, 2]
-            sv += cf * (wk[6, e0] * wk[7, e1] * wk[8, e2])
-            if order >= 1:
-                if e0 > 0:
-                    g0 += cf * (e0 * wk[6, e0 - 1] * wk[7, e1] * wk[8, e2])
-                if e1 > 0:
-                    g1 += cf * (e1 * wk[6, e0] * wk[7, e1 - 1] * wk[8, e2])
-                if e2 > 0:
-                    g2 += cf * (e2 * wk[6, e0] * wk[7, e1] * wk[8, e2 - 1])
-            if order >= 2:
-                if e0 > 1:
-                    h00 += cf * (e0 * (e0 - 1) * wk[6, e0 - 2] * wk[7, e1] * wk[8, e2])
-                if e1 > 1:
-                    h11 += cf * (e1 * (e1 - 1) * wk[6, e0] * wk[7, e1 - 2] * wk[8, e2])
-                if e2 > 1:
-                    h22 += cf * (e2 * (e2 - 1) * wk[6, e0] * wk[7, e1] * wk[8, e2 - 2])
-                if e0 > 0 and e1 > 0:
-                    h01 += cf * (e0 * e1 * wk[6, e0 - 1] * wk[7, e1 - 1] * wk[8, e2])
-                if e0 > 0 and e2 > 0:
-                    h02 += cf * (e0 * e2 * wk[6, e0 - 1] * wk[7, e1] * wk[8, e2 - 1])
-                if e1 > 0 and e2 > 0:
-                    h12 += cf * (e1 * e2 * wk[6, e0] * wk[7, e1 - 1] * wk[8, e2 - 1])
-        wk[9, a] = sv
-        if order >= 1:
-            wk[10 + 0, a], wk[10 + 1, a], wk[10 + 2, a] = g0, g1, g2
-        if order >= 2:
-            wk[13 + 0, a], wk[13 + 4, a], wk[13 + 8, a] = h00, h11, h22
-            wk[13 + 1, a], wk[13 + 3, a] = h01, h01
-            wk[13 + 2, a], wk[13 + 6, a] = h02, h02
-            wk[13 + 5, a], wk[13 + 7, a] = h12, h12
-    ir = 1.0 / r
+            for q in range(z):
+                env, denv, d2env = wk[oG + 6, q], wk[oG + 7, q], wk[oG + 8, q]
+                wk[2 * n_rad + k, q] = (wk[t2 + k, q] * xs * xs * env + 2.0 * wk[t1 + k, q] * xs * denv
+                                        + wk[t0 + k, q] * d2env)
+    # monomials of degree ≤ L: mv[m] = mv[parent] · D[axis]
+    for q in range(z):
+        wk[oM, q] = 1.0
+    for m in range(1, nm):
+        src, ax = oM + mon[m, 0], oG + 9 + mon[m, 1]
+        for q in range(z):
+            wk[oM + m, q] = wk[src, q] * wk[ax, q]
+    rows = 1 if order == 0 else (4 if order == 1 else 13)
+    for s in range(oS, oS + rows * nc):
+        for q in range(z):
+            wk[s, q] = 0.0
+    for t in range(ints[6 + order]):
+        s, m, cf = oS + trip[t, 0], oM + trip[t, 1], tcoef[t]
+        for q in range(z):
+            wk[s, q] += cf * wk[m, q]
+    if order >= 2:  # ∂_e∂_c = ∂_c∂_e
+        for c in range(3):
+            for e in range(c):
+                for a in range(nc):
+                    for q in range(z):
+                        wk[oS + (4 + 3 * c + e) * nc + a, q] = wk[oS + (4 + 3 * e + c) * nc + a, q]
     # r^{−λ} by repeated multiplication, one value per channel
-    wk[22, 0] = 1.0
+    for q in range(z):
+        wk[oL, q] = 1.0
     for k in range(1, L + 1):
-        wk[22, k] = wk[22, k - 1] * ir
-    return r
+        for q in range(z):
+            wk[oL + k, q] = wk[oL + k - 1, q] * wk[oG + 1, q]
 
 
 @njit(cache=True)
-def _pair(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, order, phi, J, H, wk):
-    """φ (n_A,), and for order ≥ 1 ∇φ (n_A, 3), for order 2 ∇²φ (n_A, 3, 3), of one pair
-    vector (d0, d1, d2) Å, into the given arrays; ``wk`` scratch of :func:`_scratch`."""
+def _pair(wk, q, scal, ints, lam, order, phi, J, H):
+    """φ (n_A,), and for order ≥ 1 ∇φ (n_A, 3), for order 2 ∇²φ (n_A, 3, 3), of pair ``q``
+    of a block whose factors :func:`_factors` put into ``wk``, into the given arrays:
+    φ = Q S_a with Q = R_n r^{−λ} (n < degree), φ = R_n S_0 (n ≥ degree) and the product
+    rule of the module docstring."""
     mz = scal[2]
     n_rad, Dm, nc = ints[0], ints[1], ints[2]
-    if mz == 0.0:
-        d2 = 0.0
-    r = _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, order, wk)
-    ir = 1.0 / r
-    u0, u1, u2 = d0 * ir, d1 * ir, d2 * ir
-    u = (u0, u1, u2)
+    oT, oM, oS, oG, oL, _ = _rows(ints)
+    r, ir = wk[oG, q], wk[oG + 1, q]
+    u = (wk[oG + 2, q], wk[oG + 3, q], wk[oG + 4, q])
     f = 0
     for n in range(Dm):
+        R, dR = wk[n, q], wk[n_rad + n, q]
         for a in range(nc):
             la = float(lam[a])
-            rl = wk[22, lam[a]]
-            Q = wk[0, n] * rl
-            phi[f] = Q * wk[9, a]
+            rl = wk[oL + lam[a], q]
+            S = wk[oS + a, q]
+            Q = R * rl
+            phi[f] = Q * S
             if order >= 1:
-                dQ = (wk[1, n] - la * wk[0, n] * ir) * rl
+                dQ = (dR - la * R * ir) * rl
                 for c in range(3):
-                    J[f, c] = dQ * u[c] * wk[9, a] + Q * wk[10 + c, a]
+                    J[f, c] = dQ * u[c] * S + Q * wk[oS + (1 + c) * nc + a, q]
                 if order >= 2:
-                    d2Q = (wk[2, n] - 2.0 * la * wk[1, n] * ir + la * (la + 1.0) * wk[0, n] * (ir * ir)) * rl
+                    d2Q = (wk[2 * n_rad + n, q] - 2.0 * la * dR * ir + la * (la + 1.0) * R * (ir * ir)) * rl
                     for c in range(3):
                         for e in range(3):
                             uu = u[c] * u[e]
                             pr = ((1.0 if (c == e and (c < 2 or mz != 0.0)) else 0.0) - uu) / r
-                            H[f, c, e] = (d2Q * (uu * wk[9, a]) + dQ * (pr * wk[9, a] + (u[c] * wk[10 + e, a] + wk[10 + c, a] * u[e]))
-                                          + Q * wk[13 + 3 * c + e, a])
+                            H[f, c, e] = (d2Q * (uu * S) + dQ * (pr * S + (u[c] * wk[oS + (1 + e) * nc + a, q]
+                                                                         + wk[oS + (1 + c) * nc + a, q] * u[e]))
+                                          + Q * wk[oS + (4 + 3 * c + e) * nc + a, q])
             f += 1
-    S0 = wk[9, 0]
+    S0 = wk[oS, q]
     for n in range(Dm, n_rad):
-        phi[f] = wk[0, n] * S0
+        phi[f] = wk[n, q] * S0
         if order >= 1:
             for c in range(3):
-                J[f, c] = (wk[1, n] * S0) * u[c]
+                J[f, c] = (wk[n_rad + n, q] * S0) * u[c]
             if order >= 2:
                 for c in range(3):
                     for e in range(3):
                         uu = u[c] * u[e]
                         pr = ((1.0 if (c == e and (c < 2 or mz != 0.0)) else 0.0) - uu) / r
-                        H[f, c, e] = (wk[2, n] * uu + wk[1, n] * pr) * S0
+                        H[f, c, e] = (wk[2 * n_rad + n, q] * uu + wk[n_rad + n, q] * pr) * S0
         f += 1
 
 
-@njit(cache=True)
-def _scratch(ints):
-    m = max(ints[0], ints[2], ints[4] + 1, 2)
-    return np.zeros((23, m))
-
-
-@njit(cache=True)
-def _pair_scratch(ints):
-    """Work space of :func:`_pair` and its outputs φ, ∇φ, ∇²φ for one pair."""
-    nA = ints[3]
-    return _scratch(ints), np.zeros(nA), np.zeros((nA, 3)), np.zeros((nA, 3, 3))
+#: pairs per block of the passes over a pair list
+_BLOCK = 64
 
 
 @njit(cache=True)
@@ -243,68 +283,132 @@ def _contract(J, g, nA, out, p):
 
 
 @njit(cache=True)
-def pair_phi_derivatives(D, order, scal, ints, lam, expo, ptr, mono, coef):
+def pair_phi_derivatives(D, order, scal, ints, lam, mon, trip, tcoef):
     """φ (P, n_A), ∇φ (P, n_A, 3), ∇²φ (P, n_A, 3, 3) (the last two zero-sized below
     ``order``) of pair vectors D (P, 3) Å."""
     P, nA = D.shape[0], ints[3]
-    wk = _scratch(ints)
+    wk = _scratch(ints, _BLOCK)
     phi = np.zeros((P, nA))
     J = np.zeros((P if order >= 1 else 0, nA, 3))
     H = np.zeros((P if order >= 2 else 0, nA, 3, 3))
     Jd = np.zeros((nA, 3))
     Hd = np.zeros((nA, 3, 3))
-    for p in range(P):
-        Jp = J[p] if order >= 1 else Jd
-        Hp = H[p] if order >= 2 else Hd
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, order, phi[p], Jp, Hp, wk)
+    for p0 in range(0, P, _BLOCK):
+        z = min(_BLOCK, P - p0)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, order, wk)
+        for q in range(z):
+            p = p0 + q
+            Jp = J[p] if order >= 1 else Jd
+            Hp = H[p] if order >= 2 else Hd
+            _pair(wk, q, scal, ints, lam, order, phi[p], Jp, Hp)
     return phi, J, H
 
 
 @njit(cache=True)
-def projections(D, i, n, scal, ints, lam, expo, ptr, mono, coef):
+def projections(D, i, n, scal, ints, lam, mon, trip, tcoef):
     """A (n, n_A) = Σ_{p: i_p = a} φ(D_p), dimensionless."""
     nA = ints[3]
-    wk, phi, J, H = _pair_scratch(ints)
+    wk = _scratch(ints, _BLOCK)
+    phi, J, H = np.zeros(nA), np.zeros((nA, 3)), np.zeros((nA, 3, 3))
     A = np.zeros((n, nA))
-    for p in range(D.shape[0]):
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 0, phi, J, H, wk)
-        a = i[p]
-        for f in range(nA):
-            A[a, f] += phi[f]
+    P = D.shape[0]
+    for p0 in range(0, P, _BLOCK):
+        z = min(_BLOCK, P - p0)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 0, wk)
+        for q in range(z):
+            _pair(wk, q, scal, ints, lam, 0, phi, J, H)
+            a = i[p0 + q]
+            for f in range(nA):
+                A[a, f] += phi[f]
     return A
 
 
 @njit(cache=True)
-def pair_vjp(D, i, G, scal, ints, lam, expo, ptr, mono, coef):
+def pair_vjp(D, i, G, scal, ints, lam, mon, trip, tcoef):
     """∂E/∂D_p = Σ_f G[i_p, f] ∇φ_f(D_p) (P, 3), eV/Å, for G = ∂ε/∂A (n, n_A) eV."""
     nA = ints[3]
-    wk, phi, J, H = _pair_scratch(ints)
-    out = np.zeros((D.shape[0], 3))
-    for p in range(D.shape[0]):
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, J, H, wk)
-        _contract(J, G[i[p]], nA, out, p)
+    wk = _scratch(ints, _BLOCK)
+    phi, J, H = np.zeros(nA), np.zeros((nA, 3)), np.zeros((nA, 3, 3))
+    P = D.shape[0]
+    out = np.zeros((P, 3))
+    for p0 in range(0, P, _BLOCK):
+        z = min(_BLOCK, P - p0)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 1, wk)
+        for q in range(z):
+            _pair(wk, q, scal, ints, lam, 1, phi, J, H)
+            _contract(J, G[i[p0 + q]], nA, out, p0 + q)
     return out
 
 
 @njit(cache=True)
-def pair_curvature(D, i, G, scal, ints, lam, expo, ptr, mono, coef):
+def pair_curvature(D, i, G, scal, ints, lam, mon, trip, tcoef):
     """T_p = Σ_f G[i_p, f] ∇²φ_f(D_p) (P, 3, 3), eV/Å²: the δ_pq part of the pair-space
     Hessian."""
     nA = ints[3]
-    wk, phi, J, H = _pair_scratch(ints)
-    T = np.zeros((D.shape[0], 3, 3))
-    for p in range(D.shape[0]):
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 2, phi, J, H, wk)
-        a = i[p]
-        for f in range(nA):
-            g = G[a, f]
-            for c in range(3):
-                for e in range(3):
-                    T[p, c, e] += g * H[f, c, e]
+    wk = _scratch(ints, _BLOCK)
+    phi, J, H = np.zeros(nA), np.zeros((nA, 3)), np.zeros((nA, 3, 3))
+    P = D.shape[0]
+    T = np.zeros((P, 3, 3))
+    for p0 in range(0, P, _BLOCK):
+        z = min(_BLOCK, P - p0)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 2, wk)
+        for q in range(z):
+            _pair(wk, q, scal, ints, lam, 2, phi, J, H)
+            p = p0 + q
+            a = i[p]
+            for f in range(nA):
+                g = G[a, f]
+                for c in range(3):
+                    for e in range(3):
+                        T[p, c, e] += g * H[f, c, e]
     return T
 
 
 # ------------------------------------------------------------------------------ linear sites
+
+
+#: sites per block of the site polynomial: the monomial loop runs over a block's sites
+#: innermost (one SIMD vector), so that the scattered updates of ∂ε/∂A do not serialise
+_SITES = 8
+
+
+@njit(cache=True)
+def _site_block(a1, w, idx, e, g):
+    """ε − c_0 = Σ_t w_t Π_s a1[idx[t, s]] into e (_SITES,) and ∂ε/∂A1 into g (n_A + 1,
+    _SITES) for a block of sites, a1 (n_A + 1, _SITES) = their A with the constant 1 at
+    row n_A (unused columns: any finite values)."""
+    for b in range(_SITES):
+        e[b] = 0.0
+    for f in range(g.shape[0]):
+        for b in range(_SITES):
+            g[f, b] = 0.0
+    for t in range(w.shape[0]):
+        i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
+        wt = w[t]
+        for b in range(_SITES):
+            x0, x1, x2 = a1[i0, b], a1[i1, b], a1[i2, b]
+            e[b] += wt * (x0 * x1 * x2)
+            g[i0, b] += wt * (x1 * x2)
+            g[i1, b] += wt * (x0 * x2)
+            g[i2, b] += wt * (x0 * x1)
+
+
+@njit(cache=True)
+def _site_hvp_block(a1, d1, w, idx, dg):
+    """δg (n_A + 1, _SITES) = ∂²ε/∂A² · δA for a block of sites, from a1 of
+    :func:`_site_block` and δA in d1 (n_A + 1, _SITES; row n_A zero)."""
+    for f in range(dg.shape[0]):
+        for b in range(_SITES):
+            dg[f, b] = 0.0
+    for t in range(w.shape[0]):
+        i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
+        wt = w[t]
+        for b in range(_SITES):
+            x0, x1, x2 = a1[i0, b], a1[i1, b], a1[i2, b]
+            y0, y1, y2 = d1[i0, b], d1[i1, b], d1[i2, b]
+            dg[i0, b] += wt * (y1 * x2 + x1 * y2)
+            dg[i1, b] += wt * (y0 * x2 + x0 * y2)
+            dg[i2, b] += wt * (y0 * x1 + x0 * y1)
 
 
 @njit(cache=True)
@@ -313,42 +417,22 @@ def site_energy_grad(A, w, idx, grad):
     A1 is A with a constant 1 appended (index n_A)."""
     n, nA = A.shape
     e = np.zeros(n)
-    g = np.zeros((n if grad else 0, nA + 1))
-    a1 = np.ones(nA + 1)
-    for a in range(n):
-        for f in range(nA):
-            a1[f] = A[a, f]
-        s = 0.0
-        for t in range(w.shape[0]):
-            i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
-            x0, x1, x2 = a1[i0], a1[i1], a1[i2]
-            s += w[t] * (x0 * x1 * x2)
+    g = np.zeros((n if grad else 0, nA))
+    a1 = np.ones((nA + 1, _SITES))
+    eb = np.zeros(_SITES)
+    gb = np.zeros((nA + 1, _SITES))
+    for c0 in range(0, n, _SITES):
+        nb = min(_SITES, n - c0)
+        for b in range(nb):
+            for f in range(nA):
+                a1[f, b] = A[c0 + b, f]
+        _site_block(a1, w, idx, eb, gb)
+        for b in range(nb):
+            e[c0 + b] = eb[b]
             if grad:
-                g[a, i0] += w[t] * (x1 * x2)
-                g[a, i1] += w[t] * (x0 * x2)
-                g[a, i2] += w[t] * (x0 * x1)
-        e[a] = s
-    return e, g[:, :nA]
-
-
-@njit(cache=True)
-def site_hvp(A, dA, w, idx):
-    """δg (n, n_A) = ∂²ε/∂A² · δA per site, eV, for δA (n, n_A)."""
-    n, nA = A.shape
-    dg = np.zeros((n, nA + 1))
-    a1 = np.ones(nA + 1)
-    d1 = np.zeros(nA + 1)
-    for a in range(n):
-        for f in range(nA):
-            a1[f] = A[a, f]
-            d1[f] = dA[a, f]
-        for t in range(w.shape[0]):
-            i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
-            wt = w[t]
-            dg[a, i0] += wt * (d1[i1] * a1[i2] + a1[i1] * d1[i2])
-            dg[a, i1] += wt * (d1[i0] * a1[i2] + a1[i0] * d1[i2])
-            dg[a, i2] += wt * (d1[i0] * a1[i1] + a1[i0] * d1[i1])
-    return dg[:, :nA]
+                for f in range(nA):
+                    g[c0 + b, f] = gb[f, b]
+    return e, g
 
 
 @njit(cache=True)
@@ -430,7 +514,7 @@ def _find(indices, lo, hi, col):
 
 
 @njit(cache=True)
-def hessian_blocks(D, start, j, centres, G, M, indptr, indices, data, scal, ints, lam, expo, ptr, mono, coef):
+def hessian_blocks(D, start, j, centres, G, M, indptr, indices, data, scal, ints, lam, mon, trip, tcoef):
     """Add the position-Hessian blocks of the site energies of ``centres`` (eV/Å²) into the
     block-sparse ``data`` (nnz, 3, 3) with pattern (indptr, indices).
 
@@ -439,12 +523,12 @@ def hessian_blocks(D, start, j, centres, G, M, indptr, indices, data, scal, ints
     (j_p, i) −= Σ_q h_pq, (i, i) += Σ_pq h_pq. ``G`` (c, n_A), ``M`` (c, n_A, n_A) of the
     centres in order."""
     nA = ints[3]
-    wk = _scratch(ints)
     phi = np.zeros(nA)
     zmax = 0
     for k in range(centres.shape[0]):
         c = centres[k]
         zmax = max(zmax, start[c + 1] - start[c])
+    wk = _scratch(ints, zmax)
     Jl = np.zeros((nA, 3 * zmax))
     Hp = np.zeros((nA, 3, 3))
     Jp = np.zeros((nA, 3))
@@ -456,9 +540,9 @@ def hessian_blocks(D, start, j, centres, G, M, indptr, indices, data, scal, ints
         z = start[ci + 1] - p0
         if z == 0:
             continue
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 2, wk)
         for q in range(z):
-            p = p0 + q
-            _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 2, phi, Jp, Hp, wk)
+            _pair(wk, q, scal, ints, lam, 2, phi, Jp, Hp)
             for f in range(nA):
                 for c in range(3):
                     Jl[f, 3 * q + c] = Jp[f, c]
@@ -500,214 +584,255 @@ def hessian_blocks(D, start, j, centres, G, M, indptr, indices, data, scal, ints
 
 
 # ------------------------------------------------------------------------------ linear model, fused
+#
+# The fused passes work per centre on the factored basis (docs/models.md §2):
+# φ_{n,a} = R_n S̃_a and ∇φ_{n,a} = R_n' S̃_a û + R_n V_a with S̃_a = r^{−λ} S_a and
+# V_a = r^{−λ} ∇S_a − (λ/r) S̃_a û (n < degree; the pair-only radials n ≥ degree take a = 0,
+# the constant S_0, λ = 0, V_0 = 0). A centre's A is then a sum over its pairs of
+# radial × angular products, and a contraction Σ_f g_f ∇φ_f is two radial sums per
+# angular component, γ_a = Σ_n g_{n,a} R_n and δ_a = Σ_n g_{n,a} R_n', and
+# (Σ_a δ_a S̃_a) û + Σ_a γ_a V_a — each a loop over the block's pairs. Radial factors are
+# rows of a 2D array (R_n at row n, R_n' at row n_rad + n), angular ones (4, n_comp, ·)
+# (S̃, V_x, V_y, V_z), û (3, ·), pairs along the last axis at a column offset.
 
 
 @njit(cache=True)
-def _site_grad1(a1, w, idx, g):
-    """ε − c_0 of one site and ∂ε/∂A into g (n_A + 1,), from A1 = (A, 1)."""
-    for f in range(g.shape[0]):
-        g[f] = 0.0
-    s = 0.0
-    for t in range(w.shape[0]):
-        i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
-        x0, x1, x2 = a1[i0], a1[i1], a1[i2]
-        wt = w[t]
-        s += wt * (x0 * x1 * x2)
-        g[i0] += wt * (x1 * x2)
-        g[i1] += wt * (x0 * x2)
-        g[i2] += wt * (x0 * x1)
-    return s
-
-
-@njit(cache=True)
-def _centre_scratch(start, ints):
-    """Scratch of a pass over centres: basis work space, ∇φ of a centre's pairs (z_max,
-    n_A, 3), φ and ∇²φ of one pair."""
-    nA = ints[3]
+def _zmax(start):
     zmax = 1
     for c in range(start.shape[0] - 1):
         zmax = max(zmax, start[c + 1] - start[c])
-    return _scratch(ints), np.zeros((zmax, nA, 3)), np.zeros(nA), np.zeros((nA, 3, 3))
+    return zmax
 
 
 @njit(cache=True)
-def _pair_factored(d0, d1, d2, scal, ints, lam, expo, ptr, mono, coef, wk, q, Rz, Sz, Uz):
-    """The factors of φ and ∇φ of one pair, into row q of the centre scratch:
-    φ_{n,a} = R_n S̃_a and ∇φ_{n,a} = R_n' S̃_a û + R_n V_a with S̃_a = r^{−λ} S_a and
-    V_a = r^{−λ} ∇S_a − (λ/r) S̃_a û (n < degree; the pair-only radials n ≥ degree take
-    a = 0, the constant S_0, λ = 0, V_0 = 0). The same φ, ∇φ as :func:`_pair`, without
-    forming the n_A × 3 products."""
-    if scal[2] == 0.0:
-        d2 = 0.0
-    r = _factors(d0, d1, d2, scal, ints, expo, ptr, mono, coef, 1, wk)
-    ir = 1.0 / r
-    for k in range(ints[0]):
-        Rz[q, 0, k] = wk[0, k]
-        Rz[q, 1, k] = wk[1, k]
-    u0, u1, u2 = d0 * ir, d1 * ir, d2 * ir
-    Uz[q, 0], Uz[q, 1], Uz[q, 2] = u0, u1, u2
-    for a in range(ints[2]):
-        rl = wk[22, lam[a]]
-        st = rl * wk[9, a]
-        li = float(lam[a]) * ir * st
-        Sz[q, a, 0] = st
-        Sz[q, a, 1] = rl * wk[10, a] - li * u0
-        Sz[q, a, 2] = rl * wk[11, a] - li * u1
-        Sz[q, a, 3] = rl * wk[12, a] - li * u2
+def _angular(wk, z, ints, lam, FS, o):
+    """S̃_a and V_a of the block's pairs (factors in ``wk``) into FS[:, :, o : o + z]."""
+    nc = ints[2]
+    oT, oM, oS, oG, oL, _ = _rows(ints)
+    for a in range(nc):
+        la = float(lam[a])
+        rl = oL + lam[a]
+        for q in range(z):
+            st = wk[rl, q] * wk[oS + a, q]
+            li = la * wk[oG + 1, q] * st
+            FS[0, a, o + q] = st
+            FS[1, a, o + q] = wk[rl, q] * wk[oS + nc + a, q] - li * wk[oG + 2, q]
+            FS[2, a, o + q] = wk[rl, q] * wk[oS + 2 * nc + a, q] - li * wk[oG + 3, q]
+            FS[3, a, o + q] = wk[rl, q] * wk[oS + 3 * nc + a, q] - li * wk[oG + 4, q]
 
 
-@njit(cache=True)
-def _radial_outer(Rz, q, x, y, ints, out):
-    """out_{n,a} += R_n x_a + R_n' y_a over the features (n, a) of one pair (pair-only
-    radials: a = 0)."""
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _radial_sum(R, o, X, ox, Y, oy, z, ints, with_y, out):
+    """out_{n,a} = Σ_q R_n X_a (+ R_n' Y_a if ``with_y``) over the block's pairs q, for the
+    features f = (n, a) (pair-only radials: a = 0); R's rows from column ``o``, X and Y
+    (n_comp, ·) from columns ``ox``, ``oy``."""
     n_rad, Dm, nc = ints[0], ints[1], ints[2]
     f = 0
     for n in range(Dm):
-        R, dR = Rz[q, 0, n], Rz[q, 1, n]
         for a in range(nc):
-            out[f] += R * x[a] + dR * y[a]
+            s = 0.0
+            if with_y:
+                for q in range(z):
+                    s += R[n, o + q] * X[a, ox + q] + R[n_rad + n, o + q] * Y[a, oy + q]
+            else:
+                for q in range(z):
+                    s += R[n, o + q] * X[a, ox + q]
+            out[f] = s
             f += 1
     for n in range(Dm, n_rad):
-        out[f] += Rz[q, 0, n] * x[0] + Rz[q, 1, n] * y[0]
+        s = 0.0
+        if with_y:
+            for q in range(z):
+                s += R[n, o + q] * X[0, ox + q] + R[n_rad + n, o + q] * Y[0, oy + q]
+        else:
+            for q in range(z):
+                s += R[n, o + q] * X[0, ox + q]
+        out[f] = s
         f += 1
 
 
 @njit(cache=True)
-def _contract_factored(Rz, Sz, Uz, q, g, ints, gd, out, p):
-    """out[p] = Σ_f g_f ∇φ_f of one pair from its factors: with γ_a = Σ_n g_{n,a} R_n and
-    δ_a = Σ_n g_{n,a} R_n', Σ_a δ_a S̃_a û + Σ_a γ_a V_a; ``gd`` (≥ 2, n_comp) scratch."""
+def _contract_block(R, FS, U, o, z, g, ints, acc, out, p0):
+    """out[p0 + q] = Σ_f g_f ∇φ_f(D_q) for the block's pairs from their factors (R, FS, U
+    from column ``o``): γ_a, δ_a into acc[0], acc[1], then (Σ_a δ_a S̃_a) û + Σ_a γ_a V_a;
+    ``acc`` (≥ 2, n_comp, z) scratch, acc[2, 0:4] the pair sums."""
     n_rad, Dm, nc = ints[0], ints[1], ints[2]
     for a in range(nc):
-        gd[0, a] = 0.0
-        gd[1, a] = 0.0
+        for q in range(z):
+            acc[0, a, q] = 0.0
+            acc[1, a, q] = 0.0
     f = 0
     for n in range(Dm):
-        R, dR = Rz[q, 0, n], Rz[q, 1, n]
         for a in range(nc):
             gf = g[f]
-            gd[0, a] += gf * R
-            gd[1, a] += gf * dR
+            for q in range(z):
+                acc[0, a, q] += gf * R[n, o + q]
+                acc[1, a, q] += gf * R[n_rad + n, o + q]
             f += 1
     for n in range(Dm, n_rad):
-        gd[0, 0] += g[f] * Rz[q, 0, n]
-        gd[1, 0] += g[f] * Rz[q, 1, n]
+        gf = g[f]
+        for q in range(z):
+            acc[0, 0, q] += gf * R[n, o + q]
+            acc[1, 0, q] += gf * R[n_rad + n, o + q]
         f += 1
-    s = 0.0
-    v0 = 0.0
-    v1 = 0.0
-    v2 = 0.0
+    s = acc[2]
+    for k in range(4):
+        for q in range(z):
+            s[k, q] = 0.0
     for a in range(nc):
-        s += gd[1, a] * Sz[q, a, 0]
-        ga = gd[0, a]
-        v0 += ga * Sz[q, a, 1]
-        v1 += ga * Sz[q, a, 2]
-        v2 += ga * Sz[q, a, 3]
-    out[p, 0] = s * Uz[q, 0] + v0
-    out[p, 1] = s * Uz[q, 1] + v1
-    out[p, 2] = s * Uz[q, 2] + v2
+        for q in range(z):
+            ga = acc[0, a, q]
+            s[0, q] += acc[1, a, q] * FS[0, a, o + q]
+            s[1, q] += ga * FS[1, a, o + q]
+            s[2, q] += ga * FS[2, a, o + q]
+            s[3, q] += ga * FS[3, a, o + q]
+    for q in range(z):
+        out[p0 + q, 0] = s[0, q] * U[0, o + q] + s[1, q]
+        out[p0 + q, 1] = s[0, q] * U[1, o + q] + s[2, q]
+        out[p0 + q, 2] = s[0, q] * U[2, o + q] + s[3, q]
 
 
 @njit(cache=True)
-def _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1):
+def linear_forces(D, start, w, idx, scal, ints, lam, mon, trip, tcoef):
+    """One pass over the centres of a linear model, in blocks of :data:`_SITES` centres: per
+    centre the factors of its pairs (kept for the block) and A_i; per block ε_i − c_0 and
+    g_i = ∂ε/∂A_i (:func:`_site_block`); per centre ∂E/∂D_p = g_i · ∇φ(D_p).
+    Returns (ε − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A (n, n_A), g (n, n_A) eV)."""
+    n_rad, nc, nA = ints[0], ints[2], ints[3]
+    n = start.shape[0] - 1
+    z_max = _zmax(start)
+    wk = _scratch(ints, z_max)
+    oG = _rows(ints)[3]
+    cols = _SITES * z_max
+    R, FS, U = np.zeros((2 * n_rad, cols)), np.zeros((4, nc, cols)), np.zeros((3, cols))
+    acc = np.zeros((3, max(nc, 4), z_max))
+    a1 = np.ones((nA + 1, _SITES))
+    g1 = np.zeros((nA + 1, _SITES))
+    eb = np.zeros(_SITES)
+    gc = np.zeros(nA + 1)
+    ac = np.zeros(nA)
+    e = np.zeros(n)
+    out = np.zeros((D.shape[0], 3))
+    A = np.zeros((n, nA))
+    G = np.zeros((n, nA))
+    for c0 in range(0, n, _SITES):
+        nb = min(_SITES, n - c0)
+        q0 = start[c0]
+        for b in range(nb):
+            p0 = start[c0 + b]
+            z = start[c0 + b + 1] - p0
+            o = p0 - q0
+            _factors(D, p0, z, scal, ints, mon, trip, tcoef, 1, wk)
+            _angular(wk, z, ints, lam, FS, o)
+            for k in range(2 * n_rad):
+                for q in range(z):
+                    R[k, o + q] = wk[k, q]
+            for k in range(3):
+                for q in range(z):
+                    U[k, o + q] = wk[oG + 2 + k, q]
+            _radial_sum(R, o, FS[0], o, FS[0], o, z, ints, False, ac)
+            for f in range(nA):
+                a1[f, b] = ac[f]
+                A[c0 + b, f] = ac[f]
+        _site_block(a1, w, idx, eb, g1)
+        for b in range(nb):
+            p0 = start[c0 + b]
+            z = start[c0 + b + 1] - p0
+            e[c0 + b] = eb[b]
+            for f in range(nA):
+                gc[f] = g1[f, b]
+                G[c0 + b, f] = gc[f]
+            _contract_block(R, FS, U, p0 - q0, z, gc, ints, acc, out, p0)
+    return e, out, A, G
+
+
+@njit(cache=True)
+def pair_factors(D, scal, ints, lam, mon, trip, tcoef):
+    """The factors of φ and ∇φ of every pair (see above): radial (2·n_rad, P), angular
+    (4, n_comp, P), û (3, P) — 8·(2·n_rad + 4·n_comp + 3) bytes per pair, kept by a Hessian
+    operator so that its products do not evaluate the basis again."""
+    P = D.shape[0]
+    n_rad = ints[0]
+    wk = _scratch(ints, _BLOCK)
+    oG = _rows(ints)[3]
+    R = np.zeros((2 * n_rad, P))
+    FS = np.zeros((4, ints[2], P))
+    U = np.zeros((3, P))
+    for p0 in range(0, P, _BLOCK):
+        z = min(_BLOCK, P - p0)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 1, wk)
+        _angular(wk, z, ints, lam, FS, p0)
+        for q in range(z):
+            for k in range(2 * n_rad):
+                R[k, p0 + q] = wk[k, q]
+            for c in range(3):
+                U[c, p0 + q] = wk[oG + 2 + c, q]
+    return R, FS, U
+
+
+@njit(cache=True)
+def linear_hvp(start, dD, A, T, R, FS, U, w, idx, ints):
+    """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
+    displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
+    (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
+    factored form from :func:`pair_factors`: δA_{n,a} = Σ_q R_n' (S̃_a û·δD) + R_n (V_a·δD)."""
+    nA = ints[3]
+    nc = ints[2]
+    n = start.shape[0] - 1
+    z_max = _zmax(start)
+    a1 = np.ones((nA + 1, _SITES))
+    d1 = np.zeros((nA + 1, _SITES))
+    dg = np.zeros((nA + 1, _SITES))
+    dc = np.zeros(nA)
+    gc = np.zeros(nA + 1)
+    xy = np.zeros((2, nc, z_max))
+    acc = np.zeros((3, max(nc, 4), z_max))
+    out = np.zeros((dD.shape[0], 3))
+    for c0 in range(0, n, _SITES):
+        nb = min(_SITES, n - c0)
+        for b in range(nb):
+            p0 = start[c0 + b]
+            z = start[c0 + b + 1] - p0
+            for a in range(nc):
+                for q in range(z):
+                    p = p0 + q
+                    v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+                    xy[0, a, q] = FS[1, a, p] * v0 + FS[2, a, p] * v1 + FS[3, a, p] * v2
+                    xy[1, a, q] = FS[0, a, p] * (U[0, p] * v0 + U[1, p] * v1 + U[2, p] * v2)
+            # δA: X = V·δD pairs with R, Y = S̃ û·δD with R'
+            _radial_sum(R, p0, xy[0], 0, xy[1], 0, z, ints, True, dc)
+            for f in range(nA):
+                a1[f, b] = A[c0 + b, f]
+                d1[f, b] = dc[f]
+        _site_hvp_block(a1, d1, w, idx, dg)
+        for b in range(nb):
+            p0 = start[c0 + b]
+            z = start[c0 + b + 1] - p0
+            for f in range(nA):
+                gc[f] = dg[f, b]
+            _contract_block(R, FS, U, p0, z, gc, ints, acc, out, p0)
+            for p in range(p0, p0 + z):
+                v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+                for c3 in range(3):
+                    out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
+    return out
+
+
+@njit(cache=True)
+def _centre_basis(D, p0, z, nA, scal, ints, lam, mon, trip, tcoef, phi, Jl, H, wk, a1):
     """A of one centre into ``a1[:nA]``: the basis φ of its ``z`` pairs from ``p0`` summed,
     with ∇φ of its q-th pair kept in ``Jl[q]`` (:func:`_pair`)."""
+    _factors(D, p0, z, scal, ints, mon, trip, tcoef, 1, wk)
     for f in range(nA):
         a1[f] = 0.0
     for q in range(z):
-        p = p0 + q
-        _pair(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, 1, phi, Jl[q], H, wk)
+        _pair(wk, q, scal, ints, lam, 1, phi, Jl[q], H)
         for f in range(nA):
             a1[f] += phi[f]
 
 
 @njit(cache=True)
-def linear_forces(D, start, w, idx, scal, ints, lam, expo, ptr, mono, coef):
-    """One pass over the centres of a linear model: per centre the basis of its pairs (kept
-    in scratch), A_i, ε_i − c_0 and g_i = ∂ε/∂A_i, then ∂E/∂D_p = g_i · ∇φ(D_p).
-    Returns (ε − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A (n, n_A), g (n, n_A) eV)."""
-    nA = ints[3]
-    n = start.shape[0] - 1
-    wk, Jl, phi, H = _centre_scratch(start, ints)
-    a1 = np.ones(nA + 1)
-    g1 = np.zeros(nA + 1)
-    e = np.zeros(n)
-    out = np.zeros((D.shape[0], 3))
-    A = np.zeros((n, nA))
-    G = np.zeros((n, nA))
-    for c in range(n):
-        p0 = start[c]
-        z = start[c + 1] - p0
-        _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1)
-        e[c] = _site_grad1(a1, w, idx, g1)
-        for f in range(nA):
-            A[c, f] = a1[f]
-            G[c, f] = g1[f]
-        for q in range(z):
-            _contract(Jl[q], g1, nA, out, p0 + q)
-    return e, out, A, G
-
-
-@njit(cache=True)
-def pair_factors(D, scal, ints, lam, expo, ptr, mono, coef):
-    """The factors of φ and ∇φ (:func:`_pair_factored`) of every pair: radial (P, 2, n_rad),
-    angular (P, n_comp, 4), û (P, 3) — 8·(2·n_rad + 4·n_comp + 3) bytes per pair, kept by a
-    Hessian operator so that its products do not evaluate the basis again."""
-    P = D.shape[0]
-    wk = _scratch(ints)
-    Rz = np.zeros((P, 2, ints[0]))
-    Sz = np.zeros((P, ints[2], 4))
-    Uz = np.zeros((P, 3))
-    for p in range(P):
-        _pair_factored(D[p, 0], D[p, 1], D[p, 2], scal, ints, lam, expo, ptr, mono, coef, wk, p, Rz, Sz, Uz)
-    return Rz, Sz, Uz
-
-
-@njit(cache=True)
-def linear_hvp(start, dD, A, T, Rz, Sz, Uz, w, idx, ints):
-    """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
-    displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
-    (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
-    factored form from :func:`pair_factors`: δA_{n,a} = R_n' (S̃_a û·δD) + R_n (V_a·δD)."""
-    nA = ints[3]
-    nc = ints[2]
-    n = start.shape[0] - 1
-    a1 = np.ones(nA + 1)
-    d1 = np.zeros(nA + 1)
-    dg = np.zeros(nA + 1)
-    vec = np.zeros((4, nc))
-    out = np.zeros((dD.shape[0], 3))
-    x, y = vec[2], vec[3]
-    for c in range(n):
-        p0 = start[c]
-        z = start[c + 1] - p0
-        for f in range(nA):
-            a1[f] = A[c, f]
-            d1[f] = 0.0
-        for p in range(p0, p0 + z):
-            v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-            s1 = Uz[p, 0] * v0 + Uz[p, 1] * v1 + Uz[p, 2] * v2
-            for a in range(nc):
-                x[a] = Sz[p, a, 1] * v0 + Sz[p, a, 2] * v1 + Sz[p, a, 3] * v2
-                y[a] = Sz[p, a, 0] * s1
-            _radial_outer(Rz, p, x, y, ints, d1)
-        for f in range(nA + 1):
-            dg[f] = 0.0
-        for t in range(w.shape[0]):
-            i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
-            wt = w[t]
-            dg[i0] += wt * (d1[i1] * a1[i2] + a1[i1] * d1[i2])
-            dg[i1] += wt * (d1[i0] * a1[i2] + a1[i0] * d1[i2])
-            dg[i2] += wt * (d1[i0] * a1[i1] + a1[i0] * d1[i1])
-        for p in range(p0, p0 + z):
-            _contract_factored(Rz, Sz, Uz, p, dg, ints, vec, out, p)
-            v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-            for c3 in range(3):
-                out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
-    return out
-
-
-@njit(cache=True)
-def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam, expo, ptr, mono, coef):
+def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam, mon, trip, tcoef):
     """Design rows of a linear model (the observations per unit coefficient): per feature k
     Σ_i B_k(A_i) (K,), the forces −∂/∂x Σ_i B_k (n, 3, K) eV/Å per eV and, if ``virial``,
     −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K). Features are the monomials t of the basis:
@@ -717,7 +842,8 @@ def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam,
     nA = ints[3]
     n = start.shape[0] - 1
     T = mono_k.shape[0]
-    wk, Jl, phi, H = _centre_scratch(start, ints)
+    z_max = _zmax(start)
+    wk, Jl, phi, H = _scratch(ints, z_max), np.zeros((z_max, nA, 3)), np.zeros(nA), np.zeros((nA, 3, 3))
     a1 = np.ones(nA + 1)
     tri = np.zeros((3 * T,))
     tri_f = np.zeros(3 * T, dtype=np.int64)
@@ -728,7 +854,7 @@ def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam,
     for c in range(n):
         p0 = start[c]
         z = start[c + 1] - p0
-        _centre_basis(D, p0, z, nA, scal, ints, lam, expo, ptr, mono, coef, phi, Jl, H, wk, a1)
+        _centre_basis(D, p0, z, nA, scal, ints, lam, mon, trip, tcoef, phi, Jl, H, wk, a1)
         for t in range(T):
             i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
             x0, x1, x2 = a1[i0], a1[i1], a1[i2]
