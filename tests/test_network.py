@@ -127,3 +127,33 @@ def test_trained_network_forces_are_minus_the_energy_gradient(data):
 def test_bad_training_settings_are_refused(field, value):
     with pytest.raises(InputError, match=field):
         ModelSpec(**GEOM, **{field: value})
+
+
+def test_whitening_decorrelates_the_training_features():
+    """z = B̂ M has identity covariance over the sites, and a direction the sites do not
+    vary along is dropped rather than divided by zero."""
+    import torch
+
+    from genanalysis.fitting.network import whitening
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 3)) * [1.0, 1e-3, 1e-6]
+    mix = rng.normal(size=(3, 4))  # four collinear features of three directions
+    B = torch.tensor(base @ mix)
+    B = B - B.mean(0)
+    M = whitening(B)
+    assert M.shape == (4, 3)
+    z = B @ M
+    assert np.allclose((z.T @ z / (len(z) - 1)).numpy(), np.eye(3), atol=1e-8)
+
+
+def test_whitened_training_stores_a_network_on_standardised_features(data):
+    """The first layer trained in whitened coordinates is written back as weights on the
+    standardised features: the saved model's loss is the training's final loss."""
+    model, diag = train_network(data, ModelSpec(**GEOM, epochs=5, lbfgs_iterations=10, validate_every=0),
+                                LOSS, dim=2)
+    assert model.net[0].weight.shape == (6, model.basis.K)
+    assert _loss_of(model, data) == pytest.approx(diag["final_loss"], rel=1e-10)
+    _, plain = train_network(data, ModelSpec(**GEOM, epochs=5, lbfgs_iterations=10, validate_every=0),
+                             LOSS, dim=2, whiten=False)
+    assert plain["final_loss"] != diag["final_loss"]

@@ -195,26 +195,93 @@ def standardise(model: MLPACE, B: torch.Tensor) -> None:
     model.sigma = torch.where(sd > 1e-12 * (1 + B.abs().mean(0)), sd, torch.ones_like(sd))
 
 
+def whitening(B_hat: torch.Tensor, rcond: float = 1e-12) -> torch.Tensor:
+    """M (K, r) such that the training sites' standardised features ``B_hat`` (n, K,
+    centred) have identity covariance in the coordinates z = B̂ M: M = V_r diag(1/s_r)
+    from the singular values s of B̂/√(n − 1), keeping the r directions with s > rcond·s_max
+    (a direction the training sites do not vary along is not a coordinate). Dimensionless."""
+    n = max(B_hat.shape[0] - 1, 1)
+    _, s, Vt = torch.linalg.svd(B_hat / n**0.5, full_matrices=False)
+    keep = s > rcond * s[0] if len(s) and s[0] > 0 else torch.zeros(len(s), dtype=torch.bool)
+    return Vt[keep].T / s[keep]
+
+
+class _Trainee:
+    """The network in its training coordinates: the first layer acts on whitened features
+    z = B̂ M (:func:`whitening`) through weights W' (h × r), the stored first layer being
+    W = W' Mᵀ (h × K), on the model's standardised features B̂ = (B − μ)/σ — so the model
+    and its file are those of a network on standardised features, and the objective is
+    the same function of W. Only the coordinates the optimiser steps in change: the
+    standardised invariants are nearly collinear (their covariance over the sites has a
+    condition number ~1e5–1e6 on the studies' data), so in B̂ the first layer's
+    directions of small feature variance — where the force information sits — are
+    reached at the rate of the smallest eigenvalue; in z every direction has unit
+    variance, which is also the input distribution the 1/√r initialisation assumes.
+    ``M`` None: train the model's own weights (no whitening)."""
+
+    def __init__(self, model: MLPACE, M: torch.Tensor | None, seed: int):
+        self.model, self.M = model, M
+        first = model.net[0]
+        self.rest = model.net[1:]
+        if M is None:
+            self.W = first.weight
+        else:
+            gen = torch.Generator().manual_seed(int(seed))
+            h, r = first.weight.shape[0], M.shape[1]
+            self.W = torch.nn.Parameter(torch.randn(h, r, generator=gen) / max(r, 1) ** 0.5)
+        self.b = first.bias
+        self.params = [self.W, self.b] + list(self.rest.parameters())
+
+    def first_weight(self) -> torch.Tensor:
+        return self.W if self.M is None else self.W @ self.M.T
+
+    def site_energy(self, B: torch.Tensor) -> torch.Tensor:
+        """ε (n,) eV: the model's site energy with the first layer in training coordinates."""
+        m = self.model
+        x = (B - m.mu) / m.sigma
+        x = x @ self.first_weight().T + self.b if self.M is None else (x @ self.M) @ self.W.T + self.b
+        return m.e0 + self.rest(x).squeeze(-1)
+
+    def penalty(self) -> torch.Tensor:
+        """Σ_l ‖W_l‖²_F of the stored weight matrices (:func:`weight_penalty`)."""
+        return (self.first_weight() ** 2).sum() + sum(
+            (layer.weight**2).sum() for layer in self.rest if isinstance(layer, torch.nn.Linear))
+
+    def state(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.params]
+
+    def load(self, state: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.params, state):
+                p.copy_(v)
+
+    def commit(self) -> None:
+        """Write the trained first layer into the model (W = W' Mᵀ)."""
+        if self.M is not None:
+            with torch.no_grad():
+                self.model.net[0].weight.copy_(self.first_weight())
+
+
 class _Best:
-    """The network state of the lowest monitored loss seen so far."""
+    """The training state of the lowest monitored loss seen so far."""
 
     def __init__(self):
         self.loss, self.state, self.step = float("inf"), None, -1
 
-    def offer(self, loss: float, model: MLPACE, step: int) -> bool:
+    def offer(self, loss: float, trainee: _Trainee, step: int) -> bool:
         if loss < self.loss:
             self.loss, self.step = loss, step
-            self.state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+            self.state = trainee.state()
             return True
         return False
 
 
-def _train_one(model, train_loss, val_loss, model_spec, ridge, nconf, progress, seed_index):
+def _train_one(trainee, train_loss, val_loss, model_spec, ridge, nconf, progress, seed_index):
     """Adam then L-BFGS on one initialisation, monitoring the validation loss every
-    ``validate_every`` iterations (when there is a validation set): the returned model
-    carries the weights of the lowest validation loss seen; ``patience`` checks without
+    ``validate_every`` iterations (when there is a validation set): the trainee ends with
+    the weights of the lowest validation loss seen; ``patience`` checks without
     improvement stop the run. Returns the history dict."""
-    params = list(model.net.parameters())
+    params = trainee.params
     every = int(model_spec.validate_every)
     patience = int(model_spec.patience)
     monitor = val_loss is not None and every > 0
@@ -223,9 +290,9 @@ def _train_one(model, train_loss, val_loss, model_spec, ridge, nconf, progress, 
     history = {"train": [], "validation": []}
 
     def total():
-        L = train_loss.value(model.site_energy)
+        L = train_loss.value(trainee.site_energy)
         if ridge > 0:
-            L = L + ridge * weight_penalty(model)
+            L = L + ridge * trainee.penalty()
         return L / nconf
 
     def check(step) -> bool:
@@ -233,9 +300,9 @@ def _train_one(model, train_loss, val_loss, model_spec, ridge, nconf, progress, 
         nonlocal since
         if not monitor:
             return False
-        v = float(val_loss.value(model.site_energy).detach()) / val_loss.n_conf
+        v = float(val_loss.value(trainee.site_energy).detach()) / val_loss.n_conf
         history["validation"].append((step, v))
-        if best.offer(v, model, step):
+        if best.offer(v, trainee, step):
             since = 0
         else:
             since += 1
@@ -283,19 +350,22 @@ def _train_one(model, train_loss, val_loss, model_spec, ridge, nconf, progress, 
             if check(step) or done == 0:
                 break  # early stop, or L-BFGS made no more progress
     if monitor and best.state is not None:
-        model.net.load_state_dict(best.state)
+        trainee.load(best.state)
+    trainee.commit()
     history["best_validation"] = best.loss if monitor else None
     history["best_step"] = best.step if monitor else None
     history["steps"] = step
     return history
 
 
-def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, validation=None, progress=None):
+def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, validation=None, progress=None,
+                  whiten: bool = True):
     """Fit an :class:`~genanalysis.models.mlp.MLPACE` to ``configs`` (see the module
     docstring), early-stopped on ``validation`` (configurations, optional): (model,
     diagnostics). ``model_spec.seeds`` initialisations (seeds ``seed``, ``seed + 1``, …)
     are trained; the one of lowest validation loss (training loss without validation) is
-    returned."""
+    returned. ``whiten``: train the first layer in whitened feature coordinates
+    (:class:`_Trainee`; False trains the stored weights directly, for comparison)."""
     ridge = float(loss.ridge)
     rng = np.random.default_rng(seed)
     proto = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed)
@@ -308,13 +378,16 @@ def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, val
     with_E = [it for it in items if it.energy is not None]
     e0 = float(sum(it.energy for it in with_E) / sum(it.n for it in with_E)) if with_E else 0.0
     t0 = time.perf_counter()
-    runs = []
+    runs, M = [], None
     for k in range(int(model_spec.seeds)):
         torch.manual_seed(seed + k)
         model = proto if k == 0 else MLPACE(proto.spec, hidden=model_spec.hidden, seed=seed + k)
         standardise(model, train_loss.B)
         model.e0 = e0
-        hist = _train_one(model, train_loss, val_loss, model_spec, ridge, len(items), progress, k)
+        if whiten and M is None:
+            M = whitening((train_loss.B - model.mu) / model.sigma)
+        trainee = _Trainee(model, M if whiten else None, seed + k)
+        hist = _train_one(trainee, train_loss, val_loss, model_spec, ridge, len(items), progress, k)
         L = train_loss.value(model.site_energy)
         final = float((L + (ridge * weight_penalty(model) if ridge > 0 else 0.0)).detach()) / len(items)
         score = hist["best_validation"] if hist["best_validation"] is not None else final
