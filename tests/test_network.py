@@ -157,3 +157,40 @@ def test_whitened_training_stores_a_network_on_standardised_features(data):
     _, plain = train_network(data, ModelSpec(**GEOM, epochs=5, lbfgs_iterations=10, validate_every=0),
                              LOSS, dim=2, whiten=False)
     assert plain["final_loss"] != diag["final_loss"]
+
+
+def test_finetuning_with_no_added_data_returns_the_pretrained_model(data):
+    from genanalysis.fitting.network import finetune_network
+
+    model, _ = train_network(data, ModelSpec(**GEOM, epochs=3, lbfgs_iterations=3, validate_every=0), LOSS, dim=2)
+    for added, steps in (([], 10), (data[:1], 0)):
+        tuned, diag = finetune_network(model, added, LOSS, steps)
+        assert tuned is not model and diag["steps"] == 0
+        for a, b in zip(model.net.state_dict().values(), tuned.net.state_dict().values()):
+            assert torch_equal(a, b)
+        at = data[2].atoms
+        assert np.array_equal(tuned.predict(at)["forces"], model.predict(at)["forces"])
+
+
+def test_finetuning_lowers_the_added_loss_and_the_anchor_limits_the_change(data):
+    from genanalysis.fitting.network import finetune_network
+
+    model, _ = train_network(data[:2], ModelSpec(**GEOM, epochs=3, lbfgs_iterations=3, validate_every=0), LOSS,
+                             dim=2)
+    before = [p.detach().clone() for p in model.net.parameters()]
+    added = _morse(1, 7)
+    change = {}
+    for ridge in (0.0, 100.0):
+        loss = LossWeights(E=1.0, F=1.0, V=0.5, ridge=ridge)
+        tuned, diag = finetune_network(model, added, loss, 10)
+        assert 0 < diag["steps"] <= 10 and diag["final_loss"] < diag["initial_loss"]
+        change[ridge] = sum(float(((a - b) ** 2).sum()) for a, b in
+                            zip(tuned.net.parameters(), model.net.parameters()) if a.dim() == 2)
+    assert change[100.0] < change[0.0]
+    assert all(torch_equal(a, b) for a, b in zip(before, model.net.parameters()))  # pre-trained unchanged
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

@@ -46,7 +46,8 @@ from genanalysis.models import engine
 from genanalysis.models.linear import feature_pair_jacobian
 from genanalysis.models.mlp import MLPACE
 
-__all__ = ["BatchLoss", "ConfigurationLoss", "standardise", "train_network", "weight_penalty"]
+__all__ = ["BatchLoss", "ConfigurationLoss", "finetune_network", "standardise", "train_network", "weight_penalty",
+           "whitening"]
 
 
 class ConfigurationLoss:
@@ -407,3 +408,76 @@ def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, val
     for p in model.net.parameters():
         p.requires_grad_(False)
     return model, diag
+
+
+def finetune_network(model: MLPACE, training_set, loss_weights, steps: int, *, method: str = "lbfgs",
+                     lr: float = 1e-3, hessian_probes: int | None = 4, seed: int = 0):
+    """One-point (few-point) fine-tuning of a pre-trained network: ``steps`` optimiser
+    iterations (``method`` ``lbfgs``, strong Wolfe, or ``adam`` with learning rate ``lr``)
+    from the pre-trained weights W⁰ on the added configurations ``training_set``,
+    minimising the fit's loss with a least-change penalty towards W⁰,
+
+        (1/N_c) [ Σ_c L_c + λ Σ_l ‖W_l − W⁰_l‖²_F ],   λ = ``loss_weights.ridge``,
+
+    the network's counterpart of the linear fine-tuning's ridge towards the pre-trained
+    coefficients. μ, σ and e_0 stay those of the pre-trained model. Returns (a new model,
+    diagnostics); the pre-trained model is not changed, and with no configurations or
+    ``steps = 0`` the returned model is the pre-trained one (equal weights)."""
+    steps = int(steps)
+    if steps < 0:
+        raise InputError(f"steps={steps} must be a whole number ≥ 0")
+    if method not in ("lbfgs", "adam"):
+        raise InputError(f"method={method!r}; choose 'lbfgs' or 'adam'")
+    header, arrays = model.state()
+    tuned = MLPACE.from_state(header, arrays)
+    configs = list(training_set)
+    diag = {"steps": 0, "method": method, "n_configurations": len(configs), "initial_loss": None,
+            "final_loss": None, "seconds": 0.0}
+    if not configs or steps == 0:
+        for p in tuned.net.parameters():
+            p.requires_grad_(False)
+        return tuned, diag
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    items = [ConfigurationLoss(tuned.basis, tuned.cutoff, c, loss_weights, probes=hessian_probes, rng=rng)
+             for c in configs]
+    batch = BatchLoss(items)
+    params = list(tuned.net.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    anchors = [(layer.weight, layer.weight.detach().clone()) for layer in tuned.net
+               if isinstance(layer, torch.nn.Linear)]
+    ridge = float(loss_weights.ridge)
+
+    def total():
+        L = batch.value(tuned.site_energy)
+        if ridge > 0:
+            L = L + ridge * sum(((w - w0) ** 2).sum() for w, w0 in anchors)
+        return L / len(items)
+
+    diag["initial_loss"] = float(total().detach())
+    if method == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            L = total()
+            L.backward()
+            opt.step()
+        diag["steps"] = steps
+    else:
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, max_eval=4 * steps, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-12, tolerance_change=1e-15, history_size=50)
+
+        def closure():
+            opt.zero_grad()
+            L = total()
+            L.backward()
+            return L
+
+        opt.step(closure)
+        diag["steps"] = int(opt.state[opt._params[0]].get("n_iter", 0))
+    diag["final_loss"] = float(total().detach())
+    diag["seconds"] = time.perf_counter() - t0
+    for p in params:
+        p.requires_grad_(False)
+    return tuned, diag
