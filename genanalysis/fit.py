@@ -67,7 +67,8 @@ def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
 @dataclass(frozen=True)
 class ModelSpec(ACEParams):
     """Model kind (``ace`` linear, ``mlp`` Behler–Parrinello network on the same
-    invariants) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
+    invariants, ``directforce`` forces without an energy on the same basis,
+    :mod:`genanalysis.models.directforce`) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
     (cutoff Å, degree, body_order, l_max, w_l, r_in Å, pair_degree; the dimension is taken
     from the data) and, for ``mlp``, hidden layer widths, Adam epochs/learning rate, L-BFGS
     iterations, Hessian probes, the number of initialisations ``seeds`` (the one of lowest
@@ -316,7 +317,8 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
     qr = _StreamedQR(p)
     counts = {t: 0 for t in OBSERVATION_TYPES}
     for ci, conf in enumerate(configs):
-        kinds = weighted_kinds(conf, loss)
+        # a direct-force model predicts F and H only: its E and V rows are left out
+        kinds = predicted_kinds(model, weighted_kinds(conf, loss))
         if not kinds:
             continue
         blocks = terms(conf, loss, kinds)
@@ -324,7 +326,7 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
         geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
                              + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
                              + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
-        key = (geo, model.spec, kinds, None if hrows is None else tuple(hrows))
+        key = (geo, model.kind, model.spec, kinds, None if hrows is None else tuple(hrows))
         if design_cache is not None and key in design_cache:
             d = design_cache[key]
         else:
@@ -346,10 +348,12 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
 
     ``design_cache``: an optional dict that keeps the unweighted design rows between calls
     on the same configurations and model (sweeps over loss weights assemble them once)."""
-    from genanalysis.models.linear import LinearACE
+    from genanalysis.models.io import model_class
 
     dim = _dim(configs)
-    model = LinearACE(model_spec.ace_spec(dim))
+    # every model linear in its coefficients: the linear ACE (energies) and the direct-force
+    # model (forces only; its E and V observations are not predicted and left out)
+    model = model_class(model_spec.kind if model_spec.kind in LINEAR_KINDS else "ace")(model_spec.ace_spec(dim))
     p = model.n_params
     t0 = time.perf_counter()
     qr, counts = _assemble(model, configs, loss, progress=progress, design_cache=design_cache)
@@ -449,6 +453,16 @@ def finetune_linear(model, configs: list[Configuration], loss: LossWeights, *, r
 # ---------------------------------------------------------------------------------------
 
 
+#: the model kinds fitted by the linear least squares of :func:`fit_linear`
+LINEAR_KINDS = ("ace", "directforce")
+
+
+def predicted_kinds(model, kinds: str) -> str:
+    """The observation types of ``kinds`` that ``model`` predicts (a direct-force model: F
+    and H only)."""
+    return "".join(t for t in kinds if t in getattr(model, "observables", OBSERVATION_TYPES))
+
+
 def predict(model, conf: Configuration, kinds: str) -> dict:
     """Model observations shaped like the data (E, F, V; H rows of
     :func:`~genanalysis.fitting.loss.hessian_rows`)."""
@@ -466,7 +480,7 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
     (entries; a perfect crystal's rows stand for all its rows by translation symmetry)."""
     res: dict[str, dict[str, list]] = {}
     for conf in configs:
-        kinds = conf.observed
+        kinds = predicted_kinds(model, conf.observed)
         if not kinds:
             continue
         pred = predict(model, conf, kinds)
@@ -536,6 +550,10 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
     notes = check_data(configs, spec.loss)
     for note in notes:
         warnings.warn(note, FitWarning, stacklevel=2)
+    if spec.model.kind == "directforce" and not any(
+            spec.loss.weight(c.group, t) > 0 and t in c.observed for c in configs for t in "FH"):
+        raise InputError("model.kind='directforce' fits forces (F) and force constants (H) only; give F or H a "
+                         "positive loss weight and data carrying them")
     train, val = split(configs, spec.validation_fraction, spec.seed)
     tr = [configs[i] for i in train]
     try:
@@ -544,7 +562,7 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
         raise InputError(f"after holding out validation_fraction={spec.validation_fraction:g} "
                          f"(seed {spec.seed}) for validation: {exc}") from None
     t0 = time.perf_counter()
-    if spec.model.kind == "ace":
+    if spec.model.kind in LINEAR_KINDS:
         model, diag = fit_linear(tr, spec.model, spec.loss, rcond=spec.rcond,
                                  on_rank_deficient=spec.on_rank_deficient, progress=progress)
     else:
@@ -558,6 +576,11 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
         model_kind=spec.model.kind, n_params=int(model.n_params),
         n_train=len(train), n_validation=len(val), solver=diag, fit_seconds=fit_seconds, notes=notes,
     )
+    missing = [t for t in OBSERVATION_TYPES if t not in predicted_kinds(model, OBSERVATION_TYPES)]
+    if missing:
+        from genanalysis.models.directforce import NO_ENERGY
+
+        report["not_available"] = {t: NO_ENERGY for t in missing}
     return FitResult(model=model, spec=spec, train=train, validation=val, report=report)
 
 

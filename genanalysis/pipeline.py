@@ -603,15 +603,14 @@ def _external_model_from(fitted: dict):
 
 
 def _model_from(fitted: dict):
-    from genanalysis.models.calculator import ModelPotential
-    from genanalysis.models.io import model_from_state
+    from genanalysis.models.io import model_from_state, potential_of
 
     if fitted.get("kind") == "external":
         return _external_model_from(fitted)
     header = dict(fitted["header"])
     kind = header.setdefault("kind", fitted.get("kind"))
     model = model_from_state(header, fitted["arrays"])
-    return ModelPotential(model, name=f"fit:{fitted['report'].get('fit_hash', kind)}", element=fitted["element"])
+    return potential_of(model, name=f"fit:{fitted['report'].get('fit_hash', kind)}", element=fitted["element"])
 
 
 def _fit_metrics(fitted: dict) -> dict:

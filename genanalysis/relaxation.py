@@ -369,6 +369,9 @@ def relax(
     fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
     t0 = time.perf_counter()
     pot = load_potential(potential, atoms=atoms)
+    if not getattr(pot, "has_energy", True):
+        raise InputError(f"{pot.name} has no energy (a direct-force model) and this solver line-searches on the "
+                         "energy; solve it with genanalysis.forcesolve.relax_forces (or equilibrate)")
     work = atoms.copy()
     work.calc = None
     dim = atoms_dim(work)

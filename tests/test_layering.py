@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("spec", ("genanalysis.data", "genanalysis.trainingset.spec")),
     ("geometry", ("genanalysis.norms",)),
     ("observations", ("genanalysis.potentials", "genanalysis.observe", "genanalysis.models.calculator")),
-    ("relaxation", ("genanalysis.relaxation",)),
+    ("relaxation", ("genanalysis.relaxation", "genanalysis.forcesolve")),
     ("training set", ("genanalysis.trainingset",)),
     ("models", ("genanalysis.models",)),
     ("fit", ("genanalysis.fit", "genanalysis.fitting")),

@@ -21,7 +21,7 @@ import numpy as np
 from genanalysis.exceptions import InputError
 from genanalysis.jsonutil import arrays_sha256
 
-__all__ = ["save_model", "load_fitted", "load_model", "model_potential", "model_class", "model_from_state",
+__all__ = ["save_model", "load_fitted", "load_model", "model_potential", "potential_of", "model_class", "model_from_state",
            "MODEL_KINDS", "MODEL_JSON", "MODEL_NPZ", "FORMAT_VERSION"]
 
 MODEL_JSON = "model.json"
@@ -31,13 +31,15 @@ FORMAT_VERSION = 2
 
 
 #: model kind -> (module, class name): the one table of the fitted-model classes
-_CLASSES = {"ace": ("genanalysis.models.linear", "LinearACE"), "mlp": ("genanalysis.models.mlp", "MLPACE")}
+_CLASSES = {"ace": ("genanalysis.models.linear", "LinearACE"), "mlp": ("genanalysis.models.mlp", "MLPACE"),
+            "directforce": ("genanalysis.models.directforce", "DirectForceACE")}
 #: the model kinds a fit spec may name and a saved model may carry
 MODEL_KINDS = tuple(_CLASSES)
 
 
 def model_class(kind: str):
-    """The class of the model kind ``kind`` (``ace``: LinearACE, ``mlp``: MLPACE)."""
+    """The class of the model kind ``kind`` (``ace``: LinearACE, ``mlp``: MLPACE,
+    ``directforce``: DirectForceACE, forces without an energy)."""
     if kind not in _CLASSES:
         raise InputError(f"model kind {kind!r} is not supported; choose {' or '.join(map(repr, MODEL_KINDS))}")
     module, name = _CLASSES[kind]
@@ -112,11 +114,20 @@ def load_fitted(path):
 def model_potential(path):
     """The :class:`~genanalysis.models.calculator.ModelPotential` of the model saved at
     ``path`` (directory or model.json): what :func:`genanalysis.potentials.load_potential`
-    resolves a fitted-model path to."""
+    resolves a fitted-model path to (a model with its own ``potential`` — the direct-force
+    model, which has no energy — builds that one)."""
+    model, header = load_fitted(path)
+    return potential_of(model, name=header.get("name"), element=header.get("element", "X"))
+
+
+def potential_of(model, name: str | None = None, element: str = "X"):
+    """The Potential of a fitted model: its own ``potential`` when it has one (the
+    direct-force model, which has no energy), else a
+    :class:`~genanalysis.models.calculator.ModelPotential`."""
     from genanalysis.models.calculator import ModelPotential
 
-    model, header = load_fitted(path)
-    return ModelPotential(model, name=header.get("name"), element=header.get("element", "X"))
+    make = getattr(model, "potential", None)
+    return make(name=name, element=element) if make is not None else ModelPotential(model, name=name, element=element)
 
 
 def load_model(path):
