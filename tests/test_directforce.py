@@ -1,0 +1,178 @@
+"""The direct-force model (genanalysis.models.directforce) and the energy-free solver
+(genanalysis.forcesolve): equivariance, the exact Jacobian, the conservative special case,
+persistence, fitting, and what the model lacks.
+
+Units: Å, eV/Å (forces), eV/Å² (stiffness), eV (loop work).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from genanalysis.data import Configuration
+from genanalysis.exceptions import InputError
+from genanalysis.forcesolve import gmres_right, inf_sup_constant, nonconservative_measures, relax_forces
+from genanalysis.lattice import defect_cell
+from genanalysis.models.basis import ACESpec
+from genanalysis.models.calculator import ModelPotential
+from genanalysis.models.directforce import DirectForceACE, DirectForcePotential
+from genanalysis.models.linear import LinearACE
+
+A_W = 3.165
+SPEC = ACESpec(cutoff=4.5, degree=4, body_order=3, l_max=2, r_in=1.5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = DirectForceACE(SPEC)
+    m.coef_ = np.random.default_rng(0).normal(size=m.n_params) * 0.02
+    return m
+
+
+def _cell(seed=0, defect="vacancy", n=2, rattle=0.08):
+    at = defect_cell("bcc", A_W, n, defect, "W")
+    at.positions += np.random.default_rng(seed).normal(scale=rattle, size=at.positions.shape)
+    return at
+
+
+@given(seed=st.integers(0, 2**31 - 1), proper=st.booleans())
+@settings(max_examples=6, deadline=None)
+def test_forces_are_equivariant_under_rotations_reflections_and_permutations(model, seed, proper):
+    """F(Q x + t) = Q F(x) for orthogonal Q (det ±1), F(π x) = π F(x): by construction."""
+    rng = np.random.default_rng(seed)
+    at = _cell(seed % 1000)
+    F = model.forces(at)
+    Q = Rotation.random(random_state=seed).as_matrix()
+    if not proper:
+        Q = Q @ np.diag([1.0, 1.0, -1.0])
+    moved = at.copy()
+    moved.set_cell(np.array(at.cell) @ Q.T, scale_atoms=False)
+    moved.positions = at.positions @ Q.T + rng.normal(size=3)
+    assert np.allclose(model.forces(moved), F @ Q.T, atol=1e-10 * np.abs(F).max() + 1e-13)
+    perm = rng.permutation(len(at))
+    shuffled = at[perm]
+    assert np.allclose(model.forces(shuffled), F[perm], atol=1e-13)
+
+
+def test_stiffness_is_minus_the_force_jacobian_by_finite_differences(model):
+    at = _cell(1)
+    K = model.stiffness(at).toarray()
+    h = 1e-5
+    for a, c in ((0, 0), (3, 2), (len(at) - 1, 1)):
+        p, q = at.copy(), at.copy()
+        p.positions[a, c] += h
+        q.positions[a, c] -= h
+        col = -(model.forces(p) - model.forces(q)).ravel() / (2 * h)
+        assert np.abs(col - K[:, 3 * a + c]).max() < 1e-8 * np.abs(K).max()
+    # and it is not symmetric: the model is not conservative
+    assert np.linalg.norm(K - K.T) > 1e-3 * np.linalg.norm(K)
+
+
+def test_design_rows_reproduce_forces_and_stiffness(model):
+    at = _cell(2)
+    rows = np.array([0, 5])
+    d = model.design(at, "FH", hessian_rows=rows)
+    assert np.allclose(d["F"] @ model.coef_, model.forces(at), atol=1e-14)
+    r3 = (3 * rows[:, None] + np.arange(3)).ravel()
+    assert np.allclose(d["H"] @ model.coef_, model.stiffness(at).toarray()[r3], atol=1e-13)
+    with pytest.raises(InputError, match="no E"):
+        model.design(at, "EF")
+
+
+def _w_configs(count=6, n=2, seed=7, hessian_every=0):
+    from genanalysis.potentials import load_potential
+
+    W = load_potential("builtin:W")
+    rng = np.random.default_rng(seed)
+    confs = []
+    for k in range(count):
+        group = ("perfect", "vacancy")[k % 2]
+        at = defect_cell("bcc", A_W, n, group, "W")
+        at.positions += rng.normal(scale=0.05, size=at.positions.shape)
+        ev = W.observe(at)
+        h = W.hessian(at) if hessian_every and k % hessian_every == 0 else None
+        confs.append(Configuration(at, group=group, energy=ev.energy, forces=ev.forces, virial=ev.virial, hessian=h))
+    return confs
+
+
+@pytest.fixture(scope="module")
+def pair_model():
+    """A two-body linear model fitted to the W EAM (a stable bcc vacancy)."""
+    from genanalysis.fit import LossWeights, ModelSpec, fit_linear
+
+    ms = ModelSpec(cutoff=4.5, degree=4, body_order=2, l_max=2, r_in=1.5)
+    return fit_linear(_w_configs(), ms, LossWeights(E=1.0, F=1.0, V=1.0))[0]
+
+
+def test_a_conservative_model_written_as_direct_force_model(pair_model):
+    """Forces −∇E of a two-body linear model: equal forces, K = the Hessian (zero
+    antisymmetric part, zero loop work), the same equilibrium from the energy-free solver as
+    from the energy solver, and the inf-sup constant equal to the stability constant."""
+    from genanalysis.defect import relax, stability_constant
+
+    df = DirectForceACE.from_linear(pair_model, SPEC)
+    at = _cell(3, n=3, rattle=0.03)
+    _, F, _ = pair_model.energy_forces(at)
+    assert np.allclose(df.forces(at), F, atol=1e-13)
+    assert np.allclose(df.stiffness(at).toarray(), pair_model.hessian(at).toarray(), atol=1e-12)
+    ref = defect_cell("bcc", A_W, 3, "vacancy", "W")
+    energy = relax(ref, ModelPotential(pair_model), fmax=1e-9)
+    direct = relax_forces(ref, df.potential(), fmax=1e-9)
+    assert energy.converged and direct.converged, (energy.status, direct.status)
+    assert np.abs(energy.atoms.positions - direct.atoms.positions).max() < 1e-8
+    nc = nonconservative_measures(direct.atoms, df.potential())
+    assert nc["antisymmetry"] < 1e-13 and nc["asr_violation"] < 1e-12 and abs(nc["loop_work"]) < 1e-9
+    c = stability_constant(energy.atoms, ModelPotential(pair_model), ref)
+    g = inf_sup_constant(direct.atoms, df.potential(), ref)
+    assert c > 0 and g["inf_sup"] == pytest.approx(c, rel=1e-8)
+    assert g["antisymmetric_norm"] < 1e-12
+
+
+def test_loop_work_matches_the_antisymmetric_part(model):
+    at = _cell(4)
+    nc = nonconservative_measures(at, model.potential(), loop_radius=0.01)
+    assert nc["antisymmetry"] > 1e-3
+    assert nc["loop_work"] == pytest.approx(nc["loop_work_predicted"], rel=0.05)
+    assert nc["net_force"] > 0  # the acoustic sum rule is not built in
+
+
+def test_gmres_solves_a_nonsymmetric_system():
+    rng = np.random.default_rng(5)
+    A = np.eye(40) * 4 + rng.normal(size=(40, 40)) * 0.3
+    b = rng.normal(size=(20, 2))
+    x, it, flag = gmres_right(lambda v: (A @ v.ravel()).reshape(v.shape), b, lambda r: r / 4.0, 1e-12, 200, 15)
+    assert flag == "ok" and np.abs(A @ x.ravel() - b.ravel()).max() < 1e-10 and it <= 200
+
+
+def test_saved_direct_force_model_loads_as_a_potential_without_energy(model, tmp_path):
+    from genanalysis.models.io import save_model
+    from genanalysis.potentials import load_potential
+    from genanalysis.relaxation import relax
+
+    save_model(model, tmp_path / "df", element="W")
+    pot = load_potential(str(tmp_path / "df"))
+    assert isinstance(pot, DirectForcePotential) and not pot.has_energy
+    at = _cell(6)
+    ev = pot.observe(at)
+    assert np.isnan(ev.energy) and np.allclose(ev.forces, model.forces(at))
+    with pytest.raises(InputError, match="no energy"):
+        relax(at, pot)
+
+
+def test_fit_of_a_direct_force_model_reports_what_it_lacks():
+    from genanalysis.fit import FitSpec, LossWeights, ModelSpec, fit_linear, fit_report
+
+    confs = _w_configs(hessian_every=6)
+    ms = ModelSpec(kind="directforce", cutoff=4.5, degree=3, body_order=3, l_max=1, r_in=1.5)
+    m, diag = fit_linear(confs, ms, LossWeights(E=1.0, F=1.0, V=1.0, H=0.01))
+    assert isinstance(m, DirectForceACE) and diag["rows_per_type"]["E"] == 0 and diag["rows_per_type"]["H"] > 0
+    rep = fit_report(m, confs, list(range(6)), [])
+    assert set(rep["train"]["all"]) == {"F", "H"} and rep["train"]["all"]["F"]["rmse"] < 0.5
+    with pytest.raises(InputError, match="forces"):
+        from genanalysis.fit import fit
+
+        fit(confs, FitSpec(training_set="x", model=ms, loss=LossWeights(E=1.0, F=0.0)))
