@@ -21,7 +21,7 @@ import scipy.sparse.linalg as spla
 from ase import Atoms
 
 from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS
-from genanalysis.exceptions import ConvergenceError, NonFiniteError
+from genanalysis.exceptions import ConvergenceError, InputError, NonFiniteError
 from genanalysis.lattice import atoms_dim, check_cell, defect_cell, minimum_image, perfect_cell
 from genanalysis.potentials import load_potential, neighbour_radius
 from genanalysis.relaxation import (
@@ -210,14 +210,23 @@ class DefectResult(RelaxedCell):
 def solve_defect(potential, lattice: str, a: float | None, defect: str, n: int, *, fmax: float = DEFAULT_FMAX,
                  stability: bool = False, max_iter: int = DEFAULT_MAX_ITER, element: str | None = None) -> DefectResult:
     """Build, relax and measure one defect cell (the ``genanalysis defect`` command)."""
+    from genanalysis.forcesolve import equilibrate, has_energy, inf_sup_constant
+
     pot = load_potential(potential, lattice=lattice, a=a)
     symbol = element or (pot.species[0] if getattr(pot, "species", None) else "X")
     if a is None:
+        if not has_energy(pot):
+            raise InputError(f"{pot.name} has no energy to find its lattice constant from; give a (Å)")
         a = pot.equilibrium_lattice_constant(lattice)
     check_cell(lattice, n, a=a, radius=neighbour_radius(pot))  # before the cell and its pairs exist
     ref = defect_cell(lattice, a, n, defect, symbol)
-    rel = relax(ref, pot, fmax=fmax, max_iter=max_iter)
+    rel = equilibrate(ref, pot, fmax=fmax, max_iter=max_iter)
     e_atom = perfect_energy_per_atom(pot, lattice, a, 1, symbol)
     ef = formation_energy(rel.energy, len(ref), e_atom)
-    c = stability_constant(rel.atoms, pot, ref) if stability else None
+    if not stability:
+        c = None
+    elif has_energy(pot):
+        c = stability_constant(rel.atoms, pot, ref)
+    else:  # no energy: the inf-sup constant of the stiffness stands for c (T19)
+        c = inf_sup_constant(rel.atoms, pot, ref)["inf_sup"]
     return DefectResult(ref, rel, ef, e_atom, c)

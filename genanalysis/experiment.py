@@ -57,7 +57,9 @@ from genanalysis.constraints import (DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONST
                                      check_fields, renamed)
 from genanalysis.decomposition import UNITS as DECOMPOSITION_UNITS
 from genanalysis.defect import formation_energy, perfect_energy_per_atom, relax, stability_mode
+from genanalysis import experiment_directforce
 from genanalysis.exceptions import (InputError, InstabilityError, NonFiniteError, NumericalFailure, OverlapError)
+from genanalysis.forcesolve import equilibrate, has_energy
 from genanalysis.jsonutil import json_ready
 from genanalysis.lattice import LATTICES, atoms_dim, distances_from_centre, minimum_image
 from genanalysis.norms import dual_norm, energy_norm
@@ -137,6 +139,7 @@ UNITS = {
 }
 UNITS.update(DECOMPOSITION_UNITS)
 UNITS.update(SOFTENING_UNITS)
+UNITS.update(experiment_directforce.UNITS)
 
 #: statuses of a result
 STATUSES = ("converged", "no stable equilibrium", "solver failure", "reference failure")
@@ -524,6 +527,9 @@ class ExperimentResult:
     wall_time: float | None = None
     identifiability: dict | None = None
     decomposition: dict | None = None
+    #: a direct-force model's inf-sup constants, non-conservative measures and what it cannot
+    #: report (:mod:`genanalysis.experiment_directforce`); None for a model with an energy
+    direct_force: dict | None = None
     reference_atoms: object = field(default=None, repr=False)
     model_atoms: object = field(default=None, repr=False)
     start_atoms: object = field(default=None, repr=False)
@@ -555,6 +561,7 @@ class ExperimentResult:
                                        "convergence") if d.get(k) is not None})
         keep.update(d.get("identifiability") or {})
         keep.update({k: v for k, v in (d.get("decomposition") or {}).items() if not isinstance(v, (list, dict))})
+        keep.update(d.get("direct_force") or {})
         return keep
 
 
@@ -845,6 +852,8 @@ def _stability(p: Problem, atoms, pot, notes: list, what: str, modes: list) -> f
 def _stability_at_reference(p: Problem, res: ExperimentResult, rel_ref, modes: list) -> None:
     """Stage 5a: stability constants at ū (reference and model) and the a-posteriori bound."""
     res.stability_reference = _stability(p, rel_ref.atoms, p.reference, res.notes, "stability of the reference", modes)
+    if res.direct_force is not None:  # no energy: the inf-sup constant replaces c
+        return experiment_directforce.stability_at_reference(p, res)
     res.stability_model_at_reference = _stability(p, rel_ref.atoms, p.model, res.notes, "stability of the model at ū",
                                                   modes)
     c = res.stability_model_at_reference
@@ -862,7 +871,7 @@ def _model_stage(p: Problem, res: ExperimentResult, rel_ref, failures: _Failures
         # a model driven out of its range (atoms on top of each other) may divide by zero:
         # that is a finding (reported below), not a warning for the user
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rel = relax(start, p.model, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
+            rel = equilibrate(start, p.model, fmax=p.spec.fmax, max_iter=p.spec.max_iter)
     if rel is not None:
         res.model_relaxation = rel.summary()
         res.model_atoms = rel.atoms
@@ -945,6 +954,8 @@ def _softening_stage(p: Problem, res: ExperimentResult, rel_ref) -> None:
 def _effectivity_stage(p: Problem, res: ExperimentResult, rel_ml, failures: _Failures, modes: list) -> None:
     """Stage 8: the model's stability at ū^ML (≤ 0: no stable equilibrium), the
     effectivity η and the bound ratio."""
+    if res.direct_force is not None:
+        return experiment_directforce.stability_at_model(p, res, rel_ml, failures)
     res.stability_model = _stability(p, rel_ml.atoms, p.model, res.notes, "stability of the model at ū^ML", modes)
     with failures.record("model"):
         if res.stability_model is not None and res.stability_model <= 0:
@@ -986,11 +997,15 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
         r_stencil=p.r_stencil, core_radius=p.core_radius, fmax=spec.fmax, start=spec.start,
     )
     failures = _Failures()
+    if not has_energy(p.model):
+        res.direct_force = {}
     lat = _lattice_stage(p, res) if spec.lattice_terms else None
     rel_ref, u_ref, ev_ref = _reference_stage(p, res, lat, failures, reference_equilibrium)
-    if spec.identifiability is not None:
+    if spec.identifiability is not None and res.direct_force is None:
         _identifiability_stage(p, res)
     f_ml = _residual_stage(p, res, rel_ref, ev_ref, failures)
+    if res.direct_force is not None and f_ml is not None:
+        res.direct_force["net_force_residual"] = float(np.linalg.norm(f_ml.sum(axis=0)))
     modes: list = []
     if spec.stability:
         _stability_at_reference(p, res, rel_ref, modes)
@@ -1000,6 +1015,10 @@ def evaluate(model, reference, spec: ExperimentSpec, *, reference_equilibrium: d
     if rel_ml is not None and _error_stage(p, res, rel_ml, u_ref, lat, failures) and spec.stability:
         _effectivity_stage(p, res, rel_ml, failures, modes)
     _softening_stage(p, res, rel_ref)
+    if res.direct_force is not None:
+        from genanalysis.models.directforce import NO_ENERGY
+
+        experiment_directforce.not_available(res, NO_ENERGY)
     res.status, res.reason = classify(failures)
     if spec.check_size is not None:
         res.convergence = _convergence(res, p, check_reference_equilibrium)

@@ -291,6 +291,9 @@ def inf_sup_constant(atoms: Atoms, potential, reference: Atoms | None = None, *,
     the smallest eigenvalue of its symmetric part on the same norm (``symmetric_minimum``, the
     c of an energy model) and the relative size of its antisymmetric part in that norm
     (``antisymmetric_norm`` = ‖L^{−1/2}(K − Kᵀ)L^{−1/2}‖₂/2 over ‖L^{−1/2} K L^{−1/2}‖₂).
+    and the smallest real part of the eigenvalues of K v = λ L v (``spectral_minimum``: ≤ 0
+    means the equilibrium is unstable under the flow L ẏ = F(y), the analogue of c ≤ 0; for
+    a symmetric K it is c).
     Dense: refused (InputError) beyond ``dense_limit`` unknowns."""
     from genanalysis.norms import riesz_matrix, stencil
 
@@ -316,7 +319,8 @@ def inf_sup_constant(atoms: Atoms, potential, reference: Atoms | None = None, *,
     M = S.T @ K @ S
     sv = np.linalg.svd(M, compute_uv=False)
     sym = np.linalg.eigvalsh(0.5 * (M + M.T))
-    return {"inf_sup": float(sv[-1]), "symmetric_minimum": float(sym[0]),
+    spectral = float(np.linalg.eigvals(M).real.min())
+    return {"inf_sup": float(sv[-1]), "symmetric_minimum": float(sym[0]), "spectral_minimum": spectral,
             "antisymmetric_norm": float(np.linalg.norm(0.5 * (M - M.T), 2) / max(sv[0], 1e-300)),
             "largest_singular_value": float(sv[0])}
 

@@ -176,3 +176,65 @@ def test_fit_of_a_direct_force_model_reports_what_it_lacks():
         from genanalysis.fit import fit
 
         fit(confs, FitSpec(training_set="x", model=ms, loss=LossWeights(E=1.0, F=0.0)))
+
+
+@pytest.fixture(scope="module")
+def fitted_dir(tmp_path_factory):
+    """A direct-force model fitted from the command line to W EAM data of vacancy and
+    interstitial 3-cells (perfect 2-cells with force constants)."""
+    import json
+
+    from genanalysis.cli import main
+
+    d = tmp_path_factory.mktemp("df")
+    (d / "ts.toml").write_text('potential = "builtin:W"\nlattice = "bcc"\ndefects = ["perfect", "vacancy", '
+                               '"interstitial"]\nsizes = [3]\nconfigs_per_size = 2\nrattle = 0.05\n'
+                               '[observations]\ndefault = "EF"\n')
+    (d / "fit.toml").write_text('training_set = "ts.toml"\nvalidation_fraction = 0.0\n[model]\nkind = "directforce"\n'
+                                'cutoff = 4.6\ndegree = 4\nbody_order = 3\nl_max = 2\nr_in = 2.0\n'
+                                '[loss]\nE = 1.0\nF = 1.0\n')
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["fit", str(d / "fit.toml"), "--out", str(d / "m"), "--json"]) == 0
+    rep = json.loads(buf.getvalue())
+    assert rep["model_kind"] == "directforce" and "E" in rep["not_available"]
+    assert set(rep["train"]["all"]) == {"F"}
+    return d / "m"
+
+
+@pytest.mark.parametrize("defect", ["vacancy", "interstitial"])
+def test_evaluate_relaxes_a_defect_with_a_direct_force_model_from_the_command_line(fitted_dir, defect, capsys):
+    import json
+
+    from genanalysis.cli import main
+
+    code = main(["evaluate", "--model", str(fitted_dir), "--reference", "builtin:W", "--lattice", "bcc",
+                 "--defect", defect, "--size", "3", "--fmax", "1e-8", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "converged", out["reason"]
+    rel = out["model_relaxation"]
+    assert rel["solver"] == "newton-gmres" and rel["max_force"] <= 1e-8 and rel["krylov_iterations"] > 0
+    df = out["direct_force"]
+    assert df["inf_sup_model_at_reference"] > 0 and df["inf_sup_model"] > 0
+    assert out["a_posteriori_bound"] == pytest.approx(2 * out["residual_dual_norm"] / df["inf_sup_model_at_reference"])
+    assert 0 < df["antisymmetry_model"] < 1 and "formation_energy_model" in df["not_available"]
+    assert out["formation_energy_model"] is None and out["formation_energy_reference"] is not None
+    assert out["error_energy_norm"] is not None and out["stability_reference"] > 0
+
+
+def test_an_unstable_direct_force_equilibrium_is_a_result(fitted_dir):
+    """−F has the same zeros as F and the opposite stiffness: Newton–GMRES finds the same
+    equilibrium, and the experiment records it as unstable, with its reason."""
+    from genanalysis.experiment import ExperimentSpec, evaluate
+    from genanalysis.models.io import load_fitted
+
+    model, _ = load_fitted(fitted_dir)
+    model.coef_ = -model.coef_
+    res = evaluate(model.potential(element="W"), "builtin:W",
+                   ExperimentSpec(lattice="bcc", defect="vacancy", size=3, fmax=1e-8, lattice_terms=False))
+    assert res.status == "no stable equilibrium" and "real part" in res.reason
+    assert res.model_relaxation["converged"]
+    assert res.metrics()["status"] == "no stable equilibrium"

@@ -85,6 +85,12 @@ def run(args) -> int:
     }
     if args.stability:
         out["stability_constant"] = res.stability_constant
+    if not getattr(pot, "has_energy", True):  # a direct-force model: no energy, the inf-sup constant for c
+        from genanalysis.models.directforce import NO_ENERGY
+
+        out.update(formation_energy=None, energy=None, perfect_energy_per_atom=None, not_available=NO_ENERGY,
+                   krylov_iterations=rel.krylov_iterations, net_force=rel.net_force)
+        out["units"].update(net_force="eV/Å")
     if callable(getattr(pot, "hessian_report", None)):  # an external calculator: which Hessians, at what cost
         out["hessian"] = pot.hessian_report()
     from genanalysis.commands import print_result

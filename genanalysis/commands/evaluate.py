@@ -27,6 +27,9 @@ _SUMMARY = (
     "elastic_constant_error_gpa", "lattice_stress_error", "parity_slope_perfect", "parity_slope_defect",
     "phonon_frequency_ratio", "elastic_constant_ratio", "formation_energy_ratio", "wall_time",
 )
+#: and those of a direct-force model (no energy: docs/experiment.md §7)
+_DIRECT_FORCE = ("inf_sup_model_at_reference", "inf_sup_model", "antisymmetry_model", "asr_violation_model",
+                 "net_force_model", "loop_work_model", "not_available")
 
 
 def register(sub) -> None:
@@ -85,7 +88,7 @@ def run(args) -> int:
     with stdout_to_stderr():  # a calculator's own prints must not mix into the output
         res = evaluate(args.model, args.reference, spec)
     out = res.to_dict()
-    print_experiment(out, _SUMMARY, f"{out['lattice']}, a = {out['a']:.6g} Å, {out['defect']}, M = {out['size']}",
+    print_experiment({**out, **(out.get("direct_force") or {})}, _SUMMARY + _DIRECT_FORCE, f"{out['lattice']}, a = {out['a']:.6g} Å, {out['defect']}, M = {out['size']}",
                      args.json)
     if not args.json and out.get("convergence"):
         c = out["convergence"]

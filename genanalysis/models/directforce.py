@@ -1,4 +1,4 @@
-"""A direct-force model: forces predicted without an energy (docs/models.md §6).
+"""A direct-force model: forces predicted without an energy (docs/models.md §10).
 
 Units: positions Å; the invariants are dimensionless, the radial functions ρ_k = R_k' are in
 1/Å, so the coefficients θ are in eV (like a linear model's); forces eV/Å; the stiffness

@@ -115,6 +115,20 @@ LABELS = {
     "measured_far_force_error": "measured far-field force error",
     "estimate_far_field_ratio": "estimated / measured far-field term",
     "reference_tail_norm": "tail of the reference displacement ‖Dū‖ beyond R",
+    # a direct-force model (no energy; docs/experiment.md §7)
+    "inf_sup_model_at_reference": "inf-sup constant γ of the model at ū (T19)",
+    "inf_sup_model": "inf-sup constant γ of the model at ū^ML",
+    "symmetric_minimum_model": "smallest eigenvalue of the symmetrised stiffness at ū^ML",
+    "spectral_minimum_model": "smallest real part of the stiffness spectrum at ū^ML",
+    "antisymmetric_norm_model": "antisymmetric part of the stiffness in the energy norm",
+    "antisymmetry_model": "‖½(K − Kᵀ)‖_F / ‖K‖_F at ū^ML",
+    "asr_violation_model": "acoustic-sum-rule violation of the stiffness at ū^ML",
+    "net_force_model": "net force |Σ F_i| at ū^ML",
+    "net_force_residual": "net force |Σ f^ML_i| at ū",
+    "loop_work_model": "work of the forces around a closed loop",
+    "loop_work_predicted_model": "loop work predicted by the antisymmetric part",
+    "loop_radius": "radius of the closed loop",
+    "not_available": "quantities a model cannot report, with the reason",
 }
 
 #: marks a text column (no unit)
@@ -123,6 +137,7 @@ TEXT = "text"
 #: units of the columns every table has and of counts the kinds do not declare
 COLUMN_UNITS = {
     "point": "1", "hash": TEXT, "seed": "1", "wall_s": "s", "status": TEXT, "reason": TEXT, "fit_status": TEXT,
+    "not_available": TEXT,
     "dim": "1", "size": "cells", "n_atoms": "atoms", "fit_effective_rank": "1",
     "ts_observed_E": "values", "ts_observed_F": "values", "ts_observed_V": "values", "ts_observed_H": "values",
 }
