@@ -307,10 +307,14 @@ class FitResult:
 
 
 def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progress=None,
-              design_cache: dict | None = None) -> tuple[_StreamedQR, dict]:
+              design_cache: dict | None = None, parts: dict | None = None) -> tuple[_StreamedQR, dict]:
     """The streamed QR of the weighted design of the linear ``model`` on ``configs`` (rows
     of every weighted observation, :func:`~genanalysis.fitting.loss.terms`) and the row
-    count per observation type. Refuses a design that does not fit in memory first."""
+    count per observation type. Refuses a design that does not fit in memory first.
+
+    ``parts``: an optional dict filled with one more streamed QR per (observation type,
+    group, atoms per cell) of the same weighted rows (each row computed once): their RᵀR,
+    the partial informations, sum to the whole's."""
     dim = model.spec.dim
     p = model.n_params
     _check_fit_memory(configs, loss, dim, p)
@@ -334,7 +338,10 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
             if design_cache is not None:
                 design_cache[key] = d
         for b in blocks:
-            qr.add(b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference)
+            rows, rhs = b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference
+            qr.add(rows, rhs)
+            if parts is not None:
+                parts.setdefault((b.code, conf.group, len(conf)), _StreamedQR(p)).add(rows, rhs)
             counts[b.code] += len(b.reference)
         if progress:
             progress(ci + 1, len(configs))
@@ -342,12 +349,16 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
 
 
 def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,
-               on_rank_deficient: str = "warn", progress=None, design_cache: dict | None = None) -> tuple[object, dict]:
+               on_rank_deficient: str = "warn", progress=None, design_cache: dict | None = None,
+               partial_information: bool = False) -> tuple[object, dict]:
     """Weighted linear least squares of a :class:`~genanalysis.models.linear.LinearACE` on
     ``configs``; returns (model, solver diagnostics). See the module docstring.
 
     ``design_cache``: an optional dict that keeps the unweighted design rows between calls
-    on the same configurations and model (sweeps over loss weights assemble them once)."""
+    on the same configurations and model (sweeps over loss weights assemble them once).
+    ``partial_information``: also keep the R factor of each (observation type, group, atoms
+    per cell) part of the rows as ``model.partial_r_factors_`` ({key: (R, rows)}; the
+    Fisher-information analysis of :func:`genanalysis.identifiability.fisher_information`)."""
     from genanalysis.models.io import model_class
 
     dim = _dim(configs)
@@ -356,12 +367,15 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     model = model_class(model_spec.kind if model_spec.kind in LINEAR_KINDS else "ace")(model_spec.ace_spec(dim))
     p = model.n_params
     t0 = time.perf_counter()
-    qr, counts = _assemble(model, configs, loss, progress=progress, design_cache=design_cache)
+    parts = {} if partial_information else None
+    qr, counts = _assemble(model, configs, loss, progress=progress, design_cache=design_cache, parts=parts)
     R, z, resid = qr.result()
+    if parts is not None:
+        model.partial_r_factors_ = {key: (part.result()[0], part.nrows_total) for key, part in parts.items()}
     scale = np.linalg.norm(R, axis=0)
     live = scale > 0
     Rs = R[:, live] / scale[live]
-    U, s, Vt = np.linalg.svd(Rs)
+    U, s, Vt = np.linalg.svd(Rs, full_matrices=False)  # a dead column leaves Rs p × (p − 1)
     smax = s[0] if len(s) else 0.0
     rank = int(np.sum(s > rcond * smax)) if smax > 0 else 0
     cond = float(smax / s[-1]) if len(s) and s[-1] > 0 else math.inf
@@ -543,10 +557,11 @@ def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0,
                          progress=progress)
 
 
-def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult:
+def fit(configs: list[Configuration], spec: FitSpec, progress=None, *, partial_information: bool = False) -> FitResult:
     """Check the data, split, fit the model of ``spec`` and report training and
     validation errors. The report names the fit by ``fit_hash`` (:func:`fit_hash`: the spec's
-    ``spec_hash`` and the data's ``training_set_hash``)."""
+    ``spec_hash`` and the data's ``training_set_hash``). ``partial_information``: as
+    :func:`fit_linear` (linear models only)."""
     notes = check_data(configs, spec.loss)
     for note in notes:
         warnings.warn(note, FitWarning, stacklevel=2)
@@ -564,7 +579,8 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None) -> FitResult
     t0 = time.perf_counter()
     if spec.model.kind in LINEAR_KINDS:
         model, diag = fit_linear(tr, spec.model, spec.loss, rcond=spec.rcond,
-                                 on_rank_deficient=spec.on_rank_deficient, progress=progress)
+                                 on_rank_deficient=spec.on_rank_deficient, progress=progress,
+                                 partial_information=partial_information)
     else:
         model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, validation=[configs[i] for i in val],
                               progress=progress)

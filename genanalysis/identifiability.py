@@ -51,7 +51,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
 
 __all__ = ["PRIORS", "Identifiability", "feature_degrees", "prior_precision", "posterior_factor",
-           "identifiability_width", "width_for_priors", "experiment_metrics"]
+           "identifiability_width", "width_for_priors", "experiment_metrics", "fisher_information"]
 
 #: the two reported priors: name -> power q of the degree in the precision (deg^{2q})
 PRIORS = {"degree_q1": 1.0, "degree_q2": 2.0}
@@ -347,4 +347,80 @@ def experiment_metrics(model, result, reference, *, r_factor=None, priors=None, 
         if res.dipole_spread is not None:
             out[f"dipole_spread_{name}"] = res.dipole_spread
             out[f"dipole_spread_stderr_{name}"] = res.dipole_spread_stderr
+    return out
+
+
+def _spectrum(r: np.ndarray, ks) -> dict:
+    """Eigenvalues of ``RᵀR`` (descending, from the singular values of R: s², not an
+    eigensolve of the squared matrix), trace, condition and the count within 1e-k of the largest."""
+    ev = np.linalg.svd(r, compute_uv=False) ** 2 if r.size else np.zeros(0)
+    top = float(ev[0]) if len(ev) else 0.0
+    return {"eigenvalues": ev.tolist(), "trace": float(np.sum(r * r)),
+            "condition": float(top / ev[-1]) if len(ev) and ev[-1] > 0 else None,
+            "within": {f"1e-{k}": int(np.sum(ev >= top * 10.0**-k)) if top > 0 else 0 for k in ks}}
+
+
+def fisher_information(model, *, r_factor=None, partial=None, ks=range(1, 17)) -> dict:
+    """The Fisher information ``I = JᵀWJ = RᵀR`` (1/eV²; J the design of the weighted rows,
+    coefficients θ in eV, unit noise on the weighted rows) of a linear fit and its parts, as
+    JSON-able data (docs/models.md §9).
+
+    ``total``: the eigen-spectrum of I (descending; ``condition`` λ_max/λ_min, None when
+    singular; ``within[1e-k]``: how many eigenvalues are ≥ 10⁻ᵏ·λ_max) and that of the
+    unit-diagonal information (``scaled``: D⁻¹ I D⁻¹, D² = diag I, zero columns left out).
+    ``per_term``: per body order and per total degree (:func:`feature_degrees`) the block
+    I_gg (trace, its spectrum) and the information given the other coefficients (the Schur
+    complement ``I_gg − I_go I_oo⁺ I_og``, from the QR of R with g's columns last: its trace
+    and smallest eigenvalue). ``uninformed_features``: zero columns of J. ``per_type``,
+    ``per_group``, ``per_cell_size``: the partial informations ``J_tᵀW_tJ_t`` of those rows
+    (trace, share of the total trace, rows, spectrum), which sum to I; ``parts_deviation`` is
+    ‖Σ parts − I‖_F/‖I‖_F. ``r_factor`` / ``partial`` default to the model's ``r_factor_`` /
+    ``partial_r_factors_`` (:func:`genanalysis.fit.fit_linear` with ``partial_information``)."""
+    r = getattr(model, "r_factor_", None) if r_factor is None else r_factor
+    if r is None:
+        raise InputError("the Fisher information needs the fit's R factor: a linear model fitted in this "
+                         "process (model.r_factor_) or r_factor=")
+    r = np.asarray(r, dtype=np.float64)
+    partial = getattr(model, "partial_r_factors_", None) if partial is None else partial
+    names = list(model.feature_names)
+    p = len(names)
+    if r.shape != (p, p):
+        raise InputError(f"r_factor of shape {r.shape} does not match the model's {p} coefficients (p × p)")
+    ks = list(ks)
+    info = r.T @ r
+    col = np.linalg.norm(r, axis=0)
+    live = col > 0
+    out = {"units": "1/eV^2 (coefficients in eV; unit noise on the weighted rows)", "n_params": p,
+           "total": _spectrum(r, ks), "scaled": _spectrum(r[:, live] / col[live], ks),
+           "uninformed_features": [names[k] for k in np.flatnonzero(~live)]}
+    order = np.array([n.split(" ")[0] for n in names])
+    degree = feature_degrees(model)
+    terms = {}
+    for label, key in [(f"body order {o}", order == o) for o in dict.fromkeys(order)] + \
+            [(f"degree {d:g}", degree == d) for d in sorted(set(degree.tolist()))]:
+        g = np.flatnonzero(key)
+        rest = np.flatnonzero(~key)
+        tail = np.linalg.qr(r[:, np.concatenate([rest, g])], mode="r")[len(rest):, len(rest):]
+        sch = np.linalg.svd(tail, compute_uv=False) ** 2 if tail.size else np.zeros(len(g))
+        sch = np.concatenate([sch, np.zeros(len(g) - len(sch))])
+        terms[label] = dict(_spectrum(r[:, g], ks), n_params=int(len(g)), features=[names[k] for k in g],
+                            given_others_trace=float(np.sum(tail * tail)), given_others_smallest=float(sch.min()))
+    out["per_term"] = terms
+    if partial:
+        total = float(np.trace(info))
+        summed = np.zeros_like(info)
+        for field, pos in (("per_type", 0), ("per_group", 1), ("per_cell_size", 2)):
+            acc: dict = {}
+            for key, (rp, nrows) in partial.items():
+                m, n = acc.get(str(key[pos]), (0.0, 0))
+                acc[str(key[pos])] = (m + np.asarray(rp).T @ np.asarray(rp), n + int(nrows))
+            out[field] = {}
+            for k, (m, n) in acc.items():
+                ev = np.clip(np.linalg.eigvalsh(m)[::-1], 0.0, None)
+                out[field][k] = {"trace": float(np.trace(m)), "share": float(np.trace(m) / total) if total else 0.0,
+                                 "rows": n, "eigenvalues": ev.tolist()}
+                if pos == 0:
+                    summed += m
+        norm = float(np.linalg.norm(info))
+        out["parts_deviation"] = float(np.linalg.norm(summed - info) / norm) if norm else 0.0
     return out
