@@ -114,3 +114,27 @@ def test_information_is_linear_in_a_weight(configs, c):
 def test_without_an_r_factor_the_fisher_information_is_an_input_error():
     with pytest.raises(InputError, match="R factor"):
         fisher_information(LinearACE(SPEC.ace_spec(2)))
+
+
+def test_fit_command_writes_fisher_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "genanalysis", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=600)
+
+    (tmp_path / "ts.toml").write_text(
+        'potential = "builtin:morse"\nlattice = "triangular"\ndefects = ["perfect", "vacancy"]\nsizes = [3]\n'
+        'configs_per_size = 2\nrattle = 0.03\nseed = 1\n[observations]\nperfect = "EFV"\nvacancy = "EF"\n')
+    p = run("trainingset", "ts.toml", "--out", "ts")
+    assert p.returncode == 0, p.stderr
+    (tmp_path / "fit.toml").write_text('training_set = "ts"\nvalidation_fraction = 0.0\n[model]\ncutoff = 2.5\n'
+                                       'degree = 4\nbody_order = 3\nl_max = 2\n[loss]\nE = 1.0\nF = 1.0\nV = 0.1\n')
+    p = run("fit", "fit.toml", "--out", "model", "--fisher")
+    assert p.returncode == 0, p.stderr
+    f = json.loads((tmp_path / "model" / "fisher.json").read_text())
+    assert set(f["per_type"]) == {"E", "F", "V"} and set(f["per_group"]) == {"perfect", "vacancy"}
+    assert f["parts_deviation"] <= 1e-12 and f["fit_hash"] == json.loads((tmp_path / "model" / "report.json")
+                                                                         .read_text())["fit_hash"]

@@ -1,6 +1,7 @@
-"""``genanalysis fit FITSPEC.toml --out DIR [--json]``: fit a model to a training set
+"""``genanalysis fit FITSPEC.toml --out DIR [--json] [--fisher]``: fit a model to a training set
 (docs/models.md). Writes DIR/model.json + DIR/model.npz (load with
-``genanalysis.load_model(DIR)``), DIR/report.json and DIR/fitspec.toml; exit code 0, or 2 on
+``genanalysis.load_model(DIR)``), DIR/report.json and DIR/fitspec.toml (with ``--fisher``, a
+linear model's Fisher information and its parts, DIR/fisher.json); exit code 0, or 2 on
 bad input (including a rank-deficient design when ``on_rank_deficient = "error"``)."""
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("spec", metavar="FITSPEC.toml", help="fit spec (keys in docs/models.md)")
     p.add_argument("--out", metavar="DIR", required=True, help="directory for the model and its report")
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
+    p.add_argument("--fisher", action="store_true",
+                   help="write DIR/fisher.json: the linear fit's Fisher information JᵀWJ, its spectrum and its "
+                        "parts per term, observation type, group and cell size (docs/models.md §9)")
     add_memory_limit(p)
     p.set_defaults(func=run)
 
@@ -45,6 +49,8 @@ def run(args) -> int:
 
     check_output_dir(args.out)  # before the fit, which an unwritable output would lose
     spec = FitSpec.from_toml(args.spec)
+    if args.fisher and spec.model.kind != "ace":
+        raise InputError(f"--fisher needs a linear model (model kind 'ace'), not {spec.model.kind!r}")
     from genanalysis.trainingset import load_training_set
 
     sets = spec.training_set if isinstance(spec.training_set, tuple) else (spec.training_set,)
@@ -56,7 +62,7 @@ def run(args) -> int:
         configs += load_training_set(ts_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fit(configs, spec)
+        result = fit(configs, spec, partial_information=args.fisher)
     for w in caught:
         if issubclass(w.category, FitWarning):
             print(f"genanalysis: warning: {w.message}", file=sys.stderr)
@@ -70,6 +76,11 @@ def run(args) -> int:
     report = dict(result.report, train_indices=result.train, validation_indices=result.validation)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     (out / "fitspec.toml").write_text(tomli_w.dumps(_toml_safe(spec.to_dict())))
+    if args.fisher:
+        from genanalysis.identifiability import fisher_information
+
+        info = dict(fisher_information(result.model), fit_hash=result.report["fit_hash"])
+        (out / "fisher.json").write_text(json.dumps(info, indent=1) + "\n")
     if args.json:
         json.dump(report, sys.stdout, indent=1, default=float)
         sys.stdout.write("\n")
@@ -101,4 +112,4 @@ def _print(report: dict, out) -> None:
             for t, st in per.items():
                 f, u = scale[t]
                 print(f"{split:<11} {g:<24} {t:<4} {st['rmse'] * f:>11.4g} {st['mae'] * f:>11.4g}  {u}")
-    print(f"wrote {out}/model.json, model.npz, report.json, fitspec.toml")
+    print(f"wrote {out}/model.json, model.npz, report.json, fitspec.toml" + (", fisher.json" if (out / "fisher.json").exists() else ""))
