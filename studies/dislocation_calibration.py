@@ -41,17 +41,37 @@ def main(argv=None) -> int:
     ap.add_argument("--energy-radius", type=float, default=6.0, help="r_E of (D1), Å (≤ the smallest R)")
     ap.add_argument("--potential", default="builtin:W")
     ap.add_argument("--out", default="docs/data/dislocation_calibration.json")
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    ap.add_argument("--start-from", type=float, default=None, metavar="R_S",
+                    help="controlled core: relax the R_S cylinder from the predictor first, then start every R "
+                         "from its relaxed displacements on the free sites they share (the clamped shell stays at "
+                         "the predictor)")
     args = ap.parse_args(argv)
     pot = load_potential(args.potential)
     radii = sorted(args.radii)
     rows = []
-    for kind in KINDS:
+    for kind in args.kinds:
         runs = {}
+        seed = None
+        if args.start_from is not None:
+            seed_atoms = cylinder(pot, kind, args.start_from)
+            seed_rel = relax_cylinder(seed_atoms, pot)
+            seed = dict(zip(_key(seed_atoms), seed_rel.atoms.positions - seed_atoms.arrays["lattice_positions"]))
         for R in radii:
             atoms = cylinder(pot, kind, R)
+            if seed is not None:
+                free = ~atoms.arrays["clamped"]
+                pos = atoms.positions.copy()
+                for i, k in enumerate(_key(atoms)):
+                    if free[i] and k in seed:
+                        pos[i] = atoms.arrays["lattice_positions"][i] + seed[k]
+                atoms.positions = pos
             t0 = time.perf_counter()
             rel = relax_cylinder(atoms, pot)
+            if seed is not None:  # the norms and the predictor energy refer to the predictor cylinder
+                atoms = cylinder(pot, kind, R)
             wall = time.perf_counter() - t0
+            e_predictor = float(pot.observe(atoms).energy)  # E(û): the relaxation energy is E(ū_R) − E(û)
             a = float(atoms.info["a"])
             e0 = perfect_energy_per_atom(pot, "bcc", a, 1, "W")
             site = pot.observe(rel.atoms).site_energies
@@ -64,7 +84,9 @@ def main(argv=None) -> int:
                              n_free=int((~atoms.arrays["clamped"]).sum()), status=rel.status,
                              iterations=rel.iterations, force_evaluations=rel.force_evaluations,
                              hvp_evaluations=rel.hvp_evaluations, max_force=rel.max_force, wall_time=wall,
-                             energy=rel.energy, burgers=b, elastic_prelog=prelog, energy_radius=args.energy_radius,
+                             energy=rel.energy, predictor_energy=e_predictor,
+                             relaxation_energy=(rel.energy - e_predictor) / atoms.info["period"],
+                             burgers=b, elastic_prelog=prelog, energy_radius=args.energy_radius,
                              excess_energy_rE=exc_rE, core_energy_rE=core_energy(exc_rE, prelog, args.energy_radius, b),
                              excess_energy_R=exc_R, core_energy_R=core_energy(exc_R, prelog, R, b)))
             print(json.dumps(rows[-1]), flush=True)
@@ -85,9 +107,14 @@ def main(argv=None) -> int:
             row["max_displacement_difference_inner"] = float(np.linalg.norm(diff[inner], axis=1).max())
     meta = dict(potential=args.potential, radii=radii, r_max=radii[-1], energy_radius=args.energy_radius,
                 load_average=os.getloadavg(), machine=platform.machine(), fmax=1e-8,
+                kinds=args.kinds, start_from=args.start_from,
                 command="python studies/dislocation_calibration.py " + " ".join(
-                    ["--radii", *map(lambda r: f"{r:g}", radii), "--energy-radius", f"{args.energy_radius:g}"]),
+                    ["--radii", *map(lambda r: f"{r:g}", radii), "--energy-radius", f"{args.energy_radius:g}"]
+                    + (["--kinds", *args.kinds] if args.kinds != list(KINDS) else [])
+                    + ([f"--start-from {args.start_from:g}"] if args.start_from is not None else [])
+                    + ([f"--out {args.out}"] if args.out != "docs/data/dislocation_calibration.json" else [])),
                 units=dict(radius="Å", clamp_width="Å", max_force="eV/Å", wall_time="s", energy="eV",
+                           predictor_energy="eV", relaxation_energy="eV/Å",
                            burgers="Å", elastic_prelog="eV/Å", excess_energy_rE="eV/Å", core_energy_rE="eV/Å",
                            excess_energy_R="eV/Å", core_energy_R="eV/Å", geometry_error="Å",
                            geometry_error_inner="Å", max_displacement_difference_inner="Å"))

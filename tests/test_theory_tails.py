@@ -228,3 +228,100 @@ def test_convergence_condition_is_q_greater_than_d(q_num, q_den, dim):
 def test_radial_tail_is_unevaluated_when_divergent():
     expr = radial_tail(1, 2)  # q = 1 < d = 2: the integral diverges at infinity
     assert expr.has(sp.Integral)
+
+
+# --- dislocations: log-weighted tails (T20), the cylinder rates (T21), the angular log norm (T22)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    name=st.sampled_from(["square", "triangular"]),
+    excess=st.floats(1.0, 3.0),
+    log_power=st.integers(0, 2),
+    r_min=st.floats(5.0, 8.0),
+)
+def test_log_tail_sum_matches_lattice_sums(name, excess, log_power, r_min):
+    """Σ_{|ℓ|>R} |ℓ|^{-q} log^m|ℓ| on 2D lattices against the incomplete-gamma form (T20)
+    (explicit sum to L_max plus (T20) itself beyond L_max, a small remainder)."""
+    r, vol, dim = lattice_norms(name)
+    q = dim + excess
+    radii = np.geomspace(r_min, 4 * r_min, 5)
+    w = r ** (-q) * np.log(r) ** log_power
+    tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
+    S = tails.log_tail_sum(q, log_power, dim)
+    explicit = tail[np.searchsorted(r, radii, side="right")] + evaluate(S, R=L_MAX[dim], v=vol)
+    model = np.array([evaluate(S, R=x, v=vol) for x in radii])
+    assert np.max(np.abs(explicit / model - 1)) <= VALUE_TOL * excess
+
+
+def test_log_tail_sum_is_the_integral_of_its_density():
+    mm, qq = tails.m, tails.q
+    S = tails.log_tail_sum(qq, mm, 2)
+    density = sphere_area(2) / tails.v * tails.R ** (1 - qq) * sp.log(tails.R) ** mm
+    for num in ({qq: 4, mm: 2}, {qq: 3, mm: 1}, {qq: sp.Rational(7, 2), mm: 0}):
+        assert sp.simplify(sp.expand_func((-sp.diff(S, tails.R) - density).subs(num))) == 0
+    assert tails.log_tail_rate(4, 2, 2) == (-2, 2)
+    assert tails.field_log_tail_rate(2, 1, 2, 1) == (-1, 1)
+    assert tails.field_log_tail_rate(2, 0, 3, 1) == (field_tail_exponent(2, 3, 1), 0)
+    with pytest.raises(DivergentTailError):
+        tails.log_tail_sum(2, 1, 2)
+
+
+def test_dislocation_cylinder_rates_are_the_corrector_tails():
+    """The rates of python -m theory for the clamped cylinder (T21): geometry = tail of the
+    corrector |ℓ|^{-2} log|ℓ|; energy = its square; checked against a lattice sum of that
+    corrector on the triangular lattice (log-log slope of the tail norm → −1 + 1/ln R)."""
+    from theory.rates import RATES
+
+    geo, en, core = (RATES[n] for n in ("cylinder_geometry_dislocation", "cylinder_energy_dislocation",
+                                         "cylinder_core_dislocation"))
+    corr = RATES["decay_dislocation_corrector"]
+    assert (corr.value(2), corr.log_power) == (-2, 1)
+    assert (geo.value(2), geo.log_power) == (-1, 1) and geo.status == "derived"
+    assert (en.value(2), en.log_power) == (-2, 2) and en.status == "derived"
+    assert (core.value(2), core.log_power) == (-2, 1) and core.status == "hypothesis"
+    assert corr.status == "theorem" and all(x.dims == (2,) for x in (geo, en, core, corr))
+    r, vol, _ = lattice_norms("triangular")
+    w = (r ** -2 * np.log(r)) ** 2
+    tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
+    radii = np.geomspace(8.0, 25.0, 6)
+    norm = np.sqrt(tail[np.searchsorted(r, radii, side="right")])
+    model = np.sqrt([evaluate(tails.log_tail_sum(4, 2, 2), R=x, v=vol) for x in radii])
+    slope, expected = fit_slope(radii, norm).slope, fit_slope(radii, model).slope
+    assert abs(slope - expected) < 0.05, (slope, expected)
+    assert np.max(np.abs(norm / model - 1)) < 0.1
+    # the log makes the local slope shallower than the power: between −1 and −1 + 1/ln R
+    assert -1 < expected < -1 + 1 / np.log(radii[0])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    name=st.sampled_from(["square", "triangular"]),
+    c1=st.floats(-0.8, 0.8), c2=st.floats(-0.8, 0.8), n=st.integers(1, 4),
+)
+def test_angular_log_norm_matches_lattice_sums(name, c1, c2, n):
+    """σ(ℓ) = S(θ)/|ℓ| (a dislocation's strain, or ΔC:∇û): Σ_{R<|ℓ|≤L} |σ|² is linear in
+    log R with slope −∫|S|²dθ / v (T22) — for S ≡ 1 the sum Σ_{|ℓ|<R} |ℓ|^{-2} ~ (2π/v) log R."""
+    th = sp.Symbol("theta", real=True)
+    S = 1 + c1 * sp.cos(n * th) + c2 * sp.sin((n + 1) * th)
+    r_all = lattice_norms(name)
+    A = LATTICES[name]
+    m_ = int(100.0 / np.linalg.svd(A, compute_uv=False).min()) + 1
+    g = np.arange(-m_, m_ + 1)
+    pts = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2) @ A
+    rr = np.linalg.norm(pts, axis=1)
+    keep = (rr > 0) & (rr <= 100.0)
+    rr, theta = rr[keep], np.arctan2(pts[keep, 1], pts[keep, 0])
+    s_num = sp.lambdify(th, S, "numpy")(theta)
+    vals = s_num ** 2 / rr ** 2
+    order = np.argsort(rr)
+    rr, vals = rr[order], vals[order]
+    tail = np.concatenate([np.cumsum(vals[::-1])[::-1], [0.0]])
+    radii = np.geomspace(5.0, 25.0, 8)
+    sums = tail[np.searchsorted(rr, radii, side="right")]
+    slope_in_log = np.polyfit(np.log(radii), sums, 1)[0]
+    norm = tails.angular_log_norm(density=S ** 2)
+    predicted = evaluate(norm ** 2, R=1.0, L=math.e, v=r_all[1])  # A/v: the coefficient of log(L/R)
+    assert -slope_in_log == pytest.approx(predicted, rel=0.05)
+    iso = tails.angular_log_norm(2 * sp.pi * tails.C ** 2)
+    assert sp.simplify(iso - field_tail_norm(1, 2, 1, upper=tails.L)) == 0
