@@ -39,12 +39,12 @@ from genanalysis.lattice import atoms_dim
 from genanalysis.potentials import load_potential
 from genanalysis.relaxation import (
     Relaxation,
-    _LaplacianPreconditioner,
+    choose_preconditioner,
     free_mask,
-    lattice_preconditioner_of,
-    matches_perfect_cell,
     max_force,
+    operator_preconditioner,
     relax,
+    restricted_operator,
 )
 
 __all__ = ["ForceRelaxation", "relax_forces", "equilibrate", "has_energy", "gmres_right", "inf_sup_constant",
@@ -154,7 +154,6 @@ def relax_forces(
     work = atoms.copy()
     work.calc = None
     dim = atoms_dim(work)
-    n = len(work)
     free = free_mask(work, fixed)
     counts = {"fe": 0, "jvp": 0, "krylov": 0}
     fused = pot.fused_linearise
@@ -174,22 +173,7 @@ def relax_forces(
 
     x = work.positions[:, :dim].copy()
     res, net, op_now = at(x)
-    site_index = work.arrays.get("site_index", -np.ones(n, int))
-    kind = preconditioner
-    setup = 0
-    if kind == "auto":
-        kind = "lattice" if free is None and matches_perfect_cell(work) else "laplacian"
-    if kind == "lattice":
-        if free is not None or not matches_perfect_cell(work):
-            raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice without clamped "
-                             "atoms; use 'laplacian', 'none' or 'auto'")
-        pre = lattice_preconditioner_of(pot, work)
-        setup = pre.hvp_evaluations
-        precond = lambda r: pre.apply(r, site_index)  # noqa: E731
-    elif kind in ("laplacian", "none"):
-        precond = None
-    else:
-        raise InputError(f"preconditioner={preconditioner!r}; choose auto, lattice, laplacian or none")
+    kind, precond, setup = choose_preconditioner(pot, work, preconditioner, free)
 
     history = []
     status = f"not converged after {max_iter} iterations"
@@ -209,26 +193,10 @@ def relax_forces(
         op = op_now if op_now is not None else pot.linearise(work)
         op_now = None
 
-        def kop(v, op=op):  # K v on the in-plane components, net force removed / clamped atoms held
-            counts["jvp"] += 1
-            full = np.zeros((n, 3))
-            full[:, :dim] = v
-            if free is not None:
-                full[~free] = 0.0
-            out = np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
-            if free is not None:
-                out[~free] = 0.0
-                return out
-            return out - out.mean(axis=0)
-
+        # K v on the in-plane components, net force removed / clamped atoms held
+        kop = restricted_operator(op, dim, free, counts, "jvp", remove_mean=True)
         if precond is None:
-            if kind == "laplacian":
-                lp = _LaplacianPreconditioner(work, kop, dim, free)
-                precond = lambda r, lp=lp: lp.apply(r)  # noqa: E731
-            elif free is not None:
-                precond = lambda r: np.where(free[:, None], r, 0.0)  # noqa: E731
-            else:
-                precond = lambda r: r - r.mean(axis=0)  # noqa: E731
+            precond = operator_preconditioner(kind, work, kop, dim, free)
         rnorm = float(np.linalg.norm(res))
         eta = min(0.25, math.sqrt(rnorm))
         d, k_it, flag = gmres_right(kop, res, precond, eta, gmres_max_iter, restart)

@@ -224,11 +224,8 @@ def auto_preconditioner(atoms: Atoms, pot, hop, dim: int):
     function r ↦ P⁺r on net-force-free fields (n, dim): the perfect-lattice FFT
     preconditioner when ``atoms`` is a (defective) n-cell of :mod:`genanalysis.lattice`, else
     the stencil-Laplacian one scaled by the Hessian products ``hop`` (eV/Å² times Å)."""
-    if matches_perfect_cell(atoms):
-        pre = lattice_preconditioner_of(pot, atoms)
-        site_index = atoms.arrays.get("site_index", -np.ones(len(atoms), int))
-        return lambda r: pre.apply(r, site_index)
-    return _LaplacianPreconditioner(atoms, hop, dim).apply
+    kind, pre, _ = choose_preconditioner(pot, atoms, "auto", None)
+    return pre if pre is not None else operator_preconditioner(kind, atoms, hop, dim, None)
 
 
 def matches_perfect_cell(atoms: Atoms) -> bool:
@@ -329,6 +326,59 @@ def preconditioned_cg(hop, b, precond, rtol, maxiter, negative: list | None = No
     return x, maxiter, "max iterations"
 
 
+def choose_preconditioner(pot, work: Atoms, preconditioner: str, free):
+    """(kind, preconditioner, set-up HVPs) of the Newton solvers (:func:`relax` and
+    :func:`genanalysis.forcesolve.relax_forces`): ``"auto"`` takes the perfect-lattice FFT
+    preconditioner for an n-cell of :mod:`genanalysis.lattice` without clamped atoms, else the
+    stencil Laplacian. The preconditioner is None for ``"laplacian"`` and ``"none"``: it is
+    built from the first operator (:func:`operator_preconditioner`)."""
+    kind = preconditioner
+    if kind == "auto":
+        kind = "lattice" if free is None and matches_perfect_cell(work) else "laplacian"
+    if kind == "lattice":
+        if free is not None:
+            raise InputError("preconditioner='lattice' is for periodic cells; a cell with clamped atoms takes "
+                             "'laplacian', 'none' or 'auto'")
+        if not matches_perfect_cell(work):
+            raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice (fixed cell)")
+        pre = lattice_preconditioner_of(pot, work)
+        site_index = work.arrays.get("site_index", -np.ones(len(work), int))
+        return kind, (lambda r: pre.apply(r, site_index)), pre.hvp_evaluations
+    if kind in ("laplacian", "none"):
+        return kind, None, 0
+    raise InputError(f"preconditioner={preconditioner!r}; choose auto, lattice, laplacian or none")
+
+
+def operator_preconditioner(kind: str, work: Atoms, hop, dim: int, free):
+    """The preconditioner that needs an operator: the stencil Laplacian (``kind="laplacian"``)
+    of ``hop``, else the identity on the free atoms (or with the net force removed)."""
+    if kind == "laplacian":
+        lp = _LaplacianPreconditioner(work, hop, dim, free)
+        return lp.apply
+    if free is not None:
+        return lambda r: np.where(free[:, None], r, 0.0)
+    return lambda r: r - r.mean(axis=0)
+
+
+def restricted_operator(op, dim: int, free, counts: dict, key: str, remove_mean: bool = False):
+    """v ↦ (op v) on the in-plane components (eV/Å for v in Å): the operator restricted to
+    the free atoms (clamped ones held at zero in and out), or, in a periodic cell with
+    ``remove_mean``, with the net force removed. Counts each product in ``counts[key]``."""
+    def apply(v):
+        counts[key] += 1
+        n = len(v)
+        full = np.zeros((n, 3))
+        full[:, :dim] = v
+        if free is not None:
+            full[~free] = 0.0
+        out = np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
+        if free is not None:
+            out[~free] = 0.0
+            return out
+        return out - out.mean(axis=0) if remove_mean else out
+    return apply
+
+
 def relax(
     atoms: Atoms,
     potential,
@@ -375,7 +425,6 @@ def relax(
     work = atoms.copy()
     work.calc = None
     dim = atoms_dim(work)
-    n = len(work)
     x0 = work.positions.copy()
     counts = {"fe": 0, "hvp": 0}
     free = free_mask(work, fixed)
@@ -399,24 +448,7 @@ def relax(
     x = x0[:, :dim].copy()
     energy, grad, op_now = at(x)
 
-    site_index = work.arrays.get("site_index", -np.ones(n, int))
-    kind = preconditioner
-    setup_hvp = 0
-    if kind == "auto":
-        kind = "lattice" if free is None and matches_perfect_cell(work) else "laplacian"
-    if kind == "lattice":
-        if free is not None:
-            raise InputError("preconditioner='lattice' is for periodic cells; a cell with clamped atoms takes "
-                             "'laplacian', 'none' or 'auto'")
-        if not matches_perfect_cell(work):
-            raise InputError("preconditioner='lattice' needs an n-cell built by genanalysis.lattice (fixed cell)")
-        pre = lattice_preconditioner_of(pot, work)
-        setup_hvp = pre.hvp_evaluations
-        precond = lambda r: pre.apply(r, site_index)  # noqa: E731
-    elif kind in ("laplacian", "none"):
-        precond = None  # built lazily: needs a Hessian operator
-    else:
-        raise InputError(f"preconditioner={preconditioner!r}; choose auto, lattice, laplacian or none")
+    kind, precond, setup_hvp = choose_preconditioner(pot, work, preconditioner, free)
 
     history = []
     status = f"not converged after {max_iter} iterations"
@@ -436,25 +468,9 @@ def relax(
         op = op_now if op_now is not None else pot.linearise(work)
         op_now = None  # one operator alive at a time (it holds O(pairs) memory)
 
-        def hop(v, op=op):
-            counts["hvp"] += 1
-            full = np.zeros((n, 3))
-            full[:, :dim] = v
-            if free is not None:  # the Hessian restricted to the free atoms
-                full[~free] = 0.0
-                out = np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
-                out[~free] = 0.0
-                return out
-            return np.asarray(op @ full.ravel()).reshape(n, 3)[:, :dim]
-
+        hop = restricted_operator(op, dim, free, counts, "hvp")
         if precond is None:
-            if kind == "laplacian":
-                lp = _LaplacianPreconditioner(work, hop, dim, free)
-                precond = lambda r, lp=lp: lp.apply(r)  # noqa: E731
-            elif free is not None:
-                precond = lambda r: np.where(free[:, None], r, 0.0)  # noqa: E731
-            else:
-                precond = lambda r: r - r.mean(axis=0)  # noqa: E731
+            precond = operator_preconditioner(kind, work, hop, dim, free)
         # translations are zero modes of a periodic cell (net force removed); clamped atoms pin them
         b = -grad if free is not None else -grad + grad.mean(axis=0)
         gnorm = float(np.linalg.norm(grad))
