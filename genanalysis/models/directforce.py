@@ -41,7 +41,8 @@ from genanalysis.exceptions import InputError
 from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
-from genanalysis.potentials.base import Observation, Potential
+from genanalysis.models.calculator import ModelPotential
+from genanalysis.potentials.base import Observation
 
 __all__ = ["DirectForceACE", "DirectForcePotential", "NO_ENERGY"]
 
@@ -306,7 +307,7 @@ class DirectForceACE:
         return DirectForcePotential(self, name=name, element=element)
 
 
-class DirectForcePotential(Potential):
+class DirectForcePotential(ModelPotential):
     """A direct-force model behind the potential interface: forces, the stiffness operator
     (``linearise``: K = −∂F/∂x, not symmetric) and, as ``hessian``, the symmetrised
     stiffness (for phonons); energies and virials are NaN (:data:`NO_ENERGY`).
@@ -316,38 +317,15 @@ class DirectForcePotential(Potential):
     has_energy = False
     fused_linearise = True
 
-    def __init__(self, model: DirectForceACE, name: str | None = None, element: str = "X"):
-        self.model = model
-        self.name = name or f"model:{model.kind}"
-        self.cutoff = float(model.cutoff)
-        self.species = (element,)
-
-    def check_species(self, atoms) -> None:
-        if self.species == ("X",):
-            return
-        super().check_species(atoms)
-
     def observe(self, atoms) -> Observation:
         self.check_species(atoms)
         r = self.model.predict(atoms)
         return Observation(energy=math.nan, forces=r["forces"], virial=r["virial"], site_energies=r["energies"])
 
-    def hessian(self, atoms) -> sp.csr_array:
-        self.check_species(atoms)
-        return self.model.hessian(atoms)
-
     def stiffness(self, atoms) -> sp.csr_array:
         """K = −∂F/∂x (eV/Å²), exact and not symmetric in general."""
         self.check_species(atoms)
         return self.model.stiffness(atoms)
-
-    def linearise(self, atoms) -> spla.LinearOperator:
-        self.check_species(atoms)
-        return self.model.linearise(atoms)
-
-    def energy_forces(self, atoms, linearise: bool = False):
-        self.check_species(atoms)
-        return self.model.energy_forces(atoms, linearise=linearise)
 
     def elastic_constants(self, atoms):
         """None: without an energy there are no (Born) elastic constants."""
