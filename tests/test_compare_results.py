@@ -1,15 +1,12 @@
 """studies/compare_results.py finds a moved number, a changed text and a missing task, and
 calls equal databases equal."""
 
-import importlib.util
 import json
 import sqlite3
-from pathlib import Path
 
-_SPEC = importlib.util.spec_from_file_location(
-    "compare_results", Path(__file__).resolve().parents[1] / "studies" / "compare_results.py")
-compare_results = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(compare_results)
+from studyload import load_study
+
+compare_results = load_study("compare_results")
 
 
 def _db(path, tasks):

@@ -4,12 +4,12 @@ computed from the data, not copied."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 import pytest
+from studyload import load_study
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +18,7 @@ DATA = ROOT / "docs" / "data" / "fit_vs_property_2d.json"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("fit_vs_property", ROOT / "studies" / "fit_vs_property.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_study("fit_vs_property")
 
 
 @pytest.fixture(scope="module")

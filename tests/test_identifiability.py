@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from studyload import load_study
 
 from genanalysis.data import Configuration
 from genanalysis.defect import relax
@@ -240,14 +241,9 @@ def test_evaluate_reports_the_width_only_when_asked(setup):
 def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path):
     """studies/identifiability_width.py --quick: every (set, defect, prior) gets a fit entry
     whose range holds only cells at least 2·r_cut wide, and every width is finite."""
-    import importlib.util
     import json
-    import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "studies" / "identifiability_width.py"
-    spec = importlib.util.spec_from_file_location("identifiability_width", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_study("identifiability_width")
     out_file = tmp_path / "w.json"
     assert mod.main(["--quick", "--json", str(out_file)]) == 0
     out = json.loads(out_file.read_text())

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from studyload import ROOT, load_study
+
 from genanalysis.cli import main
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import defect_cell, perfect_cell
@@ -309,15 +311,9 @@ def test_finetuning_bad_input(pretrained):
 def test_the_study_tables_in_the_docs_are_those_of_the_recorded_data():
     """docs/softening.md holds every table row that studies/softening.py --tables computes
     from docs/data/softening.json (aggregation only, no physics recomputed)."""
-    import importlib.util
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("softening_study", root / "studies" / "softening.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    data = json.loads((root / "docs" / "data" / "softening.json").read_text())
-    doc = (root / "docs" / "softening.md").read_text().splitlines()
+    mod = load_study("softening", "softening_study")
+    data = json.loads((ROOT / "docs" / "data" / "softening.json").read_text())
+    doc = (ROOT / "docs" / "softening.md").read_text().splitlines()
     rows = [line for line in mod.tables(data).splitlines() if line.startswith("|") or line.startswith("Spearman")]
     assert len(rows) > 50
     assert [r for r in rows if r not in doc] == []

@@ -3,21 +3,18 @@ per-task data in docs/data/tasks/ (aggregation only: no physics is recomputed)."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
+from studyload import load_study
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TASKS = ROOT / "docs" / "data" / "tasks"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pipeline_figures", ROOT / "studies" / "pipeline_figures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_study("pipeline_figures")
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +65,6 @@ def test_a_changed_metric_changes_the_table(tmp_path):
 
 def test_the_interpolation_regime_tables_are_what_their_data_give():
     """docs/studies.md §11 holds the tables studies/rate_2d.py prints from docs/data/rate_2d."""
-    spec = importlib.util.spec_from_file_location("rate_2d", ROOT / "studies" / "rate_2d.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_study("rate_2d")
     text = mod.main([])
     assert text and text in (ROOT / "docs" / "studies.md").read_text()
