@@ -32,3 +32,38 @@ def test_equal_databases_agree_and_differences_are_found(tmp_path):
     assert not compare_results.compare(a, str(tmp_path / "h.sqlite"), fit_report=True)[1]
     lines, same = compare_results.compare(a, _db(tmp_path / "short.sqlite", base[:1]))
     assert not same and any("only in the old" in ln for ln in lines)
+
+
+def test_the_saved_values_give_the_same_table_and_the_absolute_difference(tmp_path):
+    old = _db(tmp_path / "o.sqlite", [({"n": 2}, {"zero": 1e-13, "e": 2.0}, {})])
+    new = _db(tmp_path / "n.sqlite", [({"n": 2}, {"zero": -1e-13, "e": 2.0 + 4e-9}, {})])
+    lines, same = compare_results.compare(old, new)
+    row = {ln.split()[0]: ln.split()[1:] for ln in lines if ln.split()[0] in ("zero", "e")}
+    assert float(row["zero"][0]) == 2.0 and float(row["zero"][1]) == 2e-13       # relative 2, absolute 2e-13
+    assert abs(float(row["e"][1]) - 4e-9) < 1e-12 and not same
+    data = compare_results.pairs(old, new)
+    assert compare_results.compare_tasks(*compare_results.from_pairs(json.loads(json.dumps(data)))) == (lines, same)
+
+
+def test_the_refactor_check_of_docs_sweeps_is_recomputed_from_its_data():
+    """docs/sweeps.md §9: every task keeps its state and status, and each metric moves by
+    no more than the table says (fit and model side ≤ 8.1e-9, geometry ≤ 2.9e-7, the elastic
+    constants' method change 3.9e-6)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = json.loads((root / "docs" / "data" / "refactor_check_loss_weights_2d.json").read_text())
+    assert len(data["rows"]) == 32 and not data["meta"]["only_old"] and not data["meta"]["only_new"]
+    worst = {}
+    for t in data["rows"]:
+        assert (t["old"]["state"], t["old"]["status"]) == (t["new"]["state"], t["new"]["status"])
+        for k in t["old"].keys() & t["new"].keys():
+            d = compare_results._difference(t["old"][k], t["new"][k])
+            if d is not None:
+                worst[k] = max(worst.get(k, 0.0), d)
+    model = ["fit_rmse_F_train", "residual_dual_norm", "force_constant_error", "a_posteriori_bound", "lattice_stress_error"]
+    geometry = ["error_energy_norm", "effectivity", "dipole_error", "formation_energy_error", "max_displacement_error"]
+    assert 0 < max(worst[k] for k in model) <= 8.1e-9
+    assert 8.1e-9 < max(worst[k] for k in geometry) <= 2.95e-7
+    assert 2.9e-7 < worst["elastic_constant_error"] <= 3.95e-6
+    assert worst["formation_energy_reference"] == worst["reference_energy_norm"] == 0.0
