@@ -12,7 +12,7 @@ from pathlib import Path
 from genanalysis.exceptions import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "print_result", "print_experiment", "add_memory_limit",
-           "add_relaxation_options", "add_domain_options", "add_results_dir",
+           "add_relaxation_options", "add_domain_options", "add_comparison_parser", "add_results_dir",
            "add_model_options", "add_threads_option"]
 
 
@@ -63,6 +63,18 @@ def add_model_options(parser) -> None:
                              "or surrogate:BASE?family=F&eta=E")
     parser.add_argument("--reference", required=True,
                         help="reference potential spec (builtin:NAME, EAM file, python:...)")
+
+
+def add_comparison_parser(sub, name: str, *, help: str, description: str, defects: str, size: str, clamp: str):
+    """The parser of a command that holds a model against a reference on one defect
+    (``evaluate``, ``softening``): ``--model``/``--reference``, the domain options (the
+    lattice constant defaults to the reference's) and the tolerances of both relaxations.
+    Returns it for the command's own options."""
+    p = sub.add_parser(name, help=help, description=description)
+    add_model_options(p)
+    add_domain_options(p, defects=defects, a_of="reference", size=size, clamp=clamp)
+    add_relaxation_options(p, of=" of both relaxations", per=" per relaxation")
+    return p
 
 
 def add_results_dir(parser) -> None:

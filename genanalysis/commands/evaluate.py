@@ -12,8 +12,7 @@ cylinder of free radius R instead (docs/dislocations.md).
 
 from __future__ import annotations
 
-from genanalysis.commands import (add_domain_options, add_memory_limit, add_model_options, add_relaxation_options,
-                                  add_threads_option)
+from genanalysis.commands import add_comparison_parser, add_memory_limit, add_threads_option
 
 #: ExperimentSpec fields that are options of this command (an option not given takes the
 #: spec's default, stated there alone)
@@ -33,20 +32,16 @@ _DIRECT_FORCE = ("inf_sup_model_at_reference", "inf_sup_model", "antisymmetry_mo
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
+    p = add_comparison_parser(
+        sub, "evaluate", description=__doc__,
         help="model vs reference defect equilibrium: error, residual, stability, effectivity, lattice errors",
-        description=__doc__,
-    )
-    add_model_options(p)
-    add_domain_options(p, defects="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed",
-                       a_of="reference", size="test-domain size M (periodic M-cell); point defects",
-                       clamp="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")
+        defects="vacancy, interstitial or interstitial:KIND; or the dislocation screw, edge or mixed",
+        size="test-domain size M (periodic M-cell); point defects",
+        clamp="clamped shell of a dislocation cylinder, Å (default 2 × cutoff)")
     p.add_argument("--elastic", choices=["reference", "model"],
                    help="whose elastic constants the dislocation predictor uses (default: the reference's)")
     p.add_argument("--energy-radius", type=float, help="radius of the dislocation core energy, Å (default R)")
     p.add_argument("--lattice-size", type=int, help="perfect n-cell of a dislocation's lattice terms (default 4)")
-    add_relaxation_options(p, of=" of both relaxations", per=" per relaxation")
     p.add_argument("--r-stencil", type=float, help="stencil radius of the norms, Å (default: nearest-neighbour shell)")
     p.add_argument("--core-radius", type=float, help="core radius of the max displacement error, Å (default 2 r_nn)")
     p.add_argument("--start", choices=["unrelaxed", "reference"],

@@ -12,7 +12,7 @@ MODEL and REFERENCE are any potential specs (a fitted-model directory, a surroga
 
 from __future__ import annotations
 
-from genanalysis.commands import add_domain_options, add_memory_limit, add_model_options, add_relaxation_options
+from genanalysis.commands import add_comparison_parser, add_memory_limit
 
 #: the summary keys the short (non-JSON) table prints, in order
 _SUMMARY = ("status", "reason", "n_atoms_perfect", "parity_amplitude", "parity_slope_perfect",
@@ -32,20 +32,15 @@ def _amplitudes(text: str) -> tuple[float, ...]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "softening",
+    p = add_comparison_parser(
+        sub, "softening", description=__doc__,
         help="softening diagnostics: force-parity slope on rattled cells, phonon, elastic and formation-energy ratios",
-        description=__doc__,
-    )
-    add_model_options(p)
-    add_domain_options(p, defects="vacancy, interstitial or interstitial:KIND (point defects only)",
-                       a_of="reference", size="cell size n of the perfect and the defect cell",
-                       clamp="not used (point defects only)")
+        defects="vacancy, interstitial or interstitial:KIND (point defects only)",
+        size="cell size n of the perfect and the defect cell", clamp="not used (point defects only)")
     p.add_argument("--amplitudes", type=_amplitudes, default=None,
                    help="rattle amplitudes, Å, comma-separated (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--samples", type=int, default=1, help="rattled cells per amplitude and cell (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the rattles (default 0)")
-    add_relaxation_options(p, of=" of both relaxations", per=" per relaxation")
     p.add_argument("--out", help="also write the JSON object to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_memory_limit(p)
