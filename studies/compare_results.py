@@ -1,6 +1,7 @@
 """Compare two results databases metric by metric (a refactor must not move the numbers).
 
-    python studies/compare_results.py OLD/results.sqlite NEW/results.sqlite [--rtol R] [--fit-report] [--json OUT]
+    python studies/compare_results.py OLD/results.sqlite NEW/results.sqlite [--rtol R] [--fit-report]
+        [--ignore-param KEY] [--json OUT --label OLD NEW]
     python studies/compare_results.py --from-json OUT [--rtol R]
 
 Tasks are matched by their parameter tree (``tasks.params``, canonical JSON); for every
@@ -40,12 +41,26 @@ def _leaves(obj, prefix=""):
         yield prefix[:-1], obj
 
 
-def _tasks(path: str, fit_report: bool) -> dict:
+def _without(params: dict, ignore: tuple[str, ...]) -> dict:
+    """``params`` without the dotted keys ``ignore`` (a flag that changes no computation,
+    added to one side's study spec, must not stop its tasks from matching)."""
+    params = json.loads(json.dumps(params))
+    for dotted in ignore:
+        *path, last = dotted.split(".")
+        table = params
+        for k in path:
+            table = table.get(k, {}) if isinstance(table, dict) else {}
+        if isinstance(table, dict):
+            table.pop(last, None)
+    return params
+
+
+def _tasks(path: str, fit_report: bool, ignore: tuple[str, ...] = ()) -> dict:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT params, state, status, metrics, fit_report FROM tasks").fetchall()
     out = {}
     for params, state, status, metrics, report in rows:
-        key = json.dumps(json.loads(params), sort_keys=True)
+        key = json.dumps(_without(json.loads(params), ignore), sort_keys=True)
         values = {"state": state, "status": status}
         values.update(_leaves(json.loads(metrics or "{}")))
         if fit_report:
@@ -66,17 +81,19 @@ def _difference(a, b) -> float | None:
     return abs(a - b) / max(abs(a), abs(b))
 
 
-def compare(old: str, new: str, rtol: float = 0.0, fit_report: bool = False) -> tuple[list[str], bool]:
-    """Lines of the comparison and whether the databases agree within ``rtol``."""
-    return compare_tasks(_tasks(old, fit_report), _tasks(new, fit_report), rtol)
+def compare(old: str, new: str, rtol: float = 0.0, fit_report: bool = False,
+            ignore: tuple[str, ...] = ()) -> tuple[list[str], bool]:
+    """Lines of the comparison and whether the databases agree within ``rtol`` (tasks
+    matched by their parameters without the dotted keys ``ignore``)."""
+    return compare_tasks(_tasks(old, fit_report, ignore), _tasks(new, fit_report, ignore), rtol)
 
 
-def pairs(old: str, new: str, fit_report: bool = False) -> dict:
+def pairs(old: str, new: str, fit_report: bool = False, ignore: tuple[str, ...] = ()) -> dict:
     """The raw material of a comparison, data only (JSON-ready): ``rows``, one
     ``{"params", "old", "new"}`` per matched task with every metric of each side, and in
     ``meta`` the tasks of one side only (``only_old`` / ``only_new``)."""
-    a, b = _tasks(old, fit_report), _tasks(new, fit_report)
-    return {"meta": {"only_old": [json.loads(k) for k in sorted(a.keys() - b.keys())],
+    a, b = _tasks(old, fit_report, ignore), _tasks(new, fit_report, ignore)
+    return {"meta": {"ignored_params": list(ignore), "only_old": [json.loads(k) for k in sorted(a.keys() - b.keys())],
                      "only_new": [json.loads(k) for k in sorted(b.keys() - a.keys())]},
             "rows": [{"params": json.loads(k), "old": a[k], "new": b[k]} for k in sorted(a.keys() & b.keys())]}
 
@@ -147,6 +164,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0: bit-equal)")
     ap.add_argument("--fit-report", action="store_true", help="also compare every leaf of the fit reports")
     ap.add_argument("--json", metavar="OUT", help="also write every matched task's old and new values to OUT")
+    ap.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
+                    help="a dotted parameter (experiment.allow_small_test_domain) left out when tasks are matched: "
+                         "a flag that changes no computation; repeatable")
     ap.add_argument("--label", nargs=2, metavar=("OLD", "NEW"), default=None,
                     help="with --json: what the two databases are (e.g. the two commits), kept in its meta")
     ap.add_argument("--from-json", metavar="FILE", help="compare the values a --json run wrote, without the databases")
@@ -159,11 +179,12 @@ def main(argv=None) -> int:
     else:
         if not (args.old and args.new):
             ap.error("give OLD and NEW databases, or --from-json FILE")
-        lines, same = compare(args.old, args.new, args.rtol, args.fit_report)
+        ignore = tuple(args.ignore_param)
+        lines, same = compare(args.old, args.new, args.rtol, args.fit_report, ignore)
         if args.json:
             from studyio import write_rows
 
-            data = pairs(args.old, args.new, args.fit_report)
+            data = pairs(args.old, args.new, args.fit_report, ignore)
             if args.label:
                 data["meta"].update(old=args.label[0], new=args.label[1])
             write_rows(args.json, data["meta"], data["rows"])
