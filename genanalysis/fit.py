@@ -81,6 +81,9 @@ class ModelSpec(ACEParams):
     lbfgs_iterations: int = 50
     hessian_probes: int = 4
     seeds: int = 1
+    terms: tuple = ()
+    """``kind = "composite"``: the terms (tables of :class:`~genanalysis.models.composite.TermSpec`;
+    basis parameters a term omits are this spec's)"""
     validate_every: int = 10
     """the validation loss is checked every ``validate_every`` iterations (0: never); the
     weights of its minimum are kept"""
@@ -91,6 +94,16 @@ class ModelSpec(ACEParams):
         from genanalysis.models.io import model_class
 
         model_class(self.kind)  # refuses an unknown kind
+        if self.kind == "composite":
+            from genanalysis.models.composite import CompositeSpec, TermSpec
+
+            if not isinstance(self.terms, (list, tuple)) or not self.terms:
+                raise InputError("model.kind='composite' needs model.terms: one or more term tables "
+                                 "(kind = 'pair', 'embedding' or 'ace')")
+            # named and checked once (unique names), so the spec hashes what the model is
+            object.__setattr__(self, "terms", CompositeSpec(tuple(TermSpec.from_dict(t, self) for t in self.terms)).terms)
+        elif self.terms:
+            raise InputError(f"model.terms is for model.kind='composite', not {self.kind!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
@@ -145,6 +158,10 @@ class FitSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"]["hidden"] = list(d["model"]["hidden"])
+        if not d["model"]["terms"]:  # only a composite model has terms; the other specs hash as before
+            del d["model"]["terms"]
+        else:
+            d["model"]["terms"] = [t.to_dict() for t in self.model.terms]
         if isinstance(d["training_set"], tuple):
             d["training_set"] = list(d["training_set"])
         return d
@@ -359,12 +376,11 @@ def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWe
     ``partial_information``: also keep the R factor of each (observation type, group, atoms
     per cell) part of the rows as ``model.partial_r_factors_`` ({key: (R, rows)}; the
     Fisher-information analysis of :func:`genanalysis.identifiability.fisher_information`)."""
-    from genanalysis.models.io import model_class
-
     dim = _dim(configs)
-    # every model linear in its coefficients: the linear ACE (energies) and the direct-force
-    # model (forces only; its E and V observations are not predicted and left out)
-    model = model_class(model_spec.kind if model_spec.kind in LINEAR_KINDS else "ace")(model_spec.ace_spec(dim))
+    # every model linear in its coefficients: the linear ACE (energies), the composite model
+    # (a sum of linear terms) and the direct-force model (forces only; its E and V
+    # observations are not predicted and left out)
+    model = linear_model(model_spec, dim)
     p = model.n_params
     t0 = time.perf_counter()
     parts = {} if partial_information else None
@@ -468,7 +484,19 @@ def finetune_linear(model, configs: list[Configuration], loss: LossWeights, *, r
 
 
 #: the model kinds fitted by the linear least squares of :func:`fit_linear`
-LINEAR_KINDS = ("ace", "directforce")
+LINEAR_KINDS = ("ace", "directforce", "composite")
+
+
+def linear_model(model_spec: ModelSpec, dim: int):
+    """The unfitted linear model of ``model_spec`` in dimension ``dim`` (a kind outside
+    :data:`LINEAR_KINDS` gets the linear ACE model of its basis)."""
+    from genanalysis.models.io import model_class
+
+    if model_spec.kind == "composite":
+        from genanalysis.models.composite import CompositeModel
+
+        return CompositeModel.of_terms(model_spec.terms, dim)
+    return model_class(model_spec.kind if model_spec.kind in LINEAR_KINDS else "ace")(model_spec.ace_spec(dim))
 
 
 def predicted_kinds(model, kinds: str) -> str:

@@ -368,7 +368,8 @@ def fisher_information(model, *, r_factor=None, partial=None, ks=range(1, 17)) -
     ``total``: the eigen-spectrum of I (descending; ``condition`` λ_max/λ_min, None when
     singular; ``within[1e-k]``: how many eigenvalues are ≥ 10⁻ᵏ·λ_max) and that of the
     unit-diagonal information (``scaled``: D⁻¹ I D⁻¹, D² = diag I, zero columns left out).
-    ``per_term``: per body order and per total degree (:func:`feature_degrees`) the block
+    ``per_term``: per body order and per total degree (:func:`feature_degrees`) — for a
+    composite model per term (its ``information_groups``) — the block
     I_gg (trace, its spectrum) and the information given the other coefficients (the Schur
     complement ``I_gg − I_go I_oo⁺ I_og``, from the QR of R with g's columns last: its trace
     and smallest eigenvalue). ``uninformed_features``: zero columns of J. ``per_type``,
@@ -393,11 +394,16 @@ def fisher_information(model, *, r_factor=None, partial=None, ks=range(1, 17)) -
     out = {"units": "1/eV^2 (coefficients in eV; unit noise on the weighted rows)", "n_params": p,
            "total": _spectrum(r, ks), "scaled": _spectrum(r[:, live] / col[live], ks),
            "uninformed_features": [names[k] for k in np.flatnonzero(~live)]}
-    order = np.array([n.split(" ")[0] for n in names])
-    degree = feature_degrees(model)
+    groups = getattr(model, "information_groups", None)
+    if groups is not None:  # a composite model: one block per term
+        blocks = [(label, np.isin(np.arange(p), cols)) for label, cols in groups().items()]
+    else:
+        order = np.array([n.split(" ")[0] for n in names])
+        degree = feature_degrees(model)
+        blocks = [(f"body order {o}", order == o) for o in dict.fromkeys(order)] + \
+            [(f"degree {d:g}", degree == d) for d in sorted(set(degree.tolist()))]
     terms = {}
-    for label, key in [(f"body order {o}", order == o) for o in dict.fromkeys(order)] + \
-            [(f"degree {d:g}", degree == d) for d in sorted(set(degree.tolist()))]:
+    for label, key in blocks:
         g = np.flatnonzero(key)
         rest = np.flatnonzero(~key)
         tail = np.linalg.qr(r[:, np.concatenate([rest, g])], mode="r")[len(rest):, len(rest):]

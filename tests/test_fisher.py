@@ -13,14 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.fit import LossWeights, ModelSpec, fit_linear
 from genanalysis.fitting.loss import select, terms, weighted_kinds
 from genanalysis.identifiability import fisher_information
-from genanalysis.lattice import defect_cell
 from genanalysis.models.linear import LinearACE
-from genanalysis.potentials import load_potential
+from morsecells import rattled_morse_cells
 
 SPEC = ModelSpec(cutoff=2.5, degree=4, body_order=3, l_max=2)
 CACHE: dict = {}
@@ -28,17 +26,7 @@ CACHE: dict = {}
 
 @pytest.fixture(scope="module")
 def configs():
-    ref = load_potential("builtin:morse")
-    a = ref.equilibrium_lattice_constant("triangular")
-    rng = np.random.default_rng(0)
-    out = []
-    for k in range(4):
-        group = ("vacancy", "perfect")[k % 2]
-        at = defect_cell("triangular", a, 3, group, "X")
-        at.positions[:, :2] += rng.normal(scale=0.03, size=(len(at), 2))
-        ev = ref.observe(at)
-        out.append(Configuration(at, group=group, energy=ev.energy, forces=ev.forces, virial=ev.virial))
-    return out
+    return rattled_morse_cells(4, 0, rattle=0.03, groups=("vacancy", "perfect"))
 
 
 def _fit(configs, loss):

@@ -12,10 +12,9 @@ from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
 from genanalysis.fit import FitSpec, LossWeights, ModelSpec, fit
 from genanalysis.fitting.network import BatchLoss, ConfigurationLoss, train_network
-from genanalysis.lattice import defect_cell
 from genanalysis.models import engine
 from genanalysis.models.io import load_fitted, save_model
-from genanalysis.potentials import load_potential
+from morsecells import rattled_morse_cells
 
 LOSS = LossWeights(E=1.0, F=1.0, V=0.5)
 GEOM = dict(kind="mlp", cutoff=2.5, degree=3, body_order=3, l_max=1, hidden=(6,), hessian_probes=1)
@@ -23,17 +22,7 @@ GEOM = dict(kind="mlp", cutoff=2.5, degree=3, body_order=3, l_max=1, hidden=(6,)
 
 def _morse(count: int, seed: int) -> list[Configuration]:
     """Rattled perfect and vacancy cells of the triangular Morse crystal (d = 2), E, F, V."""
-    pot = load_potential("builtin:morse")
-    a = pot.equilibrium_lattice_constant("triangular")
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        group = ("perfect", "vacancy")[k % 2]
-        at = defect_cell("triangular", a, 3, group, "X")
-        at.positions[:, :2] += rng.normal(scale=0.05, size=(len(at), 2))
-        ev = pot.observe(at)
-        out.append(Configuration(at, group=group, energy=ev.energy, forces=ev.forces, virial=ev.virial))
-    return out
+    return rattled_morse_cells(count, seed, rattle=0.05)
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,8 @@ def run(args) -> int:
 
     check_output_dir(args.out)  # before the fit, which an unwritable output would lose
     spec = FitSpec.from_toml(args.spec)
-    if args.fisher and spec.model.kind != "ace":
-        raise InputError(f"--fisher needs a linear model (model kind 'ace'), not {spec.model.kind!r}")
+    if args.fisher and spec.model.kind not in ("ace", "composite"):
+        raise InputError(f"--fisher needs a linear model (model kind 'ace' or 'composite'), not {spec.model.kind!r}")
     from genanalysis.trainingset import load_training_set
 
     sets = spec.training_set if isinstance(spec.training_set, tuple) else (spec.training_set,)
@@ -92,8 +92,8 @@ def run(args) -> int:
 def _toml_safe(d):
     if isinstance(d, dict):
         return {k: _toml_safe(v) for k, v in d.items() if v is not None}
-    if isinstance(d, tuple):
-        return list(d)
+    if isinstance(d, (tuple, list)):
+        return [_toml_safe(v) for v in d]
     return d
 
 

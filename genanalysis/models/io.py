@@ -32,14 +32,16 @@ FORMAT_VERSION = 2
 
 #: model kind -> (module, class name): the one table of the fitted-model classes
 _CLASSES = {"ace": ("genanalysis.models.linear", "LinearACE"), "mlp": ("genanalysis.models.mlp", "MLPACE"),
-            "directforce": ("genanalysis.models.directforce", "DirectForceACE")}
+            "directforce": ("genanalysis.models.directforce", "DirectForceACE"),
+            "composite": ("genanalysis.models.composite", "CompositeModel")}
 #: the model kinds a fit spec may name and a saved model may carry
 MODEL_KINDS = tuple(_CLASSES)
 
 
 def model_class(kind: str):
     """The class of the model kind ``kind`` (``ace``: LinearACE, ``mlp``: MLPACE,
-    ``directforce``: DirectForceACE, forces without an energy)."""
+    ``directforce``: DirectForceACE, forces without an energy; ``composite``: CompositeModel,
+    a sum of pair, embedding and ACE terms)."""
     if kind not in _CLASSES:
         raise InputError(f"model kind {kind!r} is not supported; choose {' or '.join(map(repr, MODEL_KINDS))}")
     module, name = _CLASSES[kind]

@@ -23,7 +23,7 @@ from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
-__all__ = ["LinearACE", "feature_pair_jacobian"]
+__all__ = ["LinearACE", "feature_pair_jacobian", "pair_space_operator"]
 
 
 def feature_pair_jacobian(b: ACEBasis, geom, A: torch.Tensor) -> torch.Tensor:
@@ -47,6 +47,23 @@ def feature_pair_jacobian(b: ACEBasis, geom, A: torch.Tensor) -> torch.Tensor:
         d = torch.bmm(gd[a:c], J).view(c - a, K, z, 3).permute(0, 2, 3, 1).reshape(-1, 3, K)
         dBdD[torch.tensor(flat[real])] = d[torch.tensor(real)]
     return dBdD[: geom.P]
+
+
+def pair_space_operator(geom, pair_hvp) -> spla.LinearOperator:
+    """The Hessian operator (eV/Å²) of a site-energy model from its pair-space product
+    ``pair_hvp``: δD (P, 3) ↦ δ(∂E/∂D) (P, 3); H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i]."""
+    n = geom.n
+
+    def matvec(v):
+        V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
+        Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
+        return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
+
+    def matmat(X):
+        X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
+        return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
+
+    return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat, dtype=np.float64)
 
 
 class LinearACE:
@@ -169,21 +186,8 @@ class LinearACE:
         return pair_hvp
 
     def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
-        """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:meth:`_pair_hvp`)."""
-        n = geom.n
-        pair_hvp = self._pair_hvp(geom, A, G)
-
-        def matvec(v):
-            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
-            Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
-            return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
-
-        def matmat(X):
-            X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
-            return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
-
-        return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat,
-                                   dtype=np.float64)
+        """H v from the pair-space product of :meth:`_pair_hvp` (:func:`pair_space_operator`)."""
+        return pair_space_operator(geom, self._pair_hvp(geom, A, G))
 
     def hessian(self, atoms: Atoms, geom=None, A=None) -> sp.csr_array:
         """Exact force constants ∂²E/∂x∂x (eV/Å²), sparse (3n × 3n), atom-major."""
