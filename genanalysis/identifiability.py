@@ -51,7 +51,8 @@ from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
 
 __all__ = ["PRIORS", "Identifiability", "feature_degrees", "prior_precision", "posterior_factor",
-           "identifiability_width", "width_for_priors", "experiment_metrics", "fisher_information"]
+           "identifiability_width", "width_for_priors", "experiment_metrics", "fisher_information",
+           "information_given_others"]
 
 #: the two reported priors: name -> power q of the degree in the precision (deg^{2q})
 PRIORS = {"degree_q1": 1.0, "degree_q2": 2.0}
@@ -360,6 +361,22 @@ def _spectrum(r: np.ndarray, ks) -> dict:
             "within": {f"1e-{k}": int(np.sum(ev >= top * 10.0**-k)) if top > 0 else 0 for k in ks}}
 
 
+def information_given_others(r: np.ndarray, cols) -> tuple[float, float]:
+    """(trace, smallest eigenvalue) of the information on the coefficients ``cols`` given
+    all others — the Schur complement ``I_gg − I_go I_oo⁺ I_og`` of ``I = RᵀR`` (1/eV²),
+    from the QR of R with those columns last: what the data say about them that no other
+    coefficient can take up (0: they are redundant or unobserved)."""
+    r = np.asarray(r, dtype=np.float64)
+    g = np.asarray(cols, dtype=np.int64)
+    if len(g) == 0:
+        return 0.0, 0.0
+    rest = np.setdiff1d(np.arange(r.shape[1]), g)
+    tail = np.linalg.qr(r[:, np.concatenate([rest, g])], mode="r")[len(rest):, len(rest):]
+    sch = np.linalg.svd(tail, compute_uv=False) ** 2 if tail.size else np.zeros(len(g))
+    sch = np.concatenate([sch, np.zeros(len(g) - len(sch))])
+    return float(np.sum(tail * tail)), float(sch.min())
+
+
 def fisher_information(model, *, r_factor=None, partial=None, ks=range(1, 17)) -> dict:
     """The Fisher information ``I = JᵀWJ = RᵀR`` (1/eV²; J the design of the weighted rows,
     coefficients θ in eV, unit noise on the weighted rows) of a linear fit and its parts, as
@@ -405,12 +422,9 @@ def fisher_information(model, *, r_factor=None, partial=None, ks=range(1, 17)) -
     terms = {}
     for label, key in blocks:
         g = np.flatnonzero(key)
-        rest = np.flatnonzero(~key)
-        tail = np.linalg.qr(r[:, np.concatenate([rest, g])], mode="r")[len(rest):, len(rest):]
-        sch = np.linalg.svd(tail, compute_uv=False) ** 2 if tail.size else np.zeros(len(g))
-        sch = np.concatenate([sch, np.zeros(len(g) - len(sch))])
+        trace, smallest = information_given_others(r, g)
         terms[label] = dict(_spectrum(r[:, g], ks), n_params=int(len(g)), features=[names[k] for k in g],
-                            given_others_trace=float(np.sum(tail * tail)), given_others_smallest=float(sch.min()))
+                            given_others_trace=trace, given_others_smallest=smallest)
     out["per_term"] = terms
     if partial:
         total = float(np.trace(info))

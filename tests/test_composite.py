@@ -213,3 +213,56 @@ def test_energy_is_invariant_under_rotations_reflections_and_translations(config
     a, b = m.predict(at), m.predict(moved)
     assert b["energy"] == pytest.approx(a["energy"], rel=1e-11, abs=1e-11)
     assert np.allclose(b["forces"], a["forces"] @ Q.T, atol=1e-10)
+
+
+def test_fit_and_evaluate_commands_take_a_composite_model(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "genanalysis", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=600)
+
+    (tmp_path / "ts.toml").write_text(
+        'potential = "builtin:morse"\nlattice = "triangular"\ndefects = ["perfect", "vacancy"]\nsizes = [3]\n'
+        'configs_per_size = 2\nrattle = 0.03\nseed = 1\nobservations = "EFV"\n')
+    assert (p := run("trainingset", "ts.toml", "--out", "ts")).returncode == 0, p.stderr
+    (tmp_path / "fit.toml").write_text(
+        'training_set = "ts"\nvalidation_fraction = 0.0\n[model]\nkind = "composite"\ncutoff = 2.5\nl_max = 2\n'
+        '[[model.terms]]\nkind = "pair"\ndegree = 3\n[[model.terms]]\nkind = "embedding"\nn_embed = 2\n'
+        'density_scale = 1.66\n[loss]\nE = 1.0\nF = 1.0\nV = 1.0\n')
+    assert (p := run("fit", "fit.toml", "--out", "model", "--fisher")).returncode == 0, p.stderr
+    f = json.loads((tmp_path / "model" / "fisher.json").read_text())
+    assert set(f["per_term"]) == {"term pair", "term embedding"}
+    assert "[[model.terms]]" in (tmp_path / "model" / "fitspec.toml").read_text()
+    p = run("evaluate", "--model", "model", "--reference", "builtin:morse", "--lattice", "triangular",
+            "--defect", "vacancy", "--size", "6", "--no-stability", "--json")
+    assert p.returncode in (0, 3), p.stderr
+    assert json.loads(p.stdout)["model"]
+
+
+def test_coincident_atoms_are_an_overlap_failure_not_a_crash(configs):
+    """A model driven into collapse puts two atoms on one point: the pair terms divide by r,
+    which is a numerical finding (OverlapError, a result row), not a ZeroDivisionError."""
+    from genanalysis.exceptions import OverlapError
+
+    at = configs[0].atoms.copy()
+    at.positions[1] = at.positions[0]
+    for model in (_embedding_model(), CompositeModel.of_terms([{"kind": "ace"}], 2, ModelSpec(**BASE))):
+        with pytest.raises(OverlapError, match="coincide"):
+            model.energy_forces(at)
+
+
+def test_design_page_tables_are_the_recorded_data():
+    """docs/design.md quotes what studies/composite_design.py prints from docs/data/."""
+    import json
+
+    from studyload import ROOT, load_study
+
+    mod = load_study("composite_design")
+    page = (ROOT / "docs" / "design.md").read_text()
+    for name, quoted in (("morse2d", mod.tables), ("w3d", mod.tables), ("morse2d_loose", mod.summary)):
+        doc = json.loads((ROOT / "docs" / "data" / f"composite_design_{name}.json").read_text())
+        for line in quoted(doc).splitlines():
+            assert line in page, f"{name}: {line}"

@@ -31,7 +31,7 @@ import torch
 from ase import Atoms
 from matscipy.neighbours import neighbour_list
 
-from genanalysis.exceptions import InputError
+from genanalysis.exceptions import InputError, OverlapError
 from genanalysis.lattice import atoms_dim  # noqa: F401 - re-exported: engine.atoms_dim
 from genanalysis.models import kernels
 
@@ -53,6 +53,12 @@ class Geometry:
     def __init__(self, n: int, i: np.ndarray, j: np.ndarray, D: np.ndarray, dim: int):
         self.n, self.i, self.j, self.dim = n, i, j, dim
         self.Dn = np.ascontiguousarray(D, dtype=np.float64)
+        zero = np.flatnonzero(np.einsum("pa,pa->p", self.Dn, self.Dn) == 0.0) if len(i) else ()
+        if len(zero):
+            # two atoms on one point (a model driven into collapse): the pair terms divide by r,
+            # and the compiled kernels would raise ZeroDivisionError; this is a numerical finding
+            p = int(zero[0])
+            raise OverlapError(f"atoms {int(i[p])} and {int(j[p])} coincide (distance 0 Å)")
         self.D = torch.from_numpy(self.Dn)
         self.start = np.concatenate([[0], np.cumsum(np.bincount(i, minlength=n))]).astype(np.int64)
 
