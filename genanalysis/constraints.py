@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from genanalysis.exceptions import InputError, check_number
 
-__all__ = ["Number", "Whole", "Choice", "Flag", "check_fields", "check_arguments", "renamed",
+__all__ = ["Number", "Whole", "Choice", "Flag", "check_fields", "check_arguments", "check_keys", "renamed",
            "RELAX_CONSTRAINTS", "DEFAULT_FMAX", "DEFAULT_MAX_ITER"]
 
 
@@ -81,6 +81,17 @@ class Flag:
         if not isinstance(value, bool):
             raise InputError(f"{name}={value!r} must be true or false")
         return value
+
+
+def check_keys(table, klass, where: str) -> None:
+    """Refuse a table (dict) with keys that are not fields of the dataclass ``klass``:
+    :class:`InputError` "``where``: unknown key(s) …; known: …"."""
+    if not isinstance(table, dict):
+        raise InputError(f"{where} must be a table, not {type(table).__name__}")
+    known = {f.name for f in fields(klass)}
+    bad = sorted(set(table) - known)
+    if bad:
+        raise InputError(f"{where}: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
 
 
 def check_fields(obj, constraints: Mapping[str, object]) -> None:

@@ -24,10 +24,11 @@ import hashlib
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from genanalysis.constraints import check_keys
 from genanalysis.data import OBSERVATION_TYPES, Configuration, configurations_hash
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.fitting.loss import (
@@ -178,21 +179,13 @@ class FitSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "FitSpec":
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise InputError(f"fit spec: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        check_keys(d, cls, "fit spec")
         if "training_set" not in d:
             raise InputError("fit spec: 'training_set' (directory or spec .toml) is required")
         m = d.get("model", {})
         l_ = d.get("loss", {})
         for name, table, klass in (("model", m, ModelSpec), ("loss", l_, LossWeights)):
-            if not isinstance(table, dict):
-                raise InputError(f"fit spec: [{name}] must be a table")
-            kn = {f.name for f in fields(klass)}
-            bad = sorted(set(table) - kn)
-            if bad:
-                raise InputError(f"fit spec: unknown key(s) in [{name}]: {', '.join(bad)}; known: {', '.join(sorted(kn))}")
+            check_keys(table, klass, f"fit spec [{name}]")
         d["model"] = ModelSpec(**m)
         d["loss"] = LossWeights(**l_)
         return cls(**d)

@@ -59,15 +59,23 @@ PRIORS = {"degree_q1": 1.0, "degree_q2": 2.0}
 METHODS = ("hutchinson", "dense")
 
 _FEATURE = re.compile(r"^(?P<order>[234])b n=(?P<n>[0-9,]+)(?: l=(?P<l>[0-9,]+))?$")
+_EMBEDDING = re.compile(r"^t\^(?P<m>[0-9]+)$")
 
 
 def feature_degrees(model) -> np.ndarray:
     """Total polynomial degree of every coefficient of a linear model (0 for the one-body
-    constant): per factor of a feature, radial index n + 1 plus ``w_l·l`` (dimensionless)."""
+    constant): per factor of a feature, radial index n + 1 plus ``w_l·l`` (dimensionless);
+    a composite model's features by their own term's ``w_l``, an embedding power t^m as m."""
     spec = model.spec
-    w = float(getattr(spec, "w_l", 1.0))
+    terms = {t.name: float(t.w_l) for t in getattr(spec, "terms", ())}
     out = [0.0]
-    for name in model.feature_names[1:]:
+    for full in model.feature_names[1:]:
+        term, _, name = full.rpartition(":")  # a composite model's "<term>:<feature>"
+        w = terms[term] if term else float(getattr(spec, "w_l", 1.0))
+        e = _EMBEDDING.match(name)
+        if e is not None:  # an embedding power t^m: degree m
+            out.append(float(e["m"]))
+            continue
         m = _FEATURE.match(name)
         if m is None:
             raise ValueError(f"feature name {name!r} does not state its radial and angular indices")

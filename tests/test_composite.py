@@ -217,17 +217,13 @@ def test_energy_is_invariant_under_rotations_reflections_and_translations(config
 
 def test_fit_and_evaluate_commands_take_a_composite_model(tmp_path):
     import json
-    import subprocess
-    import sys
+
+    from clirun import genanalysis, morse_training_set
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "genanalysis", *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=600)
+        return genanalysis(tmp_path, *args)
 
-    (tmp_path / "ts.toml").write_text(
-        'potential = "builtin:morse"\nlattice = "triangular"\ndefects = ["perfect", "vacancy"]\nsizes = [3]\n'
-        'configs_per_size = 2\nrattle = 0.03\nseed = 1\nobservations = "EFV"\n')
-    assert (p := run("trainingset", "ts.toml", "--out", "ts")).returncode == 0, p.stderr
+    morse_training_set(tmp_path, 'observations = "EFV"\n')
     (tmp_path / "fit.toml").write_text(
         'training_set = "ts"\nvalidation_fraction = 0.0\n[model]\nkind = "composite"\ncutoff = 2.5\nl_max = 2\n'
         '[[model.terms]]\nkind = "pair"\ndegree = 3\n[[model.terms]]\nkind = "embedding"\nn_embed = 2\n'
@@ -266,3 +262,16 @@ def test_design_page_tables_are_the_recorded_data():
         doc = json.loads((ROOT / "docs" / "data" / f"composite_design_{name}.json").read_text())
         for line in quoted(doc).splitlines():
             assert line in page, f"{name}: {line}"
+
+
+def test_feature_degrees_and_the_identifiability_prior_of_a_composite_model():
+    from genanalysis.identifiability import feature_degrees, prior_precision
+
+    m = CompositeModel.of_terms(TERMS, 2, ModelSpec(**BASE))
+    deg = feature_degrees(m)
+    names = m.feature_names
+    assert deg[0] == 0 and len(deg) == m.n_params
+    assert deg[names.index("pair:2b n=3")] == 4.0  # radial index + 1
+    assert deg[names.index("embedding:t^2")] == 2.0
+    assert deg[names.index("ace:3b n=0,0 l=1")] == 4.0  # (0 + 1 + 1) twice
+    assert np.all(prior_precision(m) > 0)

@@ -106,18 +106,13 @@ def test_without_an_r_factor_the_fisher_information_is_an_input_error():
 
 def test_fit_command_writes_fisher_json(tmp_path):
     import json
-    import subprocess
-    import sys
+
+    from clirun import genanalysis, morse_training_set
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "genanalysis", *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=600)
+        return genanalysis(tmp_path, *args)
 
-    (tmp_path / "ts.toml").write_text(
-        'potential = "builtin:morse"\nlattice = "triangular"\ndefects = ["perfect", "vacancy"]\nsizes = [3]\n'
-        'configs_per_size = 2\nrattle = 0.03\nseed = 1\n[observations]\nperfect = "EFV"\nvacancy = "EF"\n')
-    p = run("trainingset", "ts.toml", "--out", "ts")
-    assert p.returncode == 0, p.stderr
+    morse_training_set(tmp_path, '[observations]\nperfect = "EFV"\nvacancy = "EF"\n')
     (tmp_path / "fit.toml").write_text('training_set = "ts"\nvalidation_fraction = 0.0\n[model]\ncutoff = 2.5\n'
                                        'degree = 4\nbody_order = 3\nl_max = 2\n[loss]\nE = 1.0\nF = 1.0\nV = 0.1\n')
     p = run("fit", "fit.toml", "--out", "model", "--fisher")

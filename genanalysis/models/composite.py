@@ -49,6 +49,7 @@ import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 
+from genanalysis.constraints import check_keys
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.jsonutil import sha256_json
 from genanalysis.models import engine
@@ -117,12 +118,7 @@ class TermSpec(ACEParams):
         """A term from a table; basis parameters it omits are taken from ``defaults``."""
         if isinstance(d, TermSpec):
             return d
-        if not isinstance(d, dict):
-            raise InputError(f"a composite term must be a table (dict), not {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise InputError(f"composite term: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        check_keys(d, cls, "composite term")
         base = {f.name: getattr(defaults, f.name) for f in fields(ACEParams)} if defaults is not None else {}
         return cls(**{**base, **d})
 
