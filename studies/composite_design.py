@@ -55,6 +55,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "data"
+FIGURE = ROOT / "docs" / "figures" / "design.png"
 
 #: the systems: reference, lattice, basis defaults, training set, design and held-out domains
 SYSTEMS = {
@@ -81,6 +82,8 @@ PRUNE = 1e-6
 #: a move whose new columns carry less than MIN_UNIQUE of the whole trace given the others is filtered
 MIN_UNIQUE = 1e-6
 MIN_GAIN = 0.01
+#: relative difference below which two held-out errors count as the same (the same model)
+SAME = 1e-6
 MAX_PARAMS = 45
 MAX_STEPS = 8
 SCORE_KEYS = ("rmse_E", "rmse_F", "rmse_V", "elastic_constant_error", "design_error_energy_norm",
@@ -318,7 +321,7 @@ def run(work: pathlib.Path, system_name: str, seed: int) -> dict:
     designed = {"terms": current["terms"], "n_params": model.n_params, "score": current["score"]}
     # 3. held out: the designed model against fixed ACE models of the same size
     held = []
-    for label, mdl in [("designed", model)] + _fixed(s, model.n_params):
+    for label, mdl in [("designed", model)] + _fixed(s, model):
         row = {"model": label, "n_params": mdl.n_params}
         if label != "designed":
             row["spec"] = mdl.spec.to_dict()
@@ -337,19 +340,28 @@ def run(work: pathlib.Path, system_name: str, seed: int) -> dict:
                   "designed": designed, "held_out": held, "cpu_seconds": time.process_time() - t0}
 
 
-def _fixed(s: Study, p: int):
-    """The plain ACE models (body order 3 and 4) whose parameter count is closest to p."""
+def _fixed(s: Study, model) -> list:
+    """The plain ACE models whose parameter count is closest to the designed ``model``'s:
+    body order 3 and 4 with the default pair radials (2·degree), and body order 3 with as
+    many pair radials as the designed model has (``pair_degree``; only when it has a pair
+    term), so that a win by pair resolution alone shows. Labels "FAMILY (degree d)"."""
     from genanalysis.fit import ModelSpec, linear_model
 
+    p = model.n_params
+    pair = next((len(tm.names) for t, tm in zip(model.spec.terms, model.terms) if t.kind == "pair"), None)
+    families = [("ACE-3", dict(body_order=3)), ("ACE-4", dict(body_order=4))]
+    if pair is not None:
+        families.append(("ACE-3 with the designed pair radials", dict(body_order=3, pair_degree=pair)))
     out = []
-    for bo in (3, 4):
+    for label, kw in families:
         sizes = {}
-        for d in range(2, 12):  # degrees whose basis has features of body order bo
-            m = linear_model(ModelSpec(**s.base, degree=d, body_order=bo), s.dim)
-            if int(m.basis.body_orders.max()) == bo:
+        for d in range(2, 12):  # degrees whose basis has features of the family's body order
+            m = linear_model(ModelSpec(**s.base, degree=d, **kw), s.dim)
+            if int(m.basis.body_orders.max()) == kw["body_order"]:
                 sizes[d] = m.n_params
         d = min(sizes, key=lambda k: (abs(sizes[k] - p), k))
-        out.append((f"ACE body order {bo}, degree {d}", s.fit(None, dict(degree=d, body_order=bo))[0]))
+        extra = f", {kw['pair_degree']} pair radials" if "pair_degree" in kw else ""
+        out.append((f"{label} (degree {d}{extra})", s.fit(None, dict(degree=d, **kw))[0]))
     return out
 
 
@@ -409,10 +421,12 @@ def _size(t: dict) -> str:
 
 def summary(doc: dict) -> str:
     """Per held-out error: fixed / designed over the runs (geometric mean, range, and in how
-    many runs the designed model is better), for each fixed model."""
+    many runs the designed model is better, the same within ``SAME`` — the same model, when
+    the design is a plain ACE — or worse), for each fixed model."""
     ho = doc["meta"]["held_out"]
-    fixed_bos = sorted({r["model"].split(",")[0] for run in doc["runs"] for r in run["held_out"]} - {"designed"})
-    lines = ["| fixed model | held-out error | fixed / designed: geometric mean | range | designed better in |",
+    family = lambda r: r["model"].split(" (")[0]  # noqa: E731 - "FAMILY (degree d)"
+    fixed_bos = list(dict.fromkeys(family(r) for run in doc["runs"] for r in run["held_out"][1:]))
+    lines = ["| fixed model | held-out error | fixed / designed: geometric mean | range | designed better / same / worse |",
              "|---|---|---|---|---|"]
     for fb in fixed_bos:
         for d, m in ho:
@@ -420,7 +434,9 @@ def summary(doc: dict) -> str:
                 ratios, n = [], 0
                 for run in doc["runs"]:
                     des = run["held_out"][0]
-                    fix = next(r for r in run["held_out"] if r["model"].split(",")[0] == fb)
+                    fix = next((r for r in run["held_out"] if family(r) == fb), None)
+                    if fix is None:
+                        continue
                     a, b = _held(des, d, m, what), _held(fix, d, m, what)
                     n += 1
                     if (_held(des, d, m, "status") == "converged" and _held(fix, d, m, "status") == "converged"
@@ -430,10 +446,47 @@ def summary(doc: dict) -> str:
                     lines.append(f"| {fb} | {d} M={m} {label} | — | — | — |")
                     continue
                 gm = math.exp(float(np.mean(np.log(ratios))))
+                better = sum(x > 1 + SAME for x in ratios)
+                same = sum(abs(x - 1) <= SAME for x in ratios)
                 lines.append(f"| {fb} | {d} M={m} {label} | {gm:.3g} | {min(ratios):.3g}–{max(ratios):.3g} | "
-                             f"{sum(x > 1 for x in ratios)} of {len(ratios)}" + (f" ({n} runs)" if n != len(ratios) else "")
-                             + " |")
+                             f"{better} / {same} / {len(ratios) - better - same}"
+                             + (f" (of {n} runs, {len(ratios)} converged)" if n != len(ratios) else "") + " |")
     return "\n".join(lines)
+
+
+def figure(docs: dict[str, dict], path: pathlib.Path) -> None:
+    """Left: the score of the accepted model at every step, per system and seed. Right: the
+    Fisher eigenvalues λ/λ_max (descending) of the designed model and the fixed ones, seed 0
+    of each system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for (name, doc), ls in zip(docs.items(), ("-", "--")):
+        for run in doc["runs"]:
+            path_scores = []
+            for st in run["steps"]:
+                acc = next((c for c in st["candidates"] if c["move"] == st["accepted"]), None)
+                if acc is not None:
+                    path_scores.append(acc["score"])
+            axes[0].plot(range(len(path_scores)), path_scores, ls, marker="o", ms=3, label=f"{name} seed {run['seed']}")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("score: mean log10 of the six errors")
+    axes[0].legend(fontsize=6, ncol=2)
+    for ax, (name, doc) in zip(axes[1:], docs.items()):
+        for r in doc["runs"][0]["held_out"]:
+            ev = np.array(r["information"]["total"]["eigenvalues"])
+            ax.semilogy(np.arange(1, len(ev) + 1), np.maximum(ev / ev[0], 1e-20), marker=".", label=r["model"])
+        ax.set_title(f"{name}, seed 0: Fisher eigenvalues", fontsize=9)
+        ax.set_xlabel("index")
+        ax.set_ylabel("λ / λ_max")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def tables(doc: dict) -> str:
@@ -449,6 +502,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--prune", type=float, default=PRUNE, help=f"PRUNE (default {PRUNE:g})")
     ap.add_argument("--min-unique", type=float, default=MIN_UNIQUE, help=f"MIN_UNIQUE (default {MIN_UNIQUE:g})")
     ap.add_argument("--out", help="the data file (default docs/data/composite_design_SYSTEM.json)")
+    ap.add_argument("--figure", action="store_true", help="also draw docs/figures/design.png from both data files")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out or DATA / f"composite_design_{args.system}.json")
     if args.run:
@@ -463,6 +517,9 @@ def main(argv=None) -> dict:
         out.write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":"), default=float) + "\n")
     doc = json.loads(out.read_text())
     print(tables(doc))
+    if args.figure:
+        docs = {n: json.loads((DATA / f"composite_design_{n}.json").read_text()) for n in ("morse2d", "w3d")}
+        figure(docs, FIGURE)
     return doc
 
 
