@@ -275,3 +275,19 @@ def test_feature_degrees_and_the_identifiability_prior_of_a_composite_model():
     assert deg[names.index("embedding:t^2")] == 2.0
     assert deg[names.index("ace:3b n=0,0 l=1")] == 4.0  # (0 + 1 + 1) twice
     assert np.all(prior_precision(m) > 0)
+
+
+def test_a_sweep_point_fits_and_evaluates_a_composite_model(tmp_path):
+    """``[fit] model = { kind = "composite", terms = [...] }`` in a study: the pipeline's fit
+    and experiment stages take it like any linear kind."""
+    from genanalysis.pipeline import run_point
+
+    ts = {"potential": "builtin:morse", "lattice": "triangular", "defects": ["perfect", "vacancy"], "size": 3,
+          "configs_per_size": 1, "rattle": 0.03, "observations": "EFV"}
+    fit = {"model": {"kind": "composite", "cutoff": 2.5, "l_max": 2,
+                     "terms": [{"kind": "pair", "degree": 4}, {"kind": "ace", "orders": [3], "degree": 3}]},
+           "loss": {"E": 1.0, "F": 1.0, "V": 1.0}, "validation_fraction": 0.0}
+    out = run_point(ts, fit, {"defect": "vacancy", "size": 5}, seed=0, workdir=tmp_path)
+    model, header = load_fitted(out.info["model_dir"])
+    assert header["kind"] == "composite" and [t.name for t in model.spec.terms] == ["pair", "ace"]
+    assert out.metrics["status"] == "converged" and math.isfinite(out.metrics["error_energy_norm"])
