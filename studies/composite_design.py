@@ -489,8 +489,30 @@ def figure(docs: dict[str, dict], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def information_table(doc: dict) -> str:
+    """Seed 0: the share of the Fisher information's trace per observation type and group,
+    and per term (composite) or body order (ACE) its trace share and the part it keeps given
+    all the others (given-others trace / own trace), for the designed and the fixed models."""
+    run = doc["runs"][0]
+    types = ["E", "F", "V"]
+    groups = sorted({g for r in run["held_out"] for g in r["information"]["per_group"]})
+    lines = ["| model | " + " | ".join(f"share {t}" for t in types) + " | " + " | ".join(f"share {g}" for g in groups)
+             + " | blocks: trace share (given others / own) |",
+             "|---|" + "---|" * (len(types) + len(groups)) + "---|"]
+    for r in run["held_out"]:
+        info = r["information"]
+        total = info["total"]["trace"]
+        blocks = [(k.replace("term ", "").replace("body order ", ""), v) for k, v in info["per_term"].items()
+                  if k.startswith(("term ", "body order "))]
+        cells = [_g(info["per_type"].get(t, {}).get("share"), ".2f") for t in types]
+        cells += [_g(info["per_group"].get(g, {}).get("share"), ".2f") for g in groups]
+        bl = "; ".join(f"{k}: {v['trace'] / total:.2f} ({v['given_others_trace'] / v['trace']:.1e})" for k, v in blocks)
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {bl} |")
+    return "\n".join(lines)
+
+
 def tables(doc: dict) -> str:
-    return "\n\n".join([step_table(doc["runs"][0]), held_out_table(doc), summary(doc)])
+    return "\n\n".join([step_table(doc["runs"][0]), held_out_table(doc), summary(doc), information_table(doc)])
 
 
 def main(argv=None) -> dict:
