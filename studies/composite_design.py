@@ -73,6 +73,8 @@ SYSTEMS = {
         design_domain=("vacancy", 3), held_out=(("interstitial", 4), ("vacancy", 5)),
         start_terms={"pair": {"kind": "pair", "degree": 4},
                      "embedding": {"kind": "embedding", "n_embed": 3},
+                     # a second density: the first two shells only (3.16, 2.74 Å < 3.6 Å < 4.47 Å)
+                     "embedding_short": {"kind": "embedding", "n_embed": 3, "cutoff": 3.6},
                      "ace3": {"kind": "ace", "orders": [3], "degree": 6, "body_order": 3},
                      "ace4": {"kind": "ace", "orders": [4], "degree": 6, "body_order": 4}}),
 }
@@ -123,18 +125,21 @@ class Study:
             self.stored[(defect, size)] = reference_equilibrium(self.ref, spec)
         self.rho = self._lattice_density()
 
-    def _lattice_density(self) -> float:
-        """ρ of the perfect lattice, Σ_j (1 − r/r_c)³: the embedding's density scale ρ_s."""
+    def _lattice_density(self, rc: float | None = None) -> float:
+        """ρ of the perfect lattice, Σ_j (1 − r/r_c)³ (r_c: the term's cutoff, default the
+        basis's): the embedding's density scale ρ_s."""
         from genanalysis.lattice import perfect_cell
         from genanalysis.models import engine
 
         at = perfect_cell(self.lattice, self.a, 6 if self.dim == 2 else 3, "X")
-        rc = self.base["cutoff"]
+        rc = float(rc or self.base["cutoff"])
         r = np.linalg.norm(engine.geometry(at, rc).Dn, axis=1)
         return float(np.sum((1 - r / rc) ** 3) / len(at))
 
     def term(self, t: dict) -> dict:
-        return dict(t, density_scale=self.rho) if t["kind"] == "embedding" else dict(t)
+        if t["kind"] != "embedding":
+            return dict(t)
+        return dict(t, density_scale=self.rho if "cutoff" not in t else self._lattice_density(t["cutoff"]))
 
     def fit(self, terms: list[dict] | None, plain: dict | None = None):
         from genanalysis.fit import LossWeights, ModelSpec, fit_linear
@@ -261,13 +266,17 @@ def _moves(terms: dict[str, dict], model, start_terms: dict) -> list[tuple[str, 
     return out
 
 
-def run(work: pathlib.Path, system_name: str, seed: int) -> dict:
+def run(work: pathlib.Path, system_name: str, seed: int, drop: tuple = ()) -> dict:
     """One design loop and its held-out comparison, training set seed ``seed`` (validation
-    set seed 1000 + ``seed``)."""
+    set seed 1000 + ``seed``), without the starting terms named in ``drop``."""
     t0 = time.process_time()
     system = SYSTEMS[system_name]
     s = Study(work, system, seed)
-    start_terms = system["start_terms"]
+    bad = sorted(set(drop) - set(system["start_terms"]))
+    if bad:
+        raise SystemExit(f"--drop-term {', '.join(bad)}: not a starting term of {system_name} "
+                         f"({', '.join(system['start_terms'])})")
+    start_terms = {k: v for k, v in system["start_terms"].items() if k not in drop}
     steps = []
 
     def candidate(label, terms):
@@ -523,6 +532,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training-set seeds (one loop each)")
     ap.add_argument("--prune", type=float, default=PRUNE, help=f"PRUNE (default {PRUNE:g})")
     ap.add_argument("--min-unique", type=float, default=MIN_UNIQUE, help=f"MIN_UNIQUE (default {MIN_UNIQUE:g})")
+    ap.add_argument("--drop-term", action="append", default=[], metavar="NAME",
+                    help="leave this starting term out of the pool (repeatable)")
     ap.add_argument("--out", help="the data file (default docs/data/composite_design_SYSTEM.json)")
     ap.add_argument("--figure", action="store_true", help="also draw docs/figures/design.png from both data files")
     args = ap.parse_args(argv)
@@ -532,7 +543,7 @@ def main(argv=None) -> dict:
         runs, meta = [], None
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as work:
-                meta, r = run(pathlib.Path(work), args.system, seed)
+                meta, r = run(pathlib.Path(work), args.system, seed, drop=tuple(args.drop_term))
             runs.append(r)
         meta["cpu_seconds"] = sum(r["cpu_seconds"] for r in runs)
         # compact: the per-candidate eigen-spectra would triple the file indented

@@ -258,7 +258,8 @@ def test_design_page_tables_are_the_recorded_data():
 
     mod = load_study("composite_design")
     page = (ROOT / "docs" / "design.md").read_text()
-    for name, quoted in (("morse2d", mod.tables), ("w3d", mod.tables), ("morse2d_loose", mod.summary)):
+    for name, quoted in (("morse2d", mod.tables), ("w3d", mod.tables), ("morse2d_loose", mod.summary),
+                         ("w3d_one_density", mod.summary)):
         doc = json.loads((ROOT / "docs" / "data" / f"composite_design_{name}.json").read_text())
         for line in quoted(doc).splitlines():
             assert line in page, f"{name}: {line}"
