@@ -69,7 +69,8 @@ def _num(value, name, *, minimum=0.0, strict=False, maximum=math.inf) -> float:
 class ModelSpec(ACEParams):
     """Model kind (``ace`` linear, ``mlp`` Behler–Parrinello network on the same
     invariants, ``directforce`` forces without an energy on the same basis,
-    :mod:`genanalysis.models.directforce`) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
+    :mod:`genanalysis.models.directforce`, ``composite`` a sum of pair, embedding and ACE
+    ``terms``, :mod:`genanalysis.models.composite`) and size: the fields of :class:`~genanalysis.models.basis.ACEParams`
     (cutoff Å, degree, body_order, l_max, w_l, r_in Å, pair_degree; the dimension is taken
     from the data) and, for ``mlp``, hidden layer widths, Adam epochs/learning rate, L-BFGS
     iterations, Hessian probes, the number of initialisations ``seeds`` (the one of lowest
