@@ -1,4 +1,5 @@
-"""Fitted interatomic models: the linear ACE-style model, a network on the same invariants,
+"""Fitted interatomic models: the linear ACE-style model, composite models (sums of pair,
+embedding and ACE terms), a network on the same invariants,
 their ASE calculators and safe persistence (docs/models.md).
 
 Units: Å, eV, eV/Å, eV (virials), eV/Å² (force constants).
@@ -15,6 +16,7 @@ _EXPORTS = {
     "ACEBasis": "genanalysis.models.basis",
     "LinearACE": "genanalysis.models.linear",
     "MLPACE": "genanalysis.models.mlp",
+    "CompositeModel": "genanalysis.models.composite",
     "ModelPotential": "genanalysis.models.calculator",
     "model_calculator": "genanalysis.models.calculator",
     "save_model": "genanalysis.models.io",
