@@ -19,7 +19,10 @@ def genanalysis(cwd, *args, timeout: float = 600) -> subprocess.CompletedProcess
 
 
 def morse_training_set(cwd, observations: str, out: str = "ts") -> None:
-    """Build :data:`MORSE_TRAINING_SET` with ``observations`` (TOML text) into ``cwd/out``."""
+    """Build :data:`MORSE_TRAINING_SET` with ``observations`` (TOML text) into ``cwd/out``
+    (in this process: what ``genanalysis trainingset ts.toml --out OUT`` writes, without
+    another interpreter start)."""
+    from genanalysis.trainingset import load_training_set
+
     (cwd / "ts.toml").write_text(MORSE_TRAINING_SET + observations)
-    p = genanalysis(cwd, "trainingset", "ts.toml", "--out", out)
-    assert p.returncode == 0, p.stderr
+    load_training_set(cwd / "ts.toml", out_dir=cwd / out)
