@@ -292,3 +292,18 @@ def test_a_sweep_point_fits_and_evaluates_a_composite_model(tmp_path):
     model, header = load_fitted(out.info["model_dir"])
     assert header["kind"] == "composite" and [t.name for t in model.spec.terms] == ["pair", "ace"]
     assert out.metrics["status"] == "converged" and math.isfinite(out.metrics["error_energy_norm"])
+
+
+def test_embedding_powers_span_the_density_which_is_the_first_pair_feature(configs):
+    """t² + 2√δ t = ρ/ρ_s, and ρ = A_0/Y_0 is the pair feature 2b n=0 at the same cutoff: an
+    embedding and a pair term of one cutoff share exactly one direction (docs/models.md §11)."""
+    m = CompositeModel.of_terms([{"kind": "pair", "cutoff": 2.5, "degree": 2},
+                                 {"kind": "embedding", "cutoff": 2.5, "n_embed": 2, "density_scale": 1.5,
+                                  "delta": 0.04}], 2)
+    d = m.design(configs[0].atoms, "EF")
+    names = m.feature_names
+    col = {k: names.index(k) for k in ("pair:2b n=0", "embedding:t^1", "embedding:t^2")}
+    y0 = 1.0 / math.sqrt(2 * math.pi)
+    for k in ("E", "F"):
+        lhs = d[k][..., col["embedding:t^2"]] + 2 * math.sqrt(0.04) * d[k][..., col["embedding:t^1"]]
+        assert np.allclose(lhs, d[k][..., col["pair:2b n=0"]] / (y0 * 1.5), rtol=1e-10, atol=1e-10)
