@@ -22,7 +22,8 @@ The loop (each step recorded in the data file):
    radial functions; embedding: one more power; ACE: degree + 1); remove the basis function
    whose information given the others is the smallest fraction of its own,
    when below ``PRUNE`` (a numerically redundant direction of the Fisher information; one at
-   a time).
+   a time); drop the whole term whose information given the other terms is the smallest
+   fraction of its own (with two or more terms).
 3. **Fisher filter**: a move that adds columns is fitted, and its new columns' information
    given all the others (the Schur complement of I = RᵀR, trace relative to the whole trace)
    is computed; below ``MIN_UNIQUE`` the move adds nothing the data can determine and is
@@ -263,7 +264,25 @@ def _moves(terms: dict[str, dict], model, start_terms: dict) -> list[tuple[str, 
             else:
                 new[name] = t
         out.append(("remove " + "; ".join(f"{k}:{f}" for k, v in red.items() for f in v), new))
+    weakest = _weakest_term(model)
+    if weakest is not None:
+        out.append((f"drop {weakest}", {k: v for k, v in terms.items() if k != weakest}))
     return out
+
+
+def _weakest_term(model) -> str | None:
+    """Of two or more terms, the one whose information given all the others is the smallest
+    fraction of its own (the term the data see least on its own); None for a single term."""
+    from genanalysis.identifiability import information_given_others
+
+    if len(model.spec.terms) < 2:
+        return None
+    r = model.r_factor_
+    frac = {}
+    for name, cols in model.term_columns.items():
+        own = float(np.sum(r[:, cols] ** 2))
+        frac[name] = information_given_others(r, cols)[0] / own if own > 0 else 0.0
+    return min(frac, key=frac.get)
 
 
 def run(work: pathlib.Path, system_name: str, seed: int, drop: tuple = ()) -> dict:
