@@ -242,3 +242,77 @@ def test_design_rows_match_autograd_of_every_feature(name):
     assert _rel(d["F"][..., 1:], -dBdx.T.reshape(n, 3, -1)) < 1e-12
     assert _rel(d["V"][..., 1:], -np.einsum("pa,kpb->abk", geom.Dn, dBdD)) < 1e-12
     assert not d["F"][..., 0].any() and not d["V"][..., 0].any()
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_force_constant_design_rows_match_autograd_and_finite_differences(name):
+    """H design rows of kernels.design_hessian = ∂²(Σ_i B_k)/∂x∂x by torch autograd of the
+    plain formula (two random combinations of the features) to 1e-12 relative, a subset of
+    rows = those rows of all, and = −∂F_k/∂x by
+    central differences of the compiled force rows to 1e-6 relative; the model's own rows
+    (one output, the site polynomial) are those of its sparse Hessian."""
+    spec = SPECS[name]
+    m = _model(spec, 0)
+    at = _cell(spec, 11)
+    b = m.basis
+    geom = engine.geometry(at, m.cutoff)
+    n = geom.n
+    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
+    x0 = torch.tensor(at.positions, dtype=torch.float64)
+    shift = geom.D - (x0[j] - x0[i])
+    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
+
+    def features_of_x(xf):
+        x = xf.view(n, 3) * mask
+        D = x[j] - x[i] + shift
+        return b.features(torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(D))).sum(0)
+
+    # every feature through two random combinations of them (one Hessian each)
+    V = np.random.default_rng(5).normal(size=(b.K, 2))
+    ref = np.stack([torch.autograd.functional.hessian(lambda xf: features_of_x(xf) @ torch.tensor(v),
+                                                      x0.reshape(-1), vectorize=True).numpy() for v in V.T], axis=-1)
+    d = m.design(at, "H")["H"]
+    assert d.shape == (3 * n, 3 * n, 1 + b.K) and not d[..., 0].any()
+    assert _rel(d[..., 1:] @ V, ref) < 1e-12
+    rows = np.array([n - 1, 0, 2])
+    r3 = (3 * rows[:, None] + np.arange(3)).reshape(-1)
+    assert _rel(m.design(at, "H", hessian_rows=rows)["H"], d[r3]) < 1e-15
+    # finite differences of the force rows: H[:, 3b + e] = −∂F/∂x_{b,e}
+    h = 1e-5
+    for b_, e in [(0, 0), (n // 2, 1)] + ([] if spec.dim == 2 else [(n - 1, 2)]):
+        fd = []
+        for s in (1, -1):
+            a2 = at.copy()
+            a2.positions[b_, e] += s * h
+            fd.append(m.design(a2, "F")["F"].reshape(3 * n, -1))
+        col = -(fd[0] - fd[1]) / (2 * h)
+        assert np.abs(d[:, 3 * b_ + e] - col).max() <= 1e-6 * np.abs(d).max()
+    H = m.hessian(at).toarray()
+    assert _rel(m.hessian_rows(at, rows), H[r3]) < 1e-12
+
+
+def test_streamed_force_constant_rows_give_the_same_fit(monkeypatch):
+    """A defect cell's force-constant rows streamed in pieces of two row atoms (no whole
+    design block) give the fit of the unstreamed rows, to 1e-10 relative."""
+    from genanalysis import fit as fitmod
+    from genanalysis.data import Configuration
+    from genanalysis.fit import LossWeights, ModelSpec
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential("builtin:W")
+    rng = np.random.default_rng(3)
+    confs = []
+    for s in range(3):
+        at = defect_cell("bcc", A_W, 2, "vacancy", "W")
+        at.positions += rng.normal(scale=0.05, size=at.positions.shape)
+        ob = pot.observe(at)
+        confs.append(Configuration(atoms=at, group="vacancy", energy=ob.energy, forces=ob.forces,
+                                   virial=ob.virial, hessian=pot.hessian(at)))
+    mspec = ModelSpec(cutoff=4.0, degree=4, body_order=3, l_max=1, r_in=2.0)
+    loss = LossWeights(E=1.0, F=1.0, V=1.0, H=0.1)
+    m1, d1 = fitmod.fit_linear(confs, mspec, loss)
+    monkeypatch.setattr(fitmod, "hessian_chunk_atoms", lambda n, p: 2)
+    m2, d2 = fitmod.fit_linear(confs, mspec, loss)
+    assert d1["n_rows"] == d2["n_rows"] and d1["rows_per_type"] == d2["rows_per_type"]
+    assert _rel(m2.coef_, m1.coef_) < 1e-10
+    assert abs(d2["weighted_residual_norm"] - d1["weighted_residual_norm"]) <= 1e-10 * d1["weighted_residual_norm"]

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
-           "pair_factors", "design_efv", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
+           "pair_factors", "design_efv", "design_hessian", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
 class BasisTables:
@@ -911,4 +911,120 @@ def scatter_pairs(Y, i, j, n):
         for c in range(3):
             out[j[p], c] += Y[p, c]
             out[i[p], c] -= Y[p, c]
+    return out
+
+
+@njit(cache=True)
+def design_hessian(D, start, j, pos, nr, mono_k, mono_coef, gidx, K, scal, ints, lam, mon, trip, tcoef):
+    """Force-constant design rows of a linear model: H (3·nr, 3n, K + 1) eV/Å² per eV,
+    H[3 pos[a] + c, 3 b + e, 1 + k] = ∂²(Σ_i B_k(A_i))/∂x_{a,c}∂x_{b,e} for the row atoms a
+    with ``pos[a] ≥ 0`` (their row block ``pos[a]`` < nr); column 0 (the one-body term)
+    stays zero. Features as in :func:`design_efv` (monomials t of weight mono_coef[t] in
+    the A-indices gidx[t], n_A = the constant 1).
+
+    Per centre i, in the positions of its local atoms (0 = the centre, 1 + q = neighbour q,
+    ∂A_f/∂x = −Σ_q ∇φ_f(D_q) and ∇φ_f(D_q)), every monomial w x_0 x_1 x_2 adds
+    w Σ_{s≠s'} x_{rest} ∂x_s ⊗ ∂x_{s'} — for a row u_f = ∂A_f/∂x_{a,c}, the column vector
+    w (α_0 ∂x_0 + α_1 ∂x_1 + α_2 ∂x_2) with α_0 = x_2 u_1 + x_1 u_2 etc. — and the pair
+    curvature δ_pq Σ_f (∂B_k/∂A_f) ∇²φ_f(D_q) on the blocks (q, q), (q, i), (i, q), (i, i).
+    Only centres with a wanted local atom are visited, and only the wanted rows formed:
+    memory is the output, 9·nr·n·(K + 1) doubles."""
+    nA = ints[3]
+    n = start.shape[0] - 1
+    T = mono_k.shape[0]
+    z_max = _zmax(start)
+    wk = _scratch(ints, z_max)
+    phi = np.zeros(nA)
+    Jp = np.zeros((nA, 3))
+    Hl = np.zeros((z_max, nA + 1, 3, 3))
+    G = np.zeros((nA + 1, 3 * (z_max + 1)))  # ∂A_f/∂(local atom, axis); row n_A zero
+    a1 = np.ones(nA + 1)
+    buf = np.zeros((K, 3 * (z_max + 1)))
+    Tq = np.zeros((z_max, 3, 3, K))
+    loc = np.zeros(z_max + 1, dtype=np.int64)
+    out = np.zeros((3 * nr, 3 * n, K + 1))
+    for ci in range(n):
+        p0 = start[ci]
+        z = start[ci + 1] - p0
+        want = pos[ci] >= 0
+        for q in range(z):
+            if pos[j[p0 + q]] >= 0:
+                want = True
+        if not want or z == 0:
+            continue
+        loc[0] = ci
+        for q in range(z):
+            loc[q + 1] = j[p0 + q]
+        ncol = 3 * (z + 1)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 2, wk)
+        for f in range(nA):
+            a1[f] = 0.0
+            for c in range(3):
+                G[f, c] = 0.0
+        for q in range(z):
+            _pair(wk, q, scal, ints, lam, 2, phi, Jp, Hl[q])
+            for f in range(nA):
+                a1[f] += phi[f]
+                for c in range(3):
+                    G[f, 3 * (q + 1) + c] = Jp[f, c]
+                    G[f, c] -= Jp[f, c]
+        # pair curvature per feature: Tq[q, :, :, k] = Σ_f ∂B_k/∂A_f ∇²φ_f(D_q)
+        for q in range(z):
+            for c in range(3):
+                for e in range(3):
+                    for k in range(K):
+                        Tq[q, c, e, k] = 0.0
+        for t in range(T):
+            i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+            x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+            w, k = mono_coef[t], mono_k[t]
+            g0, g1, g2 = w * x1 * x2, w * x0 * x2, w * x0 * x1
+            for q in range(z):
+                for c in range(3):
+                    for e in range(3):
+                        Tq[q, c, e, k] += g0 * Hl[q, i0, c, e] + g1 * Hl[q, i1, c, e] + g2 * Hl[q, i2, c, e]
+        for x in range(z + 1):
+            r = pos[loc[x]]
+            if r < 0:
+                continue
+            for c in range(3):
+                rc = 3 * x + c
+                for k in range(K):
+                    for y in range(ncol):
+                        buf[k, y] = 0.0
+                for t in range(T):
+                    i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+                    x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+                    u0, u1, u2 = G[i0, rc], G[i1, rc], G[i2, rc]
+                    w, k = mono_coef[t], mono_k[t]
+                    b0 = w * (x2 * u1 + x1 * u2)
+                    b1 = w * (x2 * u0 + x0 * u2)
+                    b2 = w * (x1 * u0 + x0 * u1)
+                    if b0 == 0.0 and b1 == 0.0 and b2 == 0.0:
+                        continue
+                    for y in range(ncol):
+                        buf[k, y] += b0 * G[i0, y] + b1 * G[i1, y] + b2 * G[i2, y]
+                # the curvature: row of neighbour q → (q, q) +T, (q, centre) −T; the centre's
+                # row → (centre, q) −T, (centre, centre) +Σ_q T
+                if x > 0:
+                    q = x - 1
+                    for e in range(3):
+                        for k in range(K):
+                            tv = Tq[q, c, e, k]
+                            buf[k, 3 * x + e] += tv
+                            buf[k, e] -= tv
+                else:
+                    for q in range(z):
+                        for e in range(3):
+                            for k in range(K):
+                                tv = Tq[q, c, e, k]
+                                buf[k, 3 * (q + 1) + e] -= tv
+                                buf[k, e] += tv
+                row = 3 * r + c
+                for y in range(z + 1):
+                    b = loc[y]
+                    for e in range(3):
+                        col = 3 * b + e
+                        for k in range(K):
+                            out[row, col, k + 1] += buf[k, 3 * y + e]
     return out

@@ -194,16 +194,12 @@ class LinearACE:
         return engine.hessian_sparse(self.basis, geom, self._site_fn(A), S)
 
     def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
-        """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
+        """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²
+        (:func:`kernels.design_hessian` with the model's site polynomial as one output)."""
         self._check(atoms)
-        geom, A, S = engine.hessian_inputs(self.basis, atoms, self.cutoff)
-        site = self._site_fn(A)
-
-        def site_fn(C):
-            g, M = site(C)
-            return torch.from_numpy(g), torch.from_numpy(M)
-
-        return engine.hessian_dense_rows(self.basis, geom, site_fn, S, np.asarray(rows))[0].numpy()
+        geom = self._geometry(atoms)
+        w, idx = self.site_tables()
+        return self._hessian_kernel(geom, rows, np.zeros(len(w), dtype=np.int64), w, idx, 1)[:, :, 1]
 
     def elastic_constants(self, atoms: Atoms) -> np.ndarray:
         """Clamped-ion elastic constants (Voigt; eV/Å³, 2D eV/Å²) of a periodic cell,
@@ -226,16 +222,13 @@ class LinearACE:
         self._check(atoms)
         b = self.basis
         geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(b, geom)
         K, n = b.K, geom.n
         out: dict[str, np.ndarray] = {}
         if "E" in kinds or "F" in kinds or "V" in kinds:
             check_memory("the force rows of a design block", 8.0 * 3 * n * (K + 1) * (2 if "F" in kinds else 0))
-            S1 = np.concatenate([b.S.numpy(), np.full((K, 1), b.n_A)], axis=1)
-            mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
-            gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
-            E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, np.ascontiguousarray(b.mono_coef.numpy()),
-                                         gidx, K, "V" in kinds, *kernels.tables(b))
+            mk, mc, gidx = self._monomials()
+            E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, "V" in kinds,
+                                         *kernels.tables(b))
             zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x], axis=-1)  # noqa: E731
             if "E" in kinds:
                 out["E"] = np.concatenate([[float(n)], E])
@@ -244,13 +237,46 @@ class LinearACE:
             if "V" in kinds:
                 out["V"] = zero(W)
         if "H" in kinds:
-            def site_fn(C):
-                return b.feature_derivatives(A[torch.tensor(C)], second=True)
-
-            H = engine.hessian_dense_rows(b, geom, site_fn, b.S, hessian_rows)  # (K, 3r, 3n)
-            Hn = H.permute(1, 2, 0).numpy()
-            out["H"] = np.concatenate([np.zeros(Hn.shape[:2] + (1,)), Hn], axis=-1)
+            out["H"] = self._design_hessian(geom, np.arange(n) if hessian_rows is None else hessian_rows)
         return out
+
+    def _monomials(self):
+        """(feature of each monomial (T,), its coefficient (T,), its A-indices (T, 3) with
+        n_A = the constant 1): the features as the design kernels read them."""
+        b = self.basis
+        S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
+        mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
+        gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
+        return mk, np.ascontiguousarray(b.mono_coef.numpy(), dtype=np.float64), gidx
+
+    def _design_hessian(self, geom, rows) -> np.ndarray:
+        """Force-constant design rows of the row atoms ``rows``: (3r, 3n, 1 + K), eV/Å² per
+        eV, from one compiled pass over the centres near them (:func:`kernels.design_hessian`;
+        only these rows are formed, never the (3n)² block of every feature)."""
+        return self._hessian_kernel(geom, rows, *self._monomials(), self.basis.K)
+
+    def _hessian_kernel(self, geom, rows, mono_k, mono_coef, gidx, K: int) -> np.ndarray:
+        """:func:`kernels.design_hessian` of the outputs Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]]
+        (k < K) for the row atoms ``rows`` (distinct), memory estimated first."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = geom.n
+        if len(np.unique(rows)) != len(rows) or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
+            raise InputError(f"force-constant rows must be distinct atoms in [0, {n}); got {rows.tolist()[:10]}")
+        check_memory("the force-constant rows", 8.0 * 9 * len(rows) * n * (K + 1))
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[rows] = np.arange(len(rows))
+        return kernels.design_hessian(geom.Dn, geom.start, geom.j, pos, len(rows), mono_k, mono_coef, gidx, K,
+                                      *kernels.tables(self.basis))
+
+    def design_hessian_chunks(self, atoms: Atoms, rows, chunk: int):
+        """The force-constant design rows of the atoms ``rows`` in pieces of at most
+        ``chunk`` row atoms: yields (offset into ``rows``, (3c, 3n, 1 + K) rows), so that a
+        large defect cell's rows stream into the fit without the whole (3r, 3n, 1 + K)."""
+        self._check(atoms)
+        geom = engine.geometry(atoms, self.cutoff)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        for a in range(0, len(rows), max(int(chunk), 1)):
+            yield a, self._design_hessian(geom, rows[a:a + max(int(chunk), 1)])
 
     # -- persistence --------------------------------------------------------------------------
 
