@@ -316,3 +316,53 @@ def test_streamed_force_constant_rows_give_the_same_fit(monkeypatch):
     assert d1["n_rows"] == d2["n_rows"] and d1["rows_per_type"] == d2["rows_per_type"]
     assert _rel(m2.coef_, m1.coef_) < 1e-10
     assert abs(d2["weighted_residual_norm"] - d1["weighted_residual_norm"]) <= 1e-10 * d1["weighted_residual_norm"]
+
+
+@pytest.mark.parametrize("name", ["3d-bo3", "3d-bo4", "2d-bo4"])
+def test_network_runs_on_the_compiled_features_and_products(name):
+    """The network model's energy, forces and matrix-free Hessian products (compiled A, B,
+    chain through ∂B/∂A and ∂²B/∂A², pair factors; torch for the network only) = torch
+    autograd of the plain formula ε = N((B(Σ φ) − μ)/σ) to 1e-12 relative; its products =
+    central differences of its forces to 1e-6."""
+    from genanalysis.models.calculator import ModelPotential
+    from genanalysis.models.mlp import MLPACE
+
+    spec = SPECS[name]
+    m = MLPACE(spec, hidden=(6, 5), seed=1)
+    with torch.no_grad():
+        m.net[-1].weight.mul_(100.0)
+    m.mu = torch.linspace(0.0, 0.5, m.basis.K, dtype=torch.float64)
+    m.sigma = torch.full((m.basis.K,), 2.0, dtype=torch.float64)
+    at = _cell(spec, 13)
+    b = m.basis
+    geom = engine.geometry(at, m.cutoff)
+    n = geom.n
+    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
+    x0 = torch.tensor(at.positions, dtype=torch.float64)
+    shift = geom.D - (x0[j] - x0[i])
+    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
+
+    def energy_of_x(xf):
+        x = xf.view(n, 3) * mask
+        A = torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(x[j] - x[i] + shift))
+        return m.site_energy(b.features(A)).sum()
+
+    xf = x0.reshape(-1).clone().requires_grad_(True)
+    E_t = energy_of_x(xf)
+    (g,) = torch.autograd.grad(E_t, xf)
+    E = float(E_t.detach())
+    H = torch.autograd.functional.hessian(energy_of_x, x0.reshape(-1), vectorize=True).numpy()
+    r = m.predict(at)
+    assert abs(r["energy"] - E) <= 1e-12 * abs(E)
+    assert _rel(r["forces"], -g.view(n, 3).numpy()) < 1e-12
+    X = np.random.default_rng(2).normal(size=(3 * n, 2)) * mask.numpy()[np.arange(3 * n) % 3, None]
+    e2, F2, op = ModelPotential(m).energy_forces(at, linearise=True)
+    assert _rel(F2, r["forces"]) < 1e-15 and e2 == r["energy"]
+    assert _rel(op @ X, H @ X) < 1e-12
+    assert _rel(m.linearise(at) @ X, H @ X) < 1e-12
+    h, v = 1e-5, X[:, 0].reshape(n, 3)
+    fp, fm = at.copy(), at.copy()
+    fp.positions += h * v
+    fm.positions -= h * v
+    fd = -(m.predict(fp)["forces"] - m.predict(fm)["forces"]).ravel() / (2 * h)
+    assert np.abs(op @ X[:, 0] - fd).max() <= 1e-6 * np.abs(fd).max()
