@@ -73,6 +73,10 @@ def register(sub) -> None:
                    help="also time the linear fit of the model's basis (default: of ACESpec()) to an EFV training "
                         "set of the reference's perfect and vacancy cells of these sizes N, e.g. 2,4,6,8 "
                         "(default: none)")
+    m.add_argument("--fit-observations", default="EFV", choices=["EFV", "EFVH"],
+                   help="observations of every training configuration of --fit-sizes: EFV, or EFVH with the "
+                        "force constants of every atom of every cell (weight H = 0.01; rows streamed) "
+                        "(default EFV)")
     m.add_argument("--repeats", type=int, default=3, help="timed calls per size, the fastest counts (default 3)")
     m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
     m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
@@ -224,7 +228,7 @@ def run_model(args) -> int:
     fit_row = None
     if fit_sizes:
         fit_row = run_fit_timing(_model_params(args.model), reference or "builtin:W", args.lattice, args.a, fit_sizes,
-                                 nprocs=args.nprocs, timeout=args.timeout)
+                                 nprocs=args.nprocs, timeout=args.timeout, observations=args.fit_observations)
     if args.json:
         json.dump({"model": args.model, "reference": reference, "lattice": args.lattice, "a": args.a,
                    "nprocs": args.nprocs, "exponent": slope, "rows": rows, "evaluate": evals, "fit": fit_row,
@@ -258,7 +262,8 @@ def _model_params(model) -> dict:
 
 
 def _print_fit_row(r, reference) -> None:
-    print(f"# linear fit (design assembly + streamed QR + solve, one process) to an EFV training set of "
+    print(f"# linear fit (design assembly + streamed QR + solve, one process) to an {r.get('observations', 'EFV')} "
+          f"training set of "
           f"{reference}, perfect and vacancy cells N = {','.join(map(str, r['sizes']))}")
     if r["status"] != "ok":
         print(f"fit: {r['status']}")
