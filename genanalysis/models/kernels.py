@@ -771,83 +771,95 @@ def pair_factors(D, scal, ints, lam, mon, trip, tcoef):
 
 
 @njit(cache=True)
+def _centre_dA(p0, z, dD, R, FS, U, ints, xy, dc):
+    """δA (n_A,) of one centre into ``dc``: Σ_q ∇φ(D_q) · δD_q over its ``z`` pairs from
+    ``p0``, from the factored ∇φ: δA_{n,a} = Σ_q R_n' (S̃_a û·δD) + R_n (V_a·δD);
+    ``xy`` (2, n_comp, ≥ z) scratch."""
+    nc = ints[2]
+    for a in range(nc):
+        for q in range(z):
+            p = p0 + q
+            v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+            xy[0, a, q] = FS[1, a, p] * v0 + FS[2, a, p] * v1 + FS[3, a, p] * v2
+            xy[1, a, q] = FS[0, a, p] * (U[0, p] * v0 + U[1, p] * v1 + U[2, p] * v2)
+    # X = V·δD pairs with R, Y = S̃ û·δD with R'
+    _radial_sum(R, p0, xy[0], 0, xy[1], 0, z, ints, True, dc)
+
+
+@njit(cache=True)
+def _centre_contract(p0, z, gc, R, FS, U, T, dD, ints, acc, out):
+    """out[p] = δg · ∇φ(D_p) + T_p δD_p for one centre's ``z`` pairs from ``p0``."""
+    _contract_block(R, FS, U, p0, z, gc, ints, acc, out, p0)
+    for p in range(p0, p0 + z):
+        v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+        for c3 in range(3):
+            out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
+
+
+@njit(cache=True)
+def linear_hvp(start, dD, A, T, R, FS, U, w, idx, ints):
+    """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
+    displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
+    (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
+    factored form from :func:`pair_factors`. Fused over blocks of :data:`_SITES` centres
+    (δA, the site polynomial's product, the contraction) so that a block's pair factors
+    are read while still in cache."""
+    nA = ints[3]
+    nc = ints[2]
+    n = start.shape[0] - 1
+    z_max = _zmax(start)
+    a1 = np.ones((nA + 1, _SITES))
+    d1 = np.zeros((nA + 1, _SITES))
+    dg = np.zeros((nA + 1, _SITES))
+    dc = np.zeros(nA)
+    gc = np.zeros(nA + 1)
+    xy = np.zeros((2, nc, z_max))
+    acc = np.zeros((3, max(nc, 4), z_max))
+    out = np.zeros((dD.shape[0], 3))
+    for c0 in range(0, n, _SITES):
+        nb = min(_SITES, n - c0)
+        for b in range(nb):
+            p0 = start[c0 + b]
+            _centre_dA(p0, start[c0 + b + 1] - p0, dD, R, FS, U, ints, xy, dc)
+            for f in range(nA):
+                a1[f, b] = A[c0 + b, f]
+                d1[f, b] = dc[f]
+        _site_hvp_block(a1, d1, w, idx, dg)
+        for b in range(nb):
+            p0 = start[c0 + b]
+            for f in range(nA):
+                gc[f] = dg[f, b]
+            _centre_contract(p0, start[c0 + b + 1] - p0, gc, R, FS, U, T, dD, ints, acc, out)
+    return out
+
+
+@njit(cache=True)
 def pair_dA(start, dD, R, FS, U, ints):
     """δA (n, n_A) = Σ_{p: i_p = i} ∇φ(D_p) · δD_p for pair displacements δD (P, 3) Å, from
-    the factored ∇φ of :func:`pair_factors`: δA_{n,a} = Σ_q R_n' (S̃_a û·δD) + R_n (V_a·δD)."""
+    the factored ∇φ of :func:`pair_factors` (the first half of a product whose site part is
+    not the linear polynomial: the network's)."""
     nA, nc = ints[3], ints[2]
     n = start.shape[0] - 1
     xy = np.zeros((2, nc, _zmax(start)))
-    dc = np.zeros(nA)
     dA = np.zeros((n, nA))
     for c in range(n):
         p0 = start[c]
-        z = start[c + 1] - p0
-        for a in range(nc):
-            for q in range(z):
-                p = p0 + q
-                v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-                xy[0, a, q] = FS[1, a, p] * v0 + FS[2, a, p] * v1 + FS[3, a, p] * v2
-                xy[1, a, q] = FS[0, a, p] * (U[0, p] * v0 + U[1, p] * v1 + U[2, p] * v2)
-        # X = V·δD pairs with R, Y = S̃ û·δD with R'
-        _radial_sum(R, p0, xy[0], 0, xy[1], 0, z, ints, True, dc)
-        for f in range(nA):
-            dA[c, f] = dc[f]
+        _centre_dA(p0, start[c + 1] - p0, dD, R, FS, U, ints, xy, dA[c])
     return dA
 
 
 @njit(cache=True)
 def pair_contract(start, dG, R, FS, U, T, dD, ints):
-    """δ(∂E/∂D_p) (P, 3) eV/Å = δg_{i_p} · ∇φ(D_p) + T_p δD_p: the pair side of a Hessian
-    product, for δg = ∂²ε/∂A² δA (n, n_A) eV and the pair curvature T of
-    :func:`pair_curvature` (∇φ factored as in :func:`pair_factors`)."""
-    nA, nc = ints[3], ints[2]
+    """δ(∂E/∂D_p) (P, 3) eV/Å = δg_{i_p} · ∇φ(D_p) + T_p δD_p: the second half, for
+    δg = ∂²ε/∂A² δA (n, n_A) eV and the pair curvature T of :func:`pair_curvature`."""
+    nc = ints[2]
     n = start.shape[0] - 1
     acc = np.zeros((3, max(nc, 4), _zmax(start)))
-    gc = np.zeros(nA)
     out = np.zeros((dD.shape[0], 3))
     for c in range(n):
         p0 = start[c]
-        z = start[c + 1] - p0
-        for f in range(nA):
-            gc[f] = dG[c, f]
-        _contract_block(R, FS, U, p0, z, gc, ints, acc, out, p0)
-        for p in range(p0, p0 + z):
-            v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-            for c3 in range(3):
-                out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
+        _centre_contract(p0, start[c + 1] - p0, dG[c], R, FS, U, T, dD, ints, acc, out)
     return out
-
-
-@njit(cache=True)
-def site_hvp(A, dA, w, idx):
-    """δg (n, n_A) = ∂²ε/∂A² · δA per site for the linear site polynomial (w, idx), in
-    blocks of :data:`_SITES` sites (:func:`_site_hvp_block`)."""
-    n, nA = A.shape
-    a1 = np.ones((nA + 1, _SITES))
-    d1 = np.zeros((nA + 1, _SITES))
-    dg = np.zeros((nA + 1, _SITES))
-    out = np.zeros((n, nA))
-    for c0 in range(0, n, _SITES):
-        nb = min(_SITES, n - c0)
-        for b in range(nb):
-            for f in range(nA):
-                a1[f, b] = A[c0 + b, f]
-                d1[f, b] = dA[c0 + b, f]
-        _site_hvp_block(a1, d1, w, idx, dg)
-        for b in range(nb):
-            for f in range(nA):
-                out[c0 + b, f] = dg[f, b]
-    return out
-
-
-def linear_hvp(start, dD, A, T, R, FS, U, w, idx, ints):
-    """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
-    displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
-    (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
-    factored form from :func:`pair_factors`: :func:`pair_dA`, :func:`site_hvp`,
-    :func:`pair_contract`."""
-    dA = pair_dA(start, dD, R, FS, U, ints)
-    return pair_contract(start, site_hvp(A, dA, w, idx), R, FS, U, T, dD, ints)
 
 
 # ------------------------------------------------------------------------------ features per site
