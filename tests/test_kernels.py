@@ -83,6 +83,24 @@ def _rel(a, b):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-300))
 
 
+def _plain_sites(basis, atoms, cutoff):
+    """(geometry, x0 (n·3,) torch, site_A(x) → A (n, n_A)): the projections of the plain
+    formula as a torch function of the flat positions (the lattice shifts of the pairs
+    kept; in 2D the z-components masked), for autograd references."""
+    geom = engine.geometry(atoms, cutoff)
+    n = geom.n
+    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
+    x0 = torch.tensor(atoms.positions, dtype=torch.float64)
+    shift = geom.D - (x0[j] - x0[i])
+    mask = torch.tensor([1.0, 1.0, 0.0 if basis.spec.dim == 2 else 1.0], dtype=torch.float64)
+
+    def site_A(xf):
+        x = xf.view(n, 3) * mask
+        return torch.zeros(n, basis.n_A, dtype=torch.float64).index_add(0, i, basis.phi(x[j] - x[i] + shift))
+
+    return geom, x0.reshape(-1), site_A
+
+
 @pytest.mark.parametrize("name", SPECS)
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
@@ -221,21 +239,16 @@ def test_design_rows_match_autograd_of_every_feature(name):
     m = _model(spec, 0)
     at = _cell(spec, 9)
     b = m.basis
-    geom = engine.geometry(at, m.cutoff)
-    n = geom.n
-    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
-    x0 = torch.tensor(at.positions, dtype=torch.float64)
-    shift = geom.D - (x0[j] - x0[i])
-    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
+    geom, x0, site_A = _plain_sites(b, at, m.cutoff)
+    n, i = geom.n, torch.tensor(geom.i)
 
     def features_of_D(D):
         return b.features(torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(D))).sum(0)
 
     def features_of_x(xf):
-        x = xf.view(n, 3) * mask
-        return features_of_D(x[j] - x[i] + shift)
+        return b.features(site_A(xf)).sum(0)
 
-    dBdx = torch.autograd.functional.jacobian(features_of_x, x0.reshape(-1)).numpy()  # (K, 3n)
+    dBdx = torch.autograd.functional.jacobian(features_of_x, x0).numpy()  # (K, 3n)
     dBdD = torch.autograd.functional.jacobian(features_of_D, geom.D.clone()).numpy()  # (K, P, 3)
     d = m.design(at, "EFV")
     assert _rel(d["E"][1:], features_of_D(geom.D).numpy()) < 1e-12 and d["E"][0] == n
@@ -255,22 +268,16 @@ def test_force_constant_design_rows_match_autograd_and_finite_differences(name):
     m = _model(spec, 0)
     at = _cell(spec, 11)
     b = m.basis
-    geom = engine.geometry(at, m.cutoff)
+    geom, x0, site_A = _plain_sites(b, at, m.cutoff)
     n = geom.n
-    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
-    x0 = torch.tensor(at.positions, dtype=torch.float64)
-    shift = geom.D - (x0[j] - x0[i])
-    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
 
     def features_of_x(xf):
-        x = xf.view(n, 3) * mask
-        D = x[j] - x[i] + shift
-        return b.features(torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(D))).sum(0)
+        return b.features(site_A(xf)).sum(0)
 
     # every feature through two random combinations of them (one Hessian each)
     V = np.random.default_rng(5).normal(size=(b.K, 2))
     ref = np.stack([torch.autograd.functional.hessian(lambda xf: features_of_x(xf) @ torch.tensor(v),
-                                                      x0.reshape(-1), vectorize=True).numpy() for v in V.T], axis=-1)
+                                                      x0, vectorize=True).numpy() for v in V.T], axis=-1)
     d = m.design(at, "H")["H"]
     assert d.shape == (3 * n, 3 * n, 1 + b.K) and not d[..., 0].any()
     assert _rel(d[..., 1:] @ V, ref) < 1e-12
@@ -334,28 +341,22 @@ def test_network_runs_on_the_compiled_features_and_products(name):
     m.mu = torch.linspace(0.0, 0.5, m.basis.K, dtype=torch.float64)
     m.sigma = torch.full((m.basis.K,), 2.0, dtype=torch.float64)
     at = _cell(spec, 13)
-    b = m.basis
-    geom = engine.geometry(at, m.cutoff)
+    geom, x0, site_A = _plain_sites(m.basis, at, m.cutoff)
     n = geom.n
-    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
-    x0 = torch.tensor(at.positions, dtype=torch.float64)
-    shift = geom.D - (x0[j] - x0[i])
-    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
+    mask = np.array([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0])
 
     def energy_of_x(xf):
-        x = xf.view(n, 3) * mask
-        A = torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(x[j] - x[i] + shift))
-        return m.site_energy(b.features(A)).sum()
+        return m.site_energy(m.basis.features(site_A(xf))).sum()
 
-    xf = x0.reshape(-1).clone().requires_grad_(True)
+    xf = x0.clone().requires_grad_(True)
     E_t = energy_of_x(xf)
     (g,) = torch.autograd.grad(E_t, xf)
     E = float(E_t.detach())
-    H = torch.autograd.functional.hessian(energy_of_x, x0.reshape(-1), vectorize=True).numpy()
+    H = torch.autograd.functional.hessian(energy_of_x, x0, vectorize=True).numpy()
     r = m.predict(at)
     assert abs(r["energy"] - E) <= 1e-12 * abs(E)
     assert _rel(r["forces"], -g.view(n, 3).numpy()) < 1e-12
-    X = np.random.default_rng(2).normal(size=(3 * n, 2)) * mask.numpy()[np.arange(3 * n) % 3, None]
+    X = np.random.default_rng(2).normal(size=(3 * n, 2)) * mask[np.arange(3 * n) % 3, None]
     e2, F2, op = ModelPotential(m).energy_forces(at, linearise=True)
     assert _rel(F2, r["forces"]) < 1e-15 and e2 == r["energy"]
     assert _rel(op @ X, H @ X) < 1e-12

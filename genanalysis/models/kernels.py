@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
+__all__ = ["BasisTables", "tables", "feature_tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
            "pair_factors", "design_efv", "design_hessian", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
@@ -86,6 +86,20 @@ class BasisTables:
 
     def args(self):
         return self.scal, self.ints, self.lam, self.mon, self.trip, self.tcoef
+
+
+def feature_tables(basis) -> tuple:
+    """(feature of each monomial (T,), its coefficient (T,), its A-indices (T, 3) with n_A
+    = the constant 1, K): the invariants B_k = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]]
+    as the design and feature kernels read them (built once per basis object)."""
+    t = basis.__dict__.get("_feature_tables")
+    if t is None:
+        S1 = np.concatenate([basis.S.numpy(), np.full((basis.K, 1), basis.n_A)], axis=1)
+        mk = np.ascontiguousarray(basis.mono_k.numpy(), dtype=np.int64)
+        gidx = np.ascontiguousarray(S1[mk[:, None], basis.mono_slot.numpy()], dtype=np.int64)
+        t = basis._feature_tables = (mk, np.ascontiguousarray(basis.mono_coef.numpy(), dtype=np.float64), gidx,
+                                     int(basis.K))
+    return t
 
 
 def tables(basis) -> tuple:

@@ -57,6 +57,8 @@ class LinearACE:
     """
 
     kind = "ace"
+    #: energy_forces(linearise=True) returns the Hessian operator of the same pass
+    fused_linearise = True
 
     def __init__(self, spec: ACESpec, coef: np.ndarray | None = None):
         self.spec = spec
@@ -110,10 +112,7 @@ class LinearACE:
     # -- evaluation -------------------------------------------------------------------------
 
     def _geometry(self, atoms: Atoms):
-        cache = self.__dict__.get("_geoms")
-        if cache is None or cache.cutoff != self.cutoff:
-            cache = self._geoms = engine.GeometryCache(self.cutoff)
-        return cache(atoms)
+        return engine.model_geometry(self, atoms)
 
     def _pass(self, atoms: Atoms):
         """(geometry, site energies − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A, g = ∂ε/∂A eV):
@@ -149,41 +148,22 @@ class LinearACE:
         return self._operator(geom, A, G)
 
     def _pair_hvp(self, geom, A: np.ndarray, G: np.ndarray):
-        """δD (P, 3) ↦ δ(∂E/∂D) (P, 3) (:func:`kernels.linear_hvp`); the per-pair curvature
-        T_p and the basis factors (:func:`kernels.pair_factors`, together
-        8·(2·n_rad + 4·n_comp + 12) bytes per pair, estimated before allocating) are computed
-        at the first product and held."""
+        """δD (P, 3) ↦ δ(∂E/∂D) (P, 3) (:func:`kernels.linear_hvp`) on the pair terms held
+        from the first product (:func:`engine.held_pair_terms`)."""
         w, idx = self.site_tables()
-        tabs = kernels.tables(self.basis)
         held: dict = {}
 
         def pair_hvp(dD):
             if not held:
-                check_memory("the Hessian operator's pair factors",
-                             8.0 * geom.Dn.shape[0] * (2 * self.basis.n_rad + 4 * self.basis.n_comp + 12))
-                held["T"] = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
-                held["F"] = kernels.pair_factors(geom.Dn, *tabs)
+                held.update(engine.held_pair_terms(self.basis, geom, G))
             return kernels.linear_hvp(geom.start, np.ascontiguousarray(dD), A, held["T"], *held["F"], w, idx,
-                                      tabs[1])
+                                      kernels.tables(self.basis)[1])
 
         return pair_hvp
 
     def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
         """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:meth:`_pair_hvp`)."""
-        n = geom.n
-        pair_hvp = self._pair_hvp(geom, A, G)
-
-        def matvec(v):
-            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
-            Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
-            return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
-
-        def matmat(X):
-            X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
-            return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
-
-        return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat,
-                                   dtype=np.float64)
+        return engine.pair_operator(geom, self._pair_hvp(geom, A, G))
 
     def hessian(self, atoms: Atoms, geom=None, A=None) -> sp.csr_array:
         """Exact force constants ∂²E/∂x∂x (eV/Å²), sparse (3n × 3n), atom-major."""
@@ -226,7 +206,7 @@ class LinearACE:
         out: dict[str, np.ndarray] = {}
         if "E" in kinds or "F" in kinds or "V" in kinds:
             check_memory("the force rows of a design block", 8.0 * 3 * n * (K + 1) * (2 if "F" in kinds else 0))
-            mk, mc, gidx = self._monomials()
+            mk, mc, gidx, _ = kernels.feature_tables(b)
             E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, "V" in kinds,
                                          *kernels.tables(b))
             zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x], axis=-1)  # noqa: E731
@@ -240,20 +220,11 @@ class LinearACE:
             out["H"] = self._design_hessian(geom, np.arange(n) if hessian_rows is None else hessian_rows)
         return out
 
-    def _monomials(self):
-        """(feature of each monomial (T,), its coefficient (T,), its A-indices (T, 3) with
-        n_A = the constant 1): the features as the design kernels read them."""
-        b = self.basis
-        S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
-        mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
-        gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
-        return mk, np.ascontiguousarray(b.mono_coef.numpy(), dtype=np.float64), gidx
-
     def _design_hessian(self, geom, rows) -> np.ndarray:
         """Force-constant design rows of the row atoms ``rows``: (3r, 3n, 1 + K), eV/Å² per
         eV, from one compiled pass over the centres near them (:func:`kernels.design_hessian`;
         only these rows are formed, never the (3n)² block of every feature)."""
-        return self._hessian_kernel(geom, rows, *self._monomials(), self.basis.K)
+        return self._hessian_kernel(geom, rows, *kernels.feature_tables(self.basis))
 
     def _hessian_kernel(self, geom, rows, mono_k, mono_coef, gidx, K: int) -> np.ndarray:
         """:func:`kernels.design_hessian` of the outputs Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]]

@@ -24,13 +24,11 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
-import scipy.sparse.linalg as spla
-
-from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
@@ -41,6 +39,8 @@ class MLPACE:
     """Per-site network on normalised invariants. ``hidden``: layer widths."""
 
     kind = "mlp"
+    #: energy_forces(linearise=True) returns the Hessian operator of the same pass
+    fused_linearise = True
 
     def __init__(self, spec: ACESpec, hidden=(32, 32), seed: int = 0):
         self.spec = spec
@@ -82,30 +82,13 @@ class MLPACE:
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def _geometry(self, atoms: Atoms):
-        cache = self.__dict__.get("_geoms")
-        if cache is None or cache.cutoff != self.cutoff:
-            cache = self._geoms = engine.GeometryCache(self.cutoff)
-        return cache(atoms)
-
-    def _monomials(self):
-        """The features as the kernels read them (see :meth:`LinearACE._monomials`)."""
-        m = self.__dict__.get("_mono")
-        if m is None:
-            b = self.basis
-            S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
-            mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
-            gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
-            m = self._mono = (mk, np.ascontiguousarray(b.mono_coef.numpy(), dtype=np.float64), gidx, b.K)
-        return m
-
     def _pass(self, atoms: Atoms, graph: bool = False):
         """(geometry, site energies ε (n,) eV, ∂E/∂D (P, 3) eV/Å, A (n, n_A), G = ∂ε/∂A eV,
         B (torch, requires grad), s = ∂ε/∂B (torch; with ``graph`` differentiable again))."""
         self._check(atoms)
-        geom = self._geometry(atoms)
+        geom = engine.model_geometry(self, atoms)
         tabs = kernels.tables(self.basis)
-        mono = self._monomials()
+        mono = kernels.feature_tables(self.basis)
         A = kernels.projections(geom.Dn, geom.i, geom.n, *tabs)
         Bt = torch.from_numpy(kernels.site_features(A, *mono)).requires_grad_(True)
         with torch.enable_grad():
@@ -143,35 +126,23 @@ class MLPACE:
         :func:`kernels.pair_contract` on the held pair factors and curvature T), with the
         site part δg = (∂B/∂A)ᵀ (∂²N/∂B²) δB + Σ_k (∂N/∂B_k) (∂²B_k/∂A²) δA, δB = (∂B/∂A) δA
         (:func:`kernels.feature_chain`; (∂²N/∂B²) δB by a second backward pass)."""
-        n = geom.n
-        tabs = kernels.tables(self.basis)
-        mono = self._monomials()
-        ints = tabs[1]
+        mono = kernels.feature_tables(self.basis)
+        ints = kernels.tables(self.basis)[1]
         sn = np.ascontiguousarray(s.detach().numpy())
+        zero = np.zeros_like(sn)
         held: dict = {}
 
-        def matvec(v):
+        def pair_hvp(dD):
             if not held:
-                check_memory("the Hessian operator's pair factors",
-                             8.0 * geom.Dn.shape[0] * (2 * self.basis.n_rad + 4 * self.basis.n_comp + 12))
-                held["T"] = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
-                held["F"] = kernels.pair_factors(geom.Dn, *tabs)
-            V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
-            dD = kernels.gather_pairs(V, geom.i, geom.j)
+                held.update(engine.held_pair_terms(self.basis, geom, G))
             dA = kernels.pair_dA(geom.start, dD, *held["F"], ints)
-            dB, _ = kernels.feature_chain(A, dA, np.zeros_like(sn), np.zeros_like(sn), *mono)
+            dB, _ = kernels.feature_chain(A, dA, zero, zero, *mono)
             with torch.enable_grad():
                 (hB,) = torch.autograd.grad(s, Bt, grad_outputs=torch.from_numpy(dB), retain_graph=True)
             _, dG = kernels.feature_chain(A, dA, np.ascontiguousarray(hB.numpy()), sn, *mono)
-            Y = kernels.pair_contract(geom.start, dG, *held["F"], held["T"], dD, ints)
-            return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
+            return kernels.pair_contract(geom.start, dG, *held["F"], held["T"], dD, ints)
 
-        def matmat(X):
-            X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
-            return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
-
-        return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat,
-                                   dtype=np.float64)
+        return engine.pair_operator(geom, pair_hvp)
 
     def _site_fn(self, A: torch.Tensor):
         b = self.basis
