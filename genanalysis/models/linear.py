@@ -89,13 +89,16 @@ class LinearACE:
     def site_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """ε(A) − c_0 = Σ_t w_t A1[idx_t0] A1[idx_t1] A1[idx_t2] as (w (T,) eV, idx (T, 3)):
         the monomials of every feature times its coefficient, with global A-indices
-        (n_A = the constant 1)."""
+        (n_A = the constant 1), sorted (see below)."""
         b = self.basis
         S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
         k = b.mono_k.numpy()
         w = np.asarray(self.coef_[1:], dtype=np.float64)[k] * b.mono_coef.numpy()
-        idx = np.ascontiguousarray(S1[k[:, None], b.mono_slot.numpy()], dtype=np.int64)
-        return np.ascontiguousarray(w), idx
+        # each monomial's indices ascending, monomials by (i0, i1, i2): runs of a shared
+        # partial product a1[i0] a1[i1] for the site kernels (kernels._site_block)
+        idx = np.sort(S1[k[:, None], b.mono_slot.numpy()], axis=1)
+        order = np.lexsort((idx[:, 2], idx[:, 1], idx[:, 0]))
+        return np.ascontiguousarray(w[order]), np.ascontiguousarray(idx[order], dtype=np.int64)
 
     def _site_fn(self, A: torch.Tensor):
         """site_fn of :func:`engine.hessian_sparse`: (g (c, 1, n_A), M (c, 1, n_A, n_A)) eV."""
