@@ -249,7 +249,12 @@ def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[lis
 
 
 class _StreamedQR:
-    """R factor of [A | y] accumulated block by block (Householder QR of [R; new rows])."""
+    """R factor of [A | y] accumulated block by block (Householder QR of [R; new rows]).
+
+    Rows whose design part is all zero (force-constant rows of atom pairs beyond the
+    model's coupling range) are not factorised: such a row [0 | y] adds y² to the last
+    diagonal entry's square only, so their Σ y² is kept and folded into the residual
+    norm — the same R, z and residual, without their QR work."""
 
     def __init__(self, p: int):
         self.p = p
@@ -257,13 +262,20 @@ class _StreamedQR:
         self.buf: list[np.ndarray] = []
         self.rows = 0
         self.nrows_total = 0
+        self.zero_ss = 0.0
 
     def add(self, A: np.ndarray, y: np.ndarray) -> None:
         if len(y) == 0:
             return
+        self.nrows_total += len(y)
+        live = np.any(A != 0, axis=1)
+        if not live.all():
+            self.zero_ss += float(np.sum(np.square(y[~live])))
+            A, y = A[live], y[live]
+            if len(y) == 0:
+                return
         self.buf.append(np.column_stack([A, y]))
         self.rows += len(y)
-        self.nrows_total += len(y)
         if self.rows >= 4 * (self.p + 1):
             self._flush()
 
@@ -277,7 +289,7 @@ class _StreamedQR:
         self._flush()
         R = np.zeros((self.p + 1, self.p + 1))
         R[: len(self.R)] = self.R[: self.p + 1]
-        return R[: self.p, : self.p], R[: self.p, self.p], float(abs(R[self.p, self.p]))
+        return R[: self.p, : self.p], R[: self.p, self.p], float(math.hypot(R[self.p, self.p], math.sqrt(self.zero_ss)))
 
 
 def _check_fit_memory(configs: list[Configuration], loss: LossWeights, dim: int, p: int, model_cls=object) -> None:
