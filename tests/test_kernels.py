@@ -234,7 +234,8 @@ def test_factored_basis_equals_the_full_basis(name):
 @pytest.mark.parametrize("name", SPECS)
 def test_design_rows_match_autograd_of_every_feature(name):
     """E, F, V design rows of kernels.design_efv = Σ_i B_k, −∂/∂x Σ_i B_k and
-    −Σ_p D_p ⊗ ∂(Σ_i B_k)/∂D_p by torch autograd of the plain formula, to 1e-12 relative."""
+    −Σ_p D_p ⊗ ∂(Σ_i B_k)/∂D_p by torch autograd of the plain formula, to 1e-12 relative,
+    and so is its per-pair Jacobian of the features."""
     spec = SPECS[name]
     m = _model(spec, 0)
     at = _cell(spec, 9)
@@ -255,6 +256,10 @@ def test_design_rows_match_autograd_of_every_feature(name):
     assert _rel(d["F"][..., 1:], -dBdx.T.reshape(n, 3, -1)) < 1e-12
     assert _rel(d["V"][..., 1:], -np.einsum("pa,kpb->abk", geom.Dn, dBdD)) < 1e-12
     assert not d["F"][..., 0].any() and not d["V"][..., 0].any()
+    # the same pass's per-pair Jacobian ∂B_{i(p),k}/∂D_p (what the network's training holds)
+    from genanalysis.models.linear import feature_pair_jacobian
+
+    assert _rel(feature_pair_jacobian(b, geom).numpy(), dBdD.transpose(1, 2, 0)) < 1e-12
 
 
 @pytest.mark.parametrize("name", SPECS)

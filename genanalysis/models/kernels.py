@@ -957,10 +957,11 @@ def _centre_basis(D, p0, z, nA, scal, ints, lam, mon, trip, tcoef, phi, Jl, H, w
 
 
 @njit(cache=True)
-def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam, mon, trip, tcoef):
+def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, pair_out, scal, ints, lam, mon, trip, tcoef):
     """Design rows of a linear model (the observations per unit coefficient): per feature k
     Σ_i B_k(A_i) (K,), the forces −∂/∂x Σ_i B_k (n, 3, K) eV/Å per eV and, if ``virial``,
-    −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K). Features are the monomials t of the basis:
+    −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K); if ``pair_out`` has P rows, ∂B_{i(p),k}/∂D_p (P, 3, K)
+    1/Å into it (the network's training takes its features' pair Jacobian from here). Features are the monomials t of the basis:
     B_k = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]] (A1 = A with the constant
     1 at index n_A). Per centre: φ, ∇φ of its pairs (:func:`_pair`), A, and the three
     A-derivatives of each monomial, then ∂B_k/∂D_p = Σ over those of value × ∇φ_f(D_p)."""
@@ -1008,6 +1009,10 @@ def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam,
                 for k in range(K):
                     F[c, e, k] += d[e, k]
                     F[b, e, k] -= d[e, k]
+            if pair_out.shape[0] > 0:
+                for e in range(3):
+                    for k in range(K):
+                        pair_out[p, e, k] = d[e, k]
             if virial:
                 for a in range(3):
                     da = D[p, a]

@@ -26,27 +26,14 @@ from genanalysis.models.basis import ACEBasis, ACESpec
 __all__ = ["LinearACE", "feature_pair_jacobian"]
 
 
-def feature_pair_jacobian(b: ACEBasis, geom, A: torch.Tensor) -> torch.Tensor:
+def feature_pair_jacobian(b: ACEBasis, geom) -> torch.Tensor:
     """∂B_{i(p),k}/∂D_p (P, 3, K) in 1/Å: the derivative of the features of each pair's
-    centre with respect to the pair vector, Σ_f ∂B_k/∂A_f ∇φ_f(D_p) — one dense matmul per
-    chunk of centres."""
-    n, K = geom.n, b.K
-    g, _ = b.feature_derivatives(A, second=False)
-    gd = torch.zeros(n, K, b.n_A + 1)
-    gd.scatter_add_(2, b.S.expand(n, K, b.S_max), g)
-    gd = gd[:, :, : b.n_A]
-    dBdD = torch.zeros(geom.P + 1, 3, K)
-    z = geom.zmax
-    step = max(1, int(engine._BUDGET // (z * b.n_A * 3 + z * 3 * K)))
-    for a, c in engine._chunks(n, step):
-        flat = geom.pad[a:c].reshape(-1)
-        real = flat < geom.P
-        J = torch.zeros(len(flat), b.n_A, 3)
-        J[torch.tensor(real)] = b.phi_derivatives(geom.D[flat[real]])
-        J = J.view(c - a, z, b.n_A, 3).permute(0, 2, 1, 3).reshape(c - a, b.n_A, 3 * z)
-        d = torch.bmm(gd[a:c], J).view(c - a, K, z, 3).permute(0, 2, 3, 1).reshape(-1, 3, K)
-        dBdD[torch.tensor(flat[real])] = d[torch.tensor(real)]
-    return dBdD[: geom.P]
+    centre with respect to the pair vector, Σ_f ∂B_k/∂A_f ∇φ_f(D_p), from the compiled
+    design pass (:func:`kernels.design_efv`)."""
+    mk, mc, gidx, K = kernels.feature_tables(b)
+    out = np.zeros((geom.P, 3, K))
+    kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, False, out, *kernels.tables(b))
+    return torch.from_numpy(out)
 
 
 class LinearACE:
@@ -211,7 +198,7 @@ class LinearACE:
             check_memory("the force rows of a design block", 8.0 * 3 * n * (K + 1) * (2 if "F" in kinds else 0))
             mk, mc, gidx, _ = kernels.feature_tables(b)
             E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, "V" in kinds,
-                                         *kernels.tables(b))
+                                         np.zeros((0, 3, K)), *kernels.tables(b))
             zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x], axis=-1)  # noqa: E731
             if "E" in kinds:
                 out["E"] = np.concatenate([[float(n)], E])
