@@ -276,18 +276,21 @@ def _child_model(spec: dict) -> dict:
 
 
 def _child_fit(spec: dict) -> dict:
-    """Build an EFV training set of the reference (perfect and vacancy cells of sizes
+    """Build a training set of the reference (perfect and vacancy cells of sizes
     ``spec['sizes']``, 2 rattled configurations each plus the relaxed one and a strained
-    copy) and time the linear fit of ``spec['model']`` (ACE parameters) on it: the design
-    assembly with the streamed QR and solve (CPU and wall s), the rows, the parameters."""
+    copy; observations ``spec['observations']``, EFV or EFVH) and time the linear fit of
+    ``spec['model']`` (ACE parameters) on it: the design assembly with the streamed QR and
+    solve (CPU and wall s), the rows, the parameters. With H the force-constant rows of
+    every atom of each cell enter (weight 0.01; a relaxed perfect cell's, atom 0's only)."""
     from genanalysis.fit import LossWeights, ModelSpec, fit_linear
     from genanalysis.trainingset import TrainingSetSpec, build, read_training_set
 
+    obs = spec.get("observations", "EFV")
     work = tempfile.mkdtemp(prefix="bench-fit-")
     try:
         ts = TrainingSetSpec.from_dict({"potential": spec["reference"], "lattice": spec["lattice"], "a": spec["a"],
                                         "defects": ["perfect", "vacancy"], "sizes": list(spec["sizes"]),
-                                        "configs_per_size": 2, "rattle": 0.05, "observations": "EFV", "seed": 0,
+                                        "configs_per_size": 2, "rattle": 0.05, "observations": obs, "seed": 0,
                                         "strains": {"amplitude": 0.01, "count": 1}})
         t0 = time.perf_counter()
         build(ts, work, workers=1)
@@ -296,22 +299,23 @@ def _child_fit(spec: dict) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     model_spec = ModelSpec(**spec["model"])
-    loss = LossWeights(E=1.0, F=1.0, V=1.0, H=0.0)
+    loss = LossWeights(E=1.0, F=1.0, V=1.0, H=0.01 if "H" in obs else 0.0)
     fit_linear(configs[:1], model_spec, loss, on_rank_deficient="ignore")  # compiled kernels loaded
     c0, t0 = time.process_time(), time.perf_counter()
     model, diag = fit_linear(configs, model_spec, loss, on_rank_deficient="ignore")
     return {"configurations": len(configs), "atoms_total": int(sum(len(c) for c in configs)),
             "largest_cell": int(max(len(c) for c in configs)), "n_params": int(model.n_params),
             "rows": int(diag["n_rows"]), "fit_cpu_time": time.process_time() - c0,
-            "fit_wall_time": time.perf_counter() - t0, "trainingset_wall_time": t_build}
+            "fit_wall_time": time.perf_counter() - t0, "trainingset_wall_time": t_build, "observations": obs,
+            "rows_per_type": diag["rows_per_type"]}
 
 
 def run_fit_timing(model_params: dict, reference: str, lattice: str, a: float, sizes, *, nprocs: int = 1,
-                   timeout: float = 3600.0) -> dict:
+                   timeout: float = 3600.0, observations: str = "EFV") -> dict:
     """:func:`_child_fit` in a subprocess: its timings, the run's wall time (s) and peak
     memory (MiB)."""
     spec = {"model": model_params, "reference": reference, "lattice": lattice, "a": float(a),
-            "sizes": [int(n) for n in sizes]}
+            "sizes": [int(n) for n in sizes], "observations": observations}
     work = tempfile.mkdtemp(prefix="bench-fit-")
     try:
         code, wall, mem, stdout, stderr = _run_measured(

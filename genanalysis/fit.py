@@ -37,6 +37,7 @@ from genanalysis.fitting.loss import (
     atom_weights,
     hessian_rows,
     plane,
+    Term,
     select,
     spatial_weights,
     terms,
@@ -44,7 +45,7 @@ from genanalysis.fitting.loss import (
 )
 from genanalysis.jsonutil import sha256_json
 from genanalysis.lattice import atoms_dim
-from genanalysis.memory import check_memory, design_rows, fit_bytes
+from genanalysis.memory import check_memory, design_rows, fit_bytes, hessian_chunk_atoms
 from genanalysis.models.basis import ACEParams
 from genanalysis.tomlutil import read_toml
 
@@ -259,7 +260,12 @@ def split(configs: list[Configuration], fraction: float, seed: int) -> tuple[lis
 
 
 class _StreamedQR:
-    """R factor of [A | y] accumulated block by block (Householder QR of [R; new rows])."""
+    """R factor of [A | y] accumulated block by block (Householder QR of [R; new rows]).
+
+    Rows whose design part is all zero (force-constant rows of atom pairs beyond the
+    model's coupling range) are not factorised: such a row [0 | y] adds y² to the last
+    diagonal entry's square only, so their Σ y² is kept and folded into the residual
+    norm — the same R, z and residual, without their QR work."""
 
     def __init__(self, p: int):
         self.p = p
@@ -267,13 +273,20 @@ class _StreamedQR:
         self.buf: list[np.ndarray] = []
         self.rows = 0
         self.nrows_total = 0
+        self.zero_ss = 0.0
 
     def add(self, A: np.ndarray, y: np.ndarray) -> None:
         if len(y) == 0:
             return
+        self.nrows_total += len(y)
+        live = np.any(A != 0, axis=1)
+        if not live.all():
+            self.zero_ss += float(np.sum(np.square(y[~live])))
+            A, y = A[live], y[live]
+            if len(y) == 0:
+                return
         self.buf.append(np.column_stack([A, y]))
         self.rows += len(y)
-        self.nrows_total += len(y)
         if self.rows >= 4 * (self.p + 1):
             self._flush()
 
@@ -287,16 +300,20 @@ class _StreamedQR:
         self._flush()
         R = np.zeros((self.p + 1, self.p + 1))
         R[: len(self.R)] = self.R[: self.p + 1]
-        return R[: self.p, : self.p], R[: self.p, self.p], float(abs(R[self.p, self.p]))
+        return R[: self.p, : self.p], R[: self.p, self.p], float(math.hypot(R[self.p, self.p], math.sqrt(self.zero_ss)))
 
 
-def _check_fit_memory(configs: list[Configuration], loss: LossWeights, dim: int, p: int) -> None:
+def _check_fit_memory(configs: list[Configuration], loss: LossWeights, dim: int, p: int, model_cls=object) -> None:
     """Refuse a fit whose largest configuration's design and QR cannot fit in memory
-    (:func:`genanalysis.memory.fit_bytes`), before any design row is computed."""
+    (:func:`genanalysis.memory.fit_bytes`), before any design row is computed; a model
+    class with ``design_hessian_chunks`` streams its force-constant rows in pieces of
+    :func:`~genanalysis.memory.hessian_chunk_atoms` row atoms."""
     worst, where = (0.0, 0.0), None
     for conf in configs:
         kinds = weighted_kinds(conf, loss)
         r = len(hessian_rows(conf, atom_weights(conf, loss))[0]) if "H" in kinds else 0
+        if hasattr(model_cls, "design_hessian_chunks"):  # its rows stream in pieces
+            r = min(r, hessian_chunk_atoms(len(conf), p))
         rows = design_rows(len(conf), dim, kinds, r)
         if rows[1] > worst[1]:
             worst, where = rows, (conf, kinds)
@@ -328,7 +345,7 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
     the partial informations, sum to the whole's."""
     dim = model.spec.dim
     p = model.n_params
-    _check_fit_memory(configs, loss, dim, p)
+    _check_fit_memory(configs, loss, dim, p, type(model))
     qr = _StreamedQR(p)
     counts = {t: 0 for t in OBSERVATION_TYPES}
     for ci, conf in enumerate(configs):
@@ -338,25 +355,51 @@ def _assemble(model, configs: list[Configuration], loss: LossWeights, *, progres
             continue
         blocks = terms(conf, loss, kinds)
         hrows = next((b.selector[0] for b in blocks if b.code == "H"), None)
+        # force-constant rows of more atoms than one piece holds stream, uncached
+        stream = (hrows is not None and hasattr(model, "design_hessian_chunks")
+                  and len(hrows) > hessian_chunk_atoms(len(conf), p))
+        dkinds = kinds.replace("H", "") if stream else kinds
         geo = hashlib.sha256(np.ascontiguousarray(conf.atoms.positions).tobytes()
                              + np.ascontiguousarray(np.array(conf.atoms.cell)).tobytes()
                              + np.asarray(conf.atoms.pbc).tobytes()).hexdigest()
-        key = (geo, model.kind, model.spec, kinds, None if hrows is None else tuple(hrows))
-        if design_cache is not None and key in design_cache:
+        key = (geo, model.kind, model.spec, dkinds, None if hrows is None or stream else tuple(hrows))
+        if not dkinds:
+            d = {}
+        elif design_cache is not None and key in design_cache:
             d = design_cache[key]
         else:
-            d = model.design(conf.atoms, kinds, hessian_rows=hrows)
+            d = model.design(conf.atoms, dkinds, hessian_rows=None if stream else hrows)
             if design_cache is not None:
                 design_cache[key] = d
         for b in blocks:
-            rows, rhs = b.sqrt_weight[:, None] * select(b, d, conf), b.sqrt_weight * b.reference
-            qr.add(rows, rhs)
-            if parts is not None:
-                parts.setdefault((b.code, conf.group, len(conf)), _StreamedQR(p)).add(rows, rhs)
+            pieces = _hessian_pieces(model, conf, b, hessian_chunk_atoms(len(conf), p)) if (
+                stream and b.code == "H") else [(b, d)]
+            for piece, dp in pieces:
+                rows, rhs = piece.sqrt_weight[:, None] * select(piece, dp, conf), piece.sqrt_weight * piece.reference
+                qr.add(rows, rhs)
+                if parts is not None:
+                    parts.setdefault((b.code, conf.group, len(conf)), _StreamedQR(p)).add(rows, rhs)
             counts[b.code] += len(b.reference)
         if progress:
             progress(ci + 1, len(configs))
     return qr, counts
+
+
+def _hessian_pieces(model, conf: Configuration, term, chunk: int):
+    """The force-constant term ``term`` of ``conf`` as (sub-term, design rows) pieces of at
+    most ``chunk`` row atoms each (:meth:`design_hessian_chunks`): the same weighted rows
+    as the whole term, in the same order, without the whole design block."""
+    rows, keep = term.selector
+    dim = atoms_dim(conf.atoms)
+    ncol = dim * len(conf)
+    done = 0  # kept row dofs before the piece
+    for a, block in model.design_hessian_chunks(conf.atoms, rows, chunk):
+        c = block.shape[0] // 3
+        kp = keep[dim * a: dim * (a + c)]
+        m = int(kp.sum())
+        sl = slice(done * ncol, (done + m) * ncol)
+        done += m
+        yield Term("H", term.sqrt_weight[sl], term.reference[sl], (rows[a:a + c], kp)), {"H": block}
 
 
 def fit_linear(configs: list[Configuration], model_spec: ModelSpec, loss: LossWeights, *, rcond: float = 1e-12,

@@ -29,7 +29,8 @@ import numpy as np
 from genanalysis.exceptions import InputError
 
 __all__ = ["ENV_LIMIT", "FLAG", "CELL_BYTES_PER_ATOM", "memory_limit", "parse_limit", "limit_override",
-           "check_memory", "pairs_bytes", "ace_features", "ace_bytes", "design_rows", "fit_bytes"]
+           "check_memory", "pairs_bytes", "ace_features", "ace_bytes", "design_rows", "fit_bytes",
+           "hessian_chunk_atoms"]
 
 ENV_LIMIT = "GENANALYSIS_MEMORY_LIMIT_GB"
 #: the command-line flag that sets the limit for one command
@@ -165,6 +166,18 @@ def design_rows(n_atoms: int, dim: int, kinds: str, hessian_atoms: int) -> tuple
     model = ("E" in kinds) * 1.0 + ("F" in kinds) * 3.0 * n + ("V" in kinds) * 9.0 + ("H" in kinds) * 9.0 * r * n
     loss = ("E" in kinds) * 1.0 + ("F" in kinds) * d * n + ("V" in kinds) * d * d + ("H" in kinds) * d * d * r * n
     return model, loss
+
+
+#: float64 elements of one streamed piece of a configuration's force-constant design rows
+HESSIAN_CHUNK_ELEMENTS = 2.5e7
+
+
+def hessian_chunk_atoms(n_atoms: int, n_params: float) -> int:
+    """Row atoms per streamed piece of a linear fit's force-constant design rows
+    (:meth:`genanalysis.models.linear.LinearACE.design_hessian_chunks`): each atom's rows
+    are 3 × 3n × P floats, and a piece holds at most :data:`HESSIAN_CHUNK_ELEMENTS`
+    (200 MB), at least one atom."""
+    return max(1, int(HESSIAN_CHUNK_ELEMENTS // (9.0 * float(n_atoms) * float(n_params))))
 
 
 def fit_bytes(model_rows: float, loss_rows: float, n_params: float) -> float:

@@ -226,3 +226,26 @@ def test_bench_replays_a_saved_run(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["bench", "relax", "--from-json", str(bad)]) == 2
+
+
+def test_bench_model_fit_with_force_constants_and_the_saved_tables(capsys, tmp_path, monkeypatch):
+    """--fit-observations EFVH fits every cell's force constants too (a perfect crystal's
+    through atom 0's rows); --from-json prints the tables of the saved run without rerunning."""
+    from genanalysis.models.basis import ACESpec
+    from genanalysis.models.io import save_model
+    from genanalysis.models.linear import LinearACE
+
+    save_model(LinearACE(ACESpec(cutoff=4.0, degree=4, body_order=3, l_max=1, r_in=2.0)), tmp_path / "m", element="W")
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", "model", "--model", "m", "--sizes", "2", "--repeats", "1", "--fit-sizes", "2",
+                 "--fit-observations", "EFVH", "--json"])
+    text = capsys.readouterr().out
+    fit = json.loads(text)["fit"]
+    assert code == 0 and fit["status"] == "ok" and fit["observations"] == "EFVH"
+    # rattled perfect cells (2 × 16 atoms) and vacancy cells (4 × 15 atoms): every row; the
+    # relaxed and the strained perfect cell: atom 0's rows
+    assert fit["rows_per_type"]["H"] == 2 * 48 * 48 + 2 * 3 * 48 + 4 * 45 * 45
+    (tmp_path / "run.json").write_text(text)
+    assert main(["bench", "model", "--from-json", "run.json"]) == 0
+    out = capsys.readouterr().out
+    assert "E+F model/ref" in out and "EFVH training set" in out and "| 2 | 16 |" in out

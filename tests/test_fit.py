@@ -254,3 +254,23 @@ def test_two_dimensional_fit_uses_in_plane_components_only():
     assert rep["F"]["rmse"] < 0.05
     H = res.model.hessian(cs[1].atoms).toarray().reshape(len(cs[1]), 3, len(cs[1]), 3)
     assert np.all(H[:, 2] == 0.0) and np.all(H[:, :, :, 2] == 0.0)
+
+
+def test_streamed_qr_folds_zero_design_rows_into_the_residual():
+    """Rows with an all-zero design part (force constants of uncoupled atom pairs) skip the
+    factorisation; RᵀR, Rᵀz and the residual norm equal those of the whole [A | y]."""
+    from genanalysis.fit import _StreamedQR
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(300, 7))
+    A[rng.random(300) < 0.6] = 0.0
+    y = rng.normal(size=300)
+    qr = _StreamedQR(7)
+    for a in range(0, 300, 45):
+        qr.add(A[a:a + 45], y[a:a + 45])
+    R, z, resid = qr.result()
+    full = np.linalg.qr(np.column_stack([A, y]), mode="r")
+    assert qr.nrows_total == 300
+    assert np.allclose(R.T @ R, A.T @ A, rtol=1e-12, atol=1e-10)
+    assert np.allclose(R.T @ z, A.T @ y, rtol=1e-12, atol=1e-10)
+    assert abs(resid - abs(full[7, 7])) <= 1e-12 * abs(full[7, 7])

@@ -83,6 +83,24 @@ def _rel(a, b):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-300))
 
 
+def _plain_sites(basis, atoms, cutoff):
+    """(geometry, x0 (n·3,) torch, site_A(x) → A (n, n_A)): the projections of the plain
+    formula as a torch function of the flat positions (the lattice shifts of the pairs
+    kept; in 2D the z-components masked), for autograd references."""
+    geom = engine.geometry(atoms, cutoff)
+    n = geom.n
+    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
+    x0 = torch.tensor(atoms.positions, dtype=torch.float64)
+    shift = geom.D - (x0[j] - x0[i])
+    mask = torch.tensor([1.0, 1.0, 0.0 if basis.spec.dim == 2 else 1.0], dtype=torch.float64)
+
+    def site_A(xf):
+        x = xf.view(n, 3) * mask
+        return torch.zeros(n, basis.n_A, dtype=torch.float64).index_add(0, i, basis.phi(x[j] - x[i] + shift))
+
+    return geom, x0.reshape(-1), site_A
+
+
 @pytest.mark.parametrize("name", SPECS)
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
@@ -216,29 +234,141 @@ def test_factored_basis_equals_the_full_basis(name):
 @pytest.mark.parametrize("name", SPECS)
 def test_design_rows_match_autograd_of_every_feature(name):
     """E, F, V design rows of kernels.design_efv = Σ_i B_k, −∂/∂x Σ_i B_k and
-    −Σ_p D_p ⊗ ∂(Σ_i B_k)/∂D_p by torch autograd of the plain formula, to 1e-12 relative."""
+    −Σ_p D_p ⊗ ∂(Σ_i B_k)/∂D_p by torch autograd of the plain formula, to 1e-12 relative,
+    and so is its per-pair Jacobian of the features."""
     spec = SPECS[name]
     m = _model(spec, 0)
     at = _cell(spec, 9)
     b = m.basis
-    geom = engine.geometry(at, m.cutoff)
-    n = geom.n
-    i, j = torch.tensor(geom.i), torch.tensor(geom.j)
-    x0 = torch.tensor(at.positions, dtype=torch.float64)
-    shift = geom.D - (x0[j] - x0[i])
-    mask = torch.tensor([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0], dtype=torch.float64)
+    geom, x0, site_A = _plain_sites(b, at, m.cutoff)
+    n, i = geom.n, torch.tensor(geom.i)
 
     def features_of_D(D):
         return b.features(torch.zeros(n, b.n_A, dtype=torch.float64).index_add(0, i, b.phi(D))).sum(0)
 
     def features_of_x(xf):
-        x = xf.view(n, 3) * mask
-        return features_of_D(x[j] - x[i] + shift)
+        return b.features(site_A(xf)).sum(0)
 
-    dBdx = torch.autograd.functional.jacobian(features_of_x, x0.reshape(-1)).numpy()  # (K, 3n)
+    dBdx = torch.autograd.functional.jacobian(features_of_x, x0).numpy()  # (K, 3n)
     dBdD = torch.autograd.functional.jacobian(features_of_D, geom.D.clone()).numpy()  # (K, P, 3)
     d = m.design(at, "EFV")
     assert _rel(d["E"][1:], features_of_D(geom.D).numpy()) < 1e-12 and d["E"][0] == n
     assert _rel(d["F"][..., 1:], -dBdx.T.reshape(n, 3, -1)) < 1e-12
     assert _rel(d["V"][..., 1:], -np.einsum("pa,kpb->abk", geom.Dn, dBdD)) < 1e-12
     assert not d["F"][..., 0].any() and not d["V"][..., 0].any()
+    # the same pass's per-pair Jacobian ∂B_{i(p),k}/∂D_p (what the network's training holds)
+    from genanalysis.models.linear import feature_pair_jacobian
+
+    assert _rel(feature_pair_jacobian(b, geom).numpy(), dBdD.transpose(1, 2, 0)) < 1e-12
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_force_constant_design_rows_match_autograd_and_finite_differences(name):
+    """H design rows of kernels.design_hessian = ∂²(Σ_i B_k)/∂x∂x by torch autograd of the
+    plain formula (two random combinations of the features) to 1e-12 relative, a subset of
+    rows = those rows of all, and = −∂F_k/∂x by
+    central differences of the compiled force rows to 1e-6 relative; the model's own rows
+    (one output, the site polynomial) are those of its sparse Hessian."""
+    spec = SPECS[name]
+    m = _model(spec, 0)
+    at = _cell(spec, 11)
+    b = m.basis
+    geom, x0, site_A = _plain_sites(b, at, m.cutoff)
+    n = geom.n
+
+    def features_of_x(xf):
+        return b.features(site_A(xf)).sum(0)
+
+    # every feature through two random combinations of them (one Hessian each)
+    V = np.random.default_rng(5).normal(size=(b.K, 2))
+    ref = np.stack([torch.autograd.functional.hessian(lambda xf: features_of_x(xf) @ torch.tensor(v),
+                                                      x0, vectorize=True).numpy() for v in V.T], axis=-1)
+    d = m.design(at, "H")["H"]
+    assert d.shape == (3 * n, 3 * n, 1 + b.K) and not d[..., 0].any()
+    assert _rel(d[..., 1:] @ V, ref) < 1e-12
+    rows = np.array([n - 1, 0, 2])
+    r3 = (3 * rows[:, None] + np.arange(3)).reshape(-1)
+    assert _rel(m.design(at, "H", hessian_rows=rows)["H"], d[r3]) < 1e-15
+    # finite differences of the force rows: H[:, 3b + e] = −∂F/∂x_{b,e}
+    h = 1e-5
+    for b_, e in [(0, 0), (n // 2, 1)] + ([] if spec.dim == 2 else [(n - 1, 2)]):
+        fd = []
+        for s in (1, -1):
+            a2 = at.copy()
+            a2.positions[b_, e] += s * h
+            fd.append(m.design(a2, "F")["F"].reshape(3 * n, -1))
+        col = -(fd[0] - fd[1]) / (2 * h)
+        assert np.abs(d[:, 3 * b_ + e] - col).max() <= 1e-6 * np.abs(d).max()
+    H = m.hessian(at).toarray()
+    assert _rel(m.hessian_rows(at, rows), H[r3]) < 1e-12
+
+
+def test_streamed_force_constant_rows_give_the_same_fit(monkeypatch):
+    """A defect cell's force-constant rows streamed in pieces of two row atoms (no whole
+    design block) give the fit of the unstreamed rows, to 1e-10 relative."""
+    from genanalysis import fit as fitmod
+    from genanalysis.data import Configuration
+    from genanalysis.fit import LossWeights, ModelSpec
+    from genanalysis.potentials import load_potential
+
+    pot = load_potential("builtin:W")
+    rng = np.random.default_rng(3)
+    confs = []
+    for s in range(3):
+        at = defect_cell("bcc", A_W, 2, "vacancy", "W")
+        at.positions += rng.normal(scale=0.05, size=at.positions.shape)
+        ob = pot.observe(at)
+        confs.append(Configuration(atoms=at, group="vacancy", energy=ob.energy, forces=ob.forces,
+                                   virial=ob.virial, hessian=pot.hessian(at)))
+    mspec = ModelSpec(cutoff=4.0, degree=4, body_order=3, l_max=1, r_in=2.0)
+    loss = LossWeights(E=1.0, F=1.0, V=1.0, H=0.1)
+    m1, d1 = fitmod.fit_linear(confs, mspec, loss)
+    monkeypatch.setattr(fitmod, "hessian_chunk_atoms", lambda n, p: 2)
+    m2, d2 = fitmod.fit_linear(confs, mspec, loss)
+    assert d1["n_rows"] == d2["n_rows"] and d1["rows_per_type"] == d2["rows_per_type"]
+    assert _rel(m2.coef_, m1.coef_) < 1e-10
+    assert abs(d2["weighted_residual_norm"] - d1["weighted_residual_norm"]) <= 1e-10 * d1["weighted_residual_norm"]
+
+
+@pytest.mark.parametrize("name", ["3d-bo3", "3d-bo4", "2d-bo4"])
+def test_network_runs_on_the_compiled_features_and_products(name):
+    """The network model's energy, forces and matrix-free Hessian products (compiled A, B,
+    chain through ∂B/∂A and ∂²B/∂A², pair factors; torch for the network only) = torch
+    autograd of the plain formula ε = N((B(Σ φ) − μ)/σ) to 1e-12 relative; its products =
+    central differences of its forces to 1e-6."""
+    from genanalysis.models.calculator import ModelPotential
+    from genanalysis.models.mlp import MLPACE
+
+    spec = SPECS[name]
+    m = MLPACE(spec, hidden=(6, 5), seed=1)
+    with torch.no_grad():
+        m.net[-1].weight.mul_(100.0)
+    m.mu = torch.linspace(0.0, 0.5, m.basis.K, dtype=torch.float64)
+    m.sigma = torch.full((m.basis.K,), 2.0, dtype=torch.float64)
+    at = _cell(spec, 13)
+    geom, x0, site_A = _plain_sites(m.basis, at, m.cutoff)
+    n = geom.n
+    mask = np.array([1.0, 1.0, 0.0 if spec.dim == 2 else 1.0])
+
+    def energy_of_x(xf):
+        return m.site_energy(m.basis.features(site_A(xf))).sum()
+
+    xf = x0.clone().requires_grad_(True)
+    E_t = energy_of_x(xf)
+    (g,) = torch.autograd.grad(E_t, xf)
+    E = float(E_t.detach())
+    H = torch.autograd.functional.hessian(energy_of_x, x0, vectorize=True).numpy()
+    r = m.predict(at)
+    assert abs(r["energy"] - E) <= 1e-12 * abs(E)
+    assert _rel(r["forces"], -g.view(n, 3).numpy()) < 1e-12
+    X = np.random.default_rng(2).normal(size=(3 * n, 2)) * mask[np.arange(3 * n) % 3, None]
+    e2, F2, op = ModelPotential(m).energy_forces(at, linearise=True)
+    assert _rel(F2, r["forces"]) < 1e-15 and e2 == r["energy"]
+    assert _rel(op @ X, H @ X) < 1e-12
+    assert _rel(m.linearise(at) @ X, H @ X) < 1e-12
+    h, v = 1e-5, X[:, 0].reshape(n, 3)
+    fp, fm = at.copy(), at.copy()
+    fp.positions += h * v
+    fm.positions -= h * v
+    fd = -(m.predict(fp)["forces"] - m.predict(fm)["forces"]).ravel() / (2 * h)
+    assert np.abs(op @ X[:, 0] - fd).max() <= 1e-6 * np.abs(fd).max()

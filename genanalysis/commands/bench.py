@@ -73,10 +73,15 @@ def register(sub) -> None:
                    help="also time the linear fit of the model's basis (default: of ACESpec()) to an EFV training "
                         "set of the reference's perfect and vacancy cells of these sizes N, e.g. 2,4,6,8 "
                         "(default: none)")
+    m.add_argument("--fit-observations", default="EFV", choices=["EFV", "EFVH"],
+                   help="observations of every training configuration of --fit-sizes: EFV, or EFVH with the "
+                        "force constants of every atom of every cell (weight H = 0.01; rows streamed) "
+                        "(default EFV)")
     m.add_argument("--repeats", type=int, default=3, help="timed calls per size, the fastest counts (default 3)")
     m.add_argument("--nprocs", type=int, default=1, help="threads (torch/BLAS) (default 1)")
     m.add_argument("--timeout", type=float, default=3600.0, help="seconds per size (default 3600)")
     m.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    m.add_argument("--from-json", metavar="FILE", help="do not run: print the tables of a run saved by --json")
     add_memory_limit(m)
     m.set_defaults(func=run_model)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -187,10 +192,38 @@ def run_relax(args) -> int:
     return 1 if failed else 0
 
 
+def _model_from_json(path) -> int:
+    """Print the tables of a saved ``bench model --json`` run."""
+    import argparse
+
+    from genanalysis.exceptions import InputError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+        rows = d["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"--from-json {path!r} is not a saved model benchmark ({exc})") from None
+    ok = [r for r in rows if r["status"] == "ok"]
+    reps = d.get("repeats") or max((len(r.get("times", [])) for r in ok), default=0)
+    ns = argparse.Namespace(model=d.get("model"), lattice=d.get("lattice"), a=d.get("a"), nprocs=d.get("nprocs"),
+                            repeats=reps)
+    reference = d.get("reference")
+    _print_model_rows(rows, ok, ns, reference, d.get("exponent", float("nan")))
+    if d.get("evaluate"):
+        _print_evaluate_rows(d["evaluate"], d.get("model"), reference or "builtin:W")
+    if d.get("fit") is not None:
+        _print_fit_row(d["fit"], reference or "builtin:W")
+    return 0
+
+
 def run_model(args) -> int:
     from genanalysis.bench import run_evaluate_timing, run_fit_timing, run_model_scaling, scaling_exponent
     from genanalysis.exceptions import InputError
     from genanalysis.lattice import LATTICES
+
+    if args.from_json:
+        return _model_from_json(args.from_json)
 
     sizes = _sizes(args.sizes)
     eval_sizes = _sizes(args.evaluate_sizes) if args.evaluate_sizes else []
@@ -224,10 +257,10 @@ def run_model(args) -> int:
     fit_row = None
     if fit_sizes:
         fit_row = run_fit_timing(_model_params(args.model), reference or "builtin:W", args.lattice, args.a, fit_sizes,
-                                 nprocs=args.nprocs, timeout=args.timeout)
+                                 nprocs=args.nprocs, timeout=args.timeout, observations=args.fit_observations)
     if args.json:
         json.dump({"model": args.model, "reference": reference, "lattice": args.lattice, "a": args.a,
-                   "nprocs": args.nprocs, "exponent": slope, "rows": rows, "evaluate": evals, "fit": fit_row,
+                   "nprocs": args.nprocs, "repeats": args.repeats, "exponent": slope, "rows": rows, "evaluate": evals, "fit": fit_row,
                    "units": {"time": "s (CPU)", "us_per_atom": "µs (CPU)", "peak_memory_mib": "MiB",
                              "wall_time": "s", "cpu_time": "s"}}, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -258,7 +291,8 @@ def _model_params(model) -> dict:
 
 
 def _print_fit_row(r, reference) -> None:
-    print(f"# linear fit (design assembly + streamed QR + solve, one process) to an EFV training set of "
+    print(f"# linear fit (design assembly + streamed QR + solve, one process) to an {r.get('observations', 'EFV')} "
+          f"training set of "
           f"{reference}, perfect and vacancy cells N = {','.join(map(str, r['sizes']))}")
     if r["status"] != "ok":
         print(f"fit: {r['status']}")

@@ -65,7 +65,7 @@ class ConfigurationLoss:
         self.geom = engine.geometry(conf.atoms, cutoff)
         A = engine.projections(basis, self.geom)
         self.B = basis.features(A)
-        self.dBdD = feature_pair_jacobian(basis, self.geom, A)
+        self.dBdD = feature_pair_jacobian(basis, self.geom)
         self.it, self.jt = torch.tensor(self.geom.i), torch.tensor(self.geom.j)
         kinds = weighted_kinds(conf, loss)
         self.terms = [(term, torch.tensor(term.sqrt_weight), torch.tensor(term.reference))

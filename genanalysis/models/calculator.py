@@ -30,6 +30,13 @@ class ModelPotential(Potential):
         self.cutoff = float(model.cutoff)
         self.species = (element,)
 
+    @property
+    def fused_linearise(self) -> bool:
+        """Whether the model's ``energy_forces(linearise=True)`` returns its Hessian operator
+        from the force pass (the linear and network models: the operator holds that pass's
+        A and ∂ε/∂A and computes its pair terms at the first product)."""
+        return bool(getattr(self.model, "fused_linearise", False))
+
     def check_species(self, atoms) -> None:
         """A model fitted to one element describes that element (and the placeholder X); a
         model saved without an element ("X") accepts any single-species configuration."""

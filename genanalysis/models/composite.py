@@ -54,7 +54,7 @@ from genanalysis.exceptions import InputError, check_number
 from genanalysis.jsonutil import sha256_json
 from genanalysis.models import engine
 from genanalysis.models.basis import ACEBasis, ACEParams, ACESpec
-from genanalysis.models.linear import LinearACE, pair_space_operator
+from genanalysis.models.linear import LinearACE
 
 __all__ = ["TermSpec", "CompositeSpec", "CompositeModel", "TERM_KINDS"]
 
@@ -280,11 +280,11 @@ class _EmbeddingTerm:
     def energy_forces(self, atoms, linearise):
         geom, e, g, h, dEdD = self._pass(atoms)
         F, _ = engine.forces_virial_np(geom, dEdD)
-        return float(e.sum()), F, (pair_space_operator(geom, self._pair_hvp(geom, g, h)) if linearise else None)
+        return float(e.sum()), F, (engine.pair_operator(geom, self._pair_hvp(geom, g, h)) if linearise else None)
 
     def linearise(self, atoms):
         geom, _, g, h, _ = self._pass(atoms)
-        return pair_space_operator(geom, self._pair_hvp(geom, g, h))
+        return engine.pair_operator(geom, self._pair_hvp(geom, g, h))
 
     def _site_fn(self, g, h, torch_out: bool):
         def site_fn(C):

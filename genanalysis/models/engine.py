@@ -27,16 +27,19 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 from matscipy.neighbours import neighbour_list
 
 from genanalysis.exceptions import InputError, OverlapError
 from genanalysis.lattice import atoms_dim  # noqa: F401 - re-exported: engine.atoms_dim
+from genanalysis.memory import check_memory
 from genanalysis.models import kernels
 
-__all__ = ["Geometry", "GeometryCache", "geometry", "projections", "pair_gradients", "forces_virial",
-           "hessian_sparse", "hessian_dense_rows", "translation_orbit"]
+__all__ = ["Geometry", "GeometryCache", "geometry", "model_geometry", "projections", "pair_gradients",
+           "forces_virial", "held_pair_terms", "pair_operator", "hessian_sparse", "hessian_dense_rows",
+           "translation_orbit"]
 
 #: elements per chunk of the largest temporary array (float64) — bounds memory to ~200 MB
 _BUDGET = 2.5e7
@@ -130,6 +133,43 @@ class GeometryCache:
         D = x[e["j"]] - x[e["i"]] + e["shift"]
         keep = np.einsum("pa,pa->p", D, D) < self.cutoff * self.cutoff
         return Geometry(n, e["i"][keep], e["j"][keep], D[keep], atoms_dim(atoms))
+
+
+def model_geometry(model, atoms: Atoms) -> Geometry:
+    """The neighbour list of ``atoms`` within ``model.cutoff`` from the model's own
+    :class:`GeometryCache` (made on first use), so that a relaxation's many calls at
+    nearby positions reuse one search."""
+    cache = model.__dict__.get("_geoms")
+    if cache is None or cache.cutoff != model.cutoff:
+        cache = model._geoms = GeometryCache(model.cutoff)
+    return cache(atoms)
+
+
+def held_pair_terms(basis, geom: Geometry, G: np.ndarray) -> dict:
+    """What a matrix-free Hessian operator holds per pair, computed at its first product:
+    the curvature T_p = Σ_f G_{i(p) f} ∇²φ_f(D_p) ("T", :func:`kernels.pair_curvature`) and
+    the basis factors of ∇φ ("F", :func:`kernels.pair_factors`); together
+    8·(2·n_rad + 4·n_comp + 12) bytes per pair, estimated before allocating."""
+    check_memory("the Hessian operator's pair factors", 8.0 * geom.Dn.shape[0] * (2 * basis.n_rad + 4 * basis.n_comp + 12))
+    tabs = kernels.tables(basis)
+    return {"T": kernels.pair_curvature(geom.Dn, geom.i, G, *tabs), "F": kernels.pair_factors(geom.Dn, *tabs)}
+
+
+def pair_operator(geom: Geometry, pair_hvp) -> spla.LinearOperator:
+    """The (3n × 3n) symmetric operator H v = Σ_p (e_j − e_i)ᵀ pair_hvp(δD)_p with
+    δD_p = v_j − v_i (eV/Å² · Å → eV/Å), from a pair-space product ``pair_hvp``."""
+    n = geom.n
+
+    def matvec(v):
+        V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
+        Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
+        return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
+
+    def matmat(X):
+        X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
+        return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
+
+    return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat, dtype=np.float64)
 
 
 def _chunks(total: int, size: int):

@@ -38,8 +38,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BasisTables", "tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
-           "pair_factors", "design_efv", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
+__all__ = ["BasisTables", "tables", "feature_tables", "projections", "pair_vjp", "pair_curvature", "pair_phi_derivatives",
+           "pair_factors", "design_efv", "design_hessian", "site_energy_grad", "site_hessian", "hessian_blocks", "block_pattern"]
 
 
 class BasisTables:
@@ -86,6 +86,20 @@ class BasisTables:
 
     def args(self):
         return self.scal, self.ints, self.lam, self.mon, self.trip, self.tcoef
+
+
+def feature_tables(basis) -> tuple:
+    """(feature of each monomial (T,), its coefficient (T,), its A-indices (T, 3) with n_A
+    = the constant 1, K): the invariants B_k = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]]
+    as the design and feature kernels read them (built once per basis object)."""
+    t = basis.__dict__.get("_feature_tables")
+    if t is None:
+        S1 = np.concatenate([basis.S.numpy(), np.full((basis.K, 1), basis.n_A)], axis=1)
+        mk = np.ascontiguousarray(basis.mono_k.numpy(), dtype=np.int64)
+        gidx = np.ascontiguousarray(S1[mk[:, None], basis.mono_slot.numpy()], dtype=np.int64)
+        t = basis._feature_tables = (mk, np.ascontiguousarray(basis.mono_coef.numpy(), dtype=np.float64), gidx,
+                                     int(basis.K))
+    return t
 
 
 def tables(basis) -> tuple:
@@ -369,41 +383,60 @@ def pair_curvature(D, i, G, scal, ints, lam, mon, trip, tcoef):
 
 #: sites per block of the site polynomial: the monomial loop runs over a block's sites
 #: innermost (one SIMD vector), so that the scattered updates of ∂ε/∂A do not serialise
-_SITES = 8
+_SITES = 16
+#: sites per block of the Hessian product: it reads the block's pair factors twice (δA, then
+#: the contraction), and 8 centres' factors stay in cache between the two
+_HVP_SITES = 8
 
 
 @njit(cache=True)
 def _site_block(a1, w, idx, e, g):
     """ε − c_0 = Σ_t w_t Π_s a1[idx[t, s]] into e (_SITES,) and ∂ε/∂A1 into g (n_A + 1,
     _SITES) for a block of sites, a1 (n_A + 1, _SITES) = their A with the constant 1 at
-    row n_A (unused columns: any finite values)."""
+    row n_A (unused columns: any finite values).
+
+    Consecutive monomials with the same first two indices (i0, i1) share their partial
+    product (:meth:`LinearACE.site_tables` sorts them so): for such a run,
+    σ = Σ_t w_t a1[i2_t], and ε += a1[i0] a1[i1] σ, g[i0] += a1[i1] σ, g[i1] += a1[i0] σ,
+    g[i2_t] += w_t a1[i0] a1[i1] — one multiply-add and one update of g per monomial
+    instead of four and three."""
     for b in range(_SITES):
         e[b] = 0.0
     for f in range(g.shape[0]):
         for b in range(_SITES):
             g[f, b] = 0.0
-    for t in range(w.shape[0]):
-        i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
-        wt = w[t]
+    T = w.shape[0]
+    sig = np.zeros(_SITES)
+    p01 = np.zeros(_SITES)
+    t = 0
+    while t < T:
+        i0, i1 = idx[t, 0], idx[t, 1]
         for b in range(_SITES):
-            x0, x1, x2 = a1[i0, b], a1[i1, b], a1[i2, b]
-            e[b] += wt * (x0 * x1 * x2)
-            g[i0, b] += wt * (x1 * x2)
-            g[i1, b] += wt * (x0 * x2)
-            g[i2, b] += wt * (x0 * x1)
+            p01[b] = a1[i0, b] * a1[i1, b]
+            sig[b] = 0.0
+        while t < T and idx[t, 0] == i0 and idx[t, 1] == i1:
+            i2, wt = idx[t, 2], w[t]
+            for b in range(_SITES):
+                sig[b] += wt * a1[i2, b]
+                g[i2, b] += wt * p01[b]
+            t += 1
+        for b in range(_SITES):
+            e[b] += p01[b] * sig[b]
+            g[i0, b] += a1[i1, b] * sig[b]
+            g[i1, b] += a1[i0, b] * sig[b]
 
 
 @njit(cache=True)
 def _site_hvp_block(a1, d1, w, idx, dg):
-    """δg (n_A + 1, _SITES) = ∂²ε/∂A² · δA for a block of sites, from a1 of
-    :func:`_site_block` and δA in d1 (n_A + 1, _SITES; row n_A zero)."""
+    """δg (n_A + 1, _HVP_SITES) = ∂²ε/∂A² · δA for a block of sites, from a1 of
+    :func:`_site_block` and δA in d1 (n_A + 1, _HVP_SITES; row n_A zero)."""
     for f in range(dg.shape[0]):
-        for b in range(_SITES):
+        for b in range(_HVP_SITES):
             dg[f, b] = 0.0
     for t in range(w.shape[0]):
         i0, i1, i2 = idx[t, 0], idx[t, 1], idx[t, 2]
         wt = w[t]
-        for b in range(_SITES):
+        for b in range(_HVP_SITES):
             x0, x1, x2 = a1[i0, b], a1[i1, b], a1[i2, b]
             y0, y1, y2 = d1[i0, b], d1[i1, b], d1[i2, b]
             dg[i0, b] += wt * (y1 * x2 + x1 * y2)
@@ -771,51 +804,143 @@ def pair_factors(D, scal, ints, lam, mon, trip, tcoef):
 
 
 @njit(cache=True)
+def _centre_dA(p0, z, dD, R, FS, U, ints, xy, dc):
+    """δA (n_A,) of one centre into ``dc``: Σ_q ∇φ(D_q) · δD_q over its ``z`` pairs from
+    ``p0``, from the factored ∇φ: δA_{n,a} = Σ_q R_n' (S̃_a û·δD) + R_n (V_a·δD);
+    ``xy`` (2, n_comp, ≥ z) scratch."""
+    nc = ints[2]
+    for a in range(nc):
+        for q in range(z):
+            p = p0 + q
+            v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+            xy[0, a, q] = FS[1, a, p] * v0 + FS[2, a, p] * v1 + FS[3, a, p] * v2
+            xy[1, a, q] = FS[0, a, p] * (U[0, p] * v0 + U[1, p] * v1 + U[2, p] * v2)
+    # X = V·δD pairs with R, Y = S̃ û·δD with R'
+    _radial_sum(R, p0, xy[0], 0, xy[1], 0, z, ints, True, dc)
+
+
+@njit(cache=True)
+def _centre_contract(p0, z, gc, R, FS, U, T, dD, ints, acc, out):
+    """out[p] = δg · ∇φ(D_p) + T_p δD_p for one centre's ``z`` pairs from ``p0``."""
+    _contract_block(R, FS, U, p0, z, gc, ints, acc, out, p0)
+    for p in range(p0, p0 + z):
+        v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
+        for c3 in range(3):
+            out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
+
+
+@njit(cache=True)
 def linear_hvp(start, dD, A, T, R, FS, U, w, idx, ints):
     """Pair-space Hessian product of a linear model: δ(∂E/∂D_p) (P, 3) eV/Å for pair
     displacements δD (P, 3) Å, = ∇φ_pᵀ M_i Σ_q ∇φ_q δD_q + T_p δD_p with M_i = ∂²ε/∂A_i²
     (applied through the monomials, never formed), T from :func:`pair_curvature` and ∇φ in
-    factored form from :func:`pair_factors`: δA_{n,a} = Σ_q R_n' (S̃_a û·δD) + R_n (V_a·δD)."""
+    factored form from :func:`pair_factors`. Fused over blocks of :data:`_HVP_SITES` centres
+    (δA, the site polynomial's product, the contraction) so that a block's pair factors
+    are read while still in cache."""
     nA = ints[3]
     nc = ints[2]
     n = start.shape[0] - 1
     z_max = _zmax(start)
-    a1 = np.ones((nA + 1, _SITES))
-    d1 = np.zeros((nA + 1, _SITES))
-    dg = np.zeros((nA + 1, _SITES))
+    a1 = np.ones((nA + 1, _HVP_SITES))
+    d1 = np.zeros((nA + 1, _HVP_SITES))
+    dg = np.zeros((nA + 1, _HVP_SITES))
     dc = np.zeros(nA)
     gc = np.zeros(nA + 1)
     xy = np.zeros((2, nc, z_max))
     acc = np.zeros((3, max(nc, 4), z_max))
     out = np.zeros((dD.shape[0], 3))
-    for c0 in range(0, n, _SITES):
-        nb = min(_SITES, n - c0)
+    for c0 in range(0, n, _HVP_SITES):
+        nb = min(_HVP_SITES, n - c0)
         for b in range(nb):
             p0 = start[c0 + b]
-            z = start[c0 + b + 1] - p0
-            for a in range(nc):
-                for q in range(z):
-                    p = p0 + q
-                    v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-                    xy[0, a, q] = FS[1, a, p] * v0 + FS[2, a, p] * v1 + FS[3, a, p] * v2
-                    xy[1, a, q] = FS[0, a, p] * (U[0, p] * v0 + U[1, p] * v1 + U[2, p] * v2)
-            # δA: X = V·δD pairs with R, Y = S̃ û·δD with R'
-            _radial_sum(R, p0, xy[0], 0, xy[1], 0, z, ints, True, dc)
+            _centre_dA(p0, start[c0 + b + 1] - p0, dD, R, FS, U, ints, xy, dc)
             for f in range(nA):
                 a1[f, b] = A[c0 + b, f]
                 d1[f, b] = dc[f]
         _site_hvp_block(a1, d1, w, idx, dg)
         for b in range(nb):
             p0 = start[c0 + b]
-            z = start[c0 + b + 1] - p0
             for f in range(nA):
                 gc[f] = dg[f, b]
-            _contract_block(R, FS, U, p0, z, gc, ints, acc, out, p0)
-            for p in range(p0, p0 + z):
-                v0, v1, v2 = dD[p, 0], dD[p, 1], dD[p, 2]
-                for c3 in range(3):
-                    out[p, c3] += T[p, c3, 0] * v0 + T[p, c3, 1] * v1 + T[p, c3, 2] * v2
+            _centre_contract(p0, start[c0 + b + 1] - p0, gc, R, FS, U, T, dD, ints, acc, out)
     return out
+
+
+@njit(cache=True)
+def pair_dA(start, dD, R, FS, U, ints):
+    """δA (n, n_A) = Σ_{p: i_p = i} ∇φ(D_p) · δD_p for pair displacements δD (P, 3) Å, from
+    the factored ∇φ of :func:`pair_factors` (the first half of a product whose site part is
+    not the linear polynomial: the network's)."""
+    nA, nc = ints[3], ints[2]
+    n = start.shape[0] - 1
+    xy = np.zeros((2, nc, _zmax(start)))
+    dA = np.zeros((n, nA))
+    for c in range(n):
+        p0 = start[c]
+        _centre_dA(p0, start[c + 1] - p0, dD, R, FS, U, ints, xy, dA[c])
+    return dA
+
+
+@njit(cache=True)
+def pair_contract(start, dG, R, FS, U, T, dD, ints):
+    """δ(∂E/∂D_p) (P, 3) eV/Å = δg_{i_p} · ∇φ(D_p) + T_p δD_p: the second half, for
+    δg = ∂²ε/∂A² δA (n, n_A) eV and the pair curvature T of :func:`pair_curvature`."""
+    nc = ints[2]
+    n = start.shape[0] - 1
+    acc = np.zeros((3, max(nc, 4), _zmax(start)))
+    out = np.zeros((dD.shape[0], 3))
+    for c in range(n):
+        p0 = start[c]
+        _centre_contract(p0, start[c + 1] - p0, dG[c], R, FS, U, T, dD, ints, acc, out)
+    return out
+
+
+# ------------------------------------------------------------------------------ features per site
+#
+# The invariants B_k(A) = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]] of every site
+# and their first and second A-derivatives contracted with per-site weights: what a model
+# that is not linear in B (the network) chains through.
+
+
+@njit(cache=True)
+def site_features(A, mono_k, mono_coef, gidx, K):
+    """B (n, K) of the sites' projections A (n, n_A) (dimensionless)."""
+    n, nA = A.shape
+    B = np.zeros((n, K))
+    a1 = np.ones(nA + 1)
+    for c in range(n):
+        for f in range(nA):
+            a1[f] = A[c, f]
+        for t in range(mono_k.shape[0]):
+            B[c, mono_k[t]] += mono_coef[t] * (a1[gidx[t, 0]] * a1[gidx[t, 1]] * a1[gidx[t, 2]])
+    return B
+
+
+@njit(cache=True)
+def feature_chain(A, dA, Ub, Sb, mono_k, mono_coef, gidx, K):
+    """Per site: δB = (∂B/∂A) δA (n, K), and Σ_k Ub_k ∂B_k/∂A + Sb_k (∂²B_k/∂A²) δA
+    (n, n_A) — for Ub = ∂ε/∂B alone (δA = 0) the chain rule's ∂ε/∂A, for Ub = (∂²ε/∂B²) δB
+    and Sb = ∂ε/∂B the second half of a Hessian product. ``Ub``, ``Sb`` (n, K)."""
+    n, nA = A.shape
+    dB = np.zeros((n, K))
+    out = np.zeros((n, nA + 1))
+    a1 = np.ones(nA + 1)
+    d1 = np.zeros(nA + 1)
+    for c in range(n):
+        for f in range(nA):
+            a1[f] = A[c, f]
+            d1[f] = dA[c, f]
+        for t in range(mono_k.shape[0]):
+            i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+            x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+            y0, y1, y2 = d1[i0], d1[i1], d1[i2]
+            k, ct = mono_k[t], mono_coef[t]
+            dB[c, k] += ct * (y0 * x1 * x2 + x0 * y1 * x2 + x0 * x1 * y2)
+            u, sw = ct * Ub[c, k], ct * Sb[c, k]
+            out[c, i0] += u * (x1 * x2) + sw * (y1 * x2 + x1 * y2)
+            out[c, i1] += u * (x0 * x2) + sw * (y0 * x2 + x0 * y2)
+            out[c, i2] += u * (x0 * x1) + sw * (y0 * x1 + x0 * y1)
+    return dB, np.ascontiguousarray(out[:, :nA])
 
 
 @njit(cache=True)
@@ -832,10 +957,11 @@ def _centre_basis(D, p0, z, nA, scal, ints, lam, mon, trip, tcoef, phi, Jl, H, w
 
 
 @njit(cache=True)
-def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam, mon, trip, tcoef):
+def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, pair_out, scal, ints, lam, mon, trip, tcoef):
     """Design rows of a linear model (the observations per unit coefficient): per feature k
     Σ_i B_k(A_i) (K,), the forces −∂/∂x Σ_i B_k (n, 3, K) eV/Å per eV and, if ``virial``,
-    −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K). Features are the monomials t of the basis:
+    −Σ_p D_p ⊗ ∂B_k/∂D_p (3, 3, K); if ``pair_out`` has P rows, ∂B_{i(p),k}/∂D_p (P, 3, K)
+    1/Å into it (the network's training takes its features' pair Jacobian from here). Features are the monomials t of the basis:
     B_k = Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]] (A1 = A with the constant
     1 at index n_A). Per centre: φ, ∇φ of its pairs (:func:`_pair`), A, and the three
     A-derivatives of each monomial, then ∂B_k/∂D_p = Σ over those of value × ∇φ_f(D_p)."""
@@ -883,6 +1009,10 @@ def design_efv(D, start, j, mono_k, mono_coef, gidx, K, virial, scal, ints, lam,
                 for k in range(K):
                     F[c, e, k] += d[e, k]
                     F[b, e, k] -= d[e, k]
+            if pair_out.shape[0] > 0:
+                for e in range(3):
+                    for k in range(K):
+                        pair_out[p, e, k] = d[e, k]
             if virial:
                 for a in range(3):
                     da = D[p, a]
@@ -911,4 +1041,120 @@ def scatter_pairs(Y, i, j, n):
         for c in range(3):
             out[j[p], c] += Y[p, c]
             out[i[p], c] -= Y[p, c]
+    return out
+
+
+@njit(cache=True)
+def design_hessian(D, start, j, pos, nr, mono_k, mono_coef, gidx, K, scal, ints, lam, mon, trip, tcoef):
+    """Force-constant design rows of a linear model: H (3·nr, 3n, K + 1) eV/Å² per eV,
+    H[3 pos[a] + c, 3 b + e, 1 + k] = ∂²(Σ_i B_k(A_i))/∂x_{a,c}∂x_{b,e} for the row atoms a
+    with ``pos[a] ≥ 0`` (their row block ``pos[a]`` < nr); column 0 (the one-body term)
+    stays zero. Features as in :func:`design_efv` (monomials t of weight mono_coef[t] in
+    the A-indices gidx[t], n_A = the constant 1).
+
+    Per centre i, in the positions of its local atoms (0 = the centre, 1 + q = neighbour q,
+    ∂A_f/∂x = −Σ_q ∇φ_f(D_q) and ∇φ_f(D_q)), every monomial w x_0 x_1 x_2 adds
+    w Σ_{s≠s'} x_{rest} ∂x_s ⊗ ∂x_{s'} — for a row u_f = ∂A_f/∂x_{a,c}, the column vector
+    w (α_0 ∂x_0 + α_1 ∂x_1 + α_2 ∂x_2) with α_0 = x_2 u_1 + x_1 u_2 etc. — and the pair
+    curvature δ_pq Σ_f (∂B_k/∂A_f) ∇²φ_f(D_q) on the blocks (q, q), (q, i), (i, q), (i, i).
+    Only centres with a wanted local atom are visited, and only the wanted rows formed:
+    memory is the output, 9·nr·n·(K + 1) doubles."""
+    nA = ints[3]
+    n = start.shape[0] - 1
+    T = mono_k.shape[0]
+    z_max = _zmax(start)
+    wk = _scratch(ints, z_max)
+    phi = np.zeros(nA)
+    Jp = np.zeros((nA, 3))
+    Hl = np.zeros((z_max, nA + 1, 3, 3))
+    G = np.zeros((nA + 1, 3 * (z_max + 1)))  # ∂A_f/∂(local atom, axis); row n_A zero
+    a1 = np.ones(nA + 1)
+    buf = np.zeros((K, 3 * (z_max + 1)))
+    Tq = np.zeros((z_max, 3, 3, K))
+    loc = np.zeros(z_max + 1, dtype=np.int64)
+    out = np.zeros((3 * nr, 3 * n, K + 1))
+    for ci in range(n):
+        p0 = start[ci]
+        z = start[ci + 1] - p0
+        want = pos[ci] >= 0
+        for q in range(z):
+            if pos[j[p0 + q]] >= 0:
+                want = True
+        if not want or z == 0:
+            continue
+        loc[0] = ci
+        for q in range(z):
+            loc[q + 1] = j[p0 + q]
+        ncol = 3 * (z + 1)
+        _factors(D, p0, z, scal, ints, mon, trip, tcoef, 2, wk)
+        for f in range(nA):
+            a1[f] = 0.0
+            for c in range(3):
+                G[f, c] = 0.0
+        for q in range(z):
+            _pair(wk, q, scal, ints, lam, 2, phi, Jp, Hl[q])
+            for f in range(nA):
+                a1[f] += phi[f]
+                for c in range(3):
+                    G[f, 3 * (q + 1) + c] = Jp[f, c]
+                    G[f, c] -= Jp[f, c]
+        # pair curvature per feature: Tq[q, :, :, k] = Σ_f ∂B_k/∂A_f ∇²φ_f(D_q)
+        for q in range(z):
+            for c in range(3):
+                for e in range(3):
+                    for k in range(K):
+                        Tq[q, c, e, k] = 0.0
+        for t in range(T):
+            i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+            x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+            w, k = mono_coef[t], mono_k[t]
+            g0, g1, g2 = w * x1 * x2, w * x0 * x2, w * x0 * x1
+            for q in range(z):
+                for c in range(3):
+                    for e in range(3):
+                        Tq[q, c, e, k] += g0 * Hl[q, i0, c, e] + g1 * Hl[q, i1, c, e] + g2 * Hl[q, i2, c, e]
+        for x in range(z + 1):
+            r = pos[loc[x]]
+            if r < 0:
+                continue
+            for c in range(3):
+                rc = 3 * x + c
+                for k in range(K):
+                    for y in range(ncol):
+                        buf[k, y] = 0.0
+                for t in range(T):
+                    i0, i1, i2 = gidx[t, 0], gidx[t, 1], gidx[t, 2]
+                    x0, x1, x2 = a1[i0], a1[i1], a1[i2]
+                    u0, u1, u2 = G[i0, rc], G[i1, rc], G[i2, rc]
+                    w, k = mono_coef[t], mono_k[t]
+                    b0 = w * (x2 * u1 + x1 * u2)
+                    b1 = w * (x2 * u0 + x0 * u2)
+                    b2 = w * (x1 * u0 + x0 * u1)
+                    if b0 == 0.0 and b1 == 0.0 and b2 == 0.0:
+                        continue
+                    for y in range(ncol):
+                        buf[k, y] += b0 * G[i0, y] + b1 * G[i1, y] + b2 * G[i2, y]
+                # the curvature: row of neighbour q → (q, q) +T, (q, centre) −T; the centre's
+                # row → (centre, q) −T, (centre, centre) +Σ_q T
+                if x > 0:
+                    q = x - 1
+                    for e in range(3):
+                        for k in range(K):
+                            tv = Tq[q, c, e, k]
+                            buf[k, 3 * x + e] += tv
+                            buf[k, e] -= tv
+                else:
+                    for q in range(z):
+                        for e in range(3):
+                            for k in range(K):
+                                tv = Tq[q, c, e, k]
+                                buf[k, 3 * (q + 1) + e] -= tv
+                                buf[k, e] += tv
+                row = 3 * r + c
+                for y in range(z + 1):
+                    b = loc[y]
+                    for e in range(3):
+                        col = 3 * b + e
+                        for k in range(K):
+                            out[row, col, k + 1] += buf[k, 3 * y + e]
     return out

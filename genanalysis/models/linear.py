@@ -23,47 +23,17 @@ from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
-__all__ = ["LinearACE", "feature_pair_jacobian", "pair_space_operator"]
+__all__ = ["LinearACE", "feature_pair_jacobian"]
 
 
-def feature_pair_jacobian(b: ACEBasis, geom, A: torch.Tensor) -> torch.Tensor:
+def feature_pair_jacobian(b: ACEBasis, geom) -> torch.Tensor:
     """∂B_{i(p),k}/∂D_p (P, 3, K) in 1/Å: the derivative of the features of each pair's
-    centre with respect to the pair vector, Σ_f ∂B_k/∂A_f ∇φ_f(D_p) — one dense matmul per
-    chunk of centres."""
-    n, K = geom.n, b.K
-    g, _ = b.feature_derivatives(A, second=False)
-    gd = torch.zeros(n, K, b.n_A + 1)
-    gd.scatter_add_(2, b.S.expand(n, K, b.S_max), g)
-    gd = gd[:, :, : b.n_A]
-    dBdD = torch.zeros(geom.P + 1, 3, K)
-    z = geom.zmax
-    step = max(1, int(engine._BUDGET // (z * b.n_A * 3 + z * 3 * K)))
-    for a, c in engine._chunks(n, step):
-        flat = geom.pad[a:c].reshape(-1)
-        real = flat < geom.P
-        J = torch.zeros(len(flat), b.n_A, 3)
-        J[torch.tensor(real)] = b.phi_derivatives(geom.D[flat[real]])
-        J = J.view(c - a, z, b.n_A, 3).permute(0, 2, 1, 3).reshape(c - a, b.n_A, 3 * z)
-        d = torch.bmm(gd[a:c], J).view(c - a, K, z, 3).permute(0, 2, 3, 1).reshape(-1, 3, K)
-        dBdD[torch.tensor(flat[real])] = d[torch.tensor(real)]
-    return dBdD[: geom.P]
-
-
-def pair_space_operator(geom, pair_hvp) -> spla.LinearOperator:
-    """The Hessian operator (eV/Å²) of a site-energy model from its pair-space product
-    ``pair_hvp``: δD (P, 3) ↦ δ(∂E/∂D) (P, 3); H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i]."""
-    n = geom.n
-
-    def matvec(v):
-        V = np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(n, 3))
-        Y = pair_hvp(kernels.gather_pairs(V, geom.i, geom.j))
-        return kernels.scatter_pairs(Y, geom.i, geom.j, n).ravel()
-
-    def matmat(X):
-        X = np.asarray(X, dtype=np.float64).reshape(3 * n, -1)
-        return np.stack([matvec(X[:, k]) for k in range(X.shape[1])], axis=1)
-
-    return spla.LinearOperator((3 * n, 3 * n), matvec=matvec, rmatvec=matvec, matmat=matmat, dtype=np.float64)
+    centre with respect to the pair vector, Σ_f ∂B_k/∂A_f ∇φ_f(D_p), from the compiled
+    design pass (:func:`kernels.design_efv`)."""
+    mk, mc, gidx, K = kernels.feature_tables(b)
+    out = np.zeros((geom.P, 3, K))
+    kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, False, out, *kernels.tables(b))
+    return torch.from_numpy(out)
 
 
 class LinearACE:
@@ -74,6 +44,8 @@ class LinearACE:
     """
 
     kind = "ace"
+    #: energy_forces(linearise=True) returns the Hessian operator of the same pass
+    fused_linearise = True
 
     def __init__(self, spec: ACESpec, coef: np.ndarray | None = None):
         self.spec = spec
@@ -104,13 +76,16 @@ class LinearACE:
     def site_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """ε(A) − c_0 = Σ_t w_t A1[idx_t0] A1[idx_t1] A1[idx_t2] as (w (T,) eV, idx (T, 3)):
         the monomials of every feature times its coefficient, with global A-indices
-        (n_A = the constant 1)."""
+        (n_A = the constant 1), sorted (see below)."""
         b = self.basis
         S1 = np.concatenate([b.S.numpy(), np.full((b.K, 1), b.n_A)], axis=1)
         k = b.mono_k.numpy()
         w = np.asarray(self.coef_[1:], dtype=np.float64)[k] * b.mono_coef.numpy()
-        idx = np.ascontiguousarray(S1[k[:, None], b.mono_slot.numpy()], dtype=np.int64)
-        return np.ascontiguousarray(w), idx
+        # each monomial's indices ascending, monomials by (i0, i1, i2): runs of a shared
+        # partial product a1[i0] a1[i1] for the site kernels (kernels._site_block)
+        idx = np.sort(S1[k[:, None], b.mono_slot.numpy()], axis=1)
+        order = np.lexsort((idx[:, 2], idx[:, 1], idx[:, 0]))
+        return np.ascontiguousarray(w[order]), np.ascontiguousarray(idx[order], dtype=np.int64)
 
     def _site_fn(self, A: torch.Tensor):
         """site_fn of :func:`engine.hessian_sparse`: (g (c, 1, n_A), M (c, 1, n_A, n_A)) eV."""
@@ -127,10 +102,7 @@ class LinearACE:
     # -- evaluation -------------------------------------------------------------------------
 
     def _geometry(self, atoms: Atoms):
-        cache = self.__dict__.get("_geoms")
-        if cache is None or cache.cutoff != self.cutoff:
-            cache = self._geoms = engine.GeometryCache(self.cutoff)
-        return cache(atoms)
+        return engine.model_geometry(self, atoms)
 
     def _pass(self, atoms: Atoms):
         """(geometry, site energies − c_0 (n,) eV, ∂E/∂D (P, 3) eV/Å, A, g = ∂ε/∂A eV):
@@ -166,28 +138,22 @@ class LinearACE:
         return self._operator(geom, A, G)
 
     def _pair_hvp(self, geom, A: np.ndarray, G: np.ndarray):
-        """δD (P, 3) ↦ δ(∂E/∂D) (P, 3) (:func:`kernels.linear_hvp`); the per-pair curvature
-        T_p and the basis factors (:func:`kernels.pair_factors`, together
-        8·(2·n_rad + 4·n_comp + 12) bytes per pair, estimated before allocating) are computed
-        at the first product and held."""
+        """δD (P, 3) ↦ δ(∂E/∂D) (P, 3) (:func:`kernels.linear_hvp`) on the pair terms held
+        from the first product (:func:`engine.held_pair_terms`)."""
         w, idx = self.site_tables()
-        tabs = kernels.tables(self.basis)
         held: dict = {}
 
         def pair_hvp(dD):
             if not held:
-                check_memory("the Hessian operator's pair factors",
-                             8.0 * geom.Dn.shape[0] * (2 * self.basis.n_rad + 4 * self.basis.n_comp + 12))
-                held["T"] = kernels.pair_curvature(geom.Dn, geom.i, G, *tabs)
-                held["F"] = kernels.pair_factors(geom.Dn, *tabs)
+                held.update(engine.held_pair_terms(self.basis, geom, G))
             return kernels.linear_hvp(geom.start, np.ascontiguousarray(dD), A, held["T"], *held["F"], w, idx,
-                                      tabs[1])
+                                      kernels.tables(self.basis)[1])
 
         return pair_hvp
 
     def _operator(self, geom, A: np.ndarray, G: np.ndarray) -> spla.LinearOperator:
-        """H v from the pair-space product of :meth:`_pair_hvp` (:func:`pair_space_operator`)."""
-        return pair_space_operator(geom, self._pair_hvp(geom, A, G))
+        """H v = Σ_p (e_j − e_i)ᵀ δ(∂E/∂D_p)[δD = v_j − v_i] (:meth:`_pair_hvp`)."""
+        return engine.pair_operator(geom, self._pair_hvp(geom, A, G))
 
     def hessian(self, atoms: Atoms, geom=None, A=None) -> sp.csr_array:
         """Exact force constants ∂²E/∂x∂x (eV/Å²), sparse (3n × 3n), atom-major."""
@@ -198,16 +164,12 @@ class LinearACE:
         return engine.hessian_sparse(self.basis, geom, self._site_fn(A), S)
 
     def hessian_rows(self, atoms: Atoms, rows) -> np.ndarray:
-        """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²."""
+        """Rows of the force-constant matrix for the atoms ``rows``: (3·len(rows), 3n), eV/Å²
+        (:func:`kernels.design_hessian` with the model's site polynomial as one output)."""
         self._check(atoms)
-        geom, A, S = engine.hessian_inputs(self.basis, atoms, self.cutoff)
-        site = self._site_fn(A)
-
-        def site_fn(C):
-            g, M = site(C)
-            return torch.from_numpy(g), torch.from_numpy(M)
-
-        return engine.hessian_dense_rows(self.basis, geom, site_fn, S, np.asarray(rows))[0].numpy()
+        geom = self._geometry(atoms)
+        w, idx = self.site_tables()
+        return self._hessian_kernel(geom, rows, np.zeros(len(w), dtype=np.int64), w, idx, 1)[:, :, 1]
 
     def elastic_constants(self, atoms: Atoms) -> np.ndarray:
         """Clamped-ion elastic constants (Voigt; eV/Å³, 2D eV/Å²) of a periodic cell,
@@ -230,16 +192,13 @@ class LinearACE:
         self._check(atoms)
         b = self.basis
         geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(b, geom)
         K, n = b.K, geom.n
         out: dict[str, np.ndarray] = {}
         if "E" in kinds or "F" in kinds or "V" in kinds:
             check_memory("the force rows of a design block", 8.0 * 3 * n * (K + 1) * (2 if "F" in kinds else 0))
-            S1 = np.concatenate([b.S.numpy(), np.full((K, 1), b.n_A)], axis=1)
-            mk = np.ascontiguousarray(b.mono_k.numpy(), dtype=np.int64)
-            gidx = np.ascontiguousarray(S1[mk[:, None], b.mono_slot.numpy()], dtype=np.int64)
-            E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, np.ascontiguousarray(b.mono_coef.numpy()),
-                                         gidx, K, "V" in kinds, *kernels.tables(b))
+            mk, mc, gidx, _ = kernels.feature_tables(b)
+            E, F, W = kernels.design_efv(geom.Dn, geom.start, geom.j, mk, mc, gidx, K, "V" in kinds,
+                                         np.zeros((0, 3, K)), *kernels.tables(b))
             zero = lambda x: np.concatenate([np.zeros(x.shape[:-1] + (1,)), x], axis=-1)  # noqa: E731
             if "E" in kinds:
                 out["E"] = np.concatenate([[float(n)], E])
@@ -248,13 +207,37 @@ class LinearACE:
             if "V" in kinds:
                 out["V"] = zero(W)
         if "H" in kinds:
-            def site_fn(C):
-                return b.feature_derivatives(A[torch.tensor(C)], second=True)
-
-            H = engine.hessian_dense_rows(b, geom, site_fn, b.S, hessian_rows)  # (K, 3r, 3n)
-            Hn = H.permute(1, 2, 0).numpy()
-            out["H"] = np.concatenate([np.zeros(Hn.shape[:2] + (1,)), Hn], axis=-1)
+            out["H"] = self._design_hessian(geom, np.arange(n) if hessian_rows is None else hessian_rows)
         return out
+
+    def _design_hessian(self, geom, rows) -> np.ndarray:
+        """Force-constant design rows of the row atoms ``rows``: (3r, 3n, 1 + K), eV/Å² per
+        eV, from one compiled pass over the centres near them (:func:`kernels.design_hessian`;
+        only these rows are formed, never the (3n)² block of every feature)."""
+        return self._hessian_kernel(geom, rows, *kernels.feature_tables(self.basis))
+
+    def _hessian_kernel(self, geom, rows, mono_k, mono_coef, gidx, K: int) -> np.ndarray:
+        """:func:`kernels.design_hessian` of the outputs Σ_{t: mono_k[t] = k} mono_coef[t] Π_s A1[gidx[t, s]]
+        (k < K) for the row atoms ``rows`` (distinct), memory estimated first."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = geom.n
+        if len(np.unique(rows)) != len(rows) or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
+            raise InputError(f"force-constant rows must be distinct atoms in [0, {n}); got {rows.tolist()[:10]}")
+        check_memory("the force-constant rows", 8.0 * 9 * len(rows) * n * (K + 1))
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[rows] = np.arange(len(rows))
+        return kernels.design_hessian(geom.Dn, geom.start, geom.j, pos, len(rows), mono_k, mono_coef, gidx, K,
+                                      *kernels.tables(self.basis))
+
+    def design_hessian_chunks(self, atoms: Atoms, rows, chunk: int):
+        """The force-constant design rows of the atoms ``rows`` in pieces of at most
+        ``chunk`` row atoms: yields (offset into ``rows``, (3c, 3n, 1 + K) rows), so that a
+        large defect cell's rows stream into the fit without the whole (3r, 3n, 1 + K)."""
+        self._check(atoms)
+        geom = engine.geometry(atoms, self.cutoff)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        for a in range(0, len(rows), max(int(chunk), 1)):
+            yield a, self._design_hessian(geom, rows[a:a + max(int(chunk), 1)])
 
     # -- persistence --------------------------------------------------------------------------
 

@@ -9,6 +9,11 @@ mean training energy per atom. Forces, virials and exact Hessians follow from th
 site-pair chain rule as the linear model (:mod:`genanalysis.models.engine`), with
 ∂ε/∂A = (∂N/∂B)(∂B/∂A) and ∂²ε/∂A² = (∂B/∂A)ᵀ ∂²N/∂B² (∂B/∂A) + Σ_k ∂N/∂B_k ∂²B_k/∂A².
 
+The basis side is the linear model's compiled kernels (:mod:`genanalysis.models.kernels`):
+A, B and the chain through ∂B/∂A, ∂²B/∂A² per site, the forces' pair contraction, and
+matrix-free Hessian products on the held pair factors (:meth:`MLPACE.linearise`); only the
+network, ∂N/∂B and the products (∂²N/∂B²) δB, is torch.
+
 The model only evaluates; its training on the fit's loss is
 :func:`genanalysis.fitting.network.train_network` (docs/models.md §3).
 """
@@ -19,11 +24,12 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 
 from genanalysis.exceptions import InputError
-from genanalysis.models import engine
+from genanalysis.models import engine, kernels
 from genanalysis.models.basis import ACEBasis, ACESpec
 
 __all__ = ["MLPACE"]
@@ -33,6 +39,8 @@ class MLPACE:
     """Per-site network on normalised invariants. ``hidden``: layer widths."""
 
     kind = "mlp"
+    #: energy_forces(linearise=True) returns the Hessian operator of the same pass
+    fused_linearise = True
 
     def __init__(self, spec: ACESpec, hidden=(32, 32), seed: int = 0):
         self.spec = spec
@@ -74,20 +82,67 @@ class MLPACE:
 
     # -- evaluation -------------------------------------------------------------------------
 
+    def _pass(self, atoms: Atoms, graph: bool = False):
+        """(geometry, site energies ε (n,) eV, ∂E/∂D (P, 3) eV/Å, A (n, n_A), G = ∂ε/∂A eV,
+        B (torch, requires grad), s = ∂ε/∂B (torch; with ``graph`` differentiable again))."""
+        self._check(atoms)
+        geom = engine.model_geometry(self, atoms)
+        tabs = kernels.tables(self.basis)
+        mono = kernels.feature_tables(self.basis)
+        A = kernels.projections(geom.Dn, geom.i, geom.n, *tabs)
+        Bt = torch.from_numpy(kernels.site_features(A, *mono)).requires_grad_(True)
+        with torch.enable_grad():
+            eps = self.site_energy(Bt)
+            (s,) = torch.autograd.grad(eps.sum(), Bt, create_graph=graph)
+        zero = np.zeros_like(A)
+        sn = np.ascontiguousarray(s.detach().numpy())
+        G = kernels.feature_chain(A, zero, sn, np.zeros_like(sn), *mono)[1]
+        dEdD = kernels.pair_vjp(geom.Dn, geom.i, G, *tabs)
+        return geom, eps.detach().numpy(), dEdD, A, G, Bt, s
+
     def predict(self, atoms: Atoms, hessian: bool = False) -> dict:
         """energy (eV), energies (n,) eV, forces (n, 3) eV/Å, virial (3, 3) eV [, hessian]."""
-        self._check(atoms)
-        geom = engine.geometry(atoms, self.cutoff)
-        A = engine.projections(self.basis, geom).requires_grad_(True)
-        with torch.enable_grad():
-            eps = self.site_energy(self.basis.features(A))
-            (G,) = torch.autograd.grad(eps.sum(), A)
-        F, W = engine.forces_virial(geom, engine.pair_gradients(self.basis, geom, G))
-        e = eps.detach().numpy()
-        out = {"energy": float(e.sum()), "energies": e, "forces": F.numpy(), "virial": W.numpy()}
+        geom, e, dEdD, _, _, _, _ = self._pass(atoms)
+        F, W = engine.forces_virial_np(geom, dEdD)
+        out = {"energy": float(e.sum()), "energies": e, "forces": F, "virial": W}
         if hessian:
             out["hessian"] = self.hessian(atoms)
         return out
+
+    def energy_forces(self, atoms: Atoms, linearise: bool = False):
+        """(energy eV, forces (n, 3) eV/Å, Hessian operator or None) from one pass; the
+        operator (:meth:`linearise`) reuses the pass's A, ∂ε/∂A and the network's graph."""
+        geom, e, dEdD, A, G, Bt, s = self._pass(atoms, graph=linearise)
+        F = -kernels.scatter_pairs(dEdD, geom.i, geom.j, geom.n)
+        return float(e.sum()), F, (self._operator(geom, A, G, Bt, s) if linearise else None)
+
+    def linearise(self, atoms: Atoms) -> spla.LinearOperator:
+        """Matrix-free Hessian-vector products at ``atoms`` (eV/Å² · Å → eV/Å)."""
+        geom, _, _, A, G, Bt, s = self._pass(atoms, graph=True)
+        return self._operator(geom, A, G, Bt, s)
+
+    def _operator(self, geom, A, G, Bt, s) -> spla.LinearOperator:
+        """H v through the pairs as for the linear model (:func:`kernels.pair_dA`,
+        :func:`kernels.pair_contract` on the held pair factors and curvature T), with the
+        site part δg = (∂B/∂A)ᵀ (∂²N/∂B²) δB + Σ_k (∂N/∂B_k) (∂²B_k/∂A²) δA, δB = (∂B/∂A) δA
+        (:func:`kernels.feature_chain`; (∂²N/∂B²) δB by a second backward pass)."""
+        mono = kernels.feature_tables(self.basis)
+        ints = kernels.tables(self.basis)[1]
+        sn = np.ascontiguousarray(s.detach().numpy())
+        zero = np.zeros_like(sn)
+        held: dict = {}
+
+        def pair_hvp(dD):
+            if not held:
+                held.update(engine.held_pair_terms(self.basis, geom, G))
+            dA = kernels.pair_dA(geom.start, dD, *held["F"], ints)
+            dB, _ = kernels.feature_chain(A, dA, zero, zero, *mono)
+            with torch.enable_grad():
+                (hB,) = torch.autograd.grad(s, Bt, grad_outputs=torch.from_numpy(dB), retain_graph=True)
+            _, dG = kernels.feature_chain(A, dA, np.ascontiguousarray(hB.numpy()), sn, *mono)
+            return kernels.pair_contract(geom.start, dG, *held["F"], held["T"], dD, ints)
+
+        return engine.pair_operator(geom, pair_hvp)
 
     def _site_fn(self, A: torch.Tensor):
         b = self.basis
