@@ -60,6 +60,8 @@ __all__ = [
     "solve_dislocation",
     "default_clamp_width",
     "check_clamp_width",
+    "site_keys",
+    "seed_cylinder",
     "QUADRUPOLE_KINDS",
     "quadrupole_atoms",
     "quadrupole_cell",
@@ -354,6 +356,38 @@ def distances_from_line(atoms: Atoms, positions: np.ndarray | None = None) -> np
     from the dislocation line ``info['core']``."""
     pos = atoms.arrays["lattice_positions"] if positions is None else np.asarray(positions)
     return np.linalg.norm(pos[:, :2] - np.asarray(atoms.info["core"])[None, :], axis=1)
+
+
+def site_keys(atoms: Atoms) -> list[tuple]:
+    """Each atom's lattice site relative to the line (period along the line folded in),
+    rounded to 1e-6 Å: the same site has the same key in every cylinder of the same kind."""
+    rel = np.array(atoms.arrays["lattice_positions"], dtype=float)
+    rel[:, :2] -= np.asarray(atoms.info["core"])
+    rel[:, 2] %= atoms.info["period"]
+    return [tuple(r) for r in np.round(rel, 6)]
+
+
+def seed_cylinder(atoms: Atoms, seed: Atoms) -> Atoms:
+    """A *controlled core* start (docs/dislocations.md §4): a copy of the predictor cylinder
+    ``atoms`` whose free atoms take the displacements (from their lattice sites) of the
+    relaxed cylinder ``seed`` (any radius, the same kind, a and predictor) on the sites the
+    two share; the clamped shell and the sites ``seed`` lacks stay at the predictor."""
+    if seed.info.get("dislocation") != atoms.info.get("dislocation") or "lattice_positions" not in seed.arrays:
+        raise InputError(f"seed: a relaxed {atoms.info.get('dislocation')} cylinder is needed (with its lattice "
+                         f"sites), got {seed.info.get('dislocation')!r}")
+    if abs(float(seed.info["a"]) - float(atoms.info["a"])) > 1e-12:
+        raise InputError(f"seed: its a = {seed.info['a']} Å is not this cylinder's {atoms.info['a']} Å")
+    shift = np.asarray(seed.positions) - np.asarray(seed.arrays["lattice_positions"])
+    known = dict(zip(site_keys(seed), shift))
+    out = atoms.copy()
+    pos = out.positions.copy()
+    free = ~np.asarray(out.arrays["clamped"], dtype=bool)
+    lattice = out.arrays["lattice_positions"]
+    for i, k in enumerate(site_keys(out)):
+        if free[i] and k in known:
+            pos[i] = lattice[i] + known[k]
+    out.positions = pos
+    return out
 
 
 def excess_energy(site_energies: np.ndarray, atoms: Atoms, energy_per_atom: float, r: float) -> float:

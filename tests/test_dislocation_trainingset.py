@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants, quadrupole_atoms, quadrupole_cell
 from genanalysis.exceptions import InputError
@@ -142,3 +144,44 @@ def test_a_rebuild_reads_everything_from_the_cache(built):
     assert again.evaluations["reference_calls"] == 0 and again.evaluations["relaxations_done"] == 0
     assert again.evaluations["configs_cached"] == spec.n_configurations
     assert (out / XYZ_NAME).read_bytes() == before
+
+
+def _nearest_bcc_vector(d, frame, a):
+    """The bcc lattice vector (cell frame, Å) nearest to ``d``."""
+    v = frame.T @ d / a
+    best = min((np.round(v), np.floor(v) + 0.5), key=lambda c: np.linalg.norm(c - v))
+    return frame @ best * a
+
+
+@settings(max_examples=8, deadline=None)
+@given(which=st.sampled_from(["first", "second", "neither"]), radius=st.floats(3.0, 5.5), relaxed=st.booleans())
+def test_burgers_circuits_around_each_core_of_the_quadrupole(w, relaxed_quadrupoles, which, radius, relaxed):
+    """A closed circuit of atoms around a core — the lattice sites unwrapped around it plus
+    each atom's displacement (minimum image in the periodic cell, so single-valued) — each
+    step mapped to the nearest perfect-lattice vector, closes with a lattice vector along the
+    line of length |b|, opposite around the two cores (± ``info['burgers']``), and with 0
+    around a point between the dipole's images; before and after relaxation (the dipole
+    survives it)."""
+    from ase.geometry import find_mic
+
+    _, a, _ = w
+    cell, rel = relaxed_quadrupoles[2]
+    atoms = rel.atoms if relaxed else cell
+    cores = np.asarray(cell.info["core_positions"])[:, :2]
+    b = np.asarray(cell.info["burgers"])
+    centre = {"first": cores[0], "second": cores[1],
+              "neither": 0.5 * (cores[0] + cores[1]) + np.array([0.0, 0.5 * abs(np.asarray(cell.cell)[0, 1])])}[which]
+    expected = {"first": b, "second": -b, "neither": np.zeros(3)}[which]
+    lattice = cell.arrays["lattice_positions"]
+    bulk_cell = np.array(cell.cell)
+    bulk_cell[:2, 2] = 0.0  # the perfect crystal's cell, before the plastic tilt
+    around, _ = find_mic(lattice - np.array([*centre, 0.0]), bulk_cell, pbc=True)
+    rho = np.linalg.norm(around[:, :2], axis=1)
+    ring = np.flatnonzero(np.abs(rho - radius) < 1.0)
+    ring = ring[np.argsort(np.arctan2(around[ring, 1], around[ring, 0]))]
+    u, _ = find_mic(atoms.positions[ring] - lattice[ring], atoms.cell, pbc=True)
+    y = around[ring] + u
+    ax = np.array([[1, 1, -2], [-1, 1, 0], [1, 1, 1]], float)  # the screw's axes (docs/dislocations.md §1)
+    frame = ax / np.linalg.norm(ax, axis=1)[:, None]
+    total = sum(_nearest_bcc_vector(d, frame, a) for d in np.roll(y, -1, axis=0) - y)
+    assert np.allclose(total, expected, atol=1e-9)
