@@ -2,7 +2,7 @@
 relaxed with builtin:W: atoms, Newton iterations, excess energy over the perfect crystal,
 and the mean stress, unrelaxed and relaxed, for N = 1, 2, 3; and, for comparison, matscipy's
 own quadrupole of the same separation without the two corrections of
-:func:`genanalysis.dislocation.quadrupole_cell` (``excess_energy_uncorrected``).
+:func:`genanalysis.dislocation_cells.quadrupole_cell` (``excess_energy_uncorrected``).
 
     python studies/dislocation_quadrupoles.py [--sizes 1 2 3] [--out docs/data/dislocation_quadrupoles.json]
 """
@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from genanalysis.defect import perfect_energy_per_atom
-from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants, quadrupole_cell
+from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants
+from genanalysis.dislocation_cells import quadrupole_cell
 from genanalysis.potentials import load_potential
 from genanalysis.relaxation import relax
 from studyio import write_rows

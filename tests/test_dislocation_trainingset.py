@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants, quadrupole_atoms, quadrupole_cell
+from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants
+from genanalysis.dislocation_cells import quadrupole_atoms, quadrupole_cell
 from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
 from genanalysis.relaxation import relax

@@ -264,11 +264,13 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
 def group_cell(lattice: str, a: float, size: int, group: str, symbol: str, pot) -> Atoms:
     """The unrelaxed size-N cell of a group: the point-defect n-cell, or for a dislocation
     group the periodic quadrupole cell whose predictor takes the reference ``pot``'s elastic
-    constants at ``a`` (:func:`genanalysis.dislocation.quadrupole_cell`)."""
+    constants at ``a`` (:func:`genanalysis.dislocation_cells.quadrupole_cell`; the bcc
+    one-cell constants, as the cylinder's predictor takes them)."""
     if is_dislocation(group):
-        from genanalysis.dislocation import predictor_elastic_constants, quadrupole_cell
+        from genanalysis.dislocation_cells import quadrupole_cell
+        from genanalysis.observe import elastic_constants
 
-        C = predictor_elastic_constants(pot, a, symbol)
+        C = np.asarray(elastic_constants(pot, perfect_cell("bcc", a, 1, symbol)), dtype=float)
         return quadrupole_cell(group.partition(":")[2], a, C, size, symbol)
     return defect_cell(lattice, a, size, group, symbol)
 

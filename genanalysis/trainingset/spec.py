@@ -40,11 +40,11 @@ def is_dislocation(group: str) -> bool:
 def parse_group(lattice: str, group) -> str:
     """Canonical name of a training-set group: a point defect or ``perfect``
     (:func:`genanalysis.lattice.parse_defect`), or ``dislocation:KIND`` (``dislocation``
-    alone is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation.quadrupole_cell`,
+    alone is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation_cells.quadrupole_cell`,
     on the bcc lattice only."""
     if not is_dislocation(group):
         return str(parse_defect(lattice, group))
-    from genanalysis.dislocation import QUADRUPOLE_KINDS, _check_quadrupole_kind
+    from genanalysis.dislocation_cells import QUADRUPOLE_KINDS, _check_quadrupole_kind
 
     if lattice != "bcc":
         raise InputError(f"defect {group!r}: dislocation quadrupole cells are built on the bcc lattice only, "
@@ -57,7 +57,7 @@ def group_atoms(lattice: str, group: str, n: int) -> int:
     """Atoms of the size-``n`` cell of a group (a point defect's cell, before its ±1 atom;
     the quadrupole cell of a dislocation group)."""
     if is_dislocation(group):
-        from genanalysis.dislocation import quadrupole_atoms
+        from genanalysis.dislocation_cells import quadrupole_atoms
 
         return quadrupole_atoms(group.partition(":")[2], n)
     return cell_atoms(lattice, n)
