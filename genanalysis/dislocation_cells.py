@@ -19,7 +19,7 @@ from genanalysis.constraints import Choice
 from genanalysis.exceptions import InputError
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 
-__all__ = ["KINDS", "KIND_CHOICE", "QUADRUPOLE_KINDS", "quadrupole_atoms", "quadrupole_cell"]
+__all__ = ["KINDS", "KIND_CHOICE", "QUADRUPOLE_KINDS", "check_quadrupole_kind", "quadrupole_atoms", "quadrupole_cell"]
 
 #: dislocation kind -> the matscipy class that builds it
 KINDS = {"screw": "BCCScrew111Dislocation", "edge": "BCCEdge111Dislocation", "mixed": "BCCMixed111Dislocation"}
@@ -67,16 +67,17 @@ _GLIDES_PER_SIZE = 3
 
 def quadrupole_atoms(kind: str, n: int) -> int:
     """Atoms of the quadrupole cell of size ``n`` (36 n² for the screw)."""
-    _check_quadrupole_kind(kind)
+    check_quadrupole_kind(kind)
     return 36 * int(n) ** 2
 
 
-def _check_quadrupole_kind(kind: str) -> str:
+def check_quadrupole_kind(kind: str) -> str:
+    """``kind`` if :func:`quadrupole_cell` builds it, else :class:`InputError` saying why not."""
     kind = KIND_CHOICE.check("kind", kind)
     if kind not in QUADRUPOLE_KINDS:
         raise InputError(f"dislocation:{kind}: periodic quadrupole cells are built for {', '.join(QUADRUPOLE_KINDS)} "
-                         "only (the edge and mixed quadrupoles from matscipy's image sum keep a homogeneous in-plane "
-                         "shear that the relaxation releases by annihilating the dipole; docs/dislocations.md §6)")
+                         "only (the edge and mixed quadrupoles built the same way keep a large in-plane shear after "
+                         "relaxation: the dipole is not kept intact; docs/dislocations.md §6)")
     return kind
 
 
@@ -102,7 +103,7 @@ def quadrupole_cell(kind: str, a: float, C: np.ndarray, n: int, symbol: str = "X
     ``arrays``: ``site_index`` (the quadrupole's own perfect sites), ``lattice_positions``."""
     import matscipy.dislocation as md
 
-    kind = _check_quadrupole_kind(kind)
+    kind = check_quadrupole_kind(kind)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InputError(f"quadrupole size n={n!r} must be a whole number ≥ 1")
     n = int(n)

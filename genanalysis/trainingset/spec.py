@@ -44,13 +44,13 @@ def parse_group(lattice: str, group) -> str:
     on the bcc lattice only."""
     if not is_dislocation(group):
         return str(parse_defect(lattice, group))
-    from genanalysis.dislocation_cells import QUADRUPOLE_KINDS, _check_quadrupole_kind
+    from genanalysis.dislocation_cells import QUADRUPOLE_KINDS, check_quadrupole_kind
 
     if lattice != "bcc":
         raise InputError(f"defect {group!r}: dislocation quadrupole cells are built on the bcc lattice only, "
                          f"not {lattice!r}")
     kind = str(group).partition(":")[2] or QUADRUPOLE_KINDS[0]
-    return f"{DISLOCATION_PREFIX}:{_check_quadrupole_kind(kind)}"
+    return f"{DISLOCATION_PREFIX}:{check_quadrupole_kind(kind)}"
 
 
 def group_atoms(lattice: str, group: str, n: int) -> int:
