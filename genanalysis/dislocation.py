@@ -38,7 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from genanalysis.constraints import Choice, Number, check_arguments
+from genanalysis.constraints import Number, check_arguments
+from genanalysis.dislocation_cells import (  # noqa: F401  (KINDS and the quadrupole are re-exported)
+    KIND_CHOICE, KINDS, QUADRUPOLE_KINDS, _dislocation, _frame, quadrupole_atoms, quadrupole_cell)
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import perfect_cell
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
@@ -60,28 +62,19 @@ __all__ = [
     "solve_dislocation",
     "default_clamp_width",
     "check_clamp_width",
+    "site_keys",
+    "seed_cylinder",
+    "QUADRUPOLE_KINDS",
+    "quadrupole_atoms",
+    "quadrupole_cell",
 ]
-
-#: dislocation kind -> the matscipy class that builds it
-KINDS = {"screw": "BCCScrew111Dislocation", "edge": "BCCEdge111Dislocation", "mixed": "BCCMixed111Dislocation"}
 
 #: what a cylinder accepts: the free radius R and the clamped width w (Å)
 CYLINDER_CONSTRAINTS = {
-    "kind": Choice(tuple(KINDS), "'screw', 'edge' or 'mixed' (the 1/2<111> dislocations of bcc)"),
+    "kind": KIND_CHOICE,
     "radius": Number("Å", strict=True, maximum=1000.0),
     "clamp_width": Number("Å", strict=True, optional=True),
 }
-
-#: 1 eV/Å³ in GPa (matscipy takes its elastic constants in GPa)
-_GPA = 160.21766208
-
-
-def _matscipy_class(kind: str):
-    import matscipy.dislocation as md
-
-    (kind,) = check_arguments(CYLINDER_CONSTRAINTS, kind=kind)
-    return getattr(md, KINDS[kind])
-
 
 def predictor_elastic_constants(potential, a: float, symbol: str = "X") -> np.ndarray:
     """The 6×6 elastic constants (Voigt, cubic axes, eV/Å³) of ``potential``'s bcc lattice
@@ -96,24 +89,6 @@ def predictor_elastic_constants(potential, a: float, symbol: str = "X") -> np.nd
         raise InputError(f"the elastic constants of {getattr(potential, 'name', potential)} at a = {a} Å are not "
                          f"a finite 6×6 matrix")
     return C
-
-
-def _dislocation(kind: str, a: float, C: np.ndarray, symbol: str):
-    cls = _matscipy_class(kind)
-    C = np.asarray(C, dtype=float)
-    if C.shape != (6, 6) or not np.all(np.isfinite(C)):
-        raise InputError(f"elastic constants: a finite 6×6 Voigt matrix (eV/Å³) is needed, got shape {C.shape}")
-    zener = 2.0 * C[3, 3] / (C[0, 0] - C[0, 1]) if C[0, 0] != C[0, 1] else math.inf
-    if abs(zener - 1.0) < 1e-7:  # the sextic eigenproblem is degenerate: matscipy's field would be garbage
-        raise InputError(f"elastic constants: exactly isotropic (Zener ratio 2C44/(C11−C12) = {zener:.9g}); the "
-                         "Stroh predictor needs some anisotropy (|ratio − 1| ≥ 1e-7)")
-    return cls(float(a), C=C * _GPA, symbol=symbol)
-
-
-def _frame(disl) -> np.ndarray:
-    """Rows: the cell axes as unit vectors in the cubic frame."""
-    ax = np.asarray(disl.axes, dtype=float)
-    return ax / np.linalg.norm(ax, axis=1)[:, None]
 
 
 class predictor:
@@ -257,6 +232,38 @@ def distances_from_line(atoms: Atoms, positions: np.ndarray | None = None) -> np
     from the dislocation line ``info['core']``."""
     pos = atoms.arrays["lattice_positions"] if positions is None else np.asarray(positions)
     return np.linalg.norm(pos[:, :2] - np.asarray(atoms.info["core"])[None, :], axis=1)
+
+
+def site_keys(atoms: Atoms) -> list[tuple]:
+    """Each atom's lattice site relative to the line (period along the line folded in),
+    rounded to 1e-6 Å: the same site has the same key in every cylinder of the same kind."""
+    rel = np.array(atoms.arrays["lattice_positions"], dtype=float)
+    rel[:, :2] -= np.asarray(atoms.info["core"])
+    rel[:, 2] %= atoms.info["period"]
+    return [tuple(r) for r in np.round(rel, 6)]
+
+
+def seed_cylinder(atoms: Atoms, seed: Atoms) -> Atoms:
+    """A *controlled core* start (docs/dislocations.md §4): a copy of the predictor cylinder
+    ``atoms`` whose free atoms take the displacements (from their lattice sites) of the
+    relaxed cylinder ``seed`` (any radius, the same kind, a and predictor) on the sites the
+    two share; the clamped shell and the sites ``seed`` lacks stay at the predictor."""
+    if seed.info.get("dislocation") != atoms.info.get("dislocation") or "lattice_positions" not in seed.arrays:
+        raise InputError(f"seed: a relaxed {atoms.info.get('dislocation')} cylinder is needed (with its lattice "
+                         f"sites), got {seed.info.get('dislocation')!r}")
+    if abs(float(seed.info["a"]) - float(atoms.info["a"])) > 1e-12:
+        raise InputError(f"seed: its a = {seed.info['a']} Å is not this cylinder's {atoms.info['a']} Å")
+    shift = np.asarray(seed.positions) - np.asarray(seed.arrays["lattice_positions"])
+    known = dict(zip(site_keys(seed), shift))
+    out = atoms.copy()
+    pos = out.positions.copy()
+    free = ~np.asarray(out.arrays["clamped"], dtype=bool)
+    lattice = out.arrays["lattice_positions"]
+    for i, k in enumerate(site_keys(out)):
+        if free[i] and k in known:
+            pos[i] = lattice[i] + known[k]
+    out.positions = pos
+    return out
 
 
 def excess_energy(site_energies: np.ndarray, atoms: Atoms, energy_per_atom: float, r: float) -> float:

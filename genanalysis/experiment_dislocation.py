@@ -200,14 +200,18 @@ def _energy_stage(p: ex.Problem, res: DislocationExperimentResult, lat, rel_ref,
         res.core_energy_error = res.core_energy_model - res.core_energy_reference
 
 
-def evaluate_dislocation(model, reference, spec: DislocationSpec) -> DislocationExperimentResult:
+def evaluate_dislocation(model, reference, spec: DislocationSpec, *, seed=None) -> DislocationExperimentResult:
     """Run the dislocation experiment ``spec`` (module docstring; docs/dislocations.md §3).
 
     The stages are the point-defect experiment's (:func:`genanalysis.experiment.evaluate`)
     on the cylinder — lattice terms → reference equilibrium ū → residual at ū → stability
     at ū → model equilibrium ū^ML → errors → stability at ū^ML and effectivity — then the
     energies per length; numerical failures become ``status`` and ``reason``
-    (:func:`genanalysis.experiment.classify`)."""
+    (:func:`genanalysis.experiment.classify`).
+
+    ``seed``: a relaxed reference cylinder of the same kind (any R) whose displacements
+    start the reference relaxation on the free sites they share (a controlled core,
+    :func:`genanalysis.dislocation.seed_cylinder`); the norms still refer to the predictor."""
     t0 = time.perf_counter()
     p = ex._resolve_stage(_resolve, model, reference, spec, DislocationSpec, "evaluate_dislocation")
     cell = p.cell
@@ -224,7 +228,19 @@ def evaluate_dislocation(model, reference, spec: DislocationSpec) -> Dislocation
     lat = ex._lattice_stage(p, res) if spec.lattice_terms else None
     # a cylinder in vacuum has no cell virial: no dipole tensor (the stages skip it without virials)
     lat_nv = None if lat is None else dataclasses.replace(lat, virial_reference=None, virial_model=None)
-    rel_ref, u_ref, ev_ref = ex._reference_stage(p, res, lat_nv, failures)
+    stored = None
+    if seed is not None:  # the reference relaxed from the seeded start, handed to the stage as stored
+        from genanalysis.dislocation import relax_cylinder, seed_cylinder
+
+        rel0 = relax_cylinder(seed_cylinder(cell, seed), p.reference, fmax=spec.fmax, max_iter=spec.max_iter)
+        atoms0 = rel0.atoms.copy()
+        atoms0.calc = None
+        stored = {"version": ex.REFERENCE_EQUILIBRIUM_VERSION, "a": p.a, "lattice": "bcc", "defect": spec.defect,
+                  "size": spec.size, "n_atoms": len(cell), "fmax": spec.fmax, "max_iter": spec.max_iter,
+                  "atoms": atoms0, "relaxation": rel0.summary()}
+    rel_ref, u_ref, ev_ref = ex._reference_stage(p, res, lat_nv, failures, stored)
+    if seed is not None:
+        res.reference_relaxation = dict(rel0.summary(), start="seed")
     ex._residual_stage(p, res, rel_ref, ev_ref, failures)
     modes: list = []  # each stability constant's LOBPCG starts from the previous one's mode
     if spec.stability:

@@ -21,18 +21,10 @@ import numpy as np
 
 from genanalysis.defect import perfect_energy_per_atom
 from genanalysis.dislocation import (KINDS, core_energy, cylinder, distances_from_line, elastic_prelog, excess_energy,
-                                     relax_cylinder)
+                                     relax_cylinder, seed_cylinder, site_keys)
 from genanalysis.norms import energy_norm, stencil
 from genanalysis.potentials import load_potential
 from studyio import write_rows
-
-
-def _key(atoms):
-    """Lattice sites relative to the line, rounded to 1e-6 Å: the same site in every cylinder."""
-    rel = atoms.arrays["lattice_positions"].copy()
-    rel[:, :2] -= np.asarray(atoms.info["core"])
-    rel[:, 2] %= atoms.info["period"]
-    return [tuple(r) for r in np.round(rel, 6)]
 
 
 def main(argv=None) -> int:
@@ -56,16 +48,11 @@ def main(argv=None) -> int:
         if args.start_from is not None:
             seed_atoms = cylinder(pot, kind, args.start_from)
             seed_rel = relax_cylinder(seed_atoms, pot)
-            seed = dict(zip(_key(seed_atoms), seed_rel.atoms.positions - seed_atoms.arrays["lattice_positions"]))
+            seed = seed_rel.atoms
         for R in radii:
             atoms = cylinder(pot, kind, R)
             if seed is not None:
-                free = ~atoms.arrays["clamped"]
-                pos = atoms.positions.copy()
-                for i, k in enumerate(_key(atoms)):
-                    if free[i] and k in seed:
-                        pos[i] = atoms.arrays["lattice_positions"][i] + seed[k]
-                atoms.positions = pos
+                atoms = seed_cylinder(atoms, seed)
             t0 = time.perf_counter()
             rel = relax_cylinder(atoms, pot)
             if seed is not None:  # the norms and the predictor energy refer to the predictor cylinder
@@ -91,13 +78,13 @@ def main(argv=None) -> int:
                              excess_energy_R=exc_R, core_energy_R=core_energy(exc_R, prelog, R, b)))
             print(json.dumps(rows[-1]), flush=True)
         big_atoms, big_rel = runs[radii[-1]]
-        index = {k: i for i, k in enumerate(_key(big_atoms))}
+        index = {k: i for i, k in enumerate(site_keys(big_atoms))}
         u_big = big_rel.atoms.positions - big_atoms.arrays["lattice_positions"]
         for row in rows:
             if row["kind"] != kind or row["radius"] == radii[-1]:
                 continue
             atoms, rel = runs[row["radius"]]
-            idx = np.array([index[k] for k in _key(atoms)])
+            idx = np.array([index[k] for k in site_keys(atoms)])
             u = rel.atoms.positions - atoms.arrays["lattice_positions"]
             diff = u - u_big[idx]
             st = stencil(atoms)

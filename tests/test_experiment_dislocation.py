@@ -106,3 +106,24 @@ def test_sweep_task_kind_runs_and_validates():
         kind.validate({"experiment": {**params["experiment"], "radius": -2}})
     with pytest.raises(InputError, match="experiment.model"):
         kind.validate({"experiment": {k: v for k, v in params["experiment"].items() if k != "model"}})
+
+
+def test_a_seeded_reference_keeps_the_seed_core():
+    """``seed`` (a controlled core): the reference at R = 8 Å started from the relaxed
+    R = 10 Å cylinder lands where the calibration's 'from R_S = 10' series does (E_rel
+    −0.1187 eV/Å, docs/dislocations.md §4), not in the predictor's state; a seed of the
+    wrong kind is refused."""
+    from genanalysis.dislocation import cylinder, relax_cylinder, seed_cylinder
+    from genanalysis.potentials import load_potential
+
+    w = load_potential("builtin:W")
+    seed = relax_cylinder(cylinder(w, "screw", 10.0), w).atoms
+    spec = DislocationSpec("screw", 8.0, lattice_terms=False, stability=False)
+    r = evaluate_dislocation("builtin:W", "builtin:W", spec, seed=seed)
+    assert r.status == "converged" and r.reference_relaxation["start"] == "seed"
+    assert r.error_energy_norm == pytest.approx(0.0, abs=1e-9)
+    predictor = cylinder(w, "screw", 8.0)
+    e_rel = (r.reference_relaxation["energy"] - w.observe(predictor).energy) / predictor.info["period"]
+    assert e_rel == pytest.approx(-0.1187, abs=5e-4)
+    with pytest.raises(InputError, match="seed"):
+        seed_cylinder(predictor, cylinder(w, "edge", 6.0))

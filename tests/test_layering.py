@@ -25,7 +25,7 @@ PACKAGE = "genanalysis"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("genanalysis", "genanalysis.exceptions", "genanalysis.constraints", "genanalysis.jsonutil",
               "genanalysis.tomlutil", "genanalysis.memory", "genanalysis.threads", "genanalysis.lattice",
-              "genanalysis.bloch")),
+              "genanalysis.bloch", "genanalysis.dislocation_cells")),
     ("spec", ("genanalysis.data", "genanalysis.trainingset.spec")),
     ("geometry", ("genanalysis.norms",)),
     ("observations", ("genanalysis.potentials", "genanalysis.observe", "genanalysis.models.calculator")),

@@ -53,9 +53,9 @@ from genanalysis.exceptions import InputError
 from genanalysis.lattice import atoms_dim, defect_cell, perfect_cell
 from genanalysis.trainingset import fc as fcmod
 from genanalysis.trainingset import io as tio
-from genanalysis.trainingset.spec import TrainingSetSpec
+from genanalysis.trainingset.spec import TrainingSetSpec, is_dislocation
 
-__all__ = ["BuildSummary", "build", "potential_identity", "derive_configurations", "CACHE_VERSION"]
+__all__ = ["BuildSummary", "build", "group_cell", "potential_identity", "derive_configurations", "CACHE_VERSION"]
 
 #: bump when the meaning of cached data changes
 CACHE_VERSION = 2
@@ -261,13 +261,27 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
 
 # --------------------------------------------------------------------------- workers
 
+def group_cell(lattice: str, a: float, size: int, group: str, symbol: str, pot) -> Atoms:
+    """The unrelaxed size-N cell of a group: the point-defect n-cell, or for a dislocation
+    group the periodic quadrupole cell whose predictor takes the reference ``pot``'s elastic
+    constants at ``a`` (:func:`genanalysis.dislocation_cells.quadrupole_cell`; the bcc
+    one-cell constants, as the cylinder's predictor takes them)."""
+    if is_dislocation(group):
+        from genanalysis.dislocation_cells import quadrupole_cell
+        from genanalysis.observe import elastic_constants
+
+        C = np.asarray(elastic_constants(pot, perfect_cell("bcc", a, 1, symbol)), dtype=float)
+        return quadrupole_cell(group.partition(":")[2], a, C, size, symbol)
+    return defect_cell(lattice, a, size, group, symbol)
+
+
 def _relax_task(lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
     """Relax one defect cell (positions Å); returns a plain dict (picklable)."""
     try:
         from genanalysis.relaxation import relax
 
         pot = pot if pot is not None else _WORKER_POTENTIAL
-        atoms = defect_cell(lattice, a, size, defect, symbol)
+        atoms = group_cell(lattice, a, size, defect, symbol, pot)
         r = relax(atoms, pot, fmax=fmax, max_iter=max_iter)
         return {"ok": True, "positions": np.asarray(r.atoms.positions, float), "numbers": atoms.numbers.copy(),
                 "cell": np.asarray(atoms.cell, float), "pbc": np.asarray(atoms.pbc, bool),

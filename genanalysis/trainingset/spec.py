@@ -26,7 +26,41 @@ from genanalysis.lattice import LATTICES, cell_atoms, parse_defect, smallest_siz
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 from genanalysis.tomlutil import read_toml
 
-__all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations"]
+__all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations", "parse_group", "group_atoms", "is_dislocation"]
+
+#: prefix of a dislocation group: ``dislocation:KIND``, a periodic quadrupole cell of size N
+DISLOCATION_PREFIX = "dislocation"
+
+
+def is_dislocation(group: str) -> bool:
+    """Whether a training-set group is a dislocation quadrupole (``dislocation:KIND``)."""
+    return str(group).partition(":")[0] == DISLOCATION_PREFIX
+
+
+def parse_group(lattice: str, group) -> str:
+    """Canonical name of a training-set group: a point defect or ``perfect``
+    (:func:`genanalysis.lattice.parse_defect`), or ``dislocation:KIND`` (``dislocation``
+    alone is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation_cells.quadrupole_cell`,
+    on the bcc lattice only."""
+    if not is_dislocation(group):
+        return str(parse_defect(lattice, group))
+    from genanalysis.dislocation_cells import QUADRUPOLE_KINDS, check_quadrupole_kind
+
+    if lattice != "bcc":
+        raise InputError(f"defect {group!r}: dislocation quadrupole cells are built on the bcc lattice only, "
+                         f"not {lattice!r}")
+    kind = str(group).partition(":")[2] or QUADRUPOLE_KINDS[0]
+    return f"{DISLOCATION_PREFIX}:{check_quadrupole_kind(kind)}"
+
+
+def group_atoms(lattice: str, group: str, n: int) -> int:
+    """Atoms of the size-``n`` cell of a group (a point defect's cell, before its ±1 atom;
+    the quadrupole cell of a dislocation group)."""
+    if is_dislocation(group):
+        from genanalysis.dislocation_cells import quadrupole_atoms
+
+        return quadrupole_atoms(group.partition(":")[2], n)
+    return cell_atoms(lattice, n)
 
 #: bump when the meaning of a spec field changes, so that old hashes no longer match
 SPEC_VERSION = 1
@@ -108,9 +142,11 @@ class TrainingSetSpec:
     * ``lattice`` (str): ``bcc``, ``fcc`` or ``triangular``.
     * ``element`` (str | None): element of a multi-element potential file.
     * ``a`` (Å | None): lattice constant; None = the potential's equilibrium value.
-    * ``defects`` (tuple of str): ``perfect``, ``vacancy``, ``interstitial[:VARIANT]``;
+    * ``defects`` (tuple of str): ``perfect``, ``vacancy``, ``interstitial[:VARIANT]``,
+      ``dislocation[:KIND]`` (bcc; a periodic quadrupole cell, :func:`parse_group`);
       each is a group (``config_type``), named canonically (``interstitial:dumbbell110``).
-    * ``sizes`` (tuple of int ≥ 1): cell sizes N (N×N×N conventional cells, N×N in 2D).
+    * ``sizes`` (tuple of int ≥ 1): cell sizes N (N×N×N conventional cells, N×N in 2D; for a
+      dislocation group the quadrupole of 3N glide distances between its cores, 36 N² atoms).
     * ``configs_per_size`` (int ≥ 0): rattled configurations per group and size.
     * ``rattle`` (Å ≥ 0): standard deviation of the Gaussian displacements about ū_N.
     * ``strains`` (:class:`StrainSpec`): amplitude (dimensionless) and count.
@@ -158,7 +194,7 @@ class TrainingSetSpec:
             defects = (defects,)
         if not defects:
             raise InputError("defects=[] names no group; use e.g. ['perfect', 'vacancy']")
-        canon = tuple(str(parse_defect(self.lattice, d)) for d in defects)
+        canon = tuple(parse_group(self.lattice, d) for d in defects)
         if len(set(canon)) != len(canon):
             raise InputError(f"defects={list(defects)} lists a group twice (canonical names {list(canon)})")
         set_("defects", canon)
@@ -172,7 +208,7 @@ class TrainingSetSpec:
         sizes = tuple(sorted({_whole(n, "size N", 1) for n in sizes}))
         set_("sizes", sizes)
         for d in canon:
-            if d == "perfect":
+            if d == "perfect" or is_dislocation(d):
                 continue
             n_min = _smallest_size(self.lattice, d)
             small = [n for n in sizes if n < n_min]
@@ -221,7 +257,7 @@ class TrainingSetSpec:
         for group in self.defects:
             hessian = "H" in self.observations_of(group)
             for n in self.sizes:
-                atoms = float(cell_atoms(self.lattice, n))
+                atoms = float(group_atoms(self.lattice, group, n))
                 per = atoms * (CELL_BYTES_PER_ATOM + 8 * (2 * dim + 1)) + (8.0 * (dim * atoms) ** 2 if hessian else 0.0)
                 total += per * self.configs_per_group
         check_memory(f"the training set (configs_per_size={self.configs_per_size}, sizes={list(self.sizes)}: "
