@@ -23,23 +23,28 @@ from __future__ import annotations
 from genanalysis.exceptions import InputError, InstabilityError, NumericalFailure
 from genanalysis.forcesolve import inf_sup_constant, nonconservative_measures
 
-__all__ = ["UNITS", "ENERGY_QUANTITIES", "stability_at_reference", "stability_at_model", "not_available"]
+__all__ = ["QUANTITIES", "UNITS", "LABELS", "ENERGY_QUANTITIES", "stability_at_reference", "stability_at_model",
+           "not_available"]
 
-#: units of the metrics a direct-force experiment adds
-UNITS = {
-    "inf_sup_model_at_reference": "eV/Å²",
-    "inf_sup_model": "eV/Å²",
-    "symmetric_minimum_model": "eV/Å²",
-    "spectral_minimum_model": "eV/Å²",
-    "antisymmetric_norm_model": "1",
-    "antisymmetry_model": "1",
-    "asr_violation_model": "1",
-    "net_force_model": "eV/Å",
-    "net_force_residual": "eV/Å",
-    "loop_work_model": "eV",
-    "loop_work_predicted_model": "eV",
-    "loop_radius": "Å",
+#: the metrics a direct-force experiment adds: key -> (unit, words for tables and plots)
+QUANTITIES = {
+    "inf_sup_model_at_reference": ("eV/Å²", "inf-sup constant γ of the model at ū (T19)"),
+    "inf_sup_model": ("eV/Å²", "inf-sup constant γ of the model at ū^ML"),
+    "symmetric_minimum_model": ("eV/Å²", "smallest eigenvalue of the symmetrised stiffness at ū^ML"),
+    "spectral_minimum_model": ("eV/Å²", "smallest real part of the stiffness spectrum at ū^ML"),
+    "antisymmetric_norm_model": ("1", "antisymmetric part of the stiffness in the energy norm"),
+    "antisymmetry_model": ("1", "‖½(K − Kᵀ)‖_F / ‖K‖_F at ū^ML"),
+    "asr_violation_model": ("1", "acoustic-sum-rule violation of the stiffness at ū^ML"),
+    "net_force_model": ("eV/Å", "net force |Σ F_i| at ū^ML"),
+    "net_force_residual": ("eV/Å", "net force |Σ f^ML_i| at ū"),
+    "loop_work_model": ("eV", "work of the forces around a closed loop"),
+    "loop_work_predicted_model": ("eV", "loop work predicted by the antisymmetric part"),
+    "loop_radius": ("Å", "radius of the closed loop"),
 }
+#: their units
+UNITS = {k: unit for k, (unit, _) in QUANTITIES.items()}
+#: their names in words (genanalysis.sweep.labels)
+LABELS = {k: words for k, (_, words) in QUANTITIES.items()}
 
 #: the result fields that need an energy
 ENERGY_QUANTITIES = ("formation_energy_model", "formation_energy_error", "dipole_model", "dipole_error",

@@ -33,15 +33,15 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from ase import Atoms
 
-from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER, RELAX_CONSTRAINTS, check_arguments
+from genanalysis.constraints import DEFAULT_FMAX, DEFAULT_MAX_ITER
 from genanalysis.exceptions import ConvergenceError, InputError, NonFiniteError
 from genanalysis.lattice import atoms_dim
 from genanalysis.potentials import load_potential
 from genanalysis.relaxation import (
+    NewtonLoop,
     Relaxation,
     choose_preconditioner,
     free_mask,
-    max_force,
     operator_preconditioner,
     relax,
     restricted_operator,
@@ -148,26 +148,14 @@ def relax_forces(
     laplacian, none); works for any potential with forces and ``linearise`` (for a
     conservative one the same equilibrium as :func:`relax`). Returns a
     :class:`ForceRelaxation`; the input is not modified."""
-    fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
-    t0 = time.perf_counter()
-    pot = load_potential(potential, atoms=atoms)
-    work = atoms.copy()
-    work.calc = None
-    dim = atoms_dim(work)
-    free = free_mask(work, fixed)
-    counts = {"fe": 0, "jvp": 0, "krylov": 0}
-    fused = pot.fused_linearise
+    loop = NewtonLoop(atoms, potential, fmax, max_iter, fixed, "jvp")
+    pot, work, dim, free, counts, history = loop.pot, loop.work, loop.dim, loop.free, loop.counts, loop.history
+    counts["krylov"] = 0
 
     def at(x):  # projected residual, net force (eV/Å), operator if fused
-        work.positions[:, :dim] = x
-        _, f, op = pot.energy_forces(work, linearise=fused)
-        counts["fe"] += 1
-        f = np.asarray(f, float)[:, :dim].copy()
-        if free is not None:
-            f[~free] = 0.0
-            net = float(np.linalg.norm(f.sum(axis=0)))
-        else:
-            net = float(np.linalg.norm(f.sum(axis=0)))
+        _, f, op = loop.forces(x)
+        net = float(np.linalg.norm(f.sum(axis=0)))
+        if free is None:
             f -= f.mean(axis=0)
         return f, net, op
 
@@ -175,22 +163,12 @@ def relax_forces(
     res, net, op_now = at(x)
     kind, precond, setup = choose_preconditioner(pot, work, preconditioner, free)
 
-    history = []
-    status = f"not converged after {max_iter} iterations"
     it = 0
-    for it in range(max_iter + 1):
-        fnow = max_force(np.pad(res, ((0, 0), (0, 3 - dim))))
-        history.append(fnow)
-        if not np.all(np.isfinite(res)):
-            status = _NON_FINITE
+    for it in range(loop.max_iter + 1):
+        fnow, status = loop.check(it, res, bool(np.all(np.isfinite(res))), _NON_FINITE)
+        if status is not None:
             break
-        if fnow <= fmax:
-            status = "converged"
-            break
-        if it == max_iter:
-            break
-        work.positions[:, :dim] = x
-        op = op_now if op_now is not None else pot.linearise(work)
+        op = loop.operator(x, op_now)
         op_now = None
 
         # K v on the in-plane components, net force removed / clamped atoms held
@@ -227,7 +205,7 @@ def relax_forces(
         atoms=work, status=status, converged=status == "converged", iterations=it,
         force_evaluations=counts["fe"], hvp_evaluations=counts["jvp"] + setup,
         max_force=float(history[-1]) if history else math.nan, energy=math.nan,
-        wall_time=time.perf_counter() - t0, preconditioner=kind, history=history,
+        wall_time=time.perf_counter() - loop.t0, preconditioner=kind, history=history,
         krylov_iterations=counts["krylov"], net_force=net,
     )
 

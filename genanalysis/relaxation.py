@@ -52,6 +52,7 @@ __all__ = [
     "matches_perfect_cell",
     "free_mask",
     "max_force",
+    "NewtonLoop",
 ]
 
 
@@ -416,56 +417,29 @@ def relax(
     stability constant says whether it is a minimum).
     Returns a :class:`Relaxation`; the input is not modified.
     """
-    fmax, max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
-    t0 = time.perf_counter()
-    pot = load_potential(potential, atoms=atoms)
+    loop = NewtonLoop(atoms, potential, fmax, max_iter, fixed, "hvp")
+    pot, work, dim, free, counts, history = loop.pot, loop.work, loop.dim, loop.free, loop.counts, loop.history
     if not getattr(pot, "has_energy", True):
         raise InputError(f"{pot.name} has no energy (a direct-force model) and this solver line-searches on the "
                          "energy; solve it with genanalysis.forcesolve.relax_forces (or equilibrate)")
-    work = atoms.copy()
-    work.calc = None
-    dim = atoms_dim(work)
-    x0 = work.positions.copy()
-    counts = {"fe": 0, "hvp": 0}
-    free = free_mask(work, fixed)
     if descend is None:
         descend = free is not None
 
-    # potentials that return the Hessian operator with the forces (one sweep over the pairs)
-    # do so at every trial point: a Newton step is accepted whole almost always, and its
-    # operator is then the next step's, for free
-    fused = pot.fused_linearise
-
     def at(x):  # energy, gradient (eV/Å) and the operator if fused, at in-plane positions x
-        work.positions[:, :dim] = x
-        e, f, op = pot.energy_forces(work, linearise=fused)
-        counts["fe"] += 1
-        g = -np.asarray(f)[:, :dim].copy()
-        if free is not None:
-            g[~free] = 0.0  # the clamped atoms' forces are held by the boundary
-        return float(e), g, op
+        e, f, op = loop.forces(x)
+        return float(e), -f, op
 
-    x = x0[:, :dim].copy()
+    x = work.positions[:, :dim].copy()
     energy, grad, op_now = at(x)
 
     kind, precond, setup_hvp = choose_preconditioner(pot, work, preconditioner, free)
 
-    history = []
-    status = f"not converged after {max_iter} iterations"
     it = 0
-    for it in range(max_iter + 1):
-        fnow = max_force(np.pad(grad, ((0, 0), (0, 3 - dim))))
-        history.append(fnow)
-        if not math.isfinite(energy) or not np.all(np.isfinite(grad)):
-            status = _NON_FINITE
+    for it in range(loop.max_iter + 1):
+        fnow, status = loop.check(it, grad, math.isfinite(energy) and bool(np.all(np.isfinite(grad))), _NON_FINITE)
+        if status is not None:
             break
-        if fnow <= fmax:
-            status = "converged"
-            break
-        if it == max_iter:
-            break
-        work.positions[:, :dim] = x
-        op = op_now if op_now is not None else pot.linearise(work)
+        op = loop.operator(x, op_now)
         op_now = None  # one operator alive at a time (it holds O(pairs) memory)
 
         hop = restricted_operator(op, dim, free, counts, "hvp")
@@ -521,10 +495,59 @@ def relax(
         hvp_evaluations=counts["hvp"] + setup_hvp,
         max_force=float(fmax_final),
         energy=float(energy),
-        wall_time=time.perf_counter() - t0,
+        wall_time=time.perf_counter() - loop.t0,
         preconditioner=kind,
         history=history,
     )
+
+
+class NewtonLoop:
+    """What the two Newton solvers (:func:`relax`, :func:`genanalysis.forcesolve.relax_forces`)
+    share: the checked ``fmax`` and ``max_iter``, the working copy of the cell, its
+    dimension and free atoms, the evaluation counts (``"fe"`` and ``products``), the
+    convergence history, the forces at in-plane positions — with the operator where the
+    potential returns it from the same pass (``fused_linearise``: a Newton step is accepted
+    whole almost always, and its operator is then the next step's, for free) — the test
+    that ends an iteration, and the operator of a Newton step."""
+
+    def __init__(self, atoms: Atoms, potential, fmax, max_iter, fixed, products: str):
+        self.fmax, self.max_iter = check_arguments(RELAX_CONSTRAINTS, fmax=fmax, max_iter=max_iter)
+        self.t0 = time.perf_counter()
+        self.pot = load_potential(potential, atoms=atoms)
+        self.work = atoms.copy()
+        self.work.calc = None
+        self.dim = atoms_dim(self.work)
+        self.free = free_mask(self.work, fixed)
+        self.counts = {"fe": 0, products: 0}
+        self.history: list[float] = []
+
+    def forces(self, x: np.ndarray):
+        """(energy eV, forces (n, dim) eV/Å, the operator or None) at in-plane positions
+        ``x`` (Å); the clamped atoms' forces are 0 (they are held by the boundary)."""
+        self.work.positions[:, : self.dim] = x
+        e, f, op = self.pot.energy_forces(self.work, linearise=self.pot.fused_linearise)
+        self.counts["fe"] += 1
+        f = np.asarray(f, float)[:, : self.dim].copy()
+        if self.free is not None:
+            f[~self.free] = 0.0
+        return e, f, op
+
+    def check(self, it: int, vector: np.ndarray, finite: bool, non_finite: str):
+        """(max_i |vector_i| eV/Å, appended to the history; the status that ends the loop at
+        iteration ``it`` — ``non_finite`` when not ``finite``, ``"converged"`` at ``fmax``,
+        not converged at ``it == max_iter`` — or None to take a Newton step)."""
+        fnow = max_force(np.pad(vector, ((0, 0), (0, 3 - self.dim))))
+        self.history.append(fnow)
+        if not finite:
+            return fnow, non_finite
+        if fnow <= self.fmax:
+            return fnow, "converged"
+        return fnow, (f"not converged after {self.max_iter} iterations" if it == self.max_iter else None)
+
+    def operator(self, x: np.ndarray, op_now):
+        """The operator at ``x``: ``op_now`` if the last evaluation returned one, else built."""
+        self.work.positions[:, : self.dim] = x
+        return op_now if op_now is not None else self.pot.linearise(self.work)
 
 
 def free_mask(atoms: Atoms, fixed) -> np.ndarray | None:

@@ -40,7 +40,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.jsonutil import sha256_json
 from genanalysis.memory import ace_bytes, ace_features, check_memory
 
-__all__ = ["ACEParams", "ACESpec", "ACEBasis"]
+__all__ = ["ACEParams", "ACESpec", "ACEBasis", "BasisModel"]
 
 torch.set_default_dtype(torch.float64)
 
@@ -508,3 +508,32 @@ class ACEBasis:
             M.index_add_(1, base2 + self.mono_slot[:, s] * Sx + self.mono_slot[:, t], c * v[:, :, rest])
         M = M.view(n, self.K, Sx, Sx)[:, :, : self.S_max, : self.S_max]
         return g, M
+
+
+class BasisModel:
+    """What the models on an :class:`ACEBasis` share (the linear, direct-force and network
+    models): the spec and its basis, the cutoff (Å), the coefficient vector's check, and
+    the refusal of a configuration of another dimension."""
+
+    def __init__(self, spec: ACESpec):
+        self.spec = spec
+        self.basis = ACEBasis(spec)
+
+    @property
+    def cutoff(self) -> float:
+        return self.spec.cutoff
+
+    @staticmethod
+    def _coefficients(coef, size: int) -> np.ndarray:
+        """``coef`` as a float copy of shape (size,) (zeros for None); InputError otherwise."""
+        out = np.zeros(size) if coef is None else np.asarray(coef, dtype=np.float64).copy()
+        if out.shape != (size,):
+            raise InputError(f"coefficient vector has shape {out.shape}; the model needs ({size},)")
+        return out
+
+    def _check(self, atoms) -> None:
+        from genanalysis.lattice import atoms_dim
+
+        d = atoms_dim(atoms)
+        if d != self.spec.dim:
+            raise InputError(f"configuration has dim={d} but the model was built for dim={self.spec.dim}")

@@ -40,7 +40,7 @@ from ase import Atoms
 from genanalysis.exceptions import InputError
 from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
-from genanalysis.models.basis import ACEBasis, ACESpec
+from genanalysis.models.basis import ACESpec, BasisModel
 from genanalysis.models.calculator import ModelPotential
 from genanalysis.potentials.base import Observation
 
@@ -53,7 +53,7 @@ NO_ENERGY = "a direct-force model predicts forces only: it has no energy (hence 
 _Y00 = 0.5 / math.sqrt(math.pi)
 
 
-class DirectForceACE:
+class DirectForceACE(BasisModel):
     """The direct-force model of the module docstring on the basis of an :class:`ACESpec`.
 
     ``coef_`` (n_rad · (1 + K),) eV, row-major over (radial k, invariant m); m = 0 is the
@@ -66,17 +66,9 @@ class DirectForceACE:
     observables = "FH"
 
     def __init__(self, spec: ACESpec, coef: np.ndarray | None = None):
-        self.spec = spec
-        self.basis = ACEBasis(spec)
+        super().__init__(spec)
         self.n_rad = self.basis.n_rad
-        p = self.n_rad * (1 + self.basis.K)
-        self.coef_ = np.zeros(p) if coef is None else np.asarray(coef, dtype=np.float64).copy()
-        if self.coef_.shape != (p,):
-            raise InputError(f"coefficient vector has shape {self.coef_.shape}; the model needs ({p},)")
-
-    @property
-    def cutoff(self) -> float:
-        return self.spec.cutoff
+        self.coef_ = self._coefficients(coef, self.n_rad * (1 + self.basis.K))
 
     @property
     def n_params(self) -> int:
@@ -118,11 +110,6 @@ class DirectForceACE:
                 theta[n, 0] = 2.0 * _Y00 * c[k]
         model.coef_ = theta.ravel()
         return model
-
-    def _check(self, atoms: Atoms) -> None:
-        d = engine.atoms_dim(atoms)
-        if d != self.spec.dim:
-            raise InputError(f"configuration has dim={d} but the model was built for dim={self.spec.dim}")
 
     def _geometry(self, atoms: Atoms):
         cache = self.__dict__.get("_geoms")

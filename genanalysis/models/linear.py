@@ -18,10 +18,9 @@ import scipy.sparse.linalg as spla
 import torch
 from ase import Atoms
 
-from genanalysis.exceptions import InputError
 from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
-from genanalysis.models.basis import ACEBasis, ACESpec
+from genanalysis.models.basis import ACEBasis, ACESpec, BasisModel
 
 __all__ = ["LinearACE", "feature_pair_jacobian"]
 
@@ -36,7 +35,7 @@ def feature_pair_jacobian(b: ACEBasis, geom) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class LinearACE:
+class LinearACE(BasisModel):
     """Linear model on the invariant features of :class:`ACESpec`.
 
     ``coef_`` (1 + K,) eV: the one-body constant then one coefficient per feature
@@ -48,15 +47,8 @@ class LinearACE:
     fused_linearise = True
 
     def __init__(self, spec: ACESpec, coef: np.ndarray | None = None):
-        self.spec = spec
-        self.basis = ACEBasis(spec)
-        self.coef_ = np.zeros(1 + self.basis.K) if coef is None else np.asarray(coef, dtype=np.float64).copy()
-        if self.coef_.shape != (1 + self.basis.K,):
-            raise InputError(f"coefficient vector has shape {self.coef_.shape}; the model needs ({1 + self.basis.K},)")
-
-    @property
-    def cutoff(self) -> float:
-        return self.spec.cutoff
+        super().__init__(spec)
+        self.coef_ = self._coefficients(coef, 1 + self.basis.K)
 
     @property
     def n_params(self) -> int:
@@ -65,11 +57,6 @@ class LinearACE:
     @property
     def feature_names(self) -> list[str]:
         return ["1b"] + self.basis.names
-
-    def _check(self, atoms: Atoms) -> None:
-        d = engine.atoms_dim(atoms)
-        if d != self.spec.dim:
-            raise InputError(f"configuration has dim={d} but the model was built for dim={self.spec.dim}")
 
     # -- per-site derivatives for the engine --------------------------------------------
 

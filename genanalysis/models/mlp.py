@@ -30,12 +30,12 @@ from ase import Atoms
 
 from genanalysis.exceptions import InputError
 from genanalysis.models import engine, kernels
-from genanalysis.models.basis import ACEBasis, ACESpec
+from genanalysis.models.basis import ACESpec, BasisModel
 
 __all__ = ["MLPACE"]
 
 
-class MLPACE:
+class MLPACE(BasisModel):
     """Per-site network on normalised invariants. ``hidden``: layer widths."""
 
     kind = "mlp"
@@ -43,9 +43,8 @@ class MLPACE:
     fused_linearise = True
 
     def __init__(self, spec: ACESpec, hidden=(32, 32), seed: int = 0):
-        self.spec = spec
+        super().__init__(spec)
         self.hidden = tuple(int(h) for h in hidden)
-        self.basis = ACEBasis(spec)
         K = self.basis.K
         gen = torch.Generator().manual_seed(int(seed))
         layers, width = [], K
@@ -64,17 +63,8 @@ class MLPACE:
         self.e0 = 0.0
 
     @property
-    def cutoff(self) -> float:
-        return self.spec.cutoff
-
-    @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters()) + 1
-
-    def _check(self, atoms: Atoms) -> None:
-        d = engine.atoms_dim(atoms)
-        if d != self.spec.dim:
-            raise InputError(f"configuration has dim={d} but the model was built for dim={self.spec.dim}")
 
     def site_energy(self, B: torch.Tensor) -> torch.Tensor:
         """ε (n,) eV from features B (n, K)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from genanalysis.experiment_directforce import LABELS as DIRECT_FORCE_LABELS
+
 __all__ = ["LABELS", "COLUMN_UNITS", "TEXT", "column_name", "column_unit"]
 
 #: words for the quantities and fields of the built-in kinds (metric or dotted field -> words)
@@ -115,20 +117,9 @@ LABELS = {
     "measured_far_force_error": "measured far-field force error",
     "estimate_far_field_ratio": "estimated / measured far-field term",
     "reference_tail_norm": "tail of the reference displacement ‖Dū‖ beyond R",
-    # a direct-force model (no energy; docs/experiment.md §7)
-    "inf_sup_model_at_reference": "inf-sup constant γ of the model at ū (T19)",
-    "inf_sup_model": "inf-sup constant γ of the model at ū^ML",
-    "symmetric_minimum_model": "smallest eigenvalue of the symmetrised stiffness at ū^ML",
-    "spectral_minimum_model": "smallest real part of the stiffness spectrum at ū^ML",
-    "antisymmetric_norm_model": "antisymmetric part of the stiffness in the energy norm",
-    "antisymmetry_model": "‖½(K − Kᵀ)‖_F / ‖K‖_F at ū^ML",
-    "asr_violation_model": "acoustic-sum-rule violation of the stiffness at ū^ML",
-    "net_force_model": "net force |Σ F_i| at ū^ML",
-    "net_force_residual": "net force |Σ f^ML_i| at ū",
-    "loop_work_model": "work of the forces around a closed loop",
-    "loop_work_predicted_model": "loop work predicted by the antisymmetric part",
-    "loop_radius": "radius of the closed loop",
     "not_available": "quantities a model cannot report, with the reason",
+    # a direct-force model (no energy; docs/experiment.md §7): declared with their units
+    **DIRECT_FORCE_LABELS,
 }
 
 #: marks a text column (no unit)
