@@ -10,7 +10,15 @@ step solves K d = F (K the exact, non-symmetric stiffness, from the potential's
 preconditioner (the perfect-lattice FFT one on an n-cell, else the stencil Laplacian). There is
 no energy to line-search on: the step is globalised on the residual norm, a backtracking
 search accepting ‖F(y + αd)‖ ≤ (1 − 10⁻⁴ α) ‖F(y)‖ — for an inexact Newton step, a descent
-direction of ½‖F‖² whenever η < 1. In a periodic cell the net force Σ_i F_i of a model that
+direction of ½‖F‖² whenever η < 1. Where that search fails (a hard start: far from the
+equilibrium, K indefinite or nearly singular along the step) the solver continues by
+pseudo-transient continuation (``continuation=True``): steps of the flow ẏ = F(y) solved
+implicitly, (K + σ I) d = F by the same GMRES, with the pseudo-time shift σ = 1/Δt (eV/Å²)
+starting at max_i |F_i| / max_step, the step kept unless ‖F‖ more than doubles (else σ ×4:
+the flow may climb the residual norm on its way, within that bound) and σ then set by
+switched evolution relaxation, σ ← σ ‖F_new‖/‖F‖, so that the steps become Newton's as the
+residual falls and shorter where it rises. It follows the
+flow to a stable equilibrium of it, not to a saddle. In a periodic cell the net force Σ_i F_i of a model that
 violates the acoustic sum rule is not a function a translation can change, so the solver
 seeks the equilibrium of F − F̄ (mean removed, exactly as the energy solver removes it) and
 reports the net force |Σ_i F_i| beside the residual.
@@ -62,11 +70,14 @@ def has_energy(potential) -> bool:
 class ForceRelaxation(Relaxation):
     """:class:`~genanalysis.relaxation.Relaxation` of :func:`relax_forces`: ``energy`` is NaN
     (none exists); ``krylov_iterations`` the GMRES iterations over all Newton steps;
-    ``net_force`` |Σ_i F_i| (eV/Å) at the end; ``max_force`` the largest |F_i − F̄|."""
+    ``net_force`` |Σ_i F_i| (eV/Å) at the end; ``max_force`` the largest |F_i − F̄|;
+    ``continuation_steps`` the pseudo-transient continuation steps (0 when Newton sufficed)
+    and ``solver`` says from which iteration they took over."""
 
     krylov_iterations: int = 0
     net_force: float = math.nan
     solver: str = "newton-gmres"
+    continuation_steps: int = 0
 
     def check(self, what: str = "relaxation") -> None:
         if not self.converged:
@@ -74,7 +85,7 @@ class ForceRelaxation(Relaxation):
 
     def summary(self) -> dict:
         return dict(super().summary(), energy=None, krylov_iterations=self.krylov_iterations,
-                    net_force=self.net_force, solver=self.solver)
+                    net_force=self.net_force, solver=self.solver, continuation_steps=self.continuation_steps)
 
 
 def gmres_right(matvec, b: np.ndarray, precond, rtol: float, maxiter: int, restart: int = 50):
@@ -141,13 +152,15 @@ def relax_forces(
     gmres_max_iter: int = 300,
     restart: int = 60,
     fixed: np.ndarray | None = None,
+    continuation: bool = True,
 ) -> ForceRelaxation:
     """Solve F(y) = 0 (in a fixed cell, net force removed; clamped atoms held) by the
     Newton–GMRES method of the module docstring, until max_i |F_i − F̄| ≤ ``fmax`` (eV/Å).
     Arguments as :func:`genanalysis.relaxation.relax` (``preconditioner``: auto, lattice,
     laplacian, none); works for any potential with forces and ``linearise`` (for a
-    conservative one the same equilibrium as :func:`relax`). Returns a
-    :class:`ForceRelaxation`; the input is not modified."""
+    conservative one the same equilibrium as :func:`relax`). ``continuation``: where the
+    Newton line search fails, continue by pseudo-transient continuation (module docstring)
+    instead of stopping. Returns a :class:`ForceRelaxation`; the input is not modified."""
     loop = NewtonLoop(atoms, potential, fmax, max_iter, fixed, "jvp")
     pot, work, dim, free, counts, history = loop.pot, loop.work, loop.dim, loop.free, loop.counts, loop.history
     counts["krylov"] = 0
@@ -162,6 +175,9 @@ def relax_forces(
     x = work.positions[:, :dim].copy()
     res, net, op_now = at(x)
     kind, precond, setup = choose_preconditioner(pot, work, preconditioner, free)
+    sigma = None  # the pseudo-time shift 1/Δt (eV/Å²) once the continuation has taken over
+    counts["ptc"] = 0
+    ptc_from = None
 
     it = 0
     for it in range(loop.max_iter + 1):
@@ -177,28 +193,40 @@ def relax_forces(
             precond = operator_preconditioner(kind, work, kop, dim, free)
         rnorm = float(np.linalg.norm(res))
         eta = min(0.25, math.sqrt(rnorm))
-        d, k_it, flag = gmres_right(kop, res, precond, eta, gmres_max_iter, restart)
-        counts["krylov"] += k_it
-        op = kop = None
-        step_len = float(np.sqrt(np.einsum("ij,ij->i", d, d).max())) if len(d) else 0.0
-        if not (step_len > 0 and math.isfinite(step_len)):
-            status = f"GMRES gave no step at iteration {it} ({flag}; max force {fnow:.3e} eV/Å)"
-            break
-        alpha = min(1.0, max_step / step_len)
-        accepted = False
-        for _ in range(40):
-            r_new, net_new, op_new = at(x + alpha * d)
-            if np.all(np.isfinite(r_new)) and float(np.linalg.norm(r_new)) <= (1.0 - 1e-4 * alpha) * rnorm:
-                accepted = True
+        if sigma is None:  # Newton: GMRES on K d = F, backtracking on ‖F‖
+            d, k_it, flag = gmres_right(kop, res, precond, eta, gmres_max_iter, restart)
+            counts["krylov"] += k_it
+            step_len = float(np.sqrt(np.einsum("ij,ij->i", d, d).max())) if len(d) else 0.0
+            trial = None
+            if step_len > 0 and math.isfinite(step_len):
+                alpha = min(1.0, max_step / step_len)
+                for _ in range(40):
+                    r_new, net_new, op_new = at(x + alpha * d)
+                    if np.all(np.isfinite(r_new)) and float(np.linalg.norm(r_new)) <= (1.0 - 1e-4 * alpha) * rnorm:
+                        trial = (alpha * d, r_new, net_new, op_new)
+                        break
+                    op_new = None
+                    alpha *= 0.5
+                why = (f"residual line search failed at iteration {it} (max force {fnow:.3e} eV/Å; GMRES {flag} "
+                       f"after {k_it} iterations)")
+            else:
+                why = f"GMRES gave no step at iteration {it} ({flag}; max force {fnow:.3e} eV/Å)"
+            if trial is None and not continuation:
+                status = why
                 break
-            op_new = None
-            alpha *= 0.5
-        if not accepted:
-            status = (f"residual line search failed at iteration {it} (max force {fnow:.3e} eV/Å; GMRES {flag} "
-                      f"after {k_it} iterations)")
-            break
-        x = x + alpha * d
-        res, net, op_now = r_new, net_new, op_new
+            if trial is None:  # hard start: continue by pseudo-transient continuation from here
+                newton_failure, ptc_from = why, it
+                sigma = fnow / max_step
+        if sigma is not None:
+            trial, sigma, why = _ptc_step(kop, res, precond, eta, sigma, x, at, rnorm, max_step, gmres_max_iter,
+                                          restart, counts)
+            if trial is None:
+                status = f"{newton_failure}; pseudo-transient continuation from there failed at iteration {it}: {why}"
+                break
+            counts["ptc"] += 1
+        op = kop = None
+        dx, res, net, op_now = trial
+        x = x + dx
 
     work.positions[:, :dim] = x
     return ForceRelaxation(
@@ -206,8 +234,36 @@ def relax_forces(
         force_evaluations=counts["fe"], hvp_evaluations=counts["jvp"] + setup,
         max_force=float(history[-1]) if history else math.nan, energy=math.nan,
         wall_time=time.perf_counter() - loop.t0, preconditioner=kind, history=history,
-        krylov_iterations=counts["krylov"], net_force=net,
+        krylov_iterations=counts["krylov"], net_force=net, continuation_steps=counts["ptc"],
+        solver="newton-gmres" if ptc_from is None else f"newton-gmres, then pseudo-transient continuation from "
+                                                         f"iteration {ptc_from}",
     )
+
+
+def _ptc_step(kop, res, precond, eta, sigma, x, at, rnorm, max_step, gmres_max_iter, restart, counts,
+              growth: float = 2.0):
+    """One pseudo-transient continuation step (module docstring): GMRES on (K + σ I) d = F,
+    the step capped at ``max_step``, accepted when ‖F‖ grows by at most ``growth`` (the flow
+    may climb the residual on its way), else σ ×4 and again (at most 30 times). Returns
+    ((dx, residual, net force, operator) or None, the next σ — switched evolution relaxation,
+    σ ‖F_new‖/‖F‖ —, the reason if no step was accepted)."""
+    flag = "ok"
+    for _ in range(30):
+        def shifted(v, s=sigma):
+            return kop(v) + s * v
+
+        d, k_it, flag = gmres_right(shifted, res, precond, eta, gmres_max_iter, restart)
+        counts["krylov"] += k_it
+        step_len = float(np.sqrt(np.einsum("ij,ij->i", d, d).max())) if len(d) else 0.0
+        if step_len > 0 and math.isfinite(step_len):
+            dx = d * min(1.0, max_step / step_len)
+            r_new, net_new, op_new = at(x + dx)
+            rn = float(np.linalg.norm(r_new))
+            if np.all(np.isfinite(r_new)) and rn <= growth * rnorm:
+                return (dx, r_new, net_new, op_new), sigma * rn / rnorm, ""
+            op_new = None
+        sigma *= 4.0
+    return None, sigma, f"no decrease of ‖F‖ up to σ = {sigma:.3g} eV/Å² (GMRES {flag})"
 
 
 def equilibrate(atoms: Atoms, potential, *, fmax: float = DEFAULT_FMAX, max_iter: int = DEFAULT_MAX_ITER,

@@ -58,6 +58,29 @@ def test_forces_are_equivariant_under_rotations_reflections_and_permutations(mod
     assert np.allclose(model.forces(shuffled), F[perm], atol=1e-13)
 
 
+@given(seed=st.integers(0, 2**31 - 1), angle=st.floats(0.0, 2 * np.pi), reflect=st.booleans())
+@settings(max_examples=6, deadline=None)
+def test_2d_forces_are_equivariant_under_in_plane_rotations_reflections_and_permutations(seed, angle, reflect):
+    """d = 2 (atoms in the plane z = 0): F(Q x + t) = Q F(x) for Q in O(2), and F(π x) = π F(x)."""
+    m = DirectForceACE(ACESpec(cutoff=2.5, degree=3, body_order=3, l_max=2, dim=2))
+    rng = np.random.default_rng(seed)
+    m.coef_ = rng.normal(size=m.n_params) * 0.1
+    at = defect_cell("triangular", 0.968, 4, "interstitial", "X")
+    at.positions[:, :2] += rng.normal(scale=0.05, size=(len(at), 2))
+    F = m.forces(at)
+    c, s_ = np.cos(angle), np.sin(angle)
+    Q = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]])
+    if reflect:
+        Q = Q @ np.diag([1.0, -1.0, 1.0])
+    moved = at.copy()
+    moved.set_cell(np.array(at.cell) @ Q.T, scale_atoms=False)
+    moved.positions = at.positions @ Q.T + np.array([*rng.normal(size=2), 0.0])
+    assert np.allclose(m.forces(moved), F @ Q.T, atol=1e-10 * np.abs(F).max() + 1e-13)
+    assert np.allclose(F[:, 2], 0.0)
+    perm = rng.permutation(len(at))
+    assert np.allclose(m.forces(at[perm]), F[perm], atol=1e-13)
+
+
 def test_stiffness_is_minus_the_force_jacobian_by_finite_differences(model):
     at = _cell(1)
     K = model.stiffness(at).toarray()
@@ -238,3 +261,54 @@ def test_an_unstable_direct_force_equilibrium_is_a_result(fitted_dir):
     assert res.status == "no stable equilibrium" and "real part" in res.reason
     assert res.model_relaxation["converged"]
     assert res.metrics()["status"] == "no stable equilibrium"
+
+
+def test_pseudo_transient_continuation_finishes_a_hard_start():
+    """A direct-force model fitted to W EAM forces (tests/data/directforce_w_hard_start: the
+    seed-0, 55-coefficient model of studies/directforce_compare.py) from the unrelaxed bcc
+    vacancy 4-cell: the Newton line search on ‖F‖ stalls at max force 0.42 eV/Å; the
+    pseudo-transient continuation takes over and converges to 1e-8 eV/Å."""
+    from pathlib import Path
+
+    from genanalysis.models.io import load_fitted
+    from genanalysis.potentials import load_potential
+
+    model, _ = load_fitted(Path(__file__).parent / "data" / "directforce_w_hard_start")
+    a = load_potential("builtin:W").equilibrium_lattice_constant("bcc")
+    start = defect_cell("bcc", a, 4, "vacancy", "W")
+    rel = relax_forces(start, model.potential(element="W"), fmax=1e-8)
+    assert rel.converged and rel.max_force <= 1e-8, rel.status
+    assert rel.continuation_steps > 0 and "pseudo-transient continuation from iteration" in rel.solver
+    assert rel.summary()["continuation_steps"] == rel.continuation_steps
+    f = model.forces(rel.atoms)
+    assert np.abs(f - f.mean(axis=0)).max() <= 1e-8 * (1 + 1e-6) * np.sqrt(3)
+
+
+def test_a_sweep_relaxes_both_defects_with_a_direct_force_model(tmp_path):
+    """The generalisation sweep task with ``fit.model.kind = "directforce"`` (2D Morse, 42
+    coefficients fitted to forces of 3-cells): both defects of the 6-cell relax to 1e-8 eV/Å
+    by Newton–GMRES and their rows carry the inf-sup constant, the bound (T19) and the
+    antisymmetric part; no energy-based quantity is reported. (An unstable equilibrium is a
+    row too: test_an_unstable_direct_force_equilibrium_is_a_result.)"""
+    import sqlite3
+
+    from genanalysis.sweep import parse_study, run_study
+
+    raw = {"study": {"name": "df", "task": "generalisation"}, "seed": 0,
+           "trainingset": {"potential": "builtin:morse", "lattice": "triangular", "defects": ["perfect", "vacancy",
+                           "interstitial"], "size": 3, "configs_per_size": 2, "rattle": 0.03, "observations": "EF"},
+           "fit": {"model": {"kind": "directforce", "cutoff": 2.5, "degree": 1, "body_order": 2, "l_max": 0,
+                             "pair_degree": 6}, "loss": {"E": 1.0, "F": 1.0}, "validation_fraction": 0.0},
+           "experiment": {"defect": "vacancy", "size": 6, "fmax": 1e-8},
+           "sweep": {"experiment.defect": ["vacancy", "interstitial"]}}
+    summary = run_study(parse_study(raw), tmp_path / "out", workers=1, quiet=True)
+    assert (summary.done, summary.failed) == (2, 0)
+    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
+        rows = [json_row for (json_row,) in db.execute("SELECT metrics FROM tasks ORDER BY point")]
+    import json
+
+    for m in map(json.loads, rows):
+        assert m["status"] == "converged", m["reason"]
+        assert m.get("formation_energy_model") is None and m["fit_n_params"] == 42
+        assert m["inf_sup_model_at_reference"] > 0 and m["a_posteriori_bound"] > 0
+        assert m["antisymmetry_model"] > 0 and m["error_energy_norm"] > 0
