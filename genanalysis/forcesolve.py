@@ -17,9 +17,11 @@ implicitly, (K + σ I) d = F by the same GMRES, with the pseudo-time shift σ = 
 starting at max_i |F_i| / max_step, the step kept unless ‖F‖ more than doubles (else σ ×4:
 the flow may climb the residual norm on its way, within that bound) and σ then set by
 switched evolution relaxation, σ ← σ ‖F_new‖/‖F‖, so that the steps become Newton's as the
-residual falls and shorter where it rises. It follows the
-flow to a stable equilibrium of it, not to a saddle. In a periodic cell the net force Σ_i F_i of a model that
-violates the acoustic sum rule is not a function a translation can change, so the solver
+residual falls and shorter where it rises. Far from an equilibrium it follows the flow;
+near one its steps are Newton's, so what it finds may be unstable: the experiment judges
+that afterwards (the inf-sup constant and the spectrum below). In a periodic cell the net
+force Σ_i F_i of a model that violates the acoustic sum rule is not a function a
+translation can change, so the solver
 seeks the equilibrium of F − F̄ (mean removed, exactly as the energy solver removes it) and
 reports the net force |Σ_i F_i| beside the residual.
 
