@@ -10,10 +10,11 @@ step solves K d = F (K the exact, non-symmetric stiffness, from the potential's
 preconditioner (the perfect-lattice FFT one on an n-cell, else the stencil Laplacian). There is
 no energy to line-search on: the step is globalised on the residual norm, a backtracking
 search accepting ‖F(y + αd)‖ ≤ (1 − 10⁻⁴ α) ‖F(y)‖ — for an inexact Newton step, a descent
-direction of ½‖F‖² whenever η < 1. Where that search fails (a hard start: far from the
-equilibrium, K indefinite or nearly singular along the step) the solver continues by
-pseudo-transient continuation (``continuation=True``): steps of the flow ẏ = F(y) solved
-implicitly, (K + σ I) d = F by the same GMRES, with the pseudo-time shift σ = 1/Δt (eV/Å²)
+direction of ½‖F‖² whenever η < 1. Where that search fails, or Newton stagnates (the
+largest force down by less than 10 % in 10 iterations: a crawl towards a minimum of ‖F‖
+that is no zero) — a hard start: far from the equilibrium, K indefinite or nearly singular
+along the step — the solver continues by pseudo-transient continuation
+(``continuation=True``): steps of the flow ẏ = F(y) solved implicitly, (K + σ I) d = F by the same GMRES, with the pseudo-time shift σ = 1/Δt (eV/Å²)
 starting at max_i |F_i| / max_step, the step kept unless ‖F‖ more than doubles (else σ ×4:
 the flow may climb the residual norm on its way, within that bound) and σ then set by
 switched evolution relaxation, σ ← σ ‖F_new‖/‖F‖, so that the steps become Newton's as the
@@ -161,8 +162,8 @@ def relax_forces(
     Arguments as :func:`genanalysis.relaxation.relax` (``preconditioner``: auto, lattice,
     laplacian, none); works for any potential with forces and ``linearise`` (for a
     conservative one the same equilibrium as :func:`relax`). ``continuation``: where the
-    Newton line search fails, continue by pseudo-transient continuation (module docstring)
-    instead of stopping. Returns a :class:`ForceRelaxation`; the input is not modified."""
+    Newton line search fails or Newton stagnates, continue by pseudo-transient continuation
+    (module docstring) instead of stopping. Returns a :class:`ForceRelaxation`; the input is not modified."""
     loop = NewtonLoop(atoms, potential, fmax, max_iter, fixed, "jvp")
     pot, work, dim, free, counts, history = loop.pot, loop.work, loop.dim, loop.free, loop.counts, loop.history
     counts["krylov"] = 0
@@ -213,6 +214,10 @@ def relax_forces(
                        f"after {k_it} iterations)")
             else:
                 why = f"GMRES gave no step at iteration {it} ({flag}; max force {fnow:.3e} eV/Å)"
+            if trial is not None and continuation and _stagnated(history):
+                trial = None
+                why = (f"Newton stagnated at iteration {it} (max force {fnow:.3e} eV/Å, down by less than "
+                       f"{1 - _STALL_FACTOR:.0%} in {_STALL_ITERATIONS} iterations)")
             if trial is None and not continuation:
                 status = why
                 break
@@ -240,6 +245,16 @@ def relax_forces(
         solver="newton-gmres" if ptc_from is None else f"newton-gmres, then pseudo-transient continuation from "
                                                          f"iteration {ptc_from}",
     )
+
+
+#: Newton has stagnated when the max force fell by less than 1 − _STALL_FACTOR over the last
+#: _STALL_ITERATIONS iterations (a crawl towards a minimum of ‖F‖ that is not a zero)
+_STALL_ITERATIONS = 10
+_STALL_FACTOR = 0.9
+
+
+def _stagnated(history: list) -> bool:
+    return len(history) > _STALL_ITERATIONS and history[-1] > _STALL_FACTOR * history[-1 - _STALL_ITERATIONS]
 
 
 def _ptc_step(kop, res, precond, eta, sigma, x, at, rnorm, max_step, gmres_max_iter, restart, counts,

@@ -312,3 +312,24 @@ def test_a_sweep_relaxes_both_defects_with_a_direct_force_model(tmp_path):
         assert m.get("formation_energy_model") is None and m["fit_n_params"] == 42
         assert m["inf_sup_model_at_reference"] > 0 and m["a_posteriori_bound"] > 0
         assert m["antisymmetry_model"] > 0 and m["error_energy_norm"] > 0
+
+
+def test_pseudo_transient_continuation_takes_over_a_stagnating_newton():
+    """A direct-force model fitted to W EAM forces (tests/data/directforce_w_stagnation: the
+    seed-2, 72-coefficient model of the 24-rattle run of studies/directforce_compare.py) from
+    the unrelaxed bcc interstitial 4-cell: Newton's line search keeps accepting steps while the
+    max force stays at 5.9 eV/Å (200 iterations without converging before the stagnation
+    test); stagnation hands over to the continuation, which converges; without it, Newton
+    is still crawling after 30 iterations."""
+    from pathlib import Path
+
+    from genanalysis.models.io import load_fitted
+    from genanalysis.potentials import load_potential
+
+    model, _ = load_fitted(Path(__file__).parent / "data" / "directforce_w_stagnation")
+    a = load_potential("builtin:W").equilibrium_lattice_constant("bcc")
+    start = defect_cell("bcc", a, 4, "interstitial", "W")
+    rel = relax_forces(start, model.potential(element="W"), fmax=1e-8, max_iter=60)
+    assert rel.converged and rel.continuation_steps > 0, rel.status
+    plain = relax_forces(start, model.potential(element="W"), fmax=1e-8, max_iter=30, continuation=False)
+    assert not plain.converged and plain.max_force > 1.0
