@@ -73,7 +73,17 @@ SIZES = (
                                                                              pair_degree=8)),
     ("p110", dict(body_order=4, degree=9, l_max=2, pair_degree="match"), dict(body_order=2, degree=1, l_max=0,
                                                                               pair_degree=10)),
+    # the p110 direct-force model against an ACE that keeps a fine pair basis (32 radial functions)
+    ("p110b", dict(body_order=4, degree=9, l_max=1, pair_degree="match"), dict(body_order=2, degree=1, l_max=0,
+                                                                               pair_degree=10)),
 )
+#: the sizes run by default (p110b is the check of §4 of docs/directforce.md, run with --sizes)
+DEFAULT_SIZES = ("p35", "p42", "p55", "p72", "p110")
+
+
+def coefficients(size: str) -> int:
+    """The number of coefficients a size name states (p110b -> 110)."""
+    return int(re.match(r"p(\d+)", size)[1])
 
 
 def matched(ace: dict, df: dict, features: dict, dim: int) -> dict:
@@ -294,7 +304,8 @@ def tables(rows: list) -> str:
     import itertools
 
     out = []
-    rows = sorted(rows, key=lambda r: (r["system"], r["defect"], int(r["match"][1:]), MODELS.index(r["model"])))
+    rows = sorted(rows, key=lambda r: (r["system"], r["defect"], coefficients(r["match"]), r["match"],
+                                       MODELS.index(r["model"])))
     for (system, defect), group in itertools.groupby(rows, key=lambda r: (r["system"], r["defect"])):
         group = list(group)
         seeds = sorted({r["seed"] for r in group})
@@ -347,6 +358,12 @@ def wins(rows: list) -> str:
             bound.append(f"{model} {len(st)}/{sum(r['system'] == system and r['model'] == model for r in rows)}"
                          + (f", error/bound at most {ratio:.2g}" if ratio is not None else ""))
         out.append(f"{system}: stable equilibria and the bound: " + "; ".join(bound))
+        rel = [r.get("model_relaxation") or {} for r in rows if r["system"] == system and r["model"] == "df"]
+        ptc = sorted(int(m["solver"].rsplit(" ", 1)[1]) for m in rel if m.get("continuation_steps"))
+        out.append(f"{system}: direct-force model relaxations converged to fmax in "
+                   f"{sum(bool(m.get('converged')) for m in rel)}/{len(rel)}, "
+                   f"{len(ptc)} of them by pseudo-transient continuation"
+                   + (f" (from Newton iteration {', '.join(map(str, ptc))})" if ptc else ""))
     return "\n".join(out)
 
 
@@ -426,7 +443,7 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=None,
                     help="configurations per defect group (default: the spec's, 6); the data-size check")
     ap.add_argument("--sizes", nargs="+", default=None, choices=[s[0] for s in SIZES],
-                    help="matched sizes to run (default all)")
+                    help=f"matched sizes to run (default {' '.join(DEFAULT_SIZES)})")
     ap.add_argument("--work", default=str(ROOT / "results" / "directforce_compare"),
                     help="directory for the built training sets (default results/directforce_compare)")
     ap.add_argument("--out", default=None, help="JSON file (default docs/data/directforce_compare_SYSTEM.json)")
@@ -451,7 +468,7 @@ def main() -> None:
     work = pathlib.Path(args.work)
     for system in args.systems:
         t0 = time.perf_counter()
-        sizes = [s for s in SIZES if args.sizes is None or s[0] in args.sizes]
+        sizes = [s for s in SIZES if s[0] in (args.sizes or DEFAULT_SIZES)]
         rows = run(system, args.seeds, args.repeats, work, args.configs, sizes)
         dim = 2 if system == "morse" else 3
         meta_sizes = [[n, matched(a, d, SYSTEMS[system]["features"], dim), d] for n, a, d in sizes]
@@ -460,7 +477,8 @@ def main() -> None:
                 "configs_per_size": args.configs,
                 "command": "python studies/directforce_compare.py " + " ".join(sys.argv[1:]), "units": UNITS,
                 "wall_seconds": time.perf_counter() - t0}
-        tag = "" if args.configs is None else f"_c{args.configs}"
+        tag = ("" if args.configs is None else f"_c{args.configs}") + ("" if args.sizes is None else
+                                                                       "_" + "-".join(args.sizes))
         out = args.out or str(ROOT / "docs" / "data" / f"directforce_compare_{system}{tag}.json")
         write_rows(out, meta, json_ready(rows))
 

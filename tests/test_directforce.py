@@ -266,8 +266,8 @@ def test_an_unstable_direct_force_equilibrium_is_a_result(fitted_dir):
 def test_pseudo_transient_continuation_finishes_a_hard_start():
     """A direct-force model fitted to W EAM forces (tests/data/directforce_w_hard_start: the
     seed-0, 55-coefficient model of studies/directforce_compare.py) from the unrelaxed bcc
-    vacancy 4-cell: the Newton line search on ‖F‖ stalls at max force 0.42 eV/Å; the
-    pseudo-transient continuation takes over and converges to 1e-8 eV/Å."""
+    vacancy 4-cell: Newton on ‖F‖ stalls at max force 0.42 eV/Å (its line search fails a few
+    iterations later); the pseudo-transient continuation takes over and converges to 1e-8 eV/Å."""
     from pathlib import Path
 
     from genanalysis.models.io import load_fitted

@@ -38,4 +38,4 @@ def test_every_matched_size_has_equal_parameter_counts(study, dim):
             a = study.matched(ace, df, cfg["features"], dim)
             n_ace = LinearACE(ACESpec(dim=dim, **cfg["features"], **a)).n_params
             n_df = DirectForceACE(ACESpec(dim=dim, **cfg["features"], **df)).n_params
-            assert n_ace == n_df == int(name[1:]), (system, name, dim, n_ace, n_df)
+            assert n_ace == n_df == study.coefficients(name), (system, name, dim, n_ace, n_df)
