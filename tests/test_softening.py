@@ -317,3 +317,56 @@ def test_the_study_tables_in_the_docs_are_those_of_the_recorded_data():
     rows = [line for line in mod.tables(data).splitlines() if line.startswith("|") or line.startswith("Spearman")]
     assert len(rows) > 50
     assert [r for r in rows if r not in doc] == []
+
+
+# -- the parity slope of fitted models (linear and network) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_models(pretrained):
+    """The pre-trained linear model and a small network on the same cells (few iterations:
+    the slope's identities hold for any weights)."""
+    from genanalysis.fit import ModelSpec
+    from genanalysis.fitting.network import train_network
+
+    model, loss = pretrained
+    net, _ = train_network(_configs(_rattled(3, 0.02, 4, 1)),
+                           ModelSpec(kind="mlp", cutoff=2.5, degree=3, body_order=3, l_max=1, hidden=(6,),
+                                     epochs=3, lbfgs_iterations=3, hessian_probes=1, validate_every=0), loss, dim=2)
+    return {"linear": model, "network": net}
+
+
+def _scaled_copy(model, s: float):
+    """The fitted model times s: every linear coefficient, or the network's output layer and
+    e_0, multiplied by s (so E^ML, forces and Hessian all scale by s)."""
+    import copy
+
+    import torch
+
+    out = copy.deepcopy(model)
+    if hasattr(out, "coef_"):
+        out.coef_ = out.coef_ * s
+    else:
+        last = [layer for layer in out.net if isinstance(layer, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.mul_(s)
+            last.bias.mul_(s)
+        out.e0 = out.e0 * s
+    return out
+
+
+@pytest.mark.parametrize("kind", ["linear", "network"])
+def test_a_fitted_model_against_itself_has_slope_one_and_scaled_slope_s(fitted_models, kind):
+    from genanalysis.models.calculator import ModelPotential
+
+    ref, lattice, a, _ = _system("morse")
+    minima = _minima(ref, lattice, a, 4)
+    pot = ModelPotential(fitted_models[kind])
+    for r in parity_profile(pot, pot, minima, (0.01, 0.05)):
+        assert r["slope"] == 1.0 and r["stderr"] == 0.0
+        # no ratio where the cell is not the model's minimum (the few-iteration network's)
+        assert r["energy_ratio"] == 1.0 or (r["energy_ratio"] is None and r["energy_above_minimum_reference"] <= 0)
+    for s in (0.6, 1.3):
+        for r in parity_profile(ModelPotential(_scaled_copy(fitted_models[kind], s)), pot, minima, (0.01, 0.05)):
+            assert r["slope"] == pytest.approx(s, rel=1e-10)
+            assert r["energy_above_minimum_model"] == pytest.approx(s * r["energy_above_minimum_reference"], rel=1e-8)
