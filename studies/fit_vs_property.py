@@ -84,8 +84,9 @@ def load(path: pathlib.Path = DATA) -> list[dict]:
         m = t["metrics"]
         v = model_values(m)
         model = t["params"]["fit"]["model"]
-        v.update(degree=model["degree"], body_order=model["body_order"],
-                 configs=m.get("ts_configurations"), seed=t["params"]["seed"], status=m.get("status"))
+        v.update(kind=model.get("kind", "ace"), hidden=tuple(model.get("hidden") or ()), degree=model["degree"],
+                 body_order=model["body_order"], configs=m.get("ts_configurations"), seed=t["params"]["seed"],
+                 status=m.get("status"))
         rows.append(v)
     return rows
 
@@ -114,26 +115,75 @@ def spearman_ci(x, y, n_boot: int, seed: int = 0) -> dict:
 
 
 def correlations(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
-    """{property: {predictor: {rho, lo, hi, n}}} over the models reporting both."""
+    """{property: {predictor: {rho, lo, hi, n}}} over the models reporting both (pairs with
+    fewer than 4 such models are left out)."""
     res = {}
     for j, prop in enumerate(PROPERTIES):
         res[prop] = {}
         for i, pred in enumerate(PREDICTORS):
             pairs = [(r[pred], r[prop]) for r in rows if r[pred] is not None and r[prop] is not None]
+            if len(pairs) < 4:
+                continue
             x, y = zip(*pairs)
             res[prop][pred] = spearman_ci(x, y, n_boot, seed + 100 * j + i)
     return res
 
 
+#: the model subsets whose correlations are compared (docs/fit-vs-property.md §2)
+SUBSETS = {"all": lambda r: True, "linear": lambda r: r["kind"] != "mlp", "networks": lambda r: r["kind"] == "mlp"}
+OURS = ("residual_dual_norm", "a_posteriori_bound")
+
+
+def subset_correlations(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
+    """{subset: correlations} for every subset of :data:`SUBSETS` that has models."""
+    out = {}
+    for name, keep in SUBSETS.items():
+        sub = [r for r in rows if keep(r)]
+        if len(sub) >= 4:
+            out[name] = correlations(sub, n_boot, seed)
+    return out
+
+
+def subsets_table(by_subset: dict) -> str:
+    """Markdown: per property and model subset, the number of models, the best predictor,
+    ρ of the residual and of the bound, and the best RMSE with its ρ."""
+    lines = ["| property | models | best predictor: ρ [95 %] | ‖f^ML(ū)‖₋₁ | (2/c)‖f^ML(ū)‖₋₁ | best RMSE: ρ [95 %] |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(c):
+        return f"{c['rho']:.2f} [{c['lo']:.2f}, {c['hi']:.2f}] (n = {c['n']})" if c else "—"
+
+    for prop, plabel in PROPERTIES.items():
+        for name, corr in by_subset.items():
+            c = corr.get(prop) or {}
+            if not c:
+                continue
+            n = max(v["n"] for v in c.values())  # the models that report the property
+            best = _best(c)
+            rmse = [k for k in c if k not in OURS]
+            br = max(rmse, key=lambda k: c[k]["rho"]) if rmse else None
+            lines.append(f"| {plabel} | {name} ({n}) | {PREDICTORS[best]}: {cell(c[best])} | "
+                         f"{cell(c.get(OURS[0]))} | {cell(c.get(OURS[1]))} | "
+                         f"{PREDICTORS[br] + ': ' + cell(c[br]) if br else '—'} |")
+    return "\n".join(lines)
+
+
+def _best(c: dict) -> str:
+    """The predictor of largest ρ among those every model reporting the property has (the
+    bound needs a model stable at ū, so it can be missing where the RMSEs are not)."""
+    n = max(v["n"] for v in c.values())
+    return max((k for k in c if c[k]["n"] == n), key=lambda k: c[k]["rho"])
+
+
 def table(corr: dict) -> str:
     """Markdown: predictors as rows, properties as columns, ρ [95 % interval]; the best
-    predictor of each property (largest ρ) in bold."""
+    predictor of each property (largest ρ, :func:`_best`) in bold."""
     props = list(PROPERTIES)
     ns = [sorted({c["n"] for c in corr[p].values()}) for p in props]
     head = "| fit metric | " + " | ".join(f"{PROPERTIES[p]} (n = {'/'.join(map(str, n))})"
                                           for p, n in zip(props, ns)) + " |"
     lines = [head, "|---|" + "---|" * len(props)]
-    best = {p: max(corr[p], key=lambda k: corr[p][k]["rho"]) for p in props}
+    best = {p: _best(corr[p]) for p in props}
     for pred, label in PREDICTORS.items():
         cells = []
         for p in props:
@@ -146,11 +196,17 @@ def table(corr: dict) -> str:
 
 def census(rows: list[dict]) -> str:
     """One line: how many models, which families, how many converged."""
-    fam = sorted({(r["degree"], r["body_order"]) for r in rows}, key=lambda t: (t[1], t[0]))
+    lin = [r for r in rows if r["kind"] != "mlp"]
+    net = [r for r in rows if r["kind"] == "mlp"]
+    fam = sorted({(r["degree"], r["body_order"]) for r in lin}, key=lambda t: (t[1], t[0]))
+    widths = sorted({r["hidden"] for r in net})
     conf = sorted({r["configs"] for r in rows if r["configs"] is not None})
     conv = sum(r["status"] == "converged" for r in rows)
-    return (f"{len(rows)} fitted models ({len(fam)} linear families (degree, body order) "
-            f"{', '.join(f'({d}, {b})' for d, b in fam)}; training sets of {', '.join(map(str, conf))} "
+    feats = sorted({(r["degree"], r["body_order"]) for r in net})
+    nets = (f"; {len(net)} networks, hidden layers {', '.join(str(list(w)) for w in widths)} on the invariants "
+            f"(degree, body order) {', '.join(f'({d}, {b})' for d, b in feats)}" if net else "")
+    return (f"{len(rows)} fitted models ({len(lin)} linear of {len(fam)} families (degree, body order) "
+            f"{', '.join(f'({d}, {b})' for d, b in fam)}{nets}; training sets of {', '.join(map(str, conf))} "
             f"configurations; seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}); "
             f"{conv} converged defect relaxations")
 
@@ -162,15 +218,20 @@ def figure(rows: list[dict], path: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [("fit_rmse_F_validation", "error_energy_norm"), ("a_posteriori_bound", "error_energy_norm"),
-              ("fit_rmse_V_validation", "elastic_constant_error"), ("fit_rmse_F_validation", "phonon_error")]
-    fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
+              ("fit_rmse_V_validation", "elastic_constant_error"), ("fit_rmse_F_validation", "phonon_error"),
+              ("fit_rmse_E_validation", "formation_energy_error"), ("residual_dual_norm", "formation_energy_error")]
+    families = (("linear, body order 2", "o", lambda r: r["kind"] != "mlp" and r["body_order"] == 2),
+                ("linear, body order 3", "s", lambda r: r["kind"] != "mlp" and r["body_order"] == 3),
+                ("network", "^", lambda r: r["kind"] == "mlp"))
+    fig, axes = plt.subplots(3, 2, figsize=(9, 11))
     for ax, (x, y) in zip(axes.flat, panels):
-        for bo, mk in ((2, "o"), (3, "s")):
+        for label, mk, keep in families:
             pts = [(r[x], r[y], r["configs"]) for r in rows
-                   if r["body_order"] == bo and r[x] is not None and r[y] is not None and r[x] > 0 and r[y] > 0]
+                   if keep(r) and r[x] is not None and r[y] is not None and r[x] > 0 and r[y] > 0]
             if pts:
                 px, py, pc = zip(*pts)
-                sc = ax.scatter(px, py, c=pc, marker=mk, cmap="viridis", label=f"body order {bo}")
+                sc = ax.scatter(px, py, c=pc, marker=mk, cmap="viridis", label=label,
+                                edgecolors="k" if mk == "^" else "none", linewidths=0.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{PREDICTORS[x].replace(chr(92), '')}")
@@ -205,16 +266,19 @@ def main(argv=None) -> dict:
         if written != data:
             written.replace(data)
     rows = load(data)
-    corr = correlations(rows, args.bootstrap)
-    text = census(rows) + "\n\n" + table(corr)
+    by_subset = subset_correlations(rows, args.bootstrap)
+    corr = by_subset["all"]
+    text = census(rows) + "\n\n" + table(corr) + "\n\n" + subsets_table(by_subset)
     if args.summary:
         pathlib.Path(args.summary).write_text(json.dumps(
             {"source": "docs/data/fit_vs_property_2d.json", "bootstrap": args.bootstrap,
-             "census": census(rows), "correlations": corr}, indent=1) + "\n")
+             "census": census(rows), "correlations": corr,
+             "subsets": {k: v for k, v in by_subset.items() if k != "all"}}, indent=1) + "\n")
     if not args.no_figure:
         figure(rows, pathlib.Path(args.figure))
     print(text)
-    return {"rows": rows, "correlations": corr, "table": table(corr), "census": census(rows), "text": text}
+    return {"rows": rows, "correlations": corr, "table": table(corr), "census": census(rows), "text": text,
+            "subsets": by_subset, "subsets_table": subsets_table(by_subset)}
 
 
 if __name__ == "__main__":

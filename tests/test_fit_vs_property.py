@@ -32,7 +32,9 @@ def test_the_page_holds_the_table_and_census_as_computed(report):
     doc = (ROOT / "docs" / "fit-vs-property.md").read_text()
     assert report["table"] in doc, "docs/fit-vs-property.md does not hold the correlation table as computed"
     assert report["census"] in doc
+    assert report["subsets_table"] in doc, "docs/fit-vs-property.md does not hold the per-subset table as computed"
     assert len(report["rows"]) >= 40
+    assert sum(r["kind"] == "mlp" for r in report["rows"]) >= 9, "the study includes networks"
 
 
 def test_a_changed_property_changes_the_table(tmp_path):
