@@ -18,7 +18,13 @@ metrics, ε_FC, residual, bound and effectivity):
   high-temperature snapshot), ``strain`` (perfect N = 4 cells under random strains of up to
   5 %); and a scan of the fine-tuning ridge.
 
-Only the linear model is fine-tuned (no network fine-tune function exists in this version).
+* a "broad pre-trained" **network** (Behler–Parrinello, one hidden layer of ``NET_HIDDEN``
+  on the same invariants) trained on the same near-equilibrium perfect cells (20 % held out
+  for early stopping), and its least-change fine-tunes
+  (:func:`genanalysis.fitting.network.finetune_network`: ``NET_STEPS`` L-BFGS iterations
+  from the pre-trained weights, ridge ``NET_FINETUNE_RIDGE`` towards them) on the same 1, 2,
+  4, 8 added configurations of each type.
+
 Writes docs/data/softening.json (every metric of every model) and docs/figures/softening-*.png.
 Training sets are built under --work (default results/softening).
 """
@@ -26,6 +32,7 @@ Training sets are built under --work (default results/softening).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import pathlib
@@ -51,6 +58,14 @@ PRETRAIN_RIDGE = 1e-6
 FINETUNE_RIDGE = 1e-4
 COUNTS = (1, 2, 4, 8)
 RIDGE_SCAN = (1e-8, 1e-4, 1e-2, 1.0, 100.0)
+#: the pre-trained network: one hidden layer, trained as in studies/network_vs_linear.py
+NET_HIDDEN = (8,)
+NET_SCHEDULE = dict(epochs=100, lbfgs_iterations=3000, seeds=2, validate_every=10, patience=30)
+#: least-change ridges of the network fine-tune: the linear model's 1e-4, and stronger anchors
+NET_FINETUNE_RIDGES = (1e-4, 1e-2, 1.0, 100.0)
+NET_STEPS = 50
+#: a shorter fine-tune (L-BFGS steps) at the smallest ridge: a few steps instead of 50
+NET_FEW_STEPS = 5
 
 #: the metrics the tables show (all are in the JSON)
 KEYS = ("status", "error_energy_norm", "formation_energy_ratio", "phonon_frequency_ratio", "elastic_constant_ratio",
@@ -124,14 +139,63 @@ def compute(work: pathlib.Path) -> dict:
             rows.append({"kind": "ridge_scan", "system": "morse", "name": f"+{n} {kind}, ridge {lam:g}", "type": kind,
                          "added": n, "ridge": lam, "finetune": diag,
                          "metrics": _evaluate(ModelPotential(tuned), "morse")})
+    rows += _network_rows(sets, loss)
     return {"study": "softening", "command": "python studies/softening.py", "amplitudes": list(AMPLITUDES),
             "systems": SYSTEMS, "features": FEATURES, "pretrain_ridge": PRETRAIN_RIDGE,
             "finetune_ridge": FINETUNE_RIDGE, "n_configurations": {k: len(v) for k, v in sets.items()},
-            "network_finetune": "not run: no network fine-tune function in this version",
+            "network": {"hidden": list(NET_HIDDEN), "schedule": NET_SCHEDULE, "validation_fraction": 0.2,
+                        "finetune_ridges": list(NET_FINETUNE_RIDGES), "finetune_steps": NET_STEPS,
+                        "few_steps": NET_FEW_STEPS,
+                        "finetune_method": "lbfgs"},
             "wall_time": time.perf_counter() - t0, "rows": rows,
             "units": {"amplitude": "Å", "error_energy_norm": "Å", "force_constant_error": "eV/Å²",
                       "residual_dual_norm": "eV/Å", "a_posteriori_bound": "Å", "energy_above_minimum": "eV/atom",
                       "wall_time": "s", "ratios, slopes, effectivity": "1"}}
+
+
+def _network_rows(sets: dict, loss) -> list[dict]:
+    """The pre-trained network (near-equilibrium perfect cells only, early-stopped on 20 % of
+    them) and its least-change fine-tunes on 1, 2, 4, 8 added configurations of each type."""
+    import torch
+
+    from genanalysis.fit import FitSpec, ModelSpec, fit
+    from genanalysis.fitting.network import finetune_network
+    from genanalysis.models.calculator import ModelPotential
+
+    torch.set_num_threads(1)
+    spec = FitSpec(training_set="pretrain", model=ModelSpec(kind="mlp", hidden=NET_HIDDEN, **FEATURES, **NET_SCHEDULE),
+                   loss=loss, validation_fraction=0.2, seed=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = fit(sets["pretrain"], spec)
+    rep = res.report
+    fitrow = {"n_params": rep["n_params"], "seconds": time.perf_counter() - t0,
+              "cpu_seconds": time.process_time() - c0, "n_train": rep["n_train"], "n_validation": rep["n_validation"],
+              "rmse_train": {t: v["rmse"] for t, v in rep["train"]["all"].items()},
+              "rmse_validation": {t: v["rmse"] for t, v in rep["validation"]["all"].items()},
+              "solver": {k: rep["solver"][k] for k in ("chosen_seed", "steps", "best_step", "best_validation_loss",
+                                                       "seed_scores", "final_loss", "train_seconds")}}
+    pre = res.model
+    rows = [{"kind": "pretrained_network", "system": "morse", "name": f"network {list(NET_HIDDEN)} pre-trained",
+             "fit": fitrow, "metrics": _evaluate(ModelPotential(pre), "morse")}]
+    print(f"pre-trained network done ({fitrow['seconds']:.0f} s)", flush=True)
+    for lam in NET_FINETUNE_RIDGES:
+        tune_loss = dataclasses.replace(loss, ridge=lam)
+        for kind in ("defect", "rattle", "strain"):
+            for n in COUNTS:
+                tuned, diag = finetune_network(pre, sets[kind][:n], tune_loss, NET_STEPS)
+                rows.append({"kind": "finetuned_network", "system": "morse", "name": f"network +{n} {kind}, λ {lam:g}",
+                             "type": kind, "added": n, "ridge": lam, "finetune": diag,
+                             "metrics": _evaluate(ModelPotential(tuned), "morse")})
+        print(f"network fine-tuned with ridge {lam:g} done", flush=True)
+    lam = NET_FINETUNE_RIDGES[0]
+    for kind in ("defect", "rattle", "strain"):
+        for n in COUNTS:
+            tuned, diag = finetune_network(pre, sets[kind][:n], dataclasses.replace(loss, ridge=lam), NET_FEW_STEPS)
+            rows.append({"kind": "finetuned_network_few", "system": "morse",
+                         "name": f"network +{n} {kind}, λ {lam:g}, {NET_FEW_STEPS} steps", "type": kind, "added": n,
+                         "ridge": lam, "finetune": diag, "metrics": _evaluate(ModelPotential(tuned), "morse")})
+    print(f"network fine-tuned with {NET_FEW_STEPS} steps done", flush=True)
+    return rows
 
 
 # --------------------------------------------------------------------------- tables and figures
@@ -159,11 +223,21 @@ def tables(data: dict) -> str:
         f"{a:g}" for a in amps) + " Å |")
     out += ["#### Parity slope against the rattle amplitude", "", head, "|---|---|---|"]
     for r in data["rows"]:
-        if r["kind"] == "ridge_scan":
+        if r["kind"] == "ridge_scan" or r["kind"].startswith("finetuned_network"):
             continue
         sp = " / ".join(_f(_slope(r, "perfect", a), "{:.2f}") for a in amps)
         sd = " / ".join(_f(_slope(r, "defect", a), "{:.2f}") for a in amps)
         out.append(f"| {r['system']} {r['name']} | {sp} | {sd} |")
+    nets = [r for r in data["rows"] if r["kind"].startswith("finetuned_network")]
+    if nets:
+        low = [a for a in amps if a <= 0.1]
+        out += ["", "#### Parity slope of the fine-tuned networks up to 0.1 Å", "",
+                "| model | s perfect " + " / ".join(f"{a:g}" for a in low) + " Å | s defect "
+                + " / ".join(f"{a:g}" for a in low) + " Å |", "|---|---|---|"]
+        for r in nets:
+            sp = " / ".join(_f(_slope(r, "perfect", a), "{:.2f}") for a in low)
+            sd = " / ".join(_f(_slope(r, "defect", a), "{:.2f}") for a in low)
+            out.append(f"| {r['system']} {r['name']} | {sp} | {sd} |")
     out += ["", "#### Energy above the minimum (reference, eV/atom) at each amplitude, perfect cell", "",
             "| system | " + " | ".join(f"{a:g} Å" for a in amps) + " |", "|---|" + "---|" * len(amps)]
     for system in data["systems"]:
@@ -175,7 +249,14 @@ def tables(data: dict) -> str:
             "bound (Å)", "η")
     for title, kinds in (("Surrogates, the pre-trained model and its control", ("surrogate", "control", "pretrained")),
                          ("Fine-tuned (least-change ridge λ = %g)" % data["finetune_ridge"], ("finetuned",)),
-                         ("The fine-tuning ridge", ("ridge_scan",))):
+                         ("The fine-tuning ridge", ("ridge_scan",)),
+                         ("The network: pre-trained and fine-tuned (%d L-BFGS steps, least-change λ = %s)"
+                          % (data["network"]["finetune_steps"],
+                             ", ".join(f"{x:g}" for x in data["network"]["finetune_ridges"])),
+                          ("pretrained_network", "finetuned_network")),
+                         ("The network fine-tuned with %d L-BFGS steps only (λ = %g)"
+                          % (data["network"]["few_steps"], data["network"]["finetune_ridges"][0]),
+                          ("finetuned_network_few",))):
         out += ["", f"#### {title}", "", "| model | " + " | ".join(cols) + " | status |",
                 "|---|" + "---|" * (len(cols) + 1)]
         for r in data["rows"]:
@@ -189,10 +270,14 @@ def tables(data: dict) -> str:
     out += ["", "#### Effectivity of the bound (T8), η = ‖D(ū^ML − ū)‖ · c / ‖f^ML(ū)‖₋₁ (bound holds iff η ≤ 2)", "",
             "| models | count | η min | η median | η max | bound ≥ error |", "|---|---|---|---|---|---|"]
     groups = {"surrogates (softening family)": ("surrogate",), "pre-trained and control": ("pretrained", "control"),
-              "fine-tuned": ("finetuned", "ridge_scan")}
+              "fine-tuned": ("finetuned", "ridge_scan"),
+              "network, pre-trained and fine-tuned": ("pretrained_network", "finetuned_network",
+                                                      "finetuned_network_few")}
     for label, kinds in groups.items():
         ms = [r["metrics"] for r in data["rows"] if r["kind"] in kinds and not _round_off(r["metrics"])
               and r["metrics"].get("effectivity") is not None]
+        if not ms:
+            continue
         eta = np.array([m["effectivity"] for m in ms])
         holds = sum(m["a_posteriori_bound"] >= m["error_energy_norm"] for m in ms)
         out.append(f"| {label} | {len(ms)} | {eta.min():.3f} | {np.median(eta):.3f} | {eta.max():.3f} | "
@@ -201,18 +286,28 @@ def tables(data: dict) -> str:
     out.append(f"| scaled surrogates (error and residual at round-off, η = 0/0) | {n0} | | | | |")
     from scipy.stats import spearmanr
 
-    ft = [r["metrics"] for r in data["rows"] if r["kind"] in ("finetuned", "ridge_scan")]
-    err = [m["error_energy_norm"] for m in ft]
-    out += ["", f"Spearman rank correlation over the {len(ft)} fine-tuned models of the geometry error with the "
-                f"bound: {spearmanr(err, [m['a_posteriori_bound'] for m in ft])[0]:.2f}; with ε_FC: "
-                f"{spearmanr(err, [m['force_constant_error'] for m in ft])[0]:.2f}."]
+    for what, kinds in (("fine-tuned models", ("finetuned", "ridge_scan")),
+                        ("fine-tuned networks", ("finetuned_network", "finetuned_network_few"))):
+        ft = [r["metrics"] for r in data["rows"] if r["kind"] in kinds and _fin(r["metrics"].get("error_energy_norm"))
+              and _fin(r["metrics"].get("a_posteriori_bound"))]
+        if len(ft) < 3:
+            continue
+        err = [m["error_energy_norm"] for m in ft]
+        out += ["", f"Spearman rank correlation over the {len(ft)} {what} of the geometry error with the "
+                    f"bound: {spearmanr(err, [m['a_posteriori_bound'] for m in ft])[0]:.2f}; with ε_FC: "
+                    f"{spearmanr(err, [m['force_constant_error'] for m in ft])[0]:.2f}."]
     return "\n".join(out)
+
+
+def _fin(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _round_off(m: dict) -> bool:
     """Error and residual both at the solver's tolerance (the scaled surrogates: V^ML = (1 − η)V
     has the reference's equilibria), where η is a ratio of round-off."""
-    return m["error_energy_norm"] < 1e-9 and m["residual_dual_norm"] < 1e-6
+    e, r = m.get("error_energy_norm"), m.get("residual_dual_norm")
+    return _fin(e) and _fin(r) and e < 1e-9 and r < 1e-6
 
 
 def _save(fig, name: str) -> pathlib.Path:
@@ -235,7 +330,7 @@ def figures(data: dict) -> list[pathlib.Path]:
     paths = []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for r in data["rows"]:
-        if r["kind"] not in ("surrogate", "pretrained", "control"):
+        if r["kind"] not in ("surrogate", "pretrained", "control", "pretrained_network"):
             continue
         prof = [p for p in r["metrics"]["parity_profile"] if p["cell"] == "defect"]
         a = [p["amplitude"] for p in prof]
@@ -278,11 +373,35 @@ def figures(data: dict) -> list[pathlib.Path]:
         ax.legend(fontsize=8)
     paths.append(_save(fig, "softening-finetune.png"))
 
+    pre_net = next((r for r in data["rows"] if r["kind"] == "pretrained_network"), None)
+    if pre_net is not None:
+        lams = data["network"]["finetune_ridges"]
+        fig, axes = plt.subplots(3, 4, figsize=(17, 11), squeeze=False)
+        for i, kind in enumerate(("defect", "rattle", "strain")):
+            for ax, (label, get) in zip(axes[i], panels):
+                for j, lam in enumerate(lams):
+                    rs = [r for r in data["rows"] if r["kind"] == "finetuned_network" and r["type"] == kind
+                          and r["ridge"] == lam]
+                    x = [0] + [r["added"] for r in rs]
+                    y = [get(pre_net)] + [get(r) for r in rs]
+                    ax.plot(x, [np.nan if v is None else v for v in y], marker="o", color=f"C{j}", label=f"λ = {lam:g}")
+                ax.set_title(f"network, added {kind} cells", fontsize=9)
+                ax.set_xlabel("added configurations (0 = pre-trained)")
+                ax.set_ylabel(label, fontsize=8)
+                ax.set_xticks([0, *COUNTS])
+                if "error" in label:
+                    ax.set_yscale("log")
+                else:
+                    ax.axhline(1.0, color="grey", lw=0.5)
+                ax.legend(fontsize=7)
+        paths.append(_save(fig, "softening-finetune-network.png"))
+
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for kind, marker in (("surrogate", "o"), ("pretrained", "s"), ("control", "D"), ("finetuned", "^"),
-                         ("ridge_scan", "x")):
+                         ("ridge_scan", "x"), ("pretrained_network", "P"), ("finetuned_network", "v"),
+                         ("finetuned_network_few", "<")):
         rs = [r["metrics"] for r in data["rows"] if r["kind"] == kind and r["metrics"].get("effectivity") is not None
-              and r["metrics"]["error_energy_norm"] > 1e-9]
+              and _fin(r["metrics"].get("error_energy_norm")) and r["metrics"]["error_energy_norm"] > 1e-9]
         ax.loglog([m["error_energy_norm"] for m in rs], [m["a_posteriori_bound"] for m in rs], marker, label=kind)
     lim = ax.get_xlim()
     ax.plot(lim, lim, color="grey", lw=0.5, label="bound = error")
