@@ -299,30 +299,37 @@ def model_size(out) -> dict:
     rows = _rows(out)
     defects = sorted({r.params["experiment"]["defect"] for r in rows})
     fig, axes = plt.subplots(1, len(defects), figsize=(5.2 * len(defects), 4.2), squeeze=False)
-    lines = ["| defect | model | parameters | F RMSE train (meV/Å) | F RMSE validation (meV/Å) | "
-             "‖D(ū^ML − ū)‖ (Å) | residual (eV/Å) | effectivity | status |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| defect | training configurations | model | parameters | F RMSE train (meV/Å) | "
+             "F RMSE validation (meV/Å) | ‖D(ū^ML − ū)‖ (Å) | residual (eV/Å) | effectivity | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    sizes = sorted({r.metrics.get("ts_configurations") or 0 for r in rows})
     for ax, defect in zip(axes[0], defects):
         for kind, colour in (("ace", "C0"), ("mlp", "C3")):
-            pts = []
-            for r in rows:
-                m = r.params["fit"]["model"]
-                if r.params["experiment"]["defect"] != defect or m["kind"] != kind:
-                    continue
-                name = (f"ace degree {m['degree']}, order {m['body_order']}" if kind == "ace"
-                        else f"mlp {m.get('hidden')}, {m.get('epochs')} Adam + {m.get('lbfgs_iterations')} L-BFGS")
-                x = r.metrics.get("fit_rmse_F_validation")
-                e = r.metrics.get("error_energy_norm")
-                lines.append(f"| {defect} | {name} | {r.metrics.get('fit_n_params')} | "
-                             f"{1e3 * r.metrics['fit_rmse_F_train']:.3g} | "
-                             f"{'—' if not _fin(x) else f'{1e3 * x:.3g}'} | {'—' if not _fin(e) else f'{e:.2e}'} | "
-                             f"{r.metrics.get('residual_dual_norm', float('nan')):.2e} | "
-                             f"{_fmt(r.metrics.get('effectivity'), '.2f')} | "
-                             f"{r.metrics.get('status')} |")
-                if _fin(x) and _fin(e) and e > 0:
-                    pts.append((x * 1e3, e))
-            if pts:
-                x, y = np.array(sorted(pts)).T
-                ax.loglog(x, y, marker="o" if kind == "ace" else "^", ls="", color=colour, label=kind)
+            for size in sizes:
+                pts = []
+                for r in rows:
+                    m = r.params["fit"]["model"]
+                    if (r.params["experiment"]["defect"] != defect or m["kind"] != kind
+                            or (r.metrics.get("ts_configurations") or 0) != size):
+                        continue
+                    name = (f"ace degree {m['degree']}, order {m['body_order']}" if kind == "ace"
+                            else f"mlp {m.get('hidden')}, {m.get('epochs')} Adam + {m.get('lbfgs_iterations')} L-BFGS"
+                            + (f", best of {m['seeds']}" if m.get("seeds", 1) > 1 else ""))
+                    x = r.metrics.get("fit_rmse_F_validation")
+                    e = r.metrics.get("error_energy_norm")
+                    lines.append(f"| {defect} | {r.metrics.get('ts_configurations')} | {name} | "
+                                 f"{r.metrics.get('fit_n_params')} | {1e3 * r.metrics['fit_rmse_F_train']:.3g} | "
+                                 f"{'—' if not _fin(x) else f'{1e3 * x:.3g}'} | {'—' if not _fin(e) else f'{e:.2e}'} | "
+                                 f"{r.metrics.get('residual_dual_norm', float('nan')):.2e} | "
+                                 f"{_fmt(r.metrics.get('effectivity'), '.2f')} | "
+                                 f"{r.metrics.get('status')} |")
+                    if _fin(x) and _fin(e) and e > 0:
+                        pts.append((x * 1e3, e))
+                if pts:
+                    x, y = np.array(sorted(pts)).T
+                    ax.loglog(x, y, marker=("o" if kind == "ace" else "^") if size == sizes[-1] else
+                              ("s" if kind == "ace" else "v"), ls="", color=colour,
+                              mfc="none" if size != sizes[-1] else colour, label=f"{kind}, {size} configurations")
         ax.set_xlabel("validation force RMSE (meV/Å)")
         ax.set_ylabel("‖D(ū^ML − ū)‖ (Å)")
         ax.set_title(f"model-size-2d: {defect}")
