@@ -10,7 +10,7 @@ import json
 import pytest
 from studyload import ROOT, load_study
 
-FILES = [ROOT / "docs" / "data" / f"network_vs_linear_{name}.json" for name in ("morse", "w", "linear_sizes")]
+FILES = [ROOT / "docs" / "data" / f"network_vs_linear_{name}.json" for name in ("morse", "w", "linear_sizes", "morse_d10", "w_d10")]
 
 
 @pytest.fixture(scope="module")
