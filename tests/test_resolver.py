@@ -85,14 +85,25 @@ def test_importing_the_registry_imports_no_stage_above_it():
 
 
 def test_base_energy_forces_is_evaluate_plus_the_operator(fitted_dir):
-    pot = load_potential(fitted_dir)
-    assert not pot.fused_linearise and load_potential("builtin:W").fused_linearise
+    """The base class's energy_forces (what a potential without a fused pass, an ASE
+    calculator, inherits) is observe plus the Hessian as operator; the engines, surrogates
+    and fitted models fuse it, and their fused pass gives the same."""
+    from genanalysis.potentials.base import Potential
+
+    fused = load_potential(fitted_dir)
+    assert fused.fused_linearise and load_potential("builtin:W").fused_linearise
+    assert not Potential.fused_linearise
     cell = defect_cell(LATTICE, _a(), 3, "vacancy")
     cell.positions[:, :2] += np.random.default_rng(1).normal(0.0, 0.05, (len(cell), 2))
-    e, f, op = pot.energy_forces(cell)
+    pot = fused
+    e, f, op = Potential.energy_forces(pot, cell)
     ev = pot.observe(cell)
     assert op is None and e == ev.energy
     np.testing.assert_array_equal(f, ev.forces)
-    _, _, op = pot.energy_forces(cell, linearise=True)
+    _, _, op = Potential.energy_forces(pot, cell, linearise=True)
     v = np.random.default_rng(2).normal(size=3 * len(cell))
     np.testing.assert_allclose(op @ v, pot.hessian(cell) @ v, rtol=1e-12, atol=1e-12)
+    e2, f2, op2 = pot.energy_forces(cell, linearise=True)
+    np.testing.assert_allclose(f2, f, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op2 @ v, op @ v, rtol=1e-12, atol=1e-12)
+    assert abs(e2 - e) <= 1e-12 * max(1.0, abs(e))
