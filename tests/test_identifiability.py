@@ -22,11 +22,12 @@ from genanalysis.identifiability import (
     PRIORS,
     feature_degrees,
     identifiability_width,
+    model_designs,
     posterior_factor,
     prior_precision,
     width_for_priors,
 )
-from genanalysis.lattice import defect_cell
+from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.models.linear import LinearACE
 from genanalysis.potentials import load_potential
 
@@ -122,6 +123,28 @@ def test_two_priors_are_reported_and_the_narrower_prior_gives_the_smaller_width(
     assert q1.prior == "degree_q1" and q1.dipole_spread is None
     # precision deg^4 ≥ deg^2 for every degree ≥ 1: the q = 2 prior is narrower (Loewner)
     assert 0 < q2.width <= q1.width
+
+
+def test_shared_designs_give_the_same_width_as_designs_computed_per_call(setup):
+    """The basis's rows at ū_M do not depend on the fit: passing them in (as a study does
+    for many fits on one test domain) changes nothing, and designs without virial rows are
+    refused where the dipole spread needs them."""
+    ref, a, cell0, atoms = setup
+    model, _ = _fit(_label(ref, _cells(a, 1, seed=4)))
+    lam = prior_precision(model, power=2.0)
+    own = identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam,
+                                probes=4, seed=1, noise=1e-3)
+    shared = model_designs(model, atoms, perfect_cell("triangular", a, 5, "X"))
+    again = identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam,
+                                  probes=4, seed=1, noise=1e-3, designs=shared)
+    assert dataclasses.asdict(again) == dataclasses.asdict(own)
+    both = width_for_priors(model, model.r_factor_, atoms, ref, reference_cell=cell0, probes=4, seed=1, noise=1e-3,
+                            designs=shared)
+    assert both["degree_q2"].width == own.width
+    bare = model_designs(model, atoms, perfect_cell("triangular", a, 5, "X"), dipole=False)
+    with pytest.raises(InputError, match="virial"):
+        identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam, probes=4,
+                              designs=bare)
 
 
 @st.composite
