@@ -50,11 +50,11 @@ CASES = {2: dict(reference="builtin:morse", lattice="triangular", element="X", c
 SETS = ("EF", "EF+Hlat", "EFH")
 #: the predicted upper-bound exponent of s_N in N per set: −d/2, −d, −3d/2 (T13), (T18)
 EXPONENT = {"EF": 0.5, "EF+Hlat": 1.0, "EFH": 1.5}
-#: d = 3 is sized to the CPU budget (docs/studies.md §12): 10 probes, no dipole spread (two
+#: d = 3 is sized to the CPU budget (docs/studies.md §12): 6 probes, no dipole spread (two
 #: reference virials per probe), N from 3 (the first cell ≥ 2·r_cut = 9.2 Å wide)
 FULL = {2: dict(sizes=(3, 4, 6, 8, 10, 12), degree=12, body_order=4, probes=20, rattles=2, h_defect_max=12,
                 dipole=True),
-        3: dict(sizes=(3, 4, 5, 6), degree=12, body_order=4, probes=10, rattles=2, h_defect_max=4, dipole=False)}
+        3: dict(sizes=(3, 4, 5, 6), degree=12, body_order=4, probes=6, rattles=2, h_defect_max=4, dipole=False)}
 QUICK = {2: dict(sizes=(3, 4, 6, 8), degree=8, body_order=4, probes=10, rattles=1, h_defect_max=6, dipole=True),
          3: dict(sizes=(2, 3, 4), degree=8, body_order=4, probes=10, rattles=1, h_defect_max=3, dipole=False)}
 DEFECTS = ("vacancy", "interstitial")

@@ -8,8 +8,8 @@ from the per-task data of studies/rate_2d_pilot.toml and studies/rate_2d_{vacanc
     python studies/rate_2d.py --study                                          # §12 from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json
 
 §12 per (set, N): the tasks converged, the training force RMSE (median and largest, eV/Å),
-the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test (eV/Å),
-the ratio r_test/(r_train + t) and the floor-subtracted e(N) − r_train/c (c the model's
+the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test and the
+tail t_far beyond the training cell (eV/Å), the ratio r_test/(r_train + t) and the floor-subtracted e(N) − r_train/c (c the model's
 stability constant at its equilibrium, eV/Å²); then per set the log-log slope of e(N) and of
 e(N) − r_train/c over every converged seed (the positive values only), fitted on N ≥ 6 with a
 95 % interval and judged as the upper bound "rate up to N^e" (theory.compare_up_to).
@@ -108,8 +108,8 @@ def study_tables(out, defect: str) -> str:
             f"{', '.join(f'{v:g}' for v in sorted(fmax))} eV/Å, seeds "
             f"{', '.join(map(str, sorted({r.params['seed'] for r in done})))}):")
     lines = ["| set | N | converged | F RMSE train median / max (eV/Å) | e(N) median [min, max] (Å) | "
-             "r_train median (eV/Å) | r_test median (eV/Å) | r_test/(r_train + t) median | "
-             "e − r_train/c median (Å), > 0 |", "|---|---|---|---|---|---|---|---|---|"]
+             "r_train median (eV/Å) | r_test median (eV/Å) | t_far median (eV/Å) | r_test/(r_train + t) median | "
+             "e − r_train/c median (Å), > 0 |", "|---|---|---|---|---|---|---|---|---|---|"]
     series: dict = {}
     for obs in SET_NAMES.values():
         for n in sorted({r.params["trainingset"]["size"] for r in done}):
@@ -129,6 +129,7 @@ def study_tables(out, defect: str) -> str:
             lines.append(f"| {obs} | {n} | {len(conv)}/{len(rs)} | "
                          f"{_f(float(np.median(rmse)) if rmse else None)} / {_f(max(rmse) if rmse else None)} | "
                          f"{e_txt} | {_f(med('train_residual_dual_norm'))} | {_f(med('residual_dual_norm'))} | "
+                         f"{_f(med('transfer_tail_term'))} | "
                          f"{_f(med('decomposition_ratio'), '.2f')} | {f_txt} |")
             if n >= N_MIN:
                 series.setdefault((obs, "e(N)"), []).extend((n, v) for v in err if v > 0)

@@ -261,16 +261,20 @@ def test_evaluate_reports_the_width_only_when_asked(setup):
 
 
 @pytest.mark.slow
-def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path):
-    """studies/identifiability_width.py --quick: every (set, defect, prior) gets a fit entry
-    whose range holds only cells at least 2·r_cut wide, and every width is finite."""
+@pytest.mark.parametrize("dim, n_min", [(2, 6), (3, 3)])
+def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path, dim, n_min):
+    """studies/identifiability_width.py --quick (d = 2: a few minutes; d = 3: ~3 min CPU):
+    every (noise, set, defect, prior) gets a fit entry whose range holds only cells at least
+    2·r_cut wide, every width is finite, and the stored tables are the rows' tables."""
     import json
 
     mod = load_study("identifiability_width")
     out_file = tmp_path / "w.json"
-    assert mod.main(["--quick", "--json", str(out_file)]) == 0
+    assert mod.main(["--quick", "--dim", str(dim), "--noise", "0", "--noise", "1e-4", "--json", str(out_file)]) == 0
     out = json.loads(out_file.read_text())
-    assert len(out["fits"]) == len(mod.SETS) * 2 * len(PRIORS)
+    assert len(out["fits"]) == 2 * len(mod.SETS) * 2 * len(PRIORS)
     assert all(np.isfinite(r["width"]) and r["width"] >= 0 for r in out["rows"])
-    assert all(n >= 6 for f in out["fits"] for n in f["fit_range"])  # 5.03 Å ≥ 2·2.5 Å from N = 6
+    # d = 2: 5.03 Å ≥ 2·2.5 Å from N = 6; d = 3: 9.5 Å ≥ 2·4.6 Å from N = 3
+    assert all(n >= n_min for f in out["fits"] for n in f["fit_range"])
     assert out["M"] >= 4 * max(out["sizes"])
+    assert mod.fits(out) == out["fits"]
