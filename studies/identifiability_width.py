@@ -1,9 +1,10 @@
-"""The identifiability width s_N against the training-cell size N (docs/studies.md §10).
+"""The identifiability width s_N against the training-cell size N (docs/studies.md §10, §12a).
 
-    python studies/identifiability_width.py [--quick] [--dim 2|3] [--noise σ ...] [--json FILE]
+    python studies/identifiability_width.py [--quick] [--dim 2|3] [--defect D ...] [--noise σ ...] [--json FILE]
+    python studies/identifiability_width.py --tables FILE      # a stored run's tables, no computation
 
 d = 2, triangular `builtin:morse` (``--dim 3``: bcc `builtin:W`, model cutoff 4.6 Å with
-r_in = 2.0 Å, N = 2 … 6, M = 24, defect-cell force constants up to N = 4). Training set per
+r_in = 2.0 Å, N = 3 … 6, M = 24, defect-cell force constants up to N = 4). Training set per
 N: perfect, vacancy and interstitial (centre; bcc: the ⟨110⟩ dumbbell) cells of size N,
 each relaxed with the reference, plus ``rattles`` copies rattled by 0.005 Å and one
 strained by 0.5 %. Observation sets: ``EF`` (energies and forces on
@@ -15,14 +16,14 @@ probes, both priors of ``PRIORS`` with scale 1 eV) on a test domain M = 4·N_max
 with the reference; the log-log slope of s_N over the N whose cells are at least 2·r_cut
 wide (genanalysis.lattice.cell_width), compared as an upper bound (theory.compare,
 `compare_bound`) with −d/2 (EF), −d (EF+Hlat) and −3d/2 (EFH), docs/theory.md §4
-(T13), (T18). No floor:
-the width has none. Whatever the verdict is, it is printed. ``--noise σ`` (units of the
+(T13), (T18). No floor is subtracted (the posterior has none in exact arithmetic; measured,
+the width levels off: docs/studies.md §12a). Whatever the verdict is, it is printed. ``--noise σ`` (units of the
 weighted rows: eV/Å for forces at weight 1; repeatable, every level on the same fits)
 replaces exact data by data with noise σ, whose posterior never collapses to zero.
 
 Cost (one thread, measured: docs/studies.md §12): the full d = 2 run (N ≤ 12, M = 48,
-293 coefficients, three noise levels) ~10 min; ``--quick`` (N = 3, 4, 6, 8, M = 32,
-degree 8) a few minutes.
+293 coefficients, two noise levels) ~2 min of CPU; each d = 3 test defect (M = 24, 300
+coefficients) ~3 min; ``--quick`` a few minutes (slow-marked in the tests).
 """
 
 from __future__ import annotations
