@@ -12,7 +12,8 @@ the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_trai
 tail t_far beyond the training cell (eV/Å), the ratio r_test/(r_train + t) and the floor-subtracted e(N) − r_train/c (c the model's
 stability constant at its equilibrium, eV/Å²); then per set the log-log slope of e(N) and of
 e(N) − r_train/c over every converged seed (the positive values only), fitted on N ≥ 6 with a
-95 % interval and judged as the upper bound "rate up to N^e" (theory.compare_up_to).
+95 % interval and judged as the upper bound "rate up to N^e" (theory.compare_up_to); and
+the M-convergence check (rate_2d_{vacancy,interstitial}_mcheck: the same models at M′ > M).
 
 Per N (cells): the training force RMSE (eV/Å), ‖D(ū^ML − ū)‖ (Å), the residuals r_test and
 r_train (eV/Å), the transfer terms t_H and t_far (eV/Å), the check ratio, the coverage
@@ -153,6 +154,23 @@ def study_tables(out, defect: str) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(fits)
 
 
+def check_table(out, defect: str) -> str:
+    """The M-convergence check of one test defect (studies/rate_2d_{defect}_mcheck.toml): per
+    (set, N, seed) the error at M and at M′ (Å) and |e(M′) − e(M)|/e(M′), r_test at M′ (eV/Å)."""
+    lines = ["| defect | set | N | seed | status M / M′ | e(M) (Å) | e(M′) (Å) | |e(M′) − e(M)|/e(M′) | "
+             "r_test(M′) (eV/Å) |", "|---|---|---|---|---|---|---|---|---|"]
+    done = sorted((r for r in out.rows if r.state == "done"),
+                  key=lambda r: (len(r.params["trainingset"].get("extra") or []), r.params["trainingset"]["size"],
+                                 r.params["seed"]))
+    for r in done:
+        m, c = r.metrics, r.metrics.get("convergence") or {}
+        lines.append(f"| {defect} | {_set(r)} | {r.params['trainingset']['size']} | {r.params['seed']} | "
+                     f"{m.get('status')} / {c.get('status', '—')} (M′ = {c.get('size', '—')}) | "
+                     f"{_f(m.get('error_energy_norm'))} | {_f(c.get('error_energy_norm'))} | "
+                     f"{_f(c.get('error_energy_norm_relative_change'))} | {_f(c.get('residual_dual_norm'))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", action="append", default=[], help="a results directory (repeatable)")
@@ -166,6 +184,10 @@ def main(argv=None) -> str:
     if args.study:
         text = [study_tables(mod.load_tasks(DATA / f"rate_2d_{d}.json")[0], d) for d in STUDY_DEFECTS
                 if (DATA / f"rate_2d_{d}.json").is_file()]
+        checks = [check_table(mod.load_tasks(DATA / f"rate_2d_{d}_mcheck.json")[0], d) for d in STUDY_DEFECTS
+                  if (DATA / f"rate_2d_{d}_mcheck.json").is_file()]
+        if checks:  # one table: the header once
+            text.append("M-convergence check:\n\n" + checks[0] + "".join("\n" + c.split("\n", 2)[2] for c in checks[1:]))
         print("\n\n".join(text))
         return "\n\n".join(text)
     for path in sorted(DATA.glob("rate_2d_pilot*.json")):

@@ -1,5 +1,6 @@
 """Write the sweep specs of the training-size rate in the interpolation regime, d = 2
-(docs/studies.md §12): studies/rate_2d_vacancy.toml and studies/rate_2d_interstitial.toml.
+(docs/studies.md §12): studies/rate_2d_{vacancy,interstitial}.toml and the M-convergence
+check's studies/rate_2d_{vacancy,interstitial}_mcheck.toml.
 
     python studies/rate_2d_specs.py            # rewrites both files (they are committed)
 
@@ -39,19 +40,25 @@ def extra(obs: str, defect: str) -> str:
     return {"EF": "[]", "EF+Hlat": f"[{lat}]", "EFH": f"[{lat}, {core}]"}[obs]
 
 
-def spec(defect: str) -> str:
-    pts = [(obs, n, s) for s in SEEDS for obs in SETS for n in SIZES]  # seeds outermost: a partial run has whole seeds
+#: the M-convergence check (issue 12 item 4): EF, seed 0, the same models also at M′ = 64
+CHECK = dict(size=64, seeds=(0,), sets=("EF",))
+
+
+def spec(defect: str, check: bool = False) -> str:
+    seeds, sets = (CHECK["seeds"], CHECK["sets"]) if check else (SEEDS, SETS)
+    pts = [(obs, n, s) for s in seeds for obs in sets for n in SIZES]  # seeds outermost: a partial run has whole seeds
+    name = f"rate_2d_{defect}" + ("_mcheck" if check else "")
     col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
     return f'''# The training-size rate in the interpolation regime, d = 2 (triangular lattice, builtin:morse),
-# test defect: {defect}; docs/studies.md §12 (issue 12, item 3). Written by studies/rate_2d_specs.py.
-#   genanalysis run studies/rate_2d_{defect}.toml --out results/rate_2d_{defect}   # slow: see docs/studies.md §12
-#   python studies/rate_2d.py --results results/rate_2d_{defect}                 # the section's tables
-# Observation sets EF / EF+Hlat / EFH as in studies/rate_2d_specs.py; N = {", ".join(map(str, SIZES))}; seeds
-# {", ".join(map(str, SEEDS))}; the model relaxed from ū on M = 48 = 4·N_max; fmax = {FMAX[defect]:g} eV/Å.
+# test defect: {defect}; docs/studies.md §12 (issue 12, {"items 3, 4: the M-convergence check" if check else "item 3"}). Written by studies/rate_2d_specs.py.
+#   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12
+#   python studies/rate_2d.py --study --results results/{name}                 # the section's tables
+# Observation sets {" / ".join(sets)} as in studies/rate_2d_specs.py; N = {", ".join(map(str, SIZES))}; seeds
+# {", ".join(map(str, seeds))}; the model relaxed from ū on M = 48 = 4·N_max{f" and again on M' = {CHECK['size']}" if check else ""}; fmax = {FMAX[defect]:g} eV/Å.
 seed = 0
 
 [study]
-name = "rate_2d_{defect}"
+name = "{name}"
 task = "generalisation"
 description = "d=2 triangular Morse {defect}: error and its decomposition against N in the interpolation regime, M = 48"
 
@@ -75,7 +82,7 @@ rcond = 1e-12
 defect = "{defect}"
 size = 48                       # M = 48 = 4·N_max (2303 / 2305 atoms)
 start = "reference"
-fmax = {FMAX[defect]!r}
+fmax = {FMAX[defect]!r}{f"{chr(10)}check_size = {CHECK['size']}               # M' (cells): the M-convergence check" if check else ""}
 
 [sweep]
 mode = "zip"
@@ -90,6 +97,7 @@ seed = {col([str(s) for _, _, s in pts])}
 def main() -> None:
     for defect in FMAX:
         (ROOT / "studies" / f"rate_2d_{defect}.toml").write_text(spec(defect))
+        (ROOT / "studies" / f"rate_2d_{defect}_mcheck.toml").write_text(spec(defect, check=True))
 
 
 if __name__ == "__main__":
