@@ -157,7 +157,7 @@ def study_tables(out, defect: str) -> str:
 def check_table(out, defect: str) -> str:
     """The M-convergence check of one test defect (studies/rate_2d_{defect}_mcheck.toml): per
     (set, N, seed) the error at M and at M′ (Å) and |e(M′) − e(M)|/e(M′), r_test at M′ (eV/Å)."""
-    lines = ["| defect | set | N | seed | status M / M′ | e(M) (Å) | e(M′) (Å) | |e(M′) − e(M)|/e(M′) | "
+    lines = ["| defect | set | N | seed | status M / M′ | e(M) (Å) | e(M′) (Å) | relative change of e, M → M′ | "
              "r_test(M′) (eV/Å) |", "|---|---|---|---|---|---|---|---|---|"]
     done = sorted((r for r in out.rows if r.state == "done"),
                   key=lambda r: (len(r.params["trainingset"].get("extra") or []), r.params["trainingset"]["size"],
