@@ -51,8 +51,8 @@ from genanalysis.exceptions import InputError
 from genanalysis.potentials import load_potential
 
 __all__ = ["PRIORS", "Identifiability", "feature_degrees", "prior_precision", "posterior_factor",
-           "identifiability_width", "width_for_priors", "experiment_metrics", "fisher_information",
-           "information_given_others"]
+           "identifiability_width", "model_designs", "width_for_priors", "experiment_metrics",
+           "fisher_information", "information_given_others"]
 
 #: the two reported priors: name -> power q of the degree in the precision (deg^{2q})
 PRIORS = {"degree_q1": 1.0, "degree_q2": 2.0}
@@ -209,7 +209,7 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
                           r_stencil: float | None = None, method: str = "hutchinson", probes: int = 20,
                           seed: int = 0, noise: float = 0.0, rcond: float = 1e-10, rtol: float = 1e-8,
                           maxiter: int = 2000, dipole: bool = True, fd_step: float = 1e-4,
-                          prior: str = "custom") -> Identifiability:
+                          prior: str = "custom", designs: tuple | None = None) -> Identifiability:
     """The width s_N and the spreads of E_f and P (module docstring) for one prior.
 
     ``model``: the fitted linear model (its class gives G; coefficients are not used);
@@ -222,7 +222,10 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
     Rademacher probes, seeded) or ``"dense"`` (exact, dense pseudo-inverse: small cells);
     ``noise``/``rcond`` as :func:`posterior_factor`; ``rtol``/``maxiter`` of each CG solve;
     ``dipole=False`` skips P; ``fd_step`` (Å) the central-difference step of ∂_uV along δū
-    (scaled to the largest displacement of δū).
+    (scaled to the largest displacement of δū); ``designs``: the model class's designs
+    (:func:`model_designs`) at ``atoms`` and ``perfect``, computed here when not given (they
+    depend on the basis and the geometry only, not on the fit, so several fits, priors and
+    noise levels on one test domain can share them).
     """
     from genanalysis.lattice import perfect_cell
     from genanalysis.norms import energy_norm, stencil, stencil_radius
@@ -247,13 +250,16 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
     if p != model.n_params:
         raise InputError(f"r_factor has {p} columns but the model has {model.n_params} coefficients")
     n = len(atoms)
-    design = model.design(atoms, "EFV" if dipole else "EF")
+    if designs is None:
+        if perfect is None:
+            perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]),
+                                   atoms.get_chemical_symbols()[0])
+        designs = model_designs(model, atoms, perfect, dipole=dipole)
+    design, pdes, perfect = designs
+    if dipole and ("V" not in design or "V" not in pdes):
+        raise InputError("designs were computed with dipole=False; the dipole spread needs their virial rows")
     G = design["F"][:, :dim, :].reshape(n * dim, p)  # eV/Å per eV
     GS = G @ S  # (n·dim, k): forces of the posterior directions
-    if perfect is None:
-        perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]),
-                               atoms.get_chemical_symbols()[0])
-    pdes = model.design(perfect, "EV" if dipole else "E")
     g_ef = design["E"] - len(atoms) / len(perfect) * pdes["E"]  # ∂E_f/∂θ, fixed geometry
     ef_spread = float(np.linalg.norm(g_ef @ S))
     dP0 = None
@@ -317,11 +323,28 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
                            float(noise), int(cg))
 
 
+def model_designs(model, atoms, perfect, *, dipole: bool = True) -> tuple:
+    """(design at ``atoms``, design at ``perfect``, ``perfect``): the linear model class's
+    rows that :func:`identifiability_width` needs — forces (and virials with ``dipole``) at
+    the test domain's reference equilibrium, energies (and virials) of the perfect M-cell.
+    They depend on the basis and the geometry only, not on the coefficients."""
+    return model.design(atoms, "EFV" if dipole else "EF"), model.design(perfect, "EV" if dipole else "E"), perfect
+
+
 def width_for_priors(model, r_factor, atoms, potential, *, reference_cell, priors=None, scale: float = 1.0,
                      **kw) -> dict[str, Identifiability]:
     """:func:`identifiability_width` for each named prior of ``priors`` (default :data:`PRIORS`:
-    name -> power q of the degree), all with the same prior ``scale`` (eV) and options."""
+    name -> power q of the degree), all with the same prior ``scale`` (eV) and options; the
+    model's designs at ū_M are computed once for all of them (``designs=`` to pass them in)."""
+    from genanalysis.lattice import perfect_cell
+
     priors = PRIORS if priors is None else priors
+    if kw.get("designs") is None:
+        info = reference_cell.info
+        perfect = kw.pop("perfect", None)
+        if perfect is None:
+            perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]), atoms.get_chemical_symbols()[0])
+        kw["designs"] = model_designs(model, atoms, perfect, dipole=kw.get("dipole", True))
     return {name: identifiability_width(model, r_factor, atoms, potential, reference_cell=reference_cell,
                                         precision=prior_precision(model, power=q, scale=scale), prior=name, **kw)
             for name, q in priors.items()}

@@ -1,9 +1,19 @@
-"""Tables of docs/studies.md §11 (the training-size rate in the interpolation regime, d = 2)
-from the per-task data of studies/rate_2d_pilot.toml.
+"""Tables of docs/studies.md §11 (the training-size rate in the interpolation regime, d = 2:
+the pilot) and §12 (the study: vacancy and interstitial, EF / EF+Hlat / EFH, five seeds)
+from the per-task data of studies/rate_2d_pilot.toml and studies/rate_2d_{vacancy,interstitial}.toml.
 
     genanalysis run studies/rate_2d_pilot.toml --out results/rate_2d_pilot     # slow: ~20 min on 2 shared cores
     python studies/rate_2d.py --results results/rate_2d_pilot                  # exports docs/data/rate_2d/*.json, prints
-    python studies/rate_2d.py                                                  # the same from docs/data/rate_2d/*.json
+    python studies/rate_2d.py                                                  # §11 from docs/data/rate_2d/rate_2d_pilot*.json
+    python studies/rate_2d.py --study                                          # §12 from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json
+
+§12 per (set, N): the tasks converged, the training force RMSE (median and largest, eV/Å),
+the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test and the
+tail t_far beyond the training cell (eV/Å), the ratio r_test/(r_train + t) and the floor-subtracted e(N) − r_train/c (c the model's
+stability constant at its equilibrium, eV/Å²); then per set the log-log slope of e(N) and of
+e(N) − r_train/c over every converged seed (the positive values only), fitted on N ≥ 6 with a
+95 % interval and judged as the upper bound "rate up to N^e" (theory.compare_up_to); and
+the M-convergence check (rate_2d_{vacancy,interstitial}_mcheck: the same models at M′ > M).
 
 Per N (cells): the training force RMSE (eV/Å), ‖D(ū^ML − ū)‖ (Å), the residuals r_test and
 r_train (eV/Å), the transfer terms t_H and t_far (eV/Å), the check ratio, the coverage
@@ -68,16 +78,119 @@ def tables(out) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(fits)
 
 
+STUDY_DEFECTS = ("vacancy", "interstitial")
+#: observation set of a task: the number of ``extra`` force-constant sets (studies/rate_2d_specs.py)
+SET_NAMES = {0: "EF", 1: "EF+Hlat", 2: "EFH"}
+#: the predicted upper-bound exponent in N per set, d = 2: −d/2, −d, −3d/2
+PREDICTED = {"EF": -1.0, "EF+Hlat": -2.0, "EFH": -3.0}
+#: fits use the cells at least 2·r_cut = 5 Å wide: N ≥ 6
+N_MIN = 6
+
+
+def _set(r) -> str:
+    return SET_NAMES[len(r.params["trainingset"].get("extra") or [])]
+
+
+def _floor_subtracted(m) -> float | None:
+    """e(N) − r_train/c (Å): the error less the part the training residual explains."""
+    e, r, c = m.get("error_energy_norm"), m.get("train_residual_dual_norm"), m.get("stability_model")
+    if not all(isinstance(v, float) and math.isfinite(v) for v in (e, r, c)) or c <= 0:
+        return None
+    return e - r / c
+
+
+def study_tables(out, defect: str) -> str:
+    """§12's two tables of one test defect (module docstring): per (set, N), then the slopes."""
+    from theory import compare_up_to, fit_slope
+
+    done = [r for r in out.rows if r.state == "done"]
+    fmax = {r.params["experiment"].get("fmax") for r in done}
+    head = (f"{defect} (test domain M = {sorted({r.params['experiment']['size'] for r in done})[0]}, fmax = "
+            f"{', '.join(f'{v:g}' for v in sorted(fmax))} eV/Å, seeds "
+            f"{', '.join(map(str, sorted({r.params['seed'] for r in done})))}):")
+    lines = ["| set | N | converged | F RMSE train median / max (eV/Å) | e(N) median [min, max] (Å) | "
+             "r_train median (eV/Å) | r_test median (eV/Å) | t_far median (eV/Å) | r_test/(r_train + t) median | "
+             "e − r_train/c median (Å), > 0 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    series: dict = {}
+    for obs in SET_NAMES.values():
+        for n in sorted({r.params["trainingset"]["size"] for r in done}):
+            rs = [r for r in done if _set(r) == obs and r.params["trainingset"]["size"] == n]
+            if not rs:
+                continue
+            conv = [r.metrics for r in rs if r.metrics.get("status") == "converged"]
+            rmse = [m["fit_rmse_F_train"] for m in conv if isinstance(m.get("fit_rmse_F_train"), float)]
+            err = [m["error_energy_norm"] for m in conv if isinstance(m.get("error_energy_norm"), float)]
+            fs = [v for v in map(_floor_subtracted, conv) if v is not None]
+
+            def med(key):
+                return float(np.median([m[key] for m in conv])) if conv else math.nan
+
+            e_txt = (f"{np.median(err):.2e} [{min(err):.2e}, {max(err):.2e}]" if err else "—")
+            f_txt = (f"{np.median(fs):.2e}, {sum(v > 0 for v in fs)}/{len(fs)}" if fs else "—")
+            lines.append(f"| {obs} | {n} | {len(conv)}/{len(rs)} | "
+                         f"{_f(float(np.median(rmse)) if rmse else None)} / {_f(max(rmse) if rmse else None)} | "
+                         f"{e_txt} | {_f(med('train_residual_dual_norm'))} | {_f(med('residual_dual_norm'))} | "
+                         f"{_f(med('transfer_tail_term'))} | "
+                         f"{_f(med('decomposition_ratio'), '.2f')} | {f_txt} |")
+            if n >= N_MIN:
+                series.setdefault((obs, "e(N)"), []).extend((n, v) for v in err if v > 0)
+                series.setdefault((obs, "e(N) − r_train/c"), []).extend((n, v) for v in fs if v > 0)
+    fits = ["| set | quantity | fit range N | points | fitted slope | 95 % CI | predicted upper bound | floor | "
+            "verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for obs in SET_NAMES.values():
+        for q in ("e(N)", "e(N) − r_train/c"):
+            pts = series.get((obs, q), [])
+            floor = "none subtracted" if q == "e(N)" else "r_train/c per task"
+            ns = sorted({n for n, _ in pts})
+            if len(ns) < 2:
+                fits.append(f"| {obs} | {q} | {'–'.join(map(str, ns[:1])) or '—'} | {len(pts)} | — | — | "
+                            f"{PREDICTED[obs]:g} | {floor} | inconclusive |")
+                continue
+            n, y = np.array(pts, float).T
+            fit = fit_slope(n, y)
+            v = compare_up_to(fit, PREDICTED[obs])
+            fits.append(f"| {obs} | {q} | {ns[0]}–{ns[-1]} | {len(pts)} | {fit.slope:.2f} | "
+                        f"[{fit.ci_low:.2f}, {fit.ci_high:.2f}] | {PREDICTED[obs]:g} | {floor} | {v.label} |")
+    return head + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(fits)
+
+
+def check_table(out, defect: str) -> str:
+    """The M-convergence check of one test defect (studies/rate_2d_{defect}_mcheck.toml): per
+    (set, N, seed) the error at M and at M′ (Å) and |e(M′) − e(M)|/e(M′), r_test at M′ (eV/Å)."""
+    lines = ["| defect | set | N | seed | status M / M′ | e(M) (Å) | e(M′) (Å) | relative change of e, M → M′ | "
+             "r_test(M′) (eV/Å) |", "|---|---|---|---|---|---|---|---|---|"]
+    done = sorted((r for r in out.rows if r.state == "done"),
+                  key=lambda r: (len(r.params["trainingset"].get("extra") or []), r.params["trainingset"]["size"],
+                                 r.params["seed"]))
+    for r in done:
+        m, c = r.metrics, r.metrics.get("convergence") or {}
+        lines.append(f"| {defect} | {_set(r)} | {r.params['trainingset']['size']} | {r.params['seed']} | "
+                     f"{m.get('status')} / {c.get('status', '—')} (M′ = {c.get('size', '—')}) | "
+                     f"{_f(m.get('error_energy_norm'))} | {_f(c.get('error_energy_norm'))} | "
+                     f"{_f(c.get('error_energy_norm_relative_change'))} | {_f(c.get('residual_dual_norm'))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", action="append", default=[], help="a results directory (repeatable)")
+    ap.add_argument("--study", action="store_true", help="print §12's tables (the study) instead of §11's (the pilot)")
     args = ap.parse_args(argv)
     mod = _figures_module()
     for res in args.results:
         out, _ = mod._load(pathlib.Path(res))
         mod.export_tasks(out, pathlib.Path(res).name, DATA)
     text = []
-    for path in sorted(DATA.glob("*.json")):
+    if args.study:
+        text = [study_tables(mod.load_tasks(DATA / f"rate_2d_{d}.json")[0], d) for d in STUDY_DEFECTS
+                if (DATA / f"rate_2d_{d}.json").is_file()]
+        checks = [check_table(mod.load_tasks(DATA / f"rate_2d_{d}_mcheck.json")[0], d) for d in STUDY_DEFECTS
+                  if (DATA / f"rate_2d_{d}_mcheck.json").is_file()]
+        if checks:  # one table: the header once
+            text.append("M-convergence check:\n\n" + checks[0] + "".join("\n" + c.split("\n", 2)[2] for c in checks[1:]))
+        print("\n\n".join(text))
+        return "\n\n".join(text)
+    for path in sorted(DATA.glob("rate_2d_pilot*.json")):
         out, _ = mod.load_tasks(path)
         text.append(f"{path.stem}:\n\n" + tables(out))
     print("\n\n".join(text))

@@ -22,11 +22,12 @@ from genanalysis.identifiability import (
     PRIORS,
     feature_degrees,
     identifiability_width,
+    model_designs,
     posterior_factor,
     prior_precision,
     width_for_priors,
 )
-from genanalysis.lattice import defect_cell
+from genanalysis.lattice import defect_cell, perfect_cell
 from genanalysis.models.linear import LinearACE
 from genanalysis.potentials import load_potential
 
@@ -122,6 +123,28 @@ def test_two_priors_are_reported_and_the_narrower_prior_gives_the_smaller_width(
     assert q1.prior == "degree_q1" and q1.dipole_spread is None
     # precision deg^4 ≥ deg^2 for every degree ≥ 1: the q = 2 prior is narrower (Loewner)
     assert 0 < q2.width <= q1.width
+
+
+def test_shared_designs_give_the_same_width_as_designs_computed_per_call(setup):
+    """The basis's rows at ū_M do not depend on the fit: passing them in (as a study does
+    for many fits on one test domain) changes nothing, and designs without virial rows are
+    refused where the dipole spread needs them."""
+    ref, a, cell0, atoms = setup
+    model, _ = _fit(_label(ref, _cells(a, 1, seed=4)))
+    lam = prior_precision(model, power=2.0)
+    own = identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam,
+                                probes=4, seed=1, noise=1e-3)
+    shared = model_designs(model, atoms, perfect_cell("triangular", a, 5, "X"))
+    again = identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam,
+                                  probes=4, seed=1, noise=1e-3, designs=shared)
+    assert dataclasses.asdict(again) == dataclasses.asdict(own)
+    both = width_for_priors(model, model.r_factor_, atoms, ref, reference_cell=cell0, probes=4, seed=1, noise=1e-3,
+                            designs=shared)
+    assert both["degree_q2"].width == own.width
+    bare = model_designs(model, atoms, perfect_cell("triangular", a, 5, "X"), dipole=False)
+    with pytest.raises(InputError, match="virial"):
+        identifiability_width(model, model.r_factor_, atoms, ref, reference_cell=cell0, precision=lam, probes=4,
+                              designs=bare)
 
 
 @st.composite
@@ -238,16 +261,20 @@ def test_evaluate_reports_the_width_only_when_asked(setup):
 
 
 @pytest.mark.slow
-def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path):
-    """studies/identifiability_width.py --quick: every (set, defect, prior) gets a fit entry
-    whose range holds only cells at least 2·r_cut wide, and every width is finite."""
+@pytest.mark.parametrize("dim, n_min", [(2, 6), (3, 3)])
+def test_width_study_quick_mode_runs_and_reports_every_group(tmp_path, dim, n_min):
+    """studies/identifiability_width.py --quick (d = 2: a few minutes; d = 3: ~3 min CPU):
+    every (noise, set, defect, prior) gets a fit entry whose range holds only cells at least
+    2·r_cut wide, every width is finite, and the stored tables are the rows' tables."""
     import json
 
     mod = load_study("identifiability_width")
     out_file = tmp_path / "w.json"
-    assert mod.main(["--quick", "--json", str(out_file)]) == 0
+    assert mod.main(["--quick", "--dim", str(dim), "--noise", "0", "--noise", "1e-4", "--json", str(out_file)]) == 0
     out = json.loads(out_file.read_text())
-    assert len(out["fits"]) == len(mod.SETS) * 2 * len(PRIORS)
+    assert len(out["fits"]) == 2 * len(mod.SETS) * 2 * len(PRIORS)
     assert all(np.isfinite(r["width"]) and r["width"] >= 0 for r in out["rows"])
-    assert all(n >= 6 for f in out["fits"] for n in f["fit_range"])  # 5.03 Å ≥ 2·2.5 Å from N = 6
+    # d = 2: 5.03 Å ≥ 2·2.5 Å from N = 6; d = 3: 9.5 Å ≥ 2·4.6 Å from N = 3
+    assert all(n >= n_min for f in out["fits"] for n in f["fit_range"])
     assert out["M"] >= 4 * max(out["sizes"])
+    assert mod.fits(out) == out["fits"]

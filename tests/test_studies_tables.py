@@ -68,3 +68,28 @@ def test_the_interpolation_regime_tables_are_what_their_data_give():
     mod = load_study("rate_2d")
     text = mod.main([])
     assert text and text in (ROOT / "docs" / "studies.md").read_text()
+
+
+WIDTH_RUNS = ("identifiability_width_2d", "identifiability_width_3d_interstitial", "identifiability_width_3d_vacancy")
+
+
+@pytest.mark.parametrize("name", WIDTH_RUNS)
+def test_the_width_tables_are_what_their_data_give(name):
+    """docs/studies.md §12 holds the width tables studies/identifiability_width.py prints
+    from the stored run (docs/data/NAME.json); the slopes are refitted from the rows."""
+    path = ROOT / "docs" / "data" / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"no {name} run recorded")
+    mod = load_study("identifiability_width")
+    text = mod.main(["--tables", str(path)])
+    assert text and text in (ROOT / "docs" / "studies.md").read_text()
+    stored = json.loads(path.read_text())
+    assert mod.fits(stored) == stored["fits"]  # the recorded fits are the rows' fits
+
+
+def test_the_rate_study_tables_are_what_their_data_give():
+    """docs/studies.md §12 holds the interpolation-regime tables studies/rate_2d.py --study
+    prints from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json."""
+    mod = load_study("rate_2d")
+    text = mod.main(["--study"])
+    assert text and text in (ROOT / "docs" / "studies.md").read_text()

@@ -1,0 +1,104 @@
+"""Write the sweep specs of the training-size rate in the interpolation regime, d = 2
+(docs/studies.md §12): studies/rate_2d_{vacancy,interstitial}.toml and the M-convergence
+check's studies/rate_2d_{vacancy,interstitial}_mcheck.toml.
+
+    python studies/rate_2d_specs.py            # rewrites both files (they are committed)
+
+One spec per test defect, each a zip over (observation set, N, seed): the training set is
+the perfect and that defect's N-cells, each relaxed, 30 rattles of 0.005 Å and 4 strains of
+±0.5 %, observing E and F; the observation sets add force constants (H) without repeating
+any E or F row (``extra`` sets observing only H, on configurations the base set already
+holds: the same seeded draws):
+
+* ``EF``: nothing more;
+* ``EF+Hlat``: H of the perfect N-cell, relaxed and its 4 strains (one block row each,
+  docs/trainingset.md §2);
+* ``EFH``: also H of the relaxed defect N-cell.
+
+Rows are normalised per configuration: w_F = 1/N² (a configuration has N² ± 1 atoms and
+2N² force components), w_H = 1/N⁴ (its (2N²)² force-constant entries).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZES = (6, 8, 10, 12)
+SEEDS = (0, 1, 2, 3, 4)
+SETS = ("EF", "EF+Hlat", "EFH")
+#: experiment fmax (eV/Å): the vacancy's errors are ~1e-9 Å and need 3e-12 (docs/studies.md
+#: §11); the interstitial's models are not in the interpolation regime (errors ≥ 1e-5 Å,
+#: residuals ≥ 1e-4 eV/Å), for which 1e-10 is far below the residual
+FMAX = {"vacancy": 3e-12, "interstitial": 1e-10}
+
+
+def extra(obs: str, defect: str) -> str:
+    lat = '{ defects = ["perfect"], configs_per_size = 0, strains = { amplitude = 0.005, count = 4 }, observations = "H" }'
+    core = (f'{{ defects = ["{defect}"], configs_per_size = 0, strains = {{ amplitude = 0.0, count = 0 }}, '
+            'observations = "H" }')
+    return {"EF": "[]", "EF+Hlat": f"[{lat}]", "EFH": f"[{lat}, {core}]"}[obs]
+
+
+#: the M-convergence check (issue 12 item 4): EF, seed 0, the same models also at M′ = 64
+CHECK = dict(size=64, seeds=(0,), sets=("EF",))
+
+
+def spec(defect: str, check: bool = False) -> str:
+    seeds, sets = (CHECK["seeds"], CHECK["sets"]) if check else (SEEDS, SETS)
+    pts = [(obs, n, s) for s in seeds for obs in sets for n in SIZES]  # seeds outermost: a partial run has whole seeds
+    name = f"rate_2d_{defect}" + ("_mcheck" if check else "")
+    col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
+    return f'''# The training-size rate in the interpolation regime, d = 2 (triangular lattice, builtin:morse),
+# test defect: {defect}; docs/studies.md §12 (issue 12, {"items 3, 4: the M-convergence check" if check else "item 3"}). Written by studies/rate_2d_specs.py.
+#   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12
+#   python studies/rate_2d.py --study --results results/{name}                 # the section's tables
+# Observation sets {" / ".join(sets)} as in studies/rate_2d_specs.py; N = {", ".join(map(str, SIZES))}; seeds
+# {", ".join(map(str, seeds))}; the model relaxed from ū on M = 48 = 4·N_max{f" and again on M' = {CHECK['size']}" if check else ""}; fmax = {FMAX[defect]:g} eV/Å.
+seed = 0
+
+[study]
+name = "{name}"
+task = "generalisation"
+description = "d=2 triangular Morse {defect}: error and its decomposition against N in the interpolation regime, M = 48"
+
+[trainingset]
+potential = "builtin:morse"
+lattice = "triangular"
+defects = ["perfect", "{defect}"]
+size = 6                        # N (zipped)
+configs_per_size = 30
+rattle = 0.005                  # Å
+strains = {{ amplitude = 0.005, count = 4 }}
+observations = "EF"
+
+[fit]
+model = {{ kind = "ace", cutoff = 2.5, degree = 12, body_order = 4, l_max = 2 }}
+loss = {{ E = 1.0, F = 0.027777777777777776, V = 0.0, H = 0.0007716049382716049 }}   # F = 1/N², H = 1/N⁴ (zipped)
+validation_fraction = 0.0
+rcond = 1e-12
+
+[experiment]
+defect = "{defect}"
+size = 48                       # M = 48 = 4·N_max (2303 / 2305 atoms)
+start = "reference"
+fmax = {FMAX[defect]!r}{f"{chr(10)}check_size = {CHECK['size']}               # M' (cells): the M-convergence check" if check else ""}
+
+[sweep]
+mode = "zip"
+"trainingset.extra" = {col([extra(o, defect) for o, _, _ in pts])}
+"trainingset.size" = {col([str(n) for _, n, _ in pts])}
+"fit.loss.F" = {col([repr(1.0 / n**2) for _, n, _ in pts])}
+"fit.loss.H" = {col([repr(1.0 / n**4) for _, n, _ in pts])}
+seed = {col([str(s) for _, _, s in pts])}
+'''
+
+
+def main() -> None:
+    for defect in FMAX:
+        (ROOT / "studies" / f"rate_2d_{defect}.toml").write_text(spec(defect))
+        (ROOT / "studies" / f"rate_2d_{defect}_mcheck.toml").write_text(spec(defect, check=True))
+
+
+if __name__ == "__main__":
+    main()
