@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sqlite3
 import sys
 from collections import defaultdict
@@ -55,14 +56,23 @@ def _without(params: dict, ignore: tuple[str, ...]) -> dict:
     return params
 
 
+def _relative(value, root: str):
+    """A path inside the results directory ``root`` as relative to it (two runs of one study
+    in two directories name the same artefact alike; saved values name no local path)."""
+    if isinstance(value, str) and os.path.isabs(value) and value.startswith(root + os.sep):
+        return os.path.relpath(value, root)
+    return value
+
+
 def _tasks(path: str, fit_report: bool, ignore: tuple[str, ...] = ()) -> dict:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT params, state, status, metrics, fit_report FROM tasks").fetchall()
+    root = os.path.dirname(os.path.abspath(path))
     out = {}
     for params, state, status, metrics, report in rows:
         key = json.dumps(_without(json.loads(params), ignore), sort_keys=True)
         values = {"state": state, "status": status}
-        values.update(_leaves(json.loads(metrics or "{}")))
+        values.update((k, _relative(v, root)) for k, v in _leaves(json.loads(metrics or "{}")))
         if fit_report:
             values.update((f"fit_report.{k}", v) for k, v in _leaves(json.loads(report or "{}")))
         out[key] = values
