@@ -40,7 +40,8 @@ from ase import Atoms
 
 from genanalysis.constraints import Number, check_arguments
 from genanalysis.dislocation_cells import (  # noqa: F401  (KINDS and the quadrupole are re-exported)
-    KIND_CHOICE, KINDS, QUADRUPOLE_KINDS, _dislocation, _frame, quadrupole_atoms, quadrupole_cell)
+    KIND_CHOICE, KINDS, QUADRUPOLE_KINDS, _dislocation, _frame, estimate_cylinder_atoms, quadrupole_atoms,
+    quadrupole_cell)
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import perfect_cell
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
@@ -142,11 +143,6 @@ def elastic_prelog(kind: str, a: float, C: np.ndarray, *, points: int = 720) -> 
     return float(w.mean() * 2.0 * np.pi)
 
 
-def _estimate_atoms(kind: str, a: float, outer: float) -> float:
-    period = {"screw": math.sqrt(3.0) / 2.0, "edge": math.sqrt(6.0), "mixed": math.sqrt(3.0) / 2.0}[kind] * a
-    return math.pi * outer ** 2 * period / (0.5 * a ** 3)
-
-
 def cylinder_atoms(kind: str, radius: float, a: float, C: np.ndarray, *, clamp_width: float,
                    symbol: str = "X") -> Atoms:
     """The clamped cylinder (module docstring) of free radius ``radius`` and clamped width
@@ -158,7 +154,7 @@ def cylinder_atoms(kind: str, radius: float, a: float, C: np.ndarray, *, clamp_w
     if clamp_width is None:
         raise InputError("clamp_width: required (Å)")
     outer = radius + clamp_width
-    n_est = _estimate_atoms(kind, a, outer)
+    n_est = estimate_cylinder_atoms(kind, a, outer)
     check_memory(f"a {kind} dislocation cylinder of radius R={radius:g} Å + clamped {clamp_width:g} Å "
                  f"(about {n_est:,.0f} atoms)", n_est * CELL_BYTES_PER_ATOM)
     disl = _dislocation(kind, a, C, symbol)

@@ -19,7 +19,8 @@ from genanalysis.constraints import Choice
 from genanalysis.exceptions import InputError
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 
-__all__ = ["KINDS", "KIND_CHOICE", "QUADRUPOLE_KINDS", "check_quadrupole_kind", "quadrupole_atoms", "quadrupole_cell"]
+__all__ = ["KINDS", "KIND_CHOICE", "QUADRUPOLE_KINDS", "check_quadrupole_kind", "quadrupole_atoms", "quadrupole_cell",
+           "CYLINDER_RADIUS_PER_SIZE", "training_cylinder_radius", "training_cylinder_atoms"]
 
 #: dislocation kind -> the matscipy class that builds it
 KINDS = {"screw": "BCCScrew111Dislocation", "edge": "BCCEdge111Dislocation", "mixed": "BCCMixed111Dislocation"}
@@ -56,6 +57,39 @@ def _frame(disl) -> np.ndarray:
     return ax / np.linalg.norm(ax, axis=1)[:, None]
 
 
+def estimate_cylinder_atoms(kind: str, a: float, outer: float) -> float:
+    """Atoms of a cylinder of outer radius ``outer`` (Å) around a ``kind`` line, one
+    period along the line (bcc, 2/a³ atoms per Å³), before the cut to whole sites."""
+    period = {"screw": math.sqrt(3.0) / 2.0, "edge": math.sqrt(6.0), "mixed": math.sqrt(3.0) / 2.0}[kind] * a
+    return math.pi * outer ** 2 * period / (0.5 * a ** 3)
+
+
+#: free radius of the training-set cylinder of size n, in lattice constants: R_n = 2 n a
+#: (n = 1, 2, 3: 6.3, 12.7, 19.0 Å for builtin:W), the cylinder's counterpart of the
+#: quadrupole's 3n glide distances between cores
+CYLINDER_RADIUS_PER_SIZE = 2.0
+
+#: clamped width (in lattice constants) assumed by :func:`training_cylinder_atoms`, an
+#: estimate for memory checks made before the potential (and so its cutoff) is known: twice
+#: a cutoff of about two lattice constants
+_ESTIMATE_CLAMP_IN_A = 4.0
+
+
+def training_cylinder_radius(n: int, a: float) -> float:
+    """Free radius (Å) of the clamped training-set cylinder of size ``n`` (≥ 1):
+    ``CYLINDER_RADIUS_PER_SIZE · n · a``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"cylinder size n={n!r} must be a whole number ≥ 1")
+    return CYLINDER_RADIUS_PER_SIZE * int(n) * float(a)
+
+
+def training_cylinder_atoms(kind: str, n: int) -> int:
+    """Estimated atoms (free and clamped) of the training-set cylinder of size ``n``, for
+    memory checks before the potential is known (a clamped width of 4 a assumed)."""
+    kind = KIND_CHOICE.check("kind", kind)
+    return int(math.ceil(estimate_cylinder_atoms(kind, 1.0, training_cylinder_radius(n, 1.0) + _ESTIMATE_CLAMP_IN_A)))
+
+
 #: dislocation kinds whose periodic quadrupole cells :func:`quadrupole_cell` builds
 QUADRUPOLE_KINDS = ("screw",)
 
@@ -77,7 +111,8 @@ def check_quadrupole_kind(kind: str) -> str:
     if kind not in QUADRUPOLE_KINDS:
         raise InputError(f"dislocation:{kind}: periodic quadrupole cells are built for {', '.join(QUADRUPOLE_KINDS)} "
                          "only (the edge and mixed quadrupoles built the same way keep a large in-plane shear after "
-                         "relaxation: the dipole is not kept intact; docs/dislocations.md §6)")
+                         "relaxation: the dipole is not kept intact; docs/dislocations.md §6); the clamped cylinders "
+                         f"'dislocation-cylinder:{kind}' are built for every kind")
     return kind
 
 

@@ -662,10 +662,14 @@ def generalisation_task(params, shared, ctx):
 
 
 def relaxed_defect_cells(data: TrainingData) -> list:
-    """The relaxed defect training cells ū_N of a training set (configurations of kind
-    ``relaxed`` in a group other than ``perfect``), for the decomposition metrics."""
+    """The relaxed point-defect training cells ū_N of a training set (configurations of kind
+    ``relaxed`` in a group other than ``perfect``, a dislocation quadrupole or cylinder),
+    for the decomposition metrics of the point-defect experiment."""
+    from genanalysis.trainingset.spec import is_cylinder, is_dislocation
+
     return [c.atoms for c in data.configs
-            if c.group != "perfect" and c.meta.get("kind") == "relaxed" and "defect_centre" in c.atoms.info]
+            if c.group != "perfect" and not (is_dislocation(c.group) or is_cylinder(c.group))
+            and c.meta.get("kind") == "relaxed" and "defect_centre" in c.atoms.info]
 
 
 def _stored(ref: dict | None, spec) -> dict | None:

@@ -126,10 +126,12 @@ def plane(dim: int) -> np.ndarray:
 
 def atom_weights(conf: Configuration, loss: LossWeights) -> np.ndarray:
     """α (n,) dimensionless: the spatial weights of ``loss.spatial`` times the
-    configuration's ``atom_weights`` (each 1 when absent; all 1 when ``loss.atom_weights``
-    is false)."""
+    configuration's ``atom_weights`` (each 1 when absent). When ``loss.atom_weights`` is
+    false every α is 1 except on atoms whose own weight is 0: a zero weight marks an atom
+    whose rows are not observations (the clamped shell of a cylinder training cell,
+    docs/trainingset.md), and ignoring the weights must not bring them in."""
     if not loss.atom_weights:
-        return np.ones(len(conf))
+        return np.ones(len(conf)) if conf.atom_weights is None else (np.asarray(conf.atom_weights) != 0).astype(float)
     if loss.spatial is None:
         return np.ones(len(conf)) if conf.atom_weights is None else np.asarray(conf.atom_weights, float)
     w = spatial_weights(conf.atoms, loss.spatial.amplitude, loss.spatial.radius)

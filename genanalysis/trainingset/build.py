@@ -53,7 +53,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.lattice import atoms_dim, defect_cell, perfect_cell
 from genanalysis.trainingset import fc as fcmod
 from genanalysis.trainingset import io as tio
-from genanalysis.trainingset.spec import TrainingSetSpec, is_dislocation
+from genanalysis.trainingset.spec import TrainingSetSpec, is_cylinder, is_dislocation
 
 __all__ = ["BuildSummary", "build", "group_cell", "potential_identity", "derive_configurations", "CACHE_VERSION"]
 
@@ -262,16 +262,29 @@ def derive_configurations(spec: TrainingSetSpec, group: str, size: int, relaxed:
 # --------------------------------------------------------------------------- workers
 
 def group_cell(lattice: str, a: float, size: int, group: str, symbol: str, pot) -> Atoms:
-    """The unrelaxed size-N cell of a group: the point-defect n-cell, or for a dislocation
-    group the periodic quadrupole cell whose predictor takes the reference ``pot``'s elastic
-    constants at ``a`` (:func:`genanalysis.dislocation_cells.quadrupole_cell`; the bcc
-    one-cell constants, as the cylinder's predictor takes them)."""
-    if is_dislocation(group):
-        from genanalysis.dislocation_cells import quadrupole_cell
+    """The unrelaxed size-N cell of a group: the point-defect n-cell; for a dislocation
+    group the periodic quadrupole cell (:func:`genanalysis.dislocation_cells.quadrupole_cell`);
+    for a cylinder group the clamped cylinder of free radius R_N = 2 N a and clamped width
+    twice ``pot``'s cutoff (:func:`genanalysis.dislocation.cylinder_atoms`, its atoms'
+    ``clamped`` mask kept). Both predictors take the reference ``pot``'s elastic constants
+    at ``a`` (the bcc one-cell constants, as the experiment's cylinder takes them)."""
+    if is_dislocation(group) or is_cylinder(group):
         from genanalysis.observe import elastic_constants
 
+        kind = group.partition(":")[2]
         C = np.asarray(elastic_constants(pot, perfect_cell("bcc", a, 1, symbol)), dtype=float)
-        return quadrupole_cell(group.partition(":")[2], a, C, size, symbol)
+        if is_dislocation(group):
+            from genanalysis.dislocation_cells import quadrupole_cell
+
+            return quadrupole_cell(kind, a, C, size, symbol)
+        from genanalysis.dislocation import cylinder_atoms, default_clamp_width
+        from genanalysis.dislocation_cells import training_cylinder_radius
+
+        atoms = cylinder_atoms(kind, training_cylinder_radius(size, a), a, C, clamp_width=default_clamp_width(pot),
+                               symbol=symbol)
+        atoms.info["n"] = int(size)
+        atoms.arrays["site_index"] = np.arange(len(atoms))
+        return atoms
     return defect_cell(lattice, a, size, group, symbol)
 
 
@@ -286,6 +299,7 @@ def _relax_task(lattice, a, defect, size, symbol, fmax, max_iter, pot=None):
         return {"ok": True, "positions": np.asarray(r.atoms.positions, float), "numbers": atoms.numbers.copy(),
                 "cell": np.asarray(atoms.cell, float), "pbc": np.asarray(atoms.pbc, bool),
                 "site_index": np.asarray(atoms.arrays["site_index"]), "info": _plain(atoms.info),
+                **({"clamped": np.asarray(atoms.arrays["clamped"], bool)} if "clamped" in atoms.arrays else {}),
                 "status": str(r.status),
                 "converged": bool(r.converged), "iterations": int(r.iterations),
                 "force_evaluations": int(r.force_evaluations),
@@ -379,7 +393,7 @@ def _observe_task(atoms, kinds, fd_step, translation_invariant, pot=None):
 
 # --------------------------------------------------------------------------- cache
 
-_RELAX_ARRAYS = ("positions", "numbers", "cell", "pbc", "site_index")
+_RELAX_ARRAYS = ("positions", "numbers", "cell", "pbc", "site_index", "clamped")
 
 
 def _plain(obj):
@@ -491,6 +505,15 @@ def _run(tasks, fn, workers, pot, spec: TrainingSetSpec):
         return [f.result() for f in futures]
 
 
+def _observed_atoms(it: _Item) -> np.ndarray | None:
+    """Per-atom weights restricting a cylinder's force (and force-constant) rows to its free
+    atoms: 0 on the clamped shell, 1 inside; None (uniform) for every other group. A zero
+    weight removes an atom's rows from the loss exactly (:func:`genanalysis.fitting.loss.terms`)."""
+    if not is_cylinder(it.group):
+        return None
+    return np.where(np.asarray(it.atoms.arrays["clamped"], bool), 0.0, 1.0)
+
+
 def _check_workers(workers) -> int:
     if workers is None:
         return max(1, min(os.cpu_count() or 1, 8))
@@ -585,6 +608,8 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
                     continue
                 at = Atoms(numbers=rec["numbers"], positions=rec["positions"], cell=rec["cell"], pbc=rec["pbc"])
                 at.arrays["site_index"] = rec["site_index"]
+                if "clamped" in rec:
+                    at.arrays["clamped"] = np.asarray(rec["clamped"], bool)
                 at.info.update(rec["info"])
                 at.info["relaxation"] = {k: rec[k] for k in ("status", "iterations", "max_force", "energy")}
                 base = at
@@ -635,7 +660,7 @@ def build(spec: TrainingSetSpec, out_dir, *, workers: int | None = None, keys="b
         if "H" in want and obs.get("hessian_method"):
             meta["hessian_method"] = obs["hessian_method"]
         configs.append(Configuration(
-            atoms=it.atoms, group=it.group,
+            atoms=it.atoms, group=it.group, atom_weights=_observed_atoms(it),
             energy=obs.get("energy") if "E" in want else None,
             forces=obs.get("forces") if "F" in want else None,
             virial=obs.get("virial") if "V" in want else None,

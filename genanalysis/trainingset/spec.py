@@ -26,10 +26,20 @@ from genanalysis.lattice import LATTICES, cell_atoms, parse_defect, smallest_siz
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 from genanalysis.tomlutil import read_toml
 
-__all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations", "parse_group", "group_atoms", "is_dislocation"]
+__all__ = ["StrainSpec", "TrainingSetSpec", "parse_observations", "parse_group", "group_atoms", "is_dislocation",
+           "is_cylinder", "CYLINDER_OBSERVATIONS"]
 
 #: prefix of a dislocation group: ``dislocation:KIND``, a periodic quadrupole cell of size N
 DISLOCATION_PREFIX = "dislocation"
+
+#: prefix of a clamped-cylinder group: ``dislocation-cylinder:KIND``, a cylinder of free
+#: radius R_N = 2 N a in its clamped shell, periodic along the line only
+CYLINDER_PREFIX = "dislocation-cylinder"
+
+#: what a cylinder group may observe: forces and force-constant rows of its free atoms. Its
+#: energy and virial include the free surface of the clamped shell in vacuum, which no bulk
+#: cell has, so E and V are refused
+CYLINDER_OBSERVATIONS = "FH"
 
 
 def is_dislocation(group: str) -> bool:
@@ -37,29 +47,44 @@ def is_dislocation(group: str) -> bool:
     return str(group).partition(":")[0] == DISLOCATION_PREFIX
 
 
+def is_cylinder(group: str) -> bool:
+    """Whether a training-set group is a clamped dislocation cylinder (``dislocation-cylinder:KIND``)."""
+    return str(group).partition(":")[0] == CYLINDER_PREFIX
+
+
 def parse_group(lattice: str, group) -> str:
     """Canonical name of a training-set group: a point defect or ``perfect``
-    (:func:`genanalysis.lattice.parse_defect`), or ``dislocation:KIND`` (``dislocation``
-    alone is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation_cells.quadrupole_cell`,
-    on the bcc lattice only."""
-    if not is_dislocation(group):
+    (:func:`genanalysis.lattice.parse_defect`), ``dislocation:KIND`` (``dislocation`` alone
+    is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation_cells.quadrupole_cell`,
+    or ``dislocation-cylinder:KIND`` (alone: the screw), the clamped cylinder of
+    :func:`genanalysis.dislocation.cylinder_atoms` of free radius R_N = 2 N a; the
+    dislocations on the bcc lattice only."""
+    if not (is_dislocation(group) or is_cylinder(group)):
         return str(parse_defect(lattice, group))
-    from genanalysis.dislocation_cells import QUADRUPOLE_KINDS, check_quadrupole_kind
+    from genanalysis.dislocation_cells import KIND_CHOICE, QUADRUPOLE_KINDS, check_quadrupole_kind
 
+    what = "dislocation quadrupole" if is_dislocation(group) else "clamped dislocation cylinder"
     if lattice != "bcc":
-        raise InputError(f"defect {group!r}: dislocation quadrupole cells are built on the bcc lattice only, "
-                         f"not {lattice!r}")
-    kind = str(group).partition(":")[2] or QUADRUPOLE_KINDS[0]
+        raise InputError(f"defect {group!r}: {what} cells are built on the bcc lattice only, not {lattice!r}")
+    prefix, _, kind = str(group).partition(":")
+    kind = kind or QUADRUPOLE_KINDS[0]
+    if is_cylinder(group):
+        return f"{CYLINDER_PREFIX}:{KIND_CHOICE.check(f'{prefix}:KIND', kind)}"
     return f"{DISLOCATION_PREFIX}:{check_quadrupole_kind(kind)}"
 
 
 def group_atoms(lattice: str, group: str, n: int) -> int:
     """Atoms of the size-``n`` cell of a group (a point defect's cell, before its ±1 atom;
-    the quadrupole cell of a dislocation group)."""
+    the quadrupole cell of a dislocation group; an estimate for a cylinder, whose clamped
+    width depends on the potential's cutoff)."""
     if is_dislocation(group):
         from genanalysis.dislocation_cells import quadrupole_atoms
 
         return quadrupole_atoms(group.partition(":")[2], n)
+    if is_cylinder(group):
+        from genanalysis.dislocation_cells import training_cylinder_atoms
+
+        return training_cylinder_atoms(group.partition(":")[2], n)
     return cell_atoms(lattice, n)
 
 #: bump when the meaning of a spec field changes, so that old hashes no longer match
@@ -143,7 +168,8 @@ class TrainingSetSpec:
     * ``element`` (str | None): element of a multi-element potential file.
     * ``a`` (Å | None): lattice constant; None = the potential's equilibrium value.
     * ``defects`` (tuple of str): ``perfect``, ``vacancy``, ``interstitial[:VARIANT]``,
-      ``dislocation[:KIND]`` (bcc; a periodic quadrupole cell, :func:`parse_group`);
+      ``dislocation[:KIND]`` (bcc; a periodic quadrupole cell, :func:`parse_group`),
+      ``dislocation-cylinder[:KIND]`` (bcc; a clamped cylinder, forces only);
       each is a group (``config_type``), named canonically (``interstitial:dumbbell110``).
     * ``sizes`` (tuple of int ≥ 1): cell sizes N (N×N×N conventional cells, N×N in 2D; for a
       dislocation group the quadrupole of 3N glide distances between its cores, 36 N² atoms).
@@ -151,8 +177,9 @@ class TrainingSetSpec:
     * ``rattle`` (Å ≥ 0): standard deviation of the Gaussian displacements about ū_N.
     * ``strains`` (:class:`StrainSpec`): amplitude (dimensionless) and count.
     * ``include_relaxed`` (bool): also include ū_N itself (default True).
-    * ``observations`` (group → codes): subset of ``EFVH`` per group; in TOML either one
-      string for all groups or a table with optional ``default`` key.
+    * ``observations`` (group → codes): subset of ``EFVH`` per group (of ``FH`` for a
+      cylinder group); in TOML either one string for all groups or a table with optional
+      ``default`` key. Unset: ``EF`` for every group, ``F`` for a cylinder group.
     * ``seed`` (int ≥ 0): seed of all random displacements and strains.
     * ``fd_step`` (Å | None): finite-difference step for force constants when the
       potential has no analytic Hessian; None = the observation module's default; 0 =
@@ -208,7 +235,7 @@ class TrainingSetSpec:
         sizes = tuple(sorted({_whole(n, "size N", 1) for n in sizes}))
         set_("sizes", sizes)
         for d in canon:
-            if d == "perfect" or is_dislocation(d):
+            if d == "perfect" or is_dislocation(d) or is_cylinder(d):
                 continue
             n_min = _smallest_size(self.lattice, d)
             small = [n for n in sizes if n < n_min]
@@ -240,6 +267,7 @@ class TrainingSetSpec:
                 "strains.count=0, include_relaxed=false); ask for at least one"
             )
         set_("observations", _resolve_observations(self.observations, canon))
+        _check_cylinder_observations(self.observations)
         self._check_memory()
         set_("seed", _whole(self.seed, "seed", 0))
         if self.fd_step is not None:
@@ -329,9 +357,10 @@ def _smallest_size(lattice: str, defect: str) -> int:
 
 
 def _resolve_observations(obs, groups: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(group, codes) for every group, from a string, a mapping or (group, codes) pairs."""
+    """(group, codes) for every group, from a string, a mapping or (group, codes) pairs;
+    a group no entry names observes ``EF`` (a cylinder group ``F``)."""
     if obs is None or (not isinstance(obs, str) and len(obs) == 0):
-        return tuple((g, "EF") for g in groups)
+        return tuple((g, _default_codes(g)) for g in groups)
     if isinstance(obs, (str, list)) and not (isinstance(obs, list) and obs and isinstance(obs[0], (list, tuple))):
         codes = parse_observations(obs)
         return tuple((g, codes) for g in groups)
@@ -355,5 +384,22 @@ def _resolve_observations(obs, groups: tuple[str, ...]) -> tuple[tuple[str, str]
         elif default is not None:
             out.append((g, parse_observations(default, "observations.default")))
         else:
-            out.append((g, "EF"))
+            out.append((g, _default_codes(g)))
     return tuple(out)
+
+
+def _default_codes(group: str) -> str:
+    return "F" if is_cylinder(group) else "EF"
+
+
+def _check_cylinder_observations(observations) -> None:
+    """Refuse E or V of a cylinder group: a cylinder in vacuum has a free surface (its
+    clamped shell's outer atoms), so its energy and virial are not those of a bulk cell."""
+    for group, codes in observations:
+        bad = "".join(c for c in codes if c not in CYLINDER_OBSERVATIONS)
+        if is_cylinder(group) and bad:
+            raise InputError(
+                f"observations.{group} = {codes!r}: a clamped cylinder in vacuum has a free surface, so its "
+                f"{' and '.join({'E': 'energy (E)', 'V': 'virial (V)'}[c] for c in bad)} "
+                f"{'are not those' if len(bad) > 1 else 'is not that'} of a bulk cell; a cylinder group accepts a subset of {CYLINDER_OBSERVATIONS!r} (forces and force-constant "
+                f"rows of its free atoms) — give it its own entry, e.g. \"{group}\" = \"F\"")
