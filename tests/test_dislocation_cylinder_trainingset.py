@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
@@ -132,3 +135,23 @@ def test_a_fit_to_the_cylinders_runs_and_ignores_the_clamped_forces(built):
         corrupt.append(Configuration(c.atoms, c.group, c.energy, f, c.virial, c.hessian, c.atom_weights, c.meta))
     again, _ = fit_linear(corrupt, mspec, loss)
     assert np.array_equal(model.coef_, again.coef_)
+
+
+@settings(max_examples=10, deadline=None)
+@given(which=st.integers(0, 8), shift=st.floats(-50.0, 50.0), weighted=st.booleans())
+def test_no_value_on_the_shell_enters_the_loss(built, which, shift, weighted):
+    """Whatever the clamped atoms' forces and force constants are, the loss terms of a
+    cylinder configuration (weights, reference values) are the same."""
+    _, _, _, configs = built
+    c = [c for c in configs if c.group in CYLINDERS][which]
+    clamped = np.asarray(c.atoms.arrays["clamped"], bool)
+    f = np.where(clamped[:, None], np.asarray(c.forces) + shift, c.forces)
+    h = None
+    if c.hessian is not None:
+        rows = np.repeat(clamped, 3).astype(float)
+        h = (c.hessian + sp.diags(shift * rows) @ sp.csr_array(np.ones(c.hessian.shape))).tocsr()
+    other = Configuration(c.atoms, c.group, c.energy, f, c.virial, h, c.atom_weights, c.meta)
+    loss = LossWeights(E=1.0, F=1.0, H=1.0, atom_weights=weighted)
+    for s, t in zip(terms(c, loss), terms(other, loss), strict=True):
+        assert s.code == t.code and np.array_equal(s.sqrt_weight, t.sqrt_weight)
+        assert np.array_equal(s.reference, t.reference)
