@@ -556,7 +556,9 @@ def predict(model, conf: Configuration, kinds: str) -> dict:
 def observation_errors(model, configs: list[Configuration]) -> dict:
     """Residuals per observation type and group: lists of model − reference, in the
     report's units: E eV/atom, F eV/Å (components), V eV/atom (components), H eV/Å²
-    (entries; a perfect crystal's rows stand for all its rows by translation symmetry)."""
+    (entries; a perfect crystal's rows stand for all its rows by translation symmetry). The
+    F and H rows of atoms whose own weight is 0 are not observations (the clamped shell of a
+    cylinder training cell) and are left out, as the loss leaves them out."""
     res: dict[str, dict[str, list]] = {}
     for conf in configs:
         kinds = predicted_kinds(model, conf.observed)
@@ -565,11 +567,12 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
         pred = predict(model, conf, kinds)
         n, dim = len(conf), atoms_dim(conf.atoms)
         pl = plane(dim)
+        observed = np.ones(n, bool) if conf.atom_weights is None else np.asarray(conf.atom_weights) != 0
         g = res.setdefault(conf.group, {t: [] for t in OBSERVATION_TYPES})
         if "E" in kinds:
             g["E"].append(np.array([(pred["E"] - conf.energy) / n]))
         if "F" in kinds:
-            g["F"].append((pred["F"] - conf.forces)[:, pl].ravel())
+            g["F"].append((pred["F"] - conf.forces)[observed][:, pl].ravel())
         if "V" in kinds:
             g["V"].append(((pred["V"] - conf.virial)[np.ix_(pl, pl)] / n).ravel())
         if "H" in kinds:
@@ -578,7 +581,8 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
             ridx = (3 * rows[:, None] + pl[None, :]).reshape(-1)
             ref = conf.hessian.tocsr()[ridx][:, cols].toarray()
             local = (3 * np.arange(len(rows))[:, None] + pl[None, :]).reshape(-1)
-            g["H"].append((pred["H"][local][:, cols] - ref).ravel())
+            keep = np.repeat(observed[rows], dim)
+            g["H"].append((pred["H"][local][:, cols] - ref)[keep].ravel())
     return res
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from genanalysis.data import Configuration
 from genanalysis.exceptions import InputError
-from genanalysis.fit import LossWeights, ModelSpec, fit_linear
+from genanalysis.fit import LossWeights, ModelSpec, fit_linear, fit_report
 from genanalysis.fitting.loss import terms
 from genanalysis.potentials import load_potential
 from genanalysis.trainingset import TrainingSetSpec, build, read_training_set
@@ -135,6 +135,14 @@ def test_a_fit_to_the_cylinders_runs_and_ignores_the_clamped_forces(built):
         corrupt.append(Configuration(c.atoms, c.group, c.energy, f, c.virial, c.hessian, c.atom_weights, c.meta))
     again, _ = fit_linear(corrupt, mspec, loss)
     assert np.array_equal(model.coef_, again.coef_)
+    # the report's force and force-constant errors count the free atoms' rows only
+    report = fit_report(model, configs, list(range(len(configs))), [])["train"]
+    for g in CYLINDERS:
+        free = sum(int((~np.asarray(c.atoms.arrays["clamped"], bool)).sum()) for c in configs if c.group == g)
+        assert report[g]["F"]["count"] == 3 * free
+        assert fit_report(again, corrupt, list(range(len(configs))), [])["train"][g]["F"] == report[g]["F"]
+    screw = [c for c in configs if c.group == CYLINDERS[0]]
+    assert report[CYLINDERS[0]]["H"]["count"] == sum(9 * int(c.atom_weights.sum()) * len(c) for c in screw)
 
 
 @settings(max_examples=10, deadline=None)
