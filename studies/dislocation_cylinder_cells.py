@@ -11,24 +11,17 @@ displacement of a free atom from the predictor, for the screw, edge and mixed at
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
-from genanalysis.potentials import load_potential
 from genanalysis.relaxation import relax
 from genanalysis.trainingset.build import group_cell
-from studyio import write_rows
+from studyio import w_size_study, write_rows
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--out", default="docs/data/dislocation_cylinder_cells.json")
-    args = ap.parse_args(argv)
-    pot = load_potential("builtin:W")
-    a = float(pot.equilibrium_lattice_constant("bcc"))
+    args, pot, a = w_size_study(__doc__, "docs/data/dislocation_cylinder_cells.json", argv)
     rows = []
     for kind in ("screw", "edge", "mixed"):
         for n in args.sizes:

@@ -9,7 +9,6 @@ own quadrupole of the same separation without the two corrections of
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -17,9 +16,8 @@ import numpy as np
 from genanalysis.defect import perfect_energy_per_atom
 from genanalysis.dislocation import elastic_prelog, predictor_elastic_constants
 from genanalysis.dislocation_cells import quadrupole_cell
-from genanalysis.potentials import load_potential
 from genanalysis.relaxation import relax
-from studyio import write_rows
+from studyio import w_size_study, write_rows
 
 GPA = 160.21766208
 
@@ -39,12 +37,7 @@ def _uncorrected(a, C, glides):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--out", default="docs/data/dislocation_quadrupoles.json")
-    args = ap.parse_args(argv)
-    pot = load_potential("builtin:W")
-    a = float(pot.equilibrium_lattice_constant("bcc"))
+    args, pot, a = w_size_study(__doc__, "docs/data/dislocation_quadrupoles.json", argv)
     C = predictor_elastic_constants(pot, a, "W")
     e0 = perfect_energy_per_atom(pot, "bcc", a, 1, "W")
     prelog = elastic_prelog("screw", a, C)
