@@ -32,19 +32,16 @@ elastic constants the predictor used.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 
-from genanalysis.constraints import Number, check_arguments
-from genanalysis.dislocation_cells import (  # noqa: F401  (KINDS and the quadrupole are re-exported)
-    KIND_CHOICE, KINDS, QUADRUPOLE_KINDS, _dislocation, _frame, estimate_cylinder_atoms, quadrupole_atoms,
-    quadrupole_cell)
+from genanalysis.dislocation_cells import (  # noqa: F401  (the cells' geometry is re-exported)
+    CYLINDER_CONSTRAINTS, KIND_CHOICE, KINDS, QUADRUPOLE_KINDS, _dislocation, _frame, check_clamp_width,
+    cylinder_atoms, default_clamp_width, estimate_cylinder_atoms, quadrupole_atoms, quadrupole_cell)
 from genanalysis.exceptions import InputError
 from genanalysis.lattice import perfect_cell
-from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 from genanalysis.relaxation import RelaxedCell
 
 __all__ = [
@@ -70,12 +67,6 @@ __all__ = [
     "quadrupole_cell",
 ]
 
-#: what a cylinder accepts: the free radius R and the clamped width w (Å)
-CYLINDER_CONSTRAINTS = {
-    "kind": KIND_CHOICE,
-    "radius": Number("Å", strict=True, maximum=1000.0),
-    "clamp_width": Number("Å", strict=True, optional=True),
-}
 
 def predictor_elastic_constants(potential, a: float, symbol: str = "X") -> np.ndarray:
     """The 6×6 elastic constants (Voigt, cubic axes, eV/Å³) of ``potential``'s bcc lattice
@@ -143,48 +134,6 @@ def elastic_prelog(kind: str, a: float, C: np.ndarray, *, points: int = 720) -> 
     return float(w.mean() * 2.0 * np.pi)
 
 
-def cylinder_atoms(kind: str, radius: float, a: float, C: np.ndarray, *, clamp_width: float,
-                   symbol: str = "X") -> Atoms:
-    """The clamped cylinder (module docstring) of free radius ``radius`` and clamped width
-    ``clamp_width`` (Å), lattice constant ``a`` (Å), predictor from the elastic constants
-    ``C`` (Voigt, cubic axes, eV/Å³). ``arrays``: ``clamped`` (bool), ``lattice_positions``
-    (the perfect-crystal sites, Å). Refused beyond the available memory."""
-    kind, radius, clamp_width = check_arguments(CYLINDER_CONSTRAINTS, kind=kind, radius=radius,
-                                                clamp_width=clamp_width)
-    if clamp_width is None:
-        raise InputError("clamp_width: required (Å)")
-    outer = radius + clamp_width
-    n_est = estimate_cylinder_atoms(kind, a, outer)
-    check_memory(f"a {kind} dislocation cylinder of radius R={radius:g} Å + clamped {clamp_width:g} Å "
-                 f"(about {n_est:,.0f} atoms)", n_est * CELL_BYTES_PER_ATOM)
-    disl = _dislocation(kind, a, C, symbol)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # matscipy's notes on the solver it picks
-        bulk, disloc = disl.build_cylinder(outer, fix_width=clamp_width, method="adsl", verbose=False)
-    core = np.asarray(disloc.info["core_positions"][0], dtype=float)
-    # a box with vacuum around the cylinder: periodic along the line only
-    box = np.array(disloc.cell)
-    width = 2.0 * outer + 10.0
-    shift = np.array([0.5 * width - core[0], 0.5 * width - core[1], 0.0])
-    positions = disloc.positions + shift
-    lattice = bulk.positions + shift
-    rho = np.linalg.norm(lattice[:, :2] - (core[:2] + shift[:2]), axis=1)
-    clamped = rho >= radius
-    atoms = Atoms(symbols=[symbol] * len(positions), positions=positions,
-                  cell=[[width, 0, 0], [0, width, 0], box[2]], pbc=(False, False, True))
-    atoms.arrays["clamped"] = clamped
-    atoms.arrays["lattice_positions"] = lattice
-    frame = _frame(disl)
-    atoms.info.update(
-        lattice="bcc", a=float(a), dim=3, defect=f"dislocation:{kind}", dislocation=kind,
-        radius=float(radius), clamp_width=float(clamp_width), core=(core[:2] + shift[:2]).tolist(),
-        defect_centre=(core + shift).tolist(), burgers=(frame @ np.asarray(disl.burgers)).tolist(),
-        line=[0.0, 0.0, 1.0], axes=np.asarray(disl.axes).tolist(), elastic_constants=np.asarray(C).tolist(),
-        period=float(box[2, 2]),
-    )
-    return atoms
-
-
 def cylinder(potential, kind: str, radius: float, *, a: float | None = None, clamp_width: float | None = None,
              elastic=None, symbol: str | None = None) -> Atoms:
     """:func:`cylinder_atoms` with everything taken from ``potential`` (a Potential or a
@@ -201,26 +150,6 @@ def cylinder(potential, kind: str, radius: float, *, a: float | None = None, cla
     w = default_clamp_width(pot, src) if clamp_width is None else clamp_width
     check_clamp_width(w, pot, src)
     return cylinder_atoms(kind, radius, a, predictor_elastic_constants(src, a, symbol), clamp_width=w, symbol=symbol)
-
-
-def _cutoff(*pots) -> float:
-    cut = max(float(getattr(p, "cutoff", 0.0) or 0.0) for p in pots)
-    if not (cut > 0 and math.isfinite(cut)):
-        raise InputError("clamp_width: the potentials state no cutoff; give the clamped width in Å")
-    return cut
-
-
-def default_clamp_width(*pots) -> float:
-    """Twice the largest cutoff of ``pots`` (Å): the reach of a force (module docstring)."""
-    return 2.0 * _cutoff(*pots)
-
-
-def check_clamp_width(width: float, *pots) -> None:
-    """Refuse a clamped shell narrower than the interaction range (the largest cutoff, Å)."""
-    cut = _cutoff(*pots)
-    if width < cut:
-        raise InputError(f"clamp_width={width:g} Å is narrower than the interaction range {cut:g} Å; use "
-                         f"clamp_width ≥ {cut:g} Å (default {2 * cut:g} Å)")
 
 
 def distances_from_line(atoms: Atoms, positions: np.ndarray | None = None) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The geometry of straight dislocations in bcc that sits below the solvers: matscipy's
-dislocation classes, their frame, and the periodic quadrupole cell of a training set
-(docs/dislocations.md §1, §6). The clamped cylinder, its predictor and its relaxation are
-:mod:`genanalysis.dislocation`; this module needs only the elastic constants as numbers, so
-the training-set spec and builder can use it.
+dislocation classes, their frame, the periodic quadrupole cell of a training set and the
+clamped cylinder's atoms (docs/dislocations.md §1, §6). The cylinder taken from a potential,
+its relaxation and the experiment are :mod:`genanalysis.dislocation`; this module needs only
+the elastic constants as numbers, so the training-set spec and builder can use it.
 
 Units: Å; elastic constants eV/Å³ (Voigt, cubic axes).
 """
@@ -15,12 +15,13 @@ import warnings
 import numpy as np
 from ase import Atoms
 
-from genanalysis.constraints import Choice
+from genanalysis.constraints import Choice, Number, check_arguments
 from genanalysis.exceptions import InputError
 from genanalysis.memory import CELL_BYTES_PER_ATOM, check_memory
 
 __all__ = ["KINDS", "KIND_CHOICE", "QUADRUPOLE_KINDS", "check_quadrupole_kind", "quadrupole_atoms", "quadrupole_cell",
-           "CYLINDER_RADIUS_PER_SIZE", "training_cylinder_radius", "training_cylinder_atoms"]
+           "CYLINDER_RADIUS_PER_SIZE", "training_cylinder_radius", "training_cylinder_atoms", "CYLINDER_CONSTRAINTS",
+           "cylinder_atoms", "default_clamp_width", "check_clamp_width"]
 
 #: dislocation kind -> the matscipy class that builds it
 KINDS = {"screw": "BCCScrew111Dislocation", "edge": "BCCEdge111Dislocation", "mixed": "BCCMixed111Dislocation"}
@@ -191,3 +192,73 @@ def distances_from_line(atoms: Atoms, positions: np.ndarray | None = None) -> np
     from the dislocation line ``info['core']``."""
     pos = atoms.arrays["lattice_positions"] if positions is None else np.asarray(positions)
     return np.linalg.norm(pos[:, :2] - np.asarray(atoms.info["core"])[None, :], axis=1)
+
+
+#: what a cylinder accepts: the free radius R and the clamped width w (Å)
+CYLINDER_CONSTRAINTS = {
+    "kind": KIND_CHOICE,
+    "radius": Number("Å", strict=True, maximum=1000.0),
+    "clamp_width": Number("Å", strict=True, optional=True),
+}
+
+
+def cylinder_atoms(kind: str, radius: float, a: float, C: np.ndarray, *, clamp_width: float,
+                   symbol: str = "X") -> Atoms:
+    """The clamped cylinder (module docstring) of free radius ``radius`` and clamped width
+    ``clamp_width`` (Å), lattice constant ``a`` (Å), predictor from the elastic constants
+    ``C`` (Voigt, cubic axes, eV/Å³). ``arrays``: ``clamped`` (bool), ``lattice_positions``
+    (the perfect-crystal sites, Å). Refused beyond the available memory."""
+    kind, radius, clamp_width = check_arguments(CYLINDER_CONSTRAINTS, kind=kind, radius=radius,
+                                                clamp_width=clamp_width)
+    if clamp_width is None:
+        raise InputError("clamp_width: required (Å)")
+    outer = radius + clamp_width
+    n_est = estimate_cylinder_atoms(kind, a, outer)
+    check_memory(f"a {kind} dislocation cylinder of radius R={radius:g} Å + clamped {clamp_width:g} Å "
+                 f"(about {n_est:,.0f} atoms)", n_est * CELL_BYTES_PER_ATOM)
+    disl = _dislocation(kind, a, C, symbol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matscipy's notes on the solver it picks
+        bulk, disloc = disl.build_cylinder(outer, fix_width=clamp_width, method="adsl", verbose=False)
+    core = np.asarray(disloc.info["core_positions"][0], dtype=float)
+    # a box with vacuum around the cylinder: periodic along the line only
+    box = np.array(disloc.cell)
+    width = 2.0 * outer + 10.0
+    shift = np.array([0.5 * width - core[0], 0.5 * width - core[1], 0.0])
+    positions = disloc.positions + shift
+    lattice = bulk.positions + shift
+    rho = np.linalg.norm(lattice[:, :2] - (core[:2] + shift[:2]), axis=1)
+    clamped = rho >= radius
+    atoms = Atoms(symbols=[symbol] * len(positions), positions=positions,
+                  cell=[[width, 0, 0], [0, width, 0], box[2]], pbc=(False, False, True))
+    atoms.arrays["clamped"] = clamped
+    atoms.arrays["lattice_positions"] = lattice
+    frame = _frame(disl)
+    atoms.info.update(
+        lattice="bcc", a=float(a), dim=3, defect=f"dislocation:{kind}", dislocation=kind,
+        radius=float(radius), clamp_width=float(clamp_width), core=(core[:2] + shift[:2]).tolist(),
+        defect_centre=(core + shift).tolist(), burgers=(frame @ np.asarray(disl.burgers)).tolist(),
+        line=[0.0, 0.0, 1.0], axes=np.asarray(disl.axes).tolist(), elastic_constants=np.asarray(C).tolist(),
+        period=float(box[2, 2]),
+    )
+    return atoms
+
+
+def _cutoff(*pots) -> float:
+    cut = max(float(getattr(p, "cutoff", 0.0) or 0.0) for p in pots)
+    if not (cut > 0 and math.isfinite(cut)):
+        raise InputError("clamp_width: the potentials state no cutoff; give the clamped width in Å")
+    return cut
+
+
+def default_clamp_width(*pots) -> float:
+    """Twice the largest cutoff of ``pots`` (Å): the reach of a force (module docstring)."""
+    return 2.0 * _cutoff(*pots)
+
+
+def check_clamp_width(width: float, *pots) -> None:
+    """Refuse a clamped shell narrower than the interaction range (the largest cutoff, Å)."""
+    cut = _cutoff(*pots)
+    if width < cut:
+        raise InputError(f"clamp_width={width:g} Å is narrower than the interaction range {cut:g} Å; use "
+                         f"clamp_width ≥ {cut:g} Å (default {2 * cut:g} Å)")

@@ -265,7 +265,7 @@ def group_cell(lattice: str, a: float, size: int, group: str, symbol: str, pot) 
     """The unrelaxed size-N cell of a group: the point-defect n-cell; for a dislocation
     group the periodic quadrupole cell (:func:`genanalysis.dislocation_cells.quadrupole_cell`);
     for a cylinder group the clamped cylinder of free radius R_N = 2 N a and clamped width
-    twice ``pot``'s cutoff (:func:`genanalysis.dislocation.cylinder_atoms`, its atoms'
+    twice ``pot``'s cutoff (:func:`genanalysis.dislocation_cells.cylinder_atoms`, its atoms'
     ``clamped`` mask kept). Both predictors take the reference ``pot``'s elastic constants
     at ``a`` (the bcc one-cell constants, as the experiment's cylinder takes them)."""
     if is_dislocation(group) or is_cylinder(group):
@@ -277,8 +277,7 @@ def group_cell(lattice: str, a: float, size: int, group: str, symbol: str, pot) 
             from genanalysis.dislocation_cells import quadrupole_cell
 
             return quadrupole_cell(kind, a, C, size, symbol)
-        from genanalysis.dislocation import cylinder_atoms, default_clamp_width
-        from genanalysis.dislocation_cells import training_cylinder_radius
+        from genanalysis.dislocation_cells import cylinder_atoms, default_clamp_width, training_cylinder_radius
 
         atoms = cylinder_atoms(kind, training_cylinder_radius(size, a), a, C, clamp_width=default_clamp_width(pot),
                                symbol=symbol)

@@ -57,7 +57,7 @@ def parse_group(lattice: str, group) -> str:
     (:func:`genanalysis.lattice.parse_defect`), ``dislocation:KIND`` (``dislocation`` alone
     is the screw), the periodic quadrupole cell of :func:`genanalysis.dislocation_cells.quadrupole_cell`,
     or ``dislocation-cylinder:KIND`` (alone: the screw), the clamped cylinder of
-    :func:`genanalysis.dislocation.cylinder_atoms` of free radius R_N = 2 N a; the
+    :func:`genanalysis.dislocation_cells.cylinder_atoms` of free radius R_N = 2 N a; the
     dislocations on the bcc lattice only."""
     if not (is_dislocation(group) or is_cylinder(group)):
         return str(parse_defect(lattice, group))
