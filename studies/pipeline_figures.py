@@ -60,10 +60,11 @@ def _scalars(metrics: dict) -> dict:
 
 def export_tasks(out, name: str, where: pathlib.Path = TASKS) -> pathlib.Path:
     """Write one study's per-task data (``where/NAME.json``): spec, units, every task's
-    parameters, state and metrics. JSON only."""
+    parameters, state, metrics and wall and CPU seconds. JSON only."""
     where.mkdir(parents=True, exist_ok=True)
     tasks = [{"hash": r.hash, "kind": r.kind, "point": r.point, "params": r.params, "overrides": r.overrides,
-              "state": r.state, "status": r.status, "metrics": _scalars(r.metrics)} for r in out.rows]
+              "state": r.state, "status": r.status, "metrics": _scalars(r.metrics),
+              "wall_s": r.wall_s, "cpu_s": r.cpu_s} for r in out.rows]
     doc = {"format": FORMAT, "version": 1, "name": name, "study": out.study.raw, "units": out.units,
            "n_points": out.n_points, "tasks": tasks}
     path = where / f"{name}.json"
@@ -86,7 +87,8 @@ def load_tasks(path: pathlib.Path):
     if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     rows = [TaskRow(hash=t["hash"], kind=t["kind"], point=t["point"], params=t["params"], overrides=t["overrides"],
-                    state=t["state"], status=t["status"], metrics=t["metrics"]) for t in doc["tasks"]]
+                    state=t["state"], status=t["status"], metrics=t["metrics"], wall_s=t.get("wall_s"),
+                    cpu_s=t.get("cpu_s")) for t in doc["tasks"]]
     out = StudyOutput(pathlib.Path(path), parse_study(doc["study"], default_name=doc["name"]), rows, doc["units"],
                       doc["n_points"])
     return out, rate_report(out)

@@ -6,6 +6,7 @@ from the per-task data of studies/rate_2d_pilot.toml and studies/rate_2d_{vacanc
     python studies/rate_2d.py --results results/rate_2d_pilot                  # exports docs/data/rate_2d/*.json, prints
     python studies/rate_2d.py                                                  # §11 from docs/data/rate_2d/rate_2d_pilot*.json
     python studies/rate_2d.py --study                                          # §12 from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json
+    python studies/rate_2d.py --study --dim 3                                  # §12d from docs/data/rate_3d/rate_3d_{vacancy,interstitial}.json
 
 §12 per (set, N): the tasks converged, the training force RMSE (median and largest, eV/Å),
 the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test and the
@@ -33,6 +34,8 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "data" / "rate_2d"
+#: the d = 3 study's data (studies/rate_3d_specs.py)
+DATA3 = ROOT / "docs" / "data" / "rate_3d"
 KEYS = ("fit_rmse_F_train", "error_energy_norm", "residual_dual_norm", "train_residual_dual_norm",
         "transfer_hessian_term", "transfer_tail_term", "decomposition_ratio", "coverage_distance")
 
@@ -85,6 +88,10 @@ SET_NAMES = {0: "EF", 1: "EF+Hlat", 2: "EFH"}
 PREDICTED = {"EF": -1.0, "EF+Hlat": -2.0, "EFH": -3.0}
 #: fits use the cells at least 2·r_cut = 5 Å wide: N ≥ 6
 N_MIN = 6
+#: d = 3 (bcc W, r_cut = 4.6 Å, a = 3.165 Å): the bounds −d/2, −d, −3d/2, and the cells at
+#: least 2·r_cut = 9.2 Å wide, N ≥ 3
+PREDICTED_3D = {"EF": -1.5, "EF+Hlat": -3.0, "EFH": -4.5}
+N_MIN_3D = 3
 
 
 def _set(r) -> str:
@@ -99,9 +106,13 @@ def _floor_subtracted(m) -> float | None:
     return e - r / c
 
 
-def study_tables(out, defect: str) -> str:
-    """§12's two tables of one test defect (module docstring): per (set, N), then the slopes."""
+def study_tables(out, defect: str, dim: int = 2) -> str:
+    """§12's two tables of one test defect (module docstring): per (set, N), then the slopes.
+    ``dim = 3`` (§12d): the d = 3 bounds and fit range, and columns r_train/c (Å) and the
+    task's CPU seconds (the shared training set and fit not included)."""
     from theory import compare_up_to, fit_slope
+
+    predicted, n_min = (PREDICTED, N_MIN) if dim == 2 else (PREDICTED_3D, N_MIN_3D)
 
     done = [r for r in out.rows if r.state == "done"]
     fmax = {r.params["experiment"].get("fmax") for r in done}
@@ -110,7 +121,8 @@ def study_tables(out, defect: str) -> str:
             f"{', '.join(map(str, sorted({r.params['seed'] for r in done})))}):")
     lines = ["| set | N | converged | F RMSE train median / max (eV/Å) | e(N) median [min, max] (Å) | "
              "r_train median (eV/Å) | r_test median (eV/Å) | t_far median (eV/Å) | r_test/(r_train + t) median | "
-             "e − r_train/c median (Å), > 0 |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "e − r_train/c median (Å), > 0 |" + (" r_train/c median (Å) | task CPU median (s) |" if dim == 3 else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if dim == 3 else "")]
     series: dict = {}
     for obs in SET_NAMES.values():
         for n in sorted({r.params["trainingset"]["size"] for r in done}):
@@ -127,12 +139,17 @@ def study_tables(out, defect: str) -> str:
 
             e_txt = (f"{np.median(err):.2e} [{min(err):.2e}, {max(err):.2e}]" if err else "—")
             f_txt = (f"{np.median(fs):.2e}, {sum(v > 0 for v in fs)}/{len(fs)}" if fs else "—")
+            rc = [m["train_residual_dual_norm"] / m["stability_model"] for m in conv
+                  if _floor_subtracted(m) is not None]
+            cpu = [r.cpu_s for r in rs if isinstance(r.cpu_s, float)]
+            rc_txt = (f" {_f(float(np.median(rc)) if rc else None)} | {_f(float(np.median(cpu)) if cpu else None, '.0f')} |"
+                      if dim == 3 else "")
             lines.append(f"| {obs} | {n} | {len(conv)}/{len(rs)} | "
                          f"{_f(float(np.median(rmse)) if rmse else None)} / {_f(max(rmse) if rmse else None)} | "
                          f"{e_txt} | {_f(med('train_residual_dual_norm'))} | {_f(med('residual_dual_norm'))} | "
                          f"{_f(med('transfer_tail_term'))} | "
-                         f"{_f(med('decomposition_ratio'), '.2f')} | {f_txt} |")
-            if n >= N_MIN:
+                         f"{_f(med('decomposition_ratio'), '.2f')} | {f_txt} |" + rc_txt)
+            if n >= n_min:
                 series.setdefault((obs, "e(N)"), []).extend((n, v) for v in err if v > 0)
                 series.setdefault((obs, "e(N) − r_train/c"), []).extend((n, v) for v in fs if v > 0)
     fits = ["| set | quantity | fit range N | points | fitted slope | 95 % CI | predicted upper bound | floor | "
@@ -144,13 +161,13 @@ def study_tables(out, defect: str) -> str:
             ns = sorted({n for n, _ in pts})
             if len(ns) < 2:
                 fits.append(f"| {obs} | {q} | {'–'.join(map(str, ns[:1])) or '—'} | {len(pts)} | — | — | "
-                            f"{PREDICTED[obs]:g} | {floor} | inconclusive |")
+                            f"{predicted[obs]:g} | {floor} | inconclusive |")
                 continue
             n, y = np.array(pts, float).T
             fit = fit_slope(n, y)
-            v = compare_up_to(fit, PREDICTED[obs])
+            v = compare_up_to(fit, predicted[obs])
             fits.append(f"| {obs} | {q} | {ns[0]}–{ns[-1]} | {len(pts)} | {fit.slope:.2f} | "
-                        f"[{fit.ci_low:.2f}, {fit.ci_high:.2f}] | {PREDICTED[obs]:g} | {floor} | {v.label} |")
+                        f"[{fit.ci_low:.2f}, {fit.ci_high:.2f}] | {predicted[obs]:g} | {floor} | {v.label} |")
     return head + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(fits)
 
 
@@ -175,12 +192,18 @@ def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", action="append", default=[], help="a results directory (repeatable)")
     ap.add_argument("--study", action="store_true", help="print §12's tables (the study) instead of §11's (the pilot)")
+    ap.add_argument("--dim", type=int, choices=(2, 3), default=2, help="with --study: 3 prints §12d (bcc W)")
     args = ap.parse_args(argv)
     mod = _figures_module()
     for res in args.results:
         out, _ = mod._load(pathlib.Path(res))
-        mod.export_tasks(out, pathlib.Path(res).name, DATA)
+        mod.export_tasks(out, pathlib.Path(res).name, DATA3 if args.dim == 3 else DATA)
     text = []
+    if args.study and args.dim == 3:
+        text = [study_tables(mod.load_tasks(DATA3 / f"rate_3d_{d}.json")[0], d, dim=3) for d in STUDY_DEFECTS
+                if (DATA3 / f"rate_3d_{d}.json").is_file()]
+        print("\n\n".join(text))
+        return "\n\n".join(text)
     if args.study:
         text = [study_tables(mod.load_tasks(DATA / f"rate_2d_{d}.json")[0], d) for d in STUDY_DEFECTS
                 if (DATA / f"rate_2d_{d}.json").is_file()]

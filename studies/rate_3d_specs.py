@@ -1,0 +1,90 @@
+"""Write the sweep specs of the training-size rate in the interpolation regime, d = 3
+(docs/studies.md §12d): studies/rate_3d_{vacancy,interstitial}.toml.
+
+    python studies/rate_3d_specs.py            # rewrites both files (they are committed)
+
+The 2D study's design (studies/rate_2d_specs.py) on bcc W (``builtin:W``): one spec per test
+defect, a zip over (observation set, N, seed); the training set is the perfect and that
+defect's N-cells, each relaxed, 30 rattles of 0.005 Å and 4 strains of ±0.5 %, observing E
+and F; ``EF+Hlat`` adds H of the perfect N-cell (relaxed and its 4 strains), ``EFH`` also H
+of the relaxed defect N-cell (the same ``extra`` sets as in 2D). The model is the 3D width's
+(studies/identifiability_width.py: cutoff 4.6 Å, r_in 2.0 Å, degree 12, body order 4,
+l_max 2, 300 coefficients). Rows are normalised per configuration: w_F = 1/N³ (a
+configuration has 2N³ ± 1 atoms), w_H = 1/N⁶. Test domain M = 24 = 4·N_max (27 647 / 27 649
+atoms), the model relaxed from ū.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec2 = importlib.util.spec_from_file_location("rate_2d_specs", ROOT / "studies" / "rate_2d_specs.py")
+rate_2d_specs = importlib.util.module_from_spec(_spec2)
+_spec2.loader.exec_module(rate_2d_specs)
+
+SIZES = (3, 4, 5, 6)
+#: the seeds and sets run: sized by the measured cost of one task (docs/studies.md §12d)
+SEEDS = (0, 1)
+SETS = ("EF", "EF+Hlat", "EFH")
+M = 24
+FMAX = {"vacancy": 1e-10, "interstitial": 1e-10}
+
+
+def spec(defect: str) -> str:
+    pts = [(obs, n, s) for s in SEEDS for obs in SETS for n in SIZES]  # seeds outermost: a partial run has whole seeds
+    name = f"rate_3d_{defect}"
+    col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
+    return f'''# The training-size rate in the interpolation regime, d = 3 (bcc W, builtin:W), test defect:
+# {defect}; docs/studies.md §12d (issue 12, item 3). Written by studies/rate_3d_specs.py.
+#   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12d
+#   python studies/rate_2d.py --study --dim 3 --results results/{name} # the section's tables
+# Observation sets {" / ".join(SETS)} as in studies/rate_3d_specs.py; N = {", ".join(map(str, SIZES))}; seeds
+# {", ".join(map(str, SEEDS))}; the model relaxed from ū on M = {M} = 4·N_max; fmax = {FMAX[defect]:g} eV/Å.
+seed = 0
+
+[study]
+name = "{name}"
+task = "generalisation"
+description = "d=3 bcc W {defect}: error and its decomposition against N in the interpolation regime, M = {M}"
+
+[trainingset]
+potential = "builtin:W"
+lattice = "bcc"
+defects = ["perfect", "{defect}"]
+size = 3                        # N (zipped)
+configs_per_size = 30
+rattle = 0.005                  # Å
+strains = {{ amplitude = 0.005, count = 4 }}
+observations = "EF"
+
+[fit]
+model = {{ kind = "ace", cutoff = 4.6, degree = 12, body_order = 4, l_max = 2, r_in = 2.0 }}
+loss = {{ E = 1.0, F = {1.0 / 27}, V = 0.0, H = {1.0 / 27**2} }}   # F = 1/N³, H = 1/N⁶ (zipped)
+validation_fraction = 0.0
+rcond = 1e-12
+
+[experiment]
+defect = "{defect}"
+size = {M}                       # M = {M} = 4·N_max (27647 / 27649 atoms)
+start = "reference"
+fmax = {FMAX[defect]!r}
+
+[sweep]
+mode = "zip"
+"trainingset.extra" = {col([rate_2d_specs.extra(o, defect) for o, _, _ in pts])}
+"trainingset.size" = {col([str(n) for _, n, _ in pts])}
+"fit.loss.F" = {col([repr(1.0 / n**3) for _, n, _ in pts])}
+"fit.loss.H" = {col([repr(1.0 / n**6) for _, n, _ in pts])}
+seed = {col([str(s) for _, _, s in pts])}
+'''
+
+
+def main() -> None:
+    for defect in FMAX:
+        (ROOT / "studies" / f"rate_3d_{defect}.toml").write_text(spec(defect))
+
+
+if __name__ == "__main__":
+    main()
