@@ -40,6 +40,20 @@ def extra(obs: str, defect: str) -> str:
     return {"EF": "[]", "EF+Hlat": f"[{lat}]", "EFH": f"[{lat}, {core}]"}[obs]
 
 
+def sweep_block(pts, defect: str, dim: int) -> str:
+    """The specs' ``[sweep]`` table: a zip over (observation set, N, seed) points, rows
+    normalised per configuration (w_F = 1/N^d, w_H = 1/N^(2d))."""
+    col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
+    return f'''[sweep]
+mode = "zip"
+"trainingset.extra" = {col([extra(o, defect) for o, _, _ in pts])}
+"trainingset.size" = {col([str(n) for _, n, _ in pts])}
+"fit.loss.F" = {col([repr(1.0 / n**dim) for _, n, _ in pts])}
+"fit.loss.H" = {col([repr(1.0 / n**(2 * dim)) for _, n, _ in pts])}
+seed = {col([str(s) for _, _, s in pts])}
+'''
+
+
 #: the M-convergence check (issue 12 item 4): EF, seed 0, the same models also at M′ = 64
 CHECK = dict(size=64, seeds=(0,), sets=("EF",))
 
@@ -48,7 +62,6 @@ def spec(defect: str, check: bool = False) -> str:
     seeds, sets = (CHECK["seeds"], CHECK["sets"]) if check else (SEEDS, SETS)
     pts = [(obs, n, s) for s in seeds for obs in sets for n in SIZES]  # seeds outermost: a partial run has whole seeds
     name = f"rate_2d_{defect}" + ("_mcheck" if check else "")
-    col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
     return f'''# The training-size rate in the interpolation regime, d = 2 (triangular lattice, builtin:morse),
 # test defect: {defect}; docs/studies.md §12 (issue 12, {"items 3, 4: the M-convergence check" if check else "item 3"}). Written by studies/rate_2d_specs.py.
 #   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12
@@ -84,14 +97,7 @@ size = 48                       # M = 48 = 4·N_max (2303 / 2305 atoms)
 start = "reference"
 fmax = {FMAX[defect]!r}{f"{chr(10)}check_size = {CHECK['size']}               # M' (cells): the M-convergence check" if check else ""}
 
-[sweep]
-mode = "zip"
-"trainingset.extra" = {col([extra(o, defect) for o, _, _ in pts])}
-"trainingset.size" = {col([str(n) for _, n, _ in pts])}
-"fit.loss.F" = {col([repr(1.0 / n**2) for _, n, _ in pts])}
-"fit.loss.H" = {col([repr(1.0 / n**4) for _, n, _ in pts])}
-seed = {col([str(s) for _, _, s in pts])}
-'''
+{sweep_block(pts, defect, dim=2)}'''
 
 
 def main() -> None:

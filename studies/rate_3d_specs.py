@@ -35,7 +35,6 @@ FMAX = {"vacancy": 1e-10, "interstitial": 1e-10}
 def spec(defect: str) -> str:
     pts = [(obs, n, s) for s in SEEDS for obs in SETS for n in SIZES]  # seeds outermost: a partial run has whole seeds
     name = f"rate_3d_{defect}"
-    col = lambda vals: "[\n    " + ",\n    ".join(vals) + ",\n]"  # noqa: E731
     return f'''# The training-size rate in the interpolation regime, d = 3 (bcc W, builtin:W), test defect:
 # {defect}; docs/studies.md §12d (issue 12, item 3). Written by studies/rate_3d_specs.py.
 #   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12d
@@ -71,14 +70,7 @@ size = {M}                       # M = {M} = 4·N_max (27647 / 27649 atoms)
 start = "reference"
 fmax = {FMAX[defect]!r}
 
-[sweep]
-mode = "zip"
-"trainingset.extra" = {col([rate_2d_specs.extra(o, defect) for o, _, _ in pts])}
-"trainingset.size" = {col([str(n) for _, n, _ in pts])}
-"fit.loss.F" = {col([repr(1.0 / n**3) for _, n, _ in pts])}
-"fit.loss.H" = {col([repr(1.0 / n**6) for _, n, _ in pts])}
-seed = {col([str(s) for _, _, s in pts])}
-'''
+{rate_2d_specs.sweep_block(pts, defect, dim=3)}'''
 
 
 def main() -> None:
