@@ -64,7 +64,7 @@ def export_tasks(out, name: str, where: pathlib.Path = TASKS) -> pathlib.Path:
     where.mkdir(parents=True, exist_ok=True)
     tasks = [{"hash": r.hash, "kind": r.kind, "point": r.point, "params": r.params, "overrides": r.overrides,
               "state": r.state, "status": r.status, "metrics": _scalars(r.metrics),
-              "wall_s": r.wall_s, "cpu_s": r.cpu_s} for r in out.rows]
+              **{k: getattr(r, k) for k in ("wall_s", "cpu_s") if getattr(r, k) is not None}} for r in out.rows]
     doc = {"format": FORMAT, "version": 1, "name": name, "study": out.study.raw, "units": out.units,
            "n_points": out.n_points, "tasks": tasks}
     path = where / f"{name}.json"

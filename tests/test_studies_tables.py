@@ -93,3 +93,11 @@ def test_the_rate_study_tables_are_what_their_data_give():
     mod = load_study("rate_2d")
     text = mod.main(["--study"])
     assert text and text in (ROOT / "docs" / "studies.md").read_text()
+
+
+def test_the_3d_rate_study_tables_are_what_their_data_give():
+    """docs/studies.md §12d holds the d = 3 interpolation-regime tables studies/rate_2d.py
+    --study --dim 3 prints from docs/data/rate_3d/rate_3d_{vacancy,interstitial}.json."""
+    mod = load_study("rate_2d")
+    text = mod.main(["--study", "--dim", "3"])
+    assert text and text in (ROOT / "docs" / "studies.md").read_text()
