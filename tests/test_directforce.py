@@ -333,3 +333,24 @@ def test_pseudo_transient_continuation_takes_over_a_stagnating_newton():
     assert rel.converged and rel.continuation_steps > 0, rel.status
     plain = relax_forces(start, model.potential(element="W"), fmax=1e-8, max_iter=30, continuation=False)
     assert not plain.converged and plain.max_force > 1.0
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_a_two_body_linear_model_as_direct_force_model_has_its_forces_in_either_dimension(dim):
+    """θ_{k0} = 2 Y_0 c_k with the isotropic harmonic of the model's own dimension (1/√(2π)
+    on the circle, 1/(2√π) on the sphere): the same forces to round-off, on a rattled
+    vacancy cell, for coefficients that are not fitted."""
+    from genanalysis.models.linear import LinearACE
+
+    cutoff = 2.5 if dim == 2 else 4.5
+    lin = LinearACE(ACESpec(cutoff=cutoff, degree=4, body_order=2, l_max=2, r_in=1.0 if dim == 2 else 1.5, dim=dim))
+    lin.coef_ = np.random.default_rng(dim).normal(size=lin.n_params) * 0.02
+    df = DirectForceACE.from_linear(lin, ACESpec(cutoff=cutoff, degree=4, body_order=3, l_max=2, r_in=lin.spec.r_in,
+                                                 dim=dim))
+    at = defect_cell("triangular", 0.968, 4, "vacancy", "X") if dim == 2 else _cell(1, rattle=0.0)
+    at.positions[:, :dim] += np.random.default_rng(1).normal(scale=0.03, size=(len(at), dim))
+    _, F, _ = lin.energy_forces(at)
+    assert np.abs(df.forces(at) - F).max() <= 1e-12 * np.abs(F).max()
+    with pytest.raises(InputError, match="dim"):
+        DirectForceACE.from_linear(lin, ACESpec(cutoff=cutoff, degree=4, body_order=3, l_max=2, r_in=lin.spec.r_in,
+                                                dim=5 - dim))

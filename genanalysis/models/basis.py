@@ -40,7 +40,7 @@ from genanalysis.exceptions import InputError
 from genanalysis.jsonutil import sha256_json
 from genanalysis.memory import ace_bytes, ace_features, check_memory
 
-__all__ = ["ACEParams", "ACESpec", "ACEBasis", "BasisModel"]
+__all__ = ["ACEParams", "ACESpec", "ACEBasis", "BasisModel", "isotropic_harmonic"]
 
 torch.set_default_dtype(torch.float64)
 
@@ -165,11 +165,20 @@ def solid_harmonics(D: torch.Tensor, l_max: int, unit: bool = False) -> torch.Te
     return torch.stack(out, dim=-1)
 
 
+def isotropic_harmonic(dim: int) -> float:
+    """The constant (l = 0) member of the orthonormal angular basis: 1/√(2π) on the circle
+    (d = 2), Y_00 = 1/(2√π) on the sphere (d = 3); dimensionless. A pair term's isotropic
+    projection A_{k,0} is Σ_j R_k(r_ij) times this."""
+    if dim not in (2, 3):
+        raise ValueError(f"dim={dim!r}: the angular basis is defined for d = 2 and d = 3")
+    return 1.0 / math.sqrt(2 * math.pi) if dim == 2 else 0.5 / math.sqrt(math.pi)
+
+
 def real_fourier(u: torch.Tensor, m_max: int) -> torch.Tensor:
     """Orthonormal real Fourier basis of the circle at in-plane unit vectors ``u`` (..., ≥2):
     1/√(2π), cos mθ/√π, sin mθ/√π as polynomials in (x, y)."""
     x, y = u[..., 0], u[..., 1]
-    out = [torch.full_like(x, 1.0 / math.sqrt(2 * math.pi))]
+    out = [torch.full_like(x, isotropic_harmonic(2))]
     C, S = torch.ones_like(x), torch.zeros_like(x)
     for _ in range(m_max):
         C, S = x * C - y * S, x * S + y * C
@@ -226,7 +235,7 @@ class _Polys:
                         row[l - m] = {k: math.sqrt(2.0) * nrm * v for k, v in mul(P[(l, m)], S[m]).items()}
                 comps.extend(row)
         else:
-            comps.append({(0, 0, 0): 1.0 / math.sqrt(2 * math.pi)})
+            comps.append({(0, 0, 0): isotropic_harmonic(2)})
             for m in range(1, l_max + 1):
                 comps.append({k: v / math.sqrt(math.pi) for k, v in C[m].items()})
                 comps.append({k: v / math.sqrt(math.pi) for k, v in S[m].items()})

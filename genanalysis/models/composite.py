@@ -53,7 +53,7 @@ from genanalysis.constraints import check_keys
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.jsonutil import sha256_json
 from genanalysis.models import engine
-from genanalysis.models.basis import ACEBasis, ACEParams, ACESpec
+from genanalysis.models.basis import ACEBasis, ACEParams, ACESpec, isotropic_harmonic
 from genanalysis.models.linear import LinearACE
 
 __all__ = ["TermSpec", "CompositeSpec", "CompositeModel", "TERM_KINDS"]
@@ -218,8 +218,7 @@ class _EmbeddingTerm:
     def __init__(self, t: TermSpec, dim: int):
         self.basis = ACEBasis(_basis_spec(t, dim))
         assert self.basis.n_A == 1
-        y0 = 1.0 / math.sqrt(2 * math.pi) if dim == 2 else 0.5 / math.sqrt(math.pi)
-        self.kappa = 1.0 / (y0 * t.density_scale)  # dx/dA
+        self.kappa = 1.0 / (isotropic_harmonic(dim) * t.density_scale)  # dx/dA
         self.delta = t.delta
         names = [f"t^{m}" for m in range(1, t.n_embed + 1)]
         keep = list(range(t.n_embed))

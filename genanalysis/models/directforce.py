@@ -40,7 +40,7 @@ from ase import Atoms
 from genanalysis.exceptions import InputError
 from genanalysis.memory import check_memory
 from genanalysis.models import engine, kernels
-from genanalysis.models.basis import ACESpec, BasisModel
+from genanalysis.models.basis import ACESpec, BasisModel, isotropic_harmonic
 from genanalysis.models.calculator import ModelPotential
 from genanalysis.potentials.base import Observation
 
@@ -48,10 +48,6 @@ __all__ = ["DirectForceACE", "DirectForcePotential", "NO_ENERGY"]
 
 #: why a direct-force model reports no energy, virial or formation energy
 NO_ENERGY = "a direct-force model predicts forces only: it has no energy (hence no formation energy, virial or dipole)"
-
-#: Y_00 = 1/(2√π), the isotropic component of the one-particle basis
-_Y00 = 0.5 / math.sqrt(math.pi)
-
 
 class DirectForceACE(BasisModel):
     """The direct-force model of the module docstring on the basis of an :class:`ACESpec`.
@@ -88,12 +84,12 @@ class DirectForceACE(BasisModel):
     def from_linear(cls, linear, spec: ACESpec | None = None) -> "DirectForceACE":
         """The direct-force model whose forces are −∇E of a two-body linear model
         (:class:`~genanalysis.models.linear.LinearACE` whose many-body coefficients are
-        zero): θ_{k0} = 2 Y_00 c_k. ``spec`` (default: the linear model's) sets the
+        zero): θ_{k0} = 2 Y_0 c_k, Y_0 the isotropic harmonic of the dimension. ``spec`` (default: the linear model's) sets the
         invariants, whose coefficients are zero; its radial functions must be the linear
         model's."""
         spec = spec or linear.spec
-        if (spec.cutoff, spec.r_in) != (linear.spec.cutoff, linear.spec.r_in):
-            raise InputError("from_linear: the direct-force spec must have the linear model's cutoff and r_in")
+        if (spec.cutoff, spec.r_in, spec.dim) != (linear.spec.cutoff, linear.spec.r_in, linear.spec.dim):
+            raise InputError("from_linear: the direct-force spec must have the linear model's cutoff, r_in and dim")
         model = cls(spec)
         names = linear.feature_names[1:]
         c = np.asarray(linear.coef_[1:])
@@ -107,7 +103,7 @@ class DirectForceACE(BasisModel):
                 n = int(nm.split("=")[1])
                 if n >= model.n_rad:
                     raise InputError(f"from_linear: pair radial {n} exceeds the direct-force model's {model.n_rad}")
-                theta[n, 0] = 2.0 * _Y00 * c[k]
+                theta[n, 0] = 2.0 * isotropic_harmonic(model.spec.dim) * c[k]
         model.coef_ = theta.ravel()
         return model
 
