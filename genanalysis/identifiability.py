@@ -227,7 +227,6 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
     depend on the basis and the geometry only, not on the fit, so several fits, priors and
     noise levels on one test domain can share them).
     """
-    from genanalysis.lattice import perfect_cell
     from genanalysis.norms import energy_norm, stencil, stencil_radius
 
     if method not in METHODS:
@@ -251,10 +250,7 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
         raise InputError(f"r_factor has {p} columns but the model has {model.n_params} coefficients")
     n = len(atoms)
     if designs is None:
-        if perfect is None:
-            perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]),
-                                   atoms.get_chemical_symbols()[0])
-        designs = model_designs(model, atoms, perfect, dipole=dipole)
+        designs = model_designs(model, atoms, perfect, reference_cell=reference_cell, dipole=dipole)
     design, pdes, perfect = designs
     if dipole and ("V" not in design or "V" not in pdes):
         raise InputError("designs were computed with dipole=False; the dipole spread needs their virial rows")
@@ -323,11 +319,17 @@ def identifiability_width(model, r_factor, atoms, potential, *, reference_cell, 
                            float(noise), int(cg))
 
 
-def model_designs(model, atoms, perfect, *, dipole: bool = True) -> tuple:
+def model_designs(model, atoms, perfect=None, *, reference_cell=None, dipole: bool = True) -> tuple:
     """(design at ``atoms``, design at ``perfect``, ``perfect``): the linear model class's
     rows that :func:`identifiability_width` needs — forces (and virials with ``dipole``) at
-    the test domain's reference equilibrium, energies (and virials) of the perfect M-cell.
+    the test domain's reference equilibrium, energies (and virials) of the perfect M-cell
+    (``perfect``; None: the perfect cell of ``reference_cell``'s lattice, a and n).
     They depend on the basis and the geometry only, not on the coefficients."""
+    if perfect is None:
+        from genanalysis.lattice import perfect_cell
+
+        info = reference_cell.info
+        perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]), atoms.get_chemical_symbols()[0])
     return model.design(atoms, "EFV" if dipole else "EF"), model.design(perfect, "EV" if dipole else "E"), perfect
 
 
@@ -336,15 +338,10 @@ def width_for_priors(model, r_factor, atoms, potential, *, reference_cell, prior
     """:func:`identifiability_width` for each named prior of ``priors`` (default :data:`PRIORS`:
     name -> power q of the degree), all with the same prior ``scale`` (eV) and options; the
     model's designs at ū_M are computed once for all of them (``designs=`` to pass them in)."""
-    from genanalysis.lattice import perfect_cell
-
     priors = PRIORS if priors is None else priors
     if kw.get("designs") is None:
-        info = reference_cell.info
-        perfect = kw.pop("perfect", None)
-        if perfect is None:
-            perfect = perfect_cell(info["lattice"], float(info["a"]), int(info["n"]), atoms.get_chemical_symbols()[0])
-        kw["designs"] = model_designs(model, atoms, perfect, dipole=kw.get("dipole", True))
+        kw["designs"] = model_designs(model, atoms, kw.pop("perfect", None), reference_cell=reference_cell,
+                                      dipole=kw.get("dipole", True))
     return {name: identifiability_width(model, r_factor, atoms, potential, reference_cell=reference_cell,
                                         precision=prior_precision(model, power=q, scale=scale), prior=name, **kw)
             for name, q in priors.items()}
