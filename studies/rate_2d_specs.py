@@ -40,6 +40,44 @@ def extra(obs: str, defect: str) -> str:
     return {"EF": "[]", "EF+Hlat": f"[{lat}]", "EFH": f"[{lat}, {core}]"}[obs]
 
 
+_POWERS = {2: ("²", "⁴"), 3: ("³", "⁶")}
+
+
+def tables(*, potential: str, lattice: str, defect: str, size: int, dim: int, model: str, M: int, atoms: str,
+           fmax: float, check_size: int | None = None) -> str:
+    """The specs' [trainingset], [fit] and [experiment] tables (the 2D and 3D studies differ
+    only in these values): the perfect and ``defect`` N-cells, 30 rattles of 0.005 Å and 4
+    strains of ±0.5 %, EF; the linear ``model`` with the first point's per-configuration
+    weights w_F = 1/N^d, w_H = 1/N^(2d); the test domain M (``atoms`` the vacancy /
+    interstitial counts) relaxed from ū to ``fmax`` eV/Å, with the M-convergence check
+    ``check_size`` M′ if given."""
+    f, h = _POWERS[dim]
+    check = "" if check_size is None else f"\ncheck_size = {check_size}               # M' (cells): the M-convergence check"
+    return f'''[trainingset]
+potential = "{potential}"
+lattice = "{lattice}"
+defects = ["perfect", "{defect}"]
+{f"size = {size}":<32}# N (zipped)
+configs_per_size = 30
+rattle = 0.005                  # Å
+strains = {{ amplitude = 0.005, count = 4 }}
+observations = "EF"
+
+[fit]
+model = {{ {model} }}
+loss = {{ E = 1.0, F = {1.0 / size**dim!r}, V = 0.0, H = {1.0 / size**(2 * dim)!r} }}   # F = 1/N{f}, H = 1/N{h} (zipped)
+validation_fraction = 0.0
+rcond = 1e-12
+
+[experiment]
+defect = "{defect}"
+{f"size = {M}":<32}# M = {M} = 4·N_max ({atoms} atoms)
+start = "reference"
+fmax = {fmax!r}{check}
+
+'''
+
+
 def sweep_block(pts, defect: str, dim: int) -> str:
     """The specs' ``[sweep]`` table: a zip over (observation set, N, seed) points, rows
     normalised per configuration (w_F = 1/N^d, w_H = 1/N^(2d))."""
@@ -75,29 +113,9 @@ name = "{name}"
 task = "generalisation"
 description = "d=2 triangular Morse {defect}: error and its decomposition against N in the interpolation regime, M = 48"
 
-[trainingset]
-potential = "builtin:morse"
-lattice = "triangular"
-defects = ["perfect", "{defect}"]
-size = 6                        # N (zipped)
-configs_per_size = 30
-rattle = 0.005                  # Å
-strains = {{ amplitude = 0.005, count = 4 }}
-observations = "EF"
-
-[fit]
-model = {{ kind = "ace", cutoff = 2.5, degree = 12, body_order = 4, l_max = 2 }}
-loss = {{ E = 1.0, F = 0.027777777777777776, V = 0.0, H = 0.0007716049382716049 }}   # F = 1/N², H = 1/N⁴ (zipped)
-validation_fraction = 0.0
-rcond = 1e-12
-
-[experiment]
-defect = "{defect}"
-size = 48                       # M = 48 = 4·N_max (2303 / 2305 atoms)
-start = "reference"
-fmax = {FMAX[defect]!r}{f"{chr(10)}check_size = {CHECK['size']}               # M' (cells): the M-convergence check" if check else ""}
-
-{sweep_block(pts, defect, dim=2)}'''
+{tables(potential="builtin:morse", lattice="triangular", defect=defect, size=SIZES[0], dim=2,
+         model='kind = "ace", cutoff = 2.5, degree = 12, body_order = 4, l_max = 2', M=48, atoms="2303 / 2305",
+         fmax=FMAX[defect], check_size=CHECK["size"] if check else None)}{sweep_block(pts, defect, dim=2)}'''
 
 
 def main() -> None:

@@ -48,29 +48,9 @@ name = "{name}"
 task = "generalisation"
 description = "d=3 bcc W {defect}: error and its decomposition against N in the interpolation regime, M = {M}"
 
-[trainingset]
-potential = "builtin:W"
-lattice = "bcc"
-defects = ["perfect", "{defect}"]
-size = 3                        # N (zipped)
-configs_per_size = 30
-rattle = 0.005                  # Å
-strains = {{ amplitude = 0.005, count = 4 }}
-observations = "EF"
-
-[fit]
-model = {{ kind = "ace", cutoff = 4.6, degree = 12, body_order = 4, l_max = 2, r_in = 2.0 }}
-loss = {{ E = 1.0, F = {1.0 / 27}, V = 0.0, H = {1.0 / 27**2} }}   # F = 1/N³, H = 1/N⁶ (zipped)
-validation_fraction = 0.0
-rcond = 1e-12
-
-[experiment]
-defect = "{defect}"
-size = {M}                       # M = {M} = 4·N_max (27647 / 27649 atoms)
-start = "reference"
-fmax = {FMAX[defect]!r}
-
-{rate_2d_specs.sweep_block(pts, defect, dim=3)}'''
+{rate_2d_specs.tables(potential="builtin:W", lattice="bcc", defect=defect, size=SIZES[0], dim=3,
+                      model='kind = "ace", cutoff = 4.6, degree = 12, body_order = 4, l_max = 2, r_in = 2.0', M=M,
+                      atoms="27647 / 27649", fmax=FMAX[defect])}{rate_2d_specs.sweep_block(pts, defect, dim=3)}'''
 
 
 def main() -> None:
