@@ -36,6 +36,7 @@ from genanalysis.fitting.loss import (
     SpatialWeights,
     atom_weights,
     hessian_rows,
+    observed_atoms,
     plane,
     Term,
     select,
@@ -567,7 +568,7 @@ def observation_errors(model, configs: list[Configuration]) -> dict:
         pred = predict(model, conf, kinds)
         n, dim = len(conf), atoms_dim(conf.atoms)
         pl = plane(dim)
-        observed = np.ones(n, bool) if conf.atom_weights is None else np.asarray(conf.atom_weights) != 0
+        observed = observed_atoms(conf)
         g = res.setdefault(conf.group, {t: [] for t in OBSERVATION_TYPES})
         if "E" in kinds:
             g["E"].append(np.array([(pred["E"] - conf.energy) / n]))

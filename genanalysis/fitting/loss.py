@@ -35,7 +35,7 @@ from genanalysis.data import OBSERVATION_TYPES, Configuration
 from genanalysis.exceptions import InputError, check_number
 from genanalysis.lattice import atoms_dim
 
-__all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "Term", "plane", "atom_weights", "hessian_rows", "hessian_row_weights", "terms",
+__all__ = ["LossWeights", "SpatialWeights", "spatial_weights", "Term", "plane", "atom_weights", "observed_atoms", "hessian_rows", "hessian_row_weights", "terms",
            "select"]
 
 
@@ -124,6 +124,12 @@ def plane(dim: int) -> np.ndarray:
     return np.arange(dim)
 
 
+def observed_atoms(conf: Configuration) -> np.ndarray:
+    """(n,) bool: the atoms whose rows are observations — all but those of own weight 0 (the
+    clamped shell of a cylinder training cell, docs/trainingset.md)."""
+    return np.ones(len(conf), bool) if conf.atom_weights is None else np.asarray(conf.atom_weights) != 0
+
+
 def atom_weights(conf: Configuration, loss: LossWeights) -> np.ndarray:
     """α (n,) dimensionless: the spatial weights of ``loss.spatial`` times the
     configuration's ``atom_weights`` (each 1 when absent). When ``loss.atom_weights`` is
@@ -131,7 +137,7 @@ def atom_weights(conf: Configuration, loss: LossWeights) -> np.ndarray:
     whose rows are not observations (the clamped shell of a cylinder training cell,
     docs/trainingset.md), and ignoring the weights must not bring them in."""
     if not loss.atom_weights:
-        return np.ones(len(conf)) if conf.atom_weights is None else (np.asarray(conf.atom_weights) != 0).astype(float)
+        return observed_atoms(conf).astype(float)
     if loss.spatial is None:
         return np.ones(len(conf)) if conf.atom_weights is None else np.asarray(conf.atom_weights, float)
     w = spatial_weights(conf.atoms, loss.spatial.amplitude, loss.spatial.radius)
