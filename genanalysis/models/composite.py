@@ -232,7 +232,6 @@ class _EmbeddingTerm:
         self.names = [names[k] for k in keep]
         self.cutoff = t.cutoff
         self.c = np.zeros(len(keep))
-        self._geoms = engine.GeometryCache(self.cutoff)
 
     def set_coef(self, c: np.ndarray) -> None:
         self.c = np.asarray(c, dtype=np.float64).copy()
@@ -254,7 +253,7 @@ class _EmbeddingTerm:
         return f, self.kappa * f1, self.kappa**2 * f2
 
     def _pass(self, atoms):
-        geom = self._geoms(atoms)
+        geom = engine.model_geometry(self, atoms)
         f, f1, f2 = self._functions(self._x(geom))
         e, g, h = f @ self.c, f1 @ self.c, f2 @ self.c
         dEdD = engine.pair_gradients(self.basis, geom, torch.from_numpy(g[:, None])).numpy()

@@ -108,10 +108,7 @@ class DirectForceACE(BasisModel):
         return model
 
     def _geometry(self, atoms: Atoms):
-        cache = self.__dict__.get("_geoms")
-        if cache is None:
-            cache = self._geoms = engine.GeometryCache(self.cutoff)
-        return cache(atoms)
+        return engine.model_geometry(self, atoms)
 
     # -- the pieces -------------------------------------------------------------------------
 
