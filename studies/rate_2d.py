@@ -6,7 +6,7 @@ from the per-task data of studies/rate_2d_pilot.toml and studies/rate_2d_{vacanc
     python studies/rate_2d.py --results results/rate_2d_pilot                  # exports docs/data/rate_2d/*.json, prints
     python studies/rate_2d.py                                                  # §11 from docs/data/rate_2d/rate_2d_pilot*.json
     python studies/rate_2d.py --study                                          # §12 from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json
-    python studies/rate_2d.py --study --dim 3                                  # §12d from docs/data/rate_3d/rate_3d_{vacancy,interstitial}.json
+    python studies/rate_2d.py --study --dim 3                                  # §12d from docs/data/rate_3d/rate_3d_{vacancy,interstitial}{,_more,_mcheck}.json
 
 §12 per (set, N): the tasks converged, the training force RMSE (median and largest, eV/Å),
 the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test and the
@@ -188,6 +188,27 @@ def check_table(out, defect: str) -> str:
     return "\n".join(lines)
 
 
+def _joined(mod, paths):
+    """One study's tasks from several exported runs of it (the d = 3 seeds 0, 1 and the
+    further seeds 2–4 are separate specs, ``rate_3d_{defect}`` and ``rate_3d_{defect}_more``):
+    the first file's output with every existing file's rows. A task present twice (the same
+    content hash) is an error, not counted twice."""
+    out = None
+    for path in paths:
+        if not path.is_file():
+            continue
+        o = mod.load_tasks(path)[0]
+        if out is None:
+            out = o
+            continue
+        seen = {r.hash for r in out.rows}
+        dup = seen & {r.hash for r in o.rows}
+        if dup:
+            raise ValueError(f"{path}: {len(dup)} task(s) already in {paths[0]}")
+        out.rows.extend(o.rows)
+    return out
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", action="append", default=[], help="a results directory (repeatable)")
@@ -200,8 +221,12 @@ def main(argv=None) -> str:
         mod.export_tasks(out, pathlib.Path(res).name, DATA3 if args.dim == 3 else DATA)
     text = []
     if args.study and args.dim == 3:
-        text = [study_tables(mod.load_tasks(DATA3 / f"rate_3d_{d}.json")[0], d, dim=3) for d in STUDY_DEFECTS
-                if (DATA3 / f"rate_3d_{d}.json").is_file()]
+        text = [study_tables(_joined(mod, [DATA3 / f"rate_3d_{d}.json", DATA3 / f"rate_3d_{d}_more.json"]), d, dim=3)
+                for d in STUDY_DEFECTS if (DATA3 / f"rate_3d_{d}.json").is_file()]
+        checks = [check_table(mod.load_tasks(DATA3 / f"rate_3d_{d}_mcheck.json")[0], d) for d in STUDY_DEFECTS
+                  if (DATA3 / f"rate_3d_{d}_mcheck.json").is_file()]
+        if checks:
+            text.append("M-convergence check:\n\n" + checks[0] + "".join("\n" + c.split("\n", 2)[2] for c in checks[1:]))
         print("\n\n".join(text))
         return "\n\n".join(text)
     if args.study:
