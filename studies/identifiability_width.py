@@ -1,6 +1,7 @@
 """The identifiability width s_N against the training-cell size N (docs/studies.md §10, §12a).
 
     python studies/identifiability_width.py [--quick] [--dim 2|3] [--defect D ...] [--noise σ ...] [--json FILE]
+        [--probes K] [--dipole | --no-dipole] [--h-defect-max N]      # override the run's settings
     python studies/identifiability_width.py --tables FILE      # a stored run's tables, no computation
 
 d = 2, triangular `builtin:morse` (``--dim 3``: bcc `builtin:W`, model cutoff 4.6 Å with
@@ -231,6 +232,11 @@ def main(argv=None):
     ap.add_argument("--defect", action="append", choices=DEFECTS,
                     help="test defect (repeatable; default both)")
     ap.add_argument("--tables", metavar="JSON", help="print the tables of a stored run (no computation) and exit")
+    ap.add_argument("--probes", type=int, metavar="K", help="Hutchinson probes (default: the run's, FULL/QUICK)")
+    ap.add_argument("--dipole", action=argparse.BooleanOptionalAction, default=None,
+                    help="also the propagated spread of E_f and of the dipole tensor (default: the run's)")
+    ap.add_argument("--h-defect-max", type=int, metavar="N",
+                    help="defect-cell force constants (EFH) up to this N (default: the run's)")
     args = ap.parse_args(argv)
     if args.tables:
         with open(args.tables) as fh:
@@ -240,7 +246,15 @@ def main(argv=None):
     noises = tuple(args.noise) if args.noise else (0.0,)
     if any(not (math.isfinite(v) and v >= 0) for v in noises):
         raise SystemExit(f"--noise {noises}: every σ must be a finite number ≥ 0")
-    out = run(**(QUICK if args.quick else FULL)[args.dim], noises=noises, dim=args.dim,
+    settings = dict((QUICK if args.quick else FULL)[args.dim])
+    for key, value in (("probes", args.probes), ("dipole", args.dipole), ("h_defect_max", args.h_defect_max)):
+        if value is not None:
+            settings[key] = value
+    if settings["probes"] < 2:
+        raise SystemExit(f"--probes {settings['probes']}: at least 2 (the standard error needs two)")
+    if settings["h_defect_max"] < 0:
+        raise SystemExit(f"--h-defect-max {settings['h_defect_max']}: a cell size N ≥ 0")
+    out = run(**settings, noises=noises, dim=args.dim,
               defects=tuple(args.defect) if args.defect else DEFECTS)
     print(tables(out))
     print(f"(d = {out['dim']}, M = {out['M']}, model degree {out['model']['degree']}, body order "
