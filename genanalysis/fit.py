@@ -88,6 +88,10 @@ class ModelSpec(ACEParams):
     terms: tuple = ()
     """``kind = "composite"``: the terms (tables of :class:`~genanalysis.models.composite.TermSpec`;
     basis parameters a term omits are this spec's)"""
+    linear_skip: bool = False
+    """``kind = "mlp"``: a linear readout of the invariants in parallel to the hidden layers,
+    ε = e_0 + w·B̂ + N(B̂), trained from the linear fit of the same loss with N ≡ 0
+    (:meth:`~genanalysis.models.mlp.MLPACE.set_linear`; docs/models.md §3)"""
     validate_every: int = 10
     """the validation loss is checked every ``validate_every`` iterations (0: never); the
     weights of its minimum are kept"""
@@ -108,6 +112,10 @@ class ModelSpec(ACEParams):
             object.__setattr__(self, "terms", CompositeSpec(tuple(TermSpec.from_dict(t, self) for t in self.terms)).terms)
         elif self.terms:
             raise InputError(f"model.terms is for model.kind='composite', not {self.kind!r}")
+        if not isinstance(self.linear_skip, bool):
+            raise InputError(f"model.linear_skip={self.linear_skip!r} must be true or false")
+        if self.linear_skip and self.kind != "mlp":
+            raise InputError(f"model.linear_skip = true is for model.kind='mlp', not {self.kind!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise InputError(f"hidden={self.hidden!r}: give one or more layer widths ≥ 1")
@@ -166,6 +174,8 @@ class FitSpec:
             del d["model"]["terms"]
         else:
             d["model"]["terms"] = [t.to_dict() for t in self.model.terms]
+        if not d["model"]["linear_skip"]:  # only set for a network with the skip; other specs hash as before
+            del d["model"]["linear_skip"]
         if isinstance(d["training_set"], tuple):
             d["training_set"] = list(d["training_set"])
         return d
@@ -617,14 +627,27 @@ def fit_report(model, configs: list[Configuration], train: list[int], validation
 # ---------------------------------------------------------------------------------------
 
 
-def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, validation=None, progress=None):
+def fit_mlp(configs, model_spec: ModelSpec, loss: LossWeights, *, seed: int = 0, validation=None, progress=None,
+            rcond: float = 1e-12, on_rank_deficient: str = "warn"):
     """Train a :class:`~genanalysis.models.mlp.MLPACE` (Adam, then L-BFGS, early-stopped on
     the ``validation`` configurations) on the loss
-    (:func:`genanalysis.fitting.network.train_network`)."""
+    (:func:`genanalysis.fitting.network.train_network`). With ``model_spec.linear_skip``
+    the linear model of the same invariants is first fitted to the same configurations
+    and loss (:func:`fit_linear`, ``rcond``, ``on_rank_deficient``), and the network
+    starts from it; the report's ``solver`` carries that fit's diagnostics as ``linear``."""
     from genanalysis.fitting.network import train_network
 
-    return train_network(configs, model_spec, loss, seed=seed, dim=_dim(configs), validation=validation,
-                         progress=progress)
+    linear, linear_diag = None, None
+    if model_spec.linear_skip:
+        from dataclasses import replace
+
+        linear, linear_diag = fit_linear(configs, replace(model_spec, kind="ace", linear_skip=False), loss,
+                                         rcond=rcond, on_rank_deficient=on_rank_deficient)
+    model, diag = train_network(configs, model_spec, loss, seed=seed, dim=_dim(configs), validation=validation,
+                                progress=progress, linear=linear)
+    if linear_diag is not None:
+        diag["linear"] = dict(linear_diag)
+    return model, diag
 
 
 def fit(configs: list[Configuration], spec: FitSpec, progress=None, *, partial_information: bool = False) -> FitResult:
@@ -653,7 +676,7 @@ def fit(configs: list[Configuration], spec: FitSpec, progress=None, *, partial_i
                                  partial_information=partial_information)
     else:
         model, diag = fit_mlp(tr, spec.model, spec.loss, seed=spec.seed, validation=[configs[i] for i in val],
-                              progress=progress)
+                              progress=progress, rcond=spec.rcond, on_rank_deficient=spec.on_rank_deficient)
     fit_seconds = time.perf_counter() - t0
     report = fit_report(model, configs, train, val)
     data_hash = configurations_hash(configs)

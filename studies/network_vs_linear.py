@@ -4,6 +4,8 @@
     python studies/network_vs_linear.py --sets w --widths 8 16 --seeds 3 --out docs/data/network_vs_linear_w.json
     python studies/network_vs_linear.py --sets morse w --widths --linear-degrees 8 10 \
         --out docs/data/network_vs_linear_linear_sizes.json          # larger linear models only
+    python studies/network_vs_linear.py --sets morse --widths 8 --degree 10 --linear-degrees 10 --seeds 3 \
+        --no-unwhitened --linear-skip --epochs 0 --out docs/data/network_vs_linear_morse_d10_skip.json   # linear + network
     python studies/network_vs_linear.py --table docs/data/network_vs_linear_{morse,w,linear_sizes}.json
     python studies/network_vs_linear.py --quick                        # minutes: 50 Adam + 300 L-BFGS, one seed
 
@@ -15,7 +17,11 @@ hidden layer of each of ``--widths``, Adam then L-BFGS in whitened feature coord
 early stopping on the validation split (patience 30 checks of 10 iterations), ``--seeds``
 initialisations; and, for the diagnosis, the first width trained without whitening
 (``--no-unwhitened`` skips it). ``--linear-degrees`` sets the linear models' degrees,
-``--degree`` the networks' invariants. Torch runs on one thread. Writes ``--out`` (default
+``--degree`` the networks' invariants; ``--linear-skip`` gives the networks a linear
+readout in parallel, started at the linear fit (``model.linear_skip``, docs/models.md §3;
+rows ``-skip``); ``--epochs`` the Adam epochs before L-BFGS; ``--ridge`` one or more
+weight decays λ (a network row per value, ``-ridgeλ``; the linear models are fitted
+without). Torch runs on one thread. Writes ``--out`` (default
 docs/data/network_vs_linear[_quick].json: per model the held-out and training RMSE, the
 solver report with every initialisation's validation loss, the wall-clock and CPU time of
 the fit in s, and the command) and prints the held-out RMSE (E, V meV/atom; F meV/Å).
@@ -53,6 +59,12 @@ def main() -> None:
     ap.add_argument("--degree", type=int, default=None,
                     help="degree D of the networks' invariants (default 6, the features of the docstring)")
     ap.add_argument("--no-unwhitened", action="store_true", help="skip the unwhitened diagnosis run")
+    ap.add_argument("--linear-skip", action="store_true",
+                    help="networks with a linear readout in parallel, started at the linear fit (rows '-skip')")
+    ap.add_argument("--epochs", type=int, default=None, help="Adam epochs before L-BFGS (default 50 quick, 100 full)")
+    ap.add_argument("--ridge", type=float, nargs="+", default=[0.0],
+                    help="the networks' weight decay: the loss's ridge λ, one network row per value (default 0; "
+                         "the linear models are fitted without)")
     ap.add_argument("--table", nargs="+", default=None, metavar="FILE",
                     help="print the comparison table of these data files (no fitting)")
     ap.add_argument("--lbfgs", type=int, default=None, help="L-BFGS iterations (default 300 quick, 3000 full)")
@@ -68,6 +80,8 @@ def main() -> None:
     schedule = dict(epochs=50, lbfgs_iterations=300) if args.quick else dict(epochs=100, lbfgs_iterations=3000)
     if args.lbfgs is not None:
         schedule["lbfgs_iterations"] = args.lbfgs
+    if args.epochs is not None:
+        schedule["epochs"] = args.epochs
     seeds = args.seeds or (1 if args.quick else 3)
     train = network.train_network
     rows = {}
@@ -75,22 +89,24 @@ def main() -> None:
         out = pathlib.Path(args.work) / f"{name}.trainingset"
         configs = load_training_set(HERE / f"{name}.toml", out_dir=out)
         deg = args.degree or FEATURES[name]["degree"]
-        tag = "" if deg == FEATURES[name]["degree"] else f"-D{deg}"
-        runs = [(_linear_label(name, d), "ace", dict(degree=d), True) for d in args.linear_degrees]
-        nets = [(f"mlp{w}{tag}", "mlp", dict(hidden=(w,), degree=deg, seeds=seeds, validate_every=10, patience=30,
-                                             **schedule), True)
-                for w in args.widths]
+        tag = ("" if deg == FEATURES[name]["degree"] else f"-D{deg}") + ("-skip" if args.linear_skip else "")
+        runs = [(_linear_label(name, d), "ace", dict(degree=d), True, 0.0) for d in args.linear_degrees]
+        nets = [(f"mlp{w}{tag}" + (f"-ridge{lam:g}" if lam else ""), "mlp",
+                 dict(hidden=(w,), degree=deg, seeds=seeds, validate_every=10, patience=30,
+                      linear_skip=args.linear_skip, **schedule), True, lam)
+                for w in args.widths for lam in args.ridge]
         runs += nets
         if nets and not args.no_unwhitened:
-            runs.append((f"mlp{args.widths[0]}-unwhitened", "mlp", nets[0][2], False))
-        for label, kind, extra, whiten in runs:
+            runs.append((f"mlp{args.widths[0]}-unwhitened", "mlp", nets[0][2], False, nets[0][4]))
+        for label, kind, extra, whiten, lam in runs:
             network.train_network = train if whiten else functools.partial(train, whiten=False)
             spec = FitSpec(training_set=f"{name}.toml", model=ModelSpec(kind=kind, **{**FEATURES[name], **extra}),
-                           loss=LossWeights(E=1.0, F=1.0, V=1.0), validation_fraction=0.2, seed=0)
+                           loss=LossWeights(E=1.0, F=1.0, V=1.0, ridge=lam), validation_fraction=0.2, seed=0)
             t0, c0 = time.perf_counter(), time.process_time()
             rep = fit(configs, spec).report
             network.train_network = train
             row = {"degree": spec.model.degree, "n_params": rep["n_params"], "seconds": time.perf_counter() - t0,
+                   "linear_skip": spec.model.linear_skip, "ridge": lam,
                    "cpu_seconds": time.process_time() - c0, "whitened": whiten, "model": label,
                    "train": rep["train"]["all"], "validation": rep["validation"]["all"],
                    "solver": rep["solver"], "spec_hash": rep["spec_hash"], "n_configurations": len(configs)}
@@ -105,7 +121,9 @@ def main() -> None:
                + f" --sets {' '.join(args.sets)} --widths {' '.join(map(str, args.widths))}"
                + f" --seeds {seeds} --lbfgs {schedule['lbfgs_iterations']}"
                + f" --linear-degrees {' '.join(map(str, args.linear_degrees))}"
-               + (f" --degree {args.degree}" if args.degree else "") + (" --no-unwhitened" if args.no_unwhitened else ""))
+               + (f" --degree {args.degree}" if args.degree else "") + (" --no-unwhitened" if args.no_unwhitened else "")
+               + (f" --epochs {schedule['epochs']}" if args.epochs is not None else "")
+               + (" --linear-skip" if args.linear_skip else "") + (f" --ridge {' '.join(f'{v:g}' for v in args.ridge)}" if args.ridge != [0.0] else ""))
     data = {"study": "network_vs_linear", "schedule": schedule, "seeds": seeds, "quick": args.quick, "rows": rows, "command": command,
             "units": {"E": "eV/atom", "F": "eV/Å", "V": "eV/atom", "seconds": "s"}}
     name = "network_vs_linear_quick.json" if args.quick else "network_vs_linear.json"
@@ -144,7 +162,8 @@ def table(docs: list[dict]) -> str:
             seeds = f"{min(sc):.2e} / {max(sc):.2e} ({len(sc)})" if sc else "—"
             desc = model if model.startswith("ace") else (
                 f"{model} ({r['solver']['epochs']} Adam + {r['solver']['lbfgs_iterations']} L-BFGS"
-                f"{', unwhitened' if not r['whitened'] else ''}; stopped at {r['solver']['steps']}, "
+                f"{', unwhitened' if not r['whitened'] else ''}{', linear skip' if r.get('linear_skip') else ''}"
+                f"{', ridge %g' % r['ridge'] if r.get('ridge') else ''}; stopped at {r['solver']['steps']}, "
                 f"best {r['solver']['best_step']})")
             lines.append(f"| {name} | {desc} | {deg} | {r['n_params']} | {1e3 * v['E']['rmse']:.3g} | "
                          f"{1e3 * v['F']['rmse']:.3g} | {1e3 * t['F']['rmse']:.3g} | {1e3 * v['V']['rmse']:.3g} | "

@@ -183,3 +183,112 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+# -- the linear readout in parallel (model.linear_skip) ---------------------------------------
+
+SKIP = dict(GEOM, linear_skip=True)
+
+
+def _linear_of(spec: ModelSpec, configs, loss=LOSS):
+    from dataclasses import replace
+
+    from genanalysis.fit import fit_linear
+
+    return fit_linear(configs, replace(spec, kind="ace", linear_skip=False), loss)[0]
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-3])
+def test_the_skip_network_starts_as_the_linear_fit_of_the_same_loss(data, ridge):
+    """With the network's output layer at zero the model is the linear fit: its
+    predictions and its objective (loss + ridge) at the start are the linear fit's."""
+    from genanalysis.fit import fit_mlp
+
+    loss = LossWeights(E=1.0, F=1.0, V=0.5, ridge=ridge)
+    spec = ModelSpec(**SKIP, epochs=0, lbfgs_iterations=0)
+    linear = _linear_of(spec, data, loss)
+    model, diag = fit_mlp(data, spec, loss, validation=_morse(2, 3))
+    assert model.linear_skip and not model.net[-1].weight.any() and float(model.net[-1].bias) == 0.0
+    assert diag["linear_skip"] and diag["linear"]["n_params"] == linear.n_params
+    for c in data + _morse(2, 5):
+        a, b = linear.predict(c.atoms), model.predict(c.atoms)
+        assert b["energy"] == pytest.approx(a["energy"], rel=1e-12, abs=1e-12)
+        assert np.allclose(b["forces"], a["forces"], rtol=1e-10, atol=1e-12)
+        assert np.allclose(b["virial"], a["virial"], rtol=1e-10, atol=1e-12)
+    # the start's objective: the linear fit's L + λ‖ĉ‖² (ĉ its scaled coefficients) plus the
+    # hidden layers' weight decay λ Σ_l ‖W_l‖² (the output layer is zero), per configuration
+    from genanalysis.fitting.network import weight_penalty
+
+    scale = np.linalg.norm(np.asarray(linear.r_factor_), axis=0)
+    objective = (_loss_of(linear_as_site_energy(linear), data)
+                 + ridge * (float(np.sum((linear.coef_[1:] * scale[1:]) ** 2)) + float(weight_penalty(model))) / len(data))
+    assert diag["start_loss"] == pytest.approx(objective, rel=1e-9)
+
+
+def linear_as_site_energy(linear):
+    """A stand-in with the linear model's basis, cutoff and site energy ε(B) = c_0 + c·B."""
+    import torch
+
+    class _Lin:
+        basis, cutoff = linear.basis, linear.cutoff
+
+        @staticmethod
+        def site_energy(B):
+            c = torch.as_tensor(linear.coef_)
+            return c[0] + B @ c[1:]
+
+    return _Lin()
+
+
+def test_training_with_the_skip_never_ends_above_its_starting_validation_loss(data):
+    """The start (the linear fit) is the first validation check: the returned model's
+    validation loss is at most the linear fit's, and below it when training helps."""
+    from genanalysis.fit import fit_mlp
+
+    val = _morse(2, 1)
+    spec = ModelSpec(**SKIP, epochs=10, lbfgs_iterations=30, validate_every=5, seeds=2)
+    model, diag = fit_mlp(data[:3], spec, LOSS, validation=val)
+    start = diag["validation_history"][0]
+    assert start[0] == 0
+    assert start[1] == pytest.approx(_loss_of(linear_as_site_energy(_linear_of(spec, data[:3])), val), rel=1e-10)
+    assert _loss_of(model, val) == pytest.approx(diag["best_validation_loss"], rel=1e-10)
+    assert diag["best_validation_loss"] <= start[1]
+    assert all(s <= start[1] for s in diag["seed_scores"])
+
+
+def test_a_skip_network_round_trips_through_save_and_load(data, tmp_path):
+    from genanalysis.fit import fit_mlp
+
+    model, _ = fit_mlp(data, ModelSpec(**SKIP, epochs=3, lbfgs_iterations=3, validate_every=0), LOSS)
+    assert model.n_params == sum(p.numel() for p in model.net.parameters()) + 1 + model.basis.K
+    save_model(model, tmp_path / "m", element="X")
+    back, header = load_fitted(tmp_path / "m")
+    assert header["linear_skip"] is True and back.linear_skip
+    assert np.array_equal(back.skip.numpy(), model.skip.numpy())
+    at = data[1].atoms
+    r0, r1 = model.predict(at), back.predict(at)
+    assert r1["energy"] == r0["energy"] and np.array_equal(r1["forces"], r0["forces"])
+    # a network without the skip writes neither the key nor the array
+    plain, _ = train_network(data, ModelSpec(**GEOM, epochs=1, lbfgs_iterations=0, validate_every=0), LOSS, dim=2)
+    header, arrays = plain.state()
+    assert "linear_skip" not in header and "skip" not in arrays
+
+
+@pytest.mark.parametrize("spec, match", [(dict(SKIP, linear_skip=1), "linear_skip=1"),
+                                         (dict(SKIP, linear_skip="yes"), "linear_skip='yes'"),
+                                         (dict(GEOM, kind="ace", linear_skip=True), "kind='mlp'")])
+def test_bad_linear_skip_values_are_refused(spec, match):
+    with pytest.raises(InputError, match=match):
+        ModelSpec(**spec)
+
+
+def test_a_skip_spec_hashes_apart_and_a_plain_spec_hashes_as_before():
+    base = FitSpec(training_set="x", model=ModelSpec(**GEOM))
+    skip = FitSpec(training_set="x", model=ModelSpec(**SKIP))
+    assert "linear_skip" not in base.to_dict()["model"] and skip.to_dict()["model"]["linear_skip"] is True
+    assert base.content_hash() != skip.content_hash()
+
+
+def test_the_skip_needs_its_linear_start(data):
+    with pytest.raises(InputError, match="linear"):
+        train_network(data, ModelSpec(**SKIP, epochs=1, lbfgs_iterations=0), LOSS, dim=2)

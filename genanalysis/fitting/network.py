@@ -220,7 +220,7 @@ class _Trainee:
     variance, which is also the input distribution the 1/√r initialisation assumes.
     ``M`` None: train the model's own weights (no whitening)."""
 
-    def __init__(self, model: MLPACE, M: torch.Tensor | None, seed: int):
+    def __init__(self, model: MLPACE, M: torch.Tensor | None, seed: int, skip_scale: torch.Tensor | None = None):
         self.model, self.M = model, M
         first = model.net[0]
         self.rest = model.net[1:]
@@ -232,6 +232,19 @@ class _Trainee:
             self.W = torch.nn.Parameter(torch.randn(h, r, generator=gen) / max(r, 1) ** 0.5)
         self.b = first.bias
         self.params = [self.W, self.b] + list(self.rest.parameters())
+        # the linear readout w = w₀ + u/g in the linear fit's scaled coordinates ĉ = g ⊙ w
+        # (g = ``skip_scale``): the coordinates, and with the ridge the penalty λ‖ĉ‖², of
+        # the linear least squares the skip starts from
+        self.g = skip_scale
+        if model.skip is not None:
+            if skip_scale is None:
+                raise InputError("a network with linear_skip trains from its linear fit's column scales")
+            self.w0 = model.skip.detach().clone()
+            self.u = torch.nn.Parameter(torch.zeros_like(self.w0))
+            self.params.append(self.u)
+
+    def skip_weight(self) -> torch.Tensor | None:
+        return None if self.model.skip is None else self.w0 + self.u / self.g
 
     def first_weight(self) -> torch.Tensor:
         return self.W if self.M is None else self.W @ self.M.T
@@ -240,13 +253,16 @@ class _Trainee:
         """ε (n,) eV: the model's site energy with the first layer in training coordinates."""
         m = self.model
         x = (B - m.mu) / m.sigma
-        x = x @ self.first_weight().T + self.b if self.M is None else (x @ self.M) @ self.W.T + self.b
-        return m.e0 + self.rest(x).squeeze(-1)
+        h = x @ self.first_weight().T + self.b if self.M is None else (x @ self.M) @ self.W.T + self.b
+        eps = m.e0 + self.rest(h).squeeze(-1)
+        return eps if m.skip is None else eps + x @ self.skip_weight()
 
     def penalty(self) -> torch.Tensor:
-        """Σ_l ‖W_l‖²_F of the stored weight matrices (:func:`weight_penalty`)."""
-        return (self.first_weight() ** 2).sum() + sum(
+        """Σ_l ‖W_l‖²_F of the stored weight matrices (:func:`weight_penalty`), plus the
+        linear fit's ‖ĉ‖² = ‖g ⊙ w‖² of the linear readout (with ``linear_skip``)."""
+        P = (self.first_weight() ** 2).sum() + sum(
             (layer.weight**2).sum() for layer in self.rest if isinstance(layer, torch.nn.Linear))
+        return P if self.model.skip is None else P + ((self.g * self.skip_weight()) ** 2).sum()
 
     def state(self) -> list[torch.Tensor]:
         return [p.detach().clone() for p in self.params]
@@ -261,6 +277,8 @@ class _Trainee:
         if self.M is not None:
             with torch.no_grad():
                 self.model.net[0].weight.copy_(self.first_weight())
+        if self.model.skip is not None:
+            self.model.skip = self.skip_weight().detach().clone()
 
 
 class _Best:
@@ -310,6 +328,7 @@ def _train_one(trainee, train_loss, val_loss, model_spec, ridge, nconf, progress
         return patience > 0 and since >= patience
 
     step, stopped = 0, False
+    history["start_loss"] = float(total().detach())
     check(0)
     opt = torch.optim.Adam(params, lr=model_spec.lr)
     for _ in range(model_spec.epochs):
@@ -360,16 +379,34 @@ def _train_one(trainee, train_loss, val_loss, model_spec, ridge, nconf, progress
 
 
 def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, validation=None, progress=None,
-                  whiten: bool = True):
+                  whiten: bool = True, linear=None):
     """Fit an :class:`~genanalysis.models.mlp.MLPACE` to ``configs`` (see the module
     docstring), early-stopped on ``validation`` (configurations, optional): (model,
     diagnostics). ``model_spec.seeds`` initialisations (seeds ``seed``, ``seed + 1``, …)
     are trained; the one of lowest validation loss (training loss without validation) is
     returned. ``whiten``: train the first layer in whitened feature coordinates
-    (:class:`_Trainee`; False trains the stored weights directly, for comparison)."""
+    (:class:`_Trainee`; False trains the stored weights directly, for comparison).
+
+    ``model_spec.linear_skip``: ``linear`` is the fitted
+    :class:`~genanalysis.models.linear.LinearACE` of the same invariants, loss and
+    training configurations (:func:`genanalysis.fit.fit_mlp` fits it); every
+    initialisation starts as that linear model (:meth:`MLPACE.set_linear`: network
+    output zero), its linear readout trained in the linear fit's scaled coordinates and,
+    with the ridge, penalised as the linear fit penalises its coefficients. The start is
+    the first validation check, so the returned model's validation loss is never above
+    the linear fit's."""
     ridge = float(loss.ridge)
+    skip = bool(getattr(model_spec, "linear_skip", False))
+    if skip and linear is None:
+        raise InputError("model.linear_skip = true trains from the linear fit of the same loss: pass linear= "
+                         "(genanalysis.fit.fit_mlp does)")
+    if linear is not None and not skip:
+        raise InputError("linear= is the start of a network with model.linear_skip = true; this spec has none")
     rng = np.random.default_rng(seed)
-    proto = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed)
+    proto = MLPACE(model_spec.ace_spec(dim), hidden=model_spec.hidden, seed=seed, linear_skip=skip)
+    if skip and linear.spec != proto.spec:
+        raise InputError(f"the linear start has the basis {linear.spec} and the network {proto.spec}; "
+                         "fit the linear model on the network's invariants")
     items = [ConfigurationLoss(proto.basis, proto.cutoff, c, loss, probes=model_spec.hessian_probes, rng=rng)
              for c in configs]
     train_loss = BatchLoss(items)
@@ -379,24 +416,30 @@ def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, val
     with_E = [it for it in items if it.energy is not None]
     e0 = float(sum(it.energy for it in with_E) / sum(it.n for it in with_E)) if with_E else 0.0
     t0 = time.perf_counter()
-    runs, M = [], None
+    runs, M, g = [], None, None
     for k in range(int(model_spec.seeds)):
         torch.manual_seed(seed + k)
-        model = proto if k == 0 else MLPACE(proto.spec, hidden=model_spec.hidden, seed=seed + k)
+        model = proto if k == 0 else MLPACE(proto.spec, hidden=model_spec.hidden, seed=seed + k, linear_skip=skip)
         standardise(model, train_loss.B)
         model.e0 = e0
+        if skip:
+            model.set_linear(linear.coef_)
+            if g is None:  # ĉ_k = c_k ‖R_{·k}‖ = w_k ‖R_{·k}‖/σ_k (a column no data see: g = 1)
+                scale = torch.as_tensor(np.linalg.norm(np.asarray(linear.r_factor_), axis=0)[1:])
+                g = torch.where(scale > 0, scale / model.sigma, torch.ones_like(scale))
         if whiten and M is None:
             M = whitening((train_loss.B - model.mu) / model.sigma)
-        trainee = _Trainee(model, M if whiten else None, seed + k)
+        trainee = _Trainee(model, M if whiten else None, seed + k, g)
         hist = _train_one(trainee, train_loss, val_loss, model_spec, ridge, len(items), progress, k)
         L = train_loss.value(model.site_energy)
-        final = float((L + (ridge * weight_penalty(model) if ridge > 0 else 0.0)).detach()) / len(items)
+        final = float((L + (ridge * trainee.penalty() if ridge > 0 else 0.0)).detach()) / len(items)
         score = hist["best_validation"] if hist["best_validation"] is not None else final
         runs.append((score, k, model, hist, final))
     score, k, model, hist, final = min(runs, key=lambda r: (r[0], r[1]))
     diag = {"solver": "Adam (full batch) then L-BFGS (strong Wolfe)" + (f", weight decay λ={ridge:g}" if ridge > 0
                                                                          else "")
-                      + (", early stopping on the validation loss" if hist["best_validation"] is not None else ""),
+                      + (", early stopping on the validation loss" if hist["best_validation"] is not None else "")
+                      + (", linear readout in parallel, started at the linear fit" if skip else ""),
             "n_params": model.n_params, "epochs": model_spec.epochs,
             "lbfgs_iterations": model_spec.lbfgs_iterations, "hessian_probes": model_spec.hessian_probes,
             "seeds": int(model_spec.seeds), "chosen_seed": seed + k, "steps": hist["steps"],
@@ -404,6 +447,7 @@ def train_network(configs, model_spec, loss, *, seed: int = 0, dim: int = 3, val
             "seed_scores": [r[0] for r in sorted(runs, key=lambda r: r[1])],
             "validation_history": hist["validation"],
             "final_loss": final, "initial_loss": hist["train"][0][1] if hist["train"] else None,
+            "start_loss": hist["start_loss"], "linear_skip": skip,
             "train_seconds": time.perf_counter() - t0}
     for p in model.net.parameters():
         p.requires_grad_(False)

@@ -5,7 +5,11 @@ Units: energies eV, forces eV/Å, virials eV, force constants eV/Å². Float64 t
 Site energy ε_i = e_0 + N((B_i − μ)/σ): B_i the invariant features of
 :mod:`genanalysis.models.basis`, μ, σ their mean and standard deviation over the training
 sites (fixed after fitting), N a fully connected tanh network with one output, e_0 the
-mean training energy per atom. Forces, virials and exact Hessians follow from the same
+mean training energy per atom. With ``linear_skip`` a linear readout of the same
+standardised invariants runs in parallel to the hidden layers,
+ε_i = e_0 + w·B̂_i + N(B̂_i), B̂_i = (B_i − μ)/σ: the linear model of
+:mod:`genanalysis.models.linear` plus a network (:meth:`MLPACE.set_linear` makes it exactly
+a given linear model, the network's output layer at zero). Forces, virials and exact Hessians follow from the same
 site-pair chain rule as the linear model (:mod:`genanalysis.models.engine`), with
 ∂ε/∂A = (∂N/∂B)(∂B/∂A) and ∂²ε/∂A² = (∂B/∂A)ᵀ ∂²N/∂B² (∂B/∂A) + Σ_k ∂N/∂B_k ∂²B_k/∂A².
 
@@ -36,14 +40,18 @@ __all__ = ["MLPACE"]
 
 
 class MLPACE(BasisModel):
-    """Per-site network on normalised invariants. ``hidden``: layer widths."""
+    """Per-site network on normalised invariants. ``hidden``: layer widths;
+    ``linear_skip``: add the linear readout ``skip`` w (K,) eV of the standardised features
+    in parallel to the network (zero until set)."""
 
     kind = "mlp"
     #: energy_forces(linearise=True) returns the Hessian operator of the same pass
     fused_linearise = True
 
-    def __init__(self, spec: ACESpec, hidden=(32, 32), seed: int = 0):
+    def __init__(self, spec: ACESpec, hidden=(32, 32), seed: int = 0, linear_skip: bool = False):
         super().__init__(spec)
+        if not isinstance(linear_skip, bool):
+            raise InputError(f"linear_skip={linear_skip!r} must be true or false")
         self.hidden = tuple(int(h) for h in hidden)
         K = self.basis.K
         gen = torch.Generator().manual_seed(int(seed))
@@ -61,14 +69,41 @@ class MLPACE(BasisModel):
         self.mu = torch.zeros(K)
         self.sigma = torch.ones(K)
         self.e0 = 0.0
+        #: the linear readout w (K,) eV on the standardised features, or None (no skip)
+        self.skip = torch.zeros(K, dtype=torch.float64) if linear_skip else None
+
+    @property
+    def linear_skip(self) -> bool:
+        return self.skip is not None
 
     @property
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.net.parameters()) + 1
+        return sum(p.numel() for p in self.net.parameters()) + 1 + (self.basis.K if self.linear_skip else 0)
 
     def site_energy(self, B: torch.Tensor) -> torch.Tensor:
         """ε (n,) eV from features B (n, K)."""
-        return self.e0 + self.net((B - self.mu) / self.sigma).squeeze(-1)
+        x = (B - self.mu) / self.sigma
+        eps = self.e0 + self.net(x).squeeze(-1)
+        return eps if self.skip is None else eps + x @ self.skip
+
+    def set_linear(self, coef) -> None:
+        """Make the model the linear model ε = c_0 + Σ_k c_k B_k (``coef`` (1 + K,) eV, the
+        :class:`~genanalysis.models.linear.LinearACE` coefficients) on its standardised
+        features: skip w = c ⊙ σ, e_0 = c_0 + c·μ, and the network's output layer (weights
+        and bias) zero, so N ≡ 0. Needs ``linear_skip``; μ, σ are the model's own (set them
+        first)."""
+        if self.skip is None:
+            raise InputError("set_linear() needs a model with linear_skip = true")
+        c = torch.as_tensor(np.asarray(coef, dtype=np.float64))
+        K = self.basis.K
+        if c.shape != (1 + K,):
+            raise InputError(f"linear coefficients have shape {tuple(c.shape)}; the model needs ({1 + K},)")
+        self.skip = (c[1:] * self.sigma).clone()
+        self.e0 = float(c[0] + c[1:] @ self.mu)
+        out = self.net[-1]
+        with torch.no_grad():
+            out.weight.zero_()
+            out.bias.zero_()
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -182,11 +217,25 @@ class MLPACE(BasisModel):
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = {f"net.{k}": v.detach().numpy() for k, v in self.net.state_dict().items()}
         arrays.update(mu=self.mu.numpy(), sigma=self.sigma.numpy(), e0=np.array(self.e0))
-        return {"kind": self.kind, "spec": self.spec.to_dict(), "hidden": list(self.hidden)}, arrays
+        header = {"kind": self.kind, "spec": self.spec.to_dict(), "hidden": list(self.hidden)}
+        if self.skip is not None:  # a model without the skip keeps the header and arrays it had
+            header["linear_skip"] = True
+            arrays["skip"] = self.skip.detach().numpy()
+        return header, arrays
 
     @classmethod
     def from_state(cls, header: dict, arrays: dict) -> "MLPACE":
-        m = cls(ACESpec(**header["spec"]), hidden=header["hidden"])
+        skip = header.get("linear_skip", False)
+        if not isinstance(skip, bool):
+            raise InputError(f"stored linear_skip={skip!r} must be true or false")
+        if skip != ("skip" in arrays):
+            raise InputError(f"stored linear_skip={skip} but the arrays {'lack' if skip else 'carry'} 'skip'")
+        m = cls(ACESpec(**header["spec"]), hidden=header["hidden"], linear_skip=skip)
+        if skip:
+            w = np.asarray(arrays["skip"], dtype=np.float64)
+            if w.shape != (m.basis.K,):
+                raise InputError(f"stored skip weights have shape {w.shape}; the model needs ({m.basis.K},)")
+            m.skip = torch.tensor(w)
         sd = {k[4:]: torch.tensor(v) for k, v in arrays.items() if k.startswith("net.")}
         try:
             m.net.load_state_dict(sd)
