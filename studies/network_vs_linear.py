@@ -89,7 +89,8 @@ def main() -> None:
         out = pathlib.Path(args.work) / f"{name}.trainingset"
         configs = load_training_set(HERE / f"{name}.toml", out_dir=out)
         deg = args.degree or FEATURES[name]["degree"]
-        tag = ("" if deg == FEATURES[name]["degree"] else f"-D{deg}") + ("-skip" if args.linear_skip else "")
+        tag = (("" if deg == FEATURES[name]["degree"] else f"-D{deg}") + ("-skip" if args.linear_skip else "")
+               + (f"-lbfgs{args.lbfgs}" if args.lbfgs not in (None, 3000) and not args.quick else ""))
         runs = [(_linear_label(name, d), "ace", dict(degree=d), True, 0.0) for d in args.linear_degrees]
         nets = [(f"mlp{w}{tag}" + (f"-ridge{lam:g}" if lam else ""), "mlp",
                  dict(hidden=(w,), degree=deg, seeds=seeds, validate_every=10, patience=30,
