@@ -7,6 +7,7 @@ from the per-task data of studies/rate_2d_pilot.toml and studies/rate_2d_{vacanc
     python studies/rate_2d.py                                                  # §11 from docs/data/rate_2d/rate_2d_pilot*.json
     python studies/rate_2d.py --study                                          # §12 from docs/data/rate_2d/rate_2d_{vacancy,interstitial}.json
     python studies/rate_2d.py --study --dim 3                                  # §12d from docs/data/rate_3d/rate_3d_{vacancy,interstitial}{,_more,_mcheck}.json
+    python studies/rate_2d.py --study --variant pair96                         # §12b's richer interstitial model, docs/data/rate_2d/rate_2d_interstitial_pair96.json
 
 §12 per (set, N): the tasks converged, the training force RMSE (median and largest, eV/Å),
 the error e(N) = ‖D(ū^ML − ū)‖ (median and range over seeds, Å), r_train, r_test and the
@@ -82,6 +83,8 @@ def tables(out) -> str:
 
 
 STUDY_DEFECTS = ("vacancy", "interstitial")
+#: the richer-model variants of the study (studies/rate_2d_specs.py VARIANTS): suffix → (defect, heading)
+STUDY_VARIANTS = {"pair96": ("interstitial", "interstitial, model with 96 pair radial functions (pair_degree = 96, 365 coefficients)")}
 #: observation set of a task: the number of ``extra`` force-constant sets (studies/rate_2d_specs.py)
 SET_NAMES = {0: "EF", 1: "EF+Hlat", 2: "EFH"}
 #: the predicted upper-bound exponent in N per set, d = 2: −d/2, −d, −3d/2
@@ -106,17 +109,18 @@ def _floor_subtracted(m) -> float | None:
     return e - r / c
 
 
-def study_tables(out, defect: str, dim: int = 2) -> str:
+def study_tables(out, defect: str, dim: int = 2, label: str | None = None) -> str:
     """§12's two tables of one test defect (module docstring): per (set, N), then the slopes.
     ``dim = 3`` (§12d): the d = 3 bounds and fit range, and columns r_train/c (Å) and the
-    task's CPU seconds (the shared training set and fit not included)."""
+    task's CPU seconds (the shared training set and fit not included). ``label``: the
+    heading's name of the study (default ``defect``)."""
     from theory import compare_up_to, fit_slope
 
     predicted, n_min = (PREDICTED, N_MIN) if dim == 2 else (PREDICTED_3D, N_MIN_3D)
 
     done = [r for r in out.rows if r.state == "done"]
     fmax = {r.params["experiment"].get("fmax") for r in done}
-    head = (f"{defect} (test domain M = {sorted({r.params['experiment']['size'] for r in done})[0]}, fmax = "
+    head = (f"{label or defect} (test domain M = {sorted({r.params['experiment']['size'] for r in done})[0]}, fmax = "
             f"{', '.join(f'{v:g}' for v in sorted(fmax))} eV/Å, seeds "
             f"{', '.join(map(str, sorted({r.params['seed'] for r in done})))}):")
     lines = ["| set | N | converged | F RMSE train median / max (eV/Å) | e(N) median [min, max] (Å) | "
@@ -214,12 +218,22 @@ def main(argv=None) -> str:
     ap.add_argument("--results", action="append", default=[], help="a results directory (repeatable)")
     ap.add_argument("--study", action="store_true", help="print §12's tables (the study) instead of §11's (the pilot)")
     ap.add_argument("--dim", type=int, choices=(2, 3), default=2, help="with --study: 3 prints §12d (bcc W)")
+    ap.add_argument("--variant", choices=sorted(STUDY_VARIANTS),
+                    help="with --study (d = 2): print the tables of this richer-model variant instead")
     args = ap.parse_args(argv)
     mod = _figures_module()
     for res in args.results:
         out, _ = mod._load(pathlib.Path(res))
         mod.export_tasks(out, pathlib.Path(res).name, DATA3 if args.dim == 3 else DATA)
     text = []
+    if args.variant is not None:
+        if not args.study or args.dim != 2:
+            ap.error(f"--variant {args.variant} goes with --study and --dim 2")
+        defect, label = STUDY_VARIANTS[args.variant]
+        out, _ = mod.load_tasks(DATA / f"rate_2d_{defect}_{args.variant}.json")
+        text = study_tables(out, defect, label=label)
+        print(text)
+        return text
     if args.study and args.dim == 3:
         text = [study_tables(_joined(mod, [DATA3 / f"rate_3d_{d}.json", DATA3 / f"rate_3d_{d}_more.json"]), d, dim=3)
                 for d in STUDY_DEFECTS if (DATA3 / f"rate_3d_{d}.json").is_file()]

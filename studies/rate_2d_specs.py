@@ -1,8 +1,10 @@
 """Write the sweep specs of the training-size rate in the interpolation regime, d = 2
-(docs/studies.md §12): studies/rate_2d_{vacancy,interstitial}.toml and the M-convergence
-check's studies/rate_2d_{vacancy,interstitial}_mcheck.toml.
+(docs/studies.md §12): studies/rate_2d_{vacancy,interstitial}.toml, the M-convergence
+check's studies/rate_2d_{vacancy,interstitial}_mcheck.toml and the interstitial with a
+richer model, studies/rate_2d_interstitial_pair96.toml (§12b: the pair radial degree 96,
+the one change that brings its training force RMSE below 1e-5 eV/Å).
 
-    python studies/rate_2d_specs.py            # rewrites both files (they are committed)
+    python studies/rate_2d_specs.py            # rewrites the files (they are committed)
 
 One spec per test defect, each a zip over (observation set, N, seed): the training set is
 the perfect and that defect's N-cells, each relaxed, 30 rattles of 0.005 Å and 4 strains of
@@ -94,14 +96,29 @@ seed = {col([str(s) for _, _, s in pts])}
 
 #: the M-convergence check (issue 12 item 4): EF, seed 0, the same models also at M′ = 64
 CHECK = dict(size=64, seeds=(0,), sets=("EF",))
+#: the study's model (§11, §12b): 293 coefficients, the pair terms of 2·degree = 24 radial functions
+MODEL = 'kind = "ace", cutoff = 2.5, degree = 12, body_order = 4, l_max = 2'
+#: the richer variants, name suffix → (defect, model): the interstitial's training force RMSE
+#: is 5–8e-5 eV/Å with MODEL, limited by the pair terms' radial resolution (the reference's
+#: switch on [2.0, 2.5] Å has a jump in its fourth derivative at 2.0 Å, which the interstitial's
+#: cells sample and the perfect and vacancy cells hardly do); 96 pair radial functions
+#: (365 coefficients) bring it to 3–4e-6 at N = 6–12 (docs/studies.md §12b, the pilot
+#: docs/data/rate_2d/rate_2d_interstitial_pair_pilot.json)
+VARIANTS = {"pair96": ("interstitial", MODEL + ", pair_degree = 96")}
 
 
-def spec(defect: str, check: bool = False) -> str:
+def spec(defect: str, check: bool = False, variant: str | None = None) -> str:
     seeds, sets = (CHECK["seeds"], CHECK["sets"]) if check else (SEEDS, SETS)
     pts = [(obs, n, s) for s in seeds for obs in sets for n in SIZES]  # seeds outermost: a partial run has whole seeds
+    model = MODEL
     name = f"rate_2d_{defect}" + ("_mcheck" if check else "")
+    if variant is not None:
+        if variant not in VARIANTS or VARIANTS[variant][0] != defect or check:
+            raise ValueError(f"variant={variant!r} with defect={defect!r}, check={check}: the variants are "
+                             f"{ {k: v[0] for k, v in VARIANTS.items()} } (no M-convergence check)")
+        model, name = VARIANTS[variant][1], f"{name}_{variant}"
     return f'''# The training-size rate in the interpolation regime, d = 2 (triangular lattice, builtin:morse),
-# test defect: {defect}; docs/studies.md §12 (issue 12, {"items 3, 4: the M-convergence check" if check else "item 3"}). Written by studies/rate_2d_specs.py.
+# test defect: {defect}{"" if variant is None else f", the richer model ({variant})"}; docs/studies.md §12 (issue 12, {"items 3, 4: the M-convergence check" if check else "item 3"}). Written by studies/rate_2d_specs.py.
 #   genanalysis run studies/{name}.toml --out results/{name}   # slow: see docs/studies.md §12
 #   python studies/rate_2d.py --study --results results/{name}                 # the section's tables
 # Observation sets {" / ".join(sets)} as in studies/rate_2d_specs.py; N = {", ".join(map(str, SIZES))}; seeds
@@ -111,10 +128,10 @@ seed = 0
 [study]
 name = "{name}"
 task = "generalisation"
-description = "d=2 triangular Morse {defect}: error and its decomposition against N in the interpolation regime, M = 48"
+description = "d=2 triangular Morse {defect}: error and its decomposition against N in the interpolation regime, M = 48{"" if variant is None else f" ({variant})"}"
 
 {tables(potential="builtin:morse", lattice="triangular", defect=defect, size=SIZES[0], dim=2,
-         model='kind = "ace", cutoff = 2.5, degree = 12, body_order = 4, l_max = 2', M=48, atoms="2303 / 2305",
+         model=model, M=48, atoms="2303 / 2305",
          fmax=FMAX[defect], check_size=CHECK["size"] if check else None)}{sweep_block(pts, defect, dim=2)}'''
 
 
@@ -122,6 +139,8 @@ def main() -> None:
     for defect in FMAX:
         (ROOT / "studies" / f"rate_2d_{defect}.toml").write_text(spec(defect))
         (ROOT / "studies" / f"rate_2d_{defect}_mcheck.toml").write_text(spec(defect, check=True))
+    for variant, (defect, _) in VARIANTS.items():
+        (ROOT / "studies" / f"rate_2d_{defect}_{variant}.toml").write_text(spec(defect, variant=variant))
 
 
 if __name__ == "__main__":

@@ -114,3 +114,27 @@ def test_the_3d_rate_study_tables_are_what_their_data_give():
     mod = load_study("rate_2d")
     text = mod.main(["--study", "--dim", "3"])
     assert text and text in (ROOT / "docs" / "studies.md").read_text()
+
+
+def test_the_richer_interstitial_model_tables_are_what_their_data_give():
+    """docs/studies.md §12b holds the tables of the interstitial with 96 pair radial functions
+    that studies/rate_2d.py --study --variant pair96 prints from
+    docs/data/rate_2d/rate_2d_interstitial_pair96.json, and the model pilot's tables that
+    studies/rate_2d_model_pilot.py prints from docs/data/rate_2d/interstitial_model_pilot.json."""
+    doc = (ROOT / "docs" / "studies.md").read_text()
+    text = load_study("rate_2d").main(["--study", "--variant", "pair96"])
+    assert text.startswith("interstitial, model with 96 pair radial functions") and text in doc
+    pilot = load_study("rate_2d_model_pilot").main([])
+    assert pilot and pilot in doc
+
+
+def test_the_richer_model_spec_differs_from_the_study_only_in_its_model():
+    """studies/rate_2d_interstitial_pair96.toml is what studies/rate_2d_specs.py writes, and
+    the interstitial study's spec but for its name, heading and the pair radial degree."""
+    specs = load_study("rate_2d_specs")
+    new = specs.spec("interstitial", variant="pair96")
+    assert new == (ROOT / "studies" / "rate_2d_interstitial_pair96.toml").read_text()
+    old = specs.spec("interstitial")
+    assert old == (ROOT / "studies" / "rate_2d_interstitial.toml").read_text()
+    body = lambda s: s.split("[trainingset]", 1)[1]  # noqa: E731
+    assert body(new) == body(old).replace("l_max = 2 }", "l_max = 2, pair_degree = 96 }", 1)
