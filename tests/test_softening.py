@@ -102,7 +102,9 @@ def test_scaled_model_ratios_are_s_and_root_s(system):
     itself = diagnostics(ref.name, ref.name, lattice=lattice, defect="vacancy", size=n + 1, amplitudes=(0.1,))
     for k in ("parity_slope_perfect", "parity_slope_defect", "phonon_frequency_ratio", "elastic_constant_ratio",
               "formation_energy_ratio"):
-        assert itself[k] == 1.0, k
+        # the model's side and the reference's are computed apart (two relaxations of the same
+        # potential): equal to the round-off of the relaxed energies, not necessarily bit for bit
+        assert itself[k] == pytest.approx(1.0, rel=1e-12), k
 
 
 def test_phonon_ratio_counts_imaginary_modes_and_elastic_ratio_skips_zero_entries():
