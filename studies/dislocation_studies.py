@@ -43,6 +43,7 @@ whose square grows like ln R with the coefficient that (T22) attributes to ΔC.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -114,13 +115,21 @@ def fit_model(work: str, name: str, obs: str, n: int | None, v_weight: float, se
     return out, report, time.process_time() - t0
 
 
+@functools.lru_cache(maxsize=None)
+def _elastic_constants(model_dir: str | None):
+    """(a, C) of the reference (``model_dir`` None) or of a fitted model at the reference's
+    lattice constant a: computed once per model, not once per radius."""
+    ref = load_potential(REFERENCE)
+    a = float(ref.equilibrium_lattice_constant("bcc"))
+    pot = ref if model_dir is None else load_potential(model_dir, lattice="bcc", a=a)
+    return a, predictor_elastic_constants(pot, a, "W")
+
+
 def predictor_difference(model_dir: str, radius: float, kind: str) -> dict:
     """‖D(û^ML − û)‖ over the free sites of the R-cylinder (Å), the model's C (eV/Å³) and ΔC."""
     ref = load_potential(REFERENCE)
-    a = float(ref.equilibrium_lattice_constant("bcc"))
-    model = load_potential(model_dir, lattice="bcc", a=a)
-    C = predictor_elastic_constants(ref, a, "W")
-    Cm = predictor_elastic_constants(model, a, "W")
+    a, C = _elastic_constants(None)
+    Cm = _elastic_constants(model_dir)[1]
     atoms = cylinder(ref, kind, radius, clamp_width=12.0)
     rel = atoms.arrays["lattice_positions"].copy()
     rel[:, :2] -= np.asarray(atoms.info["core"])
